@@ -1,0 +1,52 @@
+//! The bundle file itself, with no network, SSH or process spawning.
+//!
+//! A bundle is one `tar` archive compressed with `zstd`. Its first entry is
+//! `bundle.json`, the [`BundleIndex`]: every later entry's path, size and SHA-256,
+//! plus what the entries mean (images, files). Its second entry is
+//! `bundle.json.minisig`, a minisign signature of the index. Then come the entries in
+//! index order: an OCI image layout under `images/`, downloaded files under `files/`.
+//!
+//! This crate owns:
+//! - the index model ([`BundleIndex`], [`EntryRecord`], [`ImageRecord`], [`FileRecord`]),
+//! - entry path rules ([`EntryPath`]: relative, no `..`, no links),
+//! - signing and key handling ([`sign`]),
+//! - the streaming writer ([`write::BundleWriter`]) and verifier ([`verify::verify`]),
+//!   both in fixed memory whatever the bundle's size,
+//! - the OCI image layout types the bundle uses ([`oci`]),
+//! - image references ([`ImageReference`]).
+//!
+//! It does not fetch anything (that is `bundle-builder` with `bundle-registry`) and does
+//! not install anything (`bundle-installer`).
+//!
+//! # Example
+//!
+//! ```no_run
+//! use bundle_format::{sign::PublicKey, verify::{verify, VerifyOptions}};
+//! let key = PublicKey::from_file("bundle.pub".as_ref())?;
+//! let report = verify("k8s.tar.zst".as_ref(), &VerifyOptions::signed_by(key), |_entry, _data| Ok(()))?;
+//! println!("{} entries verified", report.entries);
+//! # Ok::<(), bundle_format::Error>(())
+//! ```
+#![deny(missing_docs)]
+
+pub mod digest;
+mod error;
+pub mod index;
+pub mod oci;
+pub mod path;
+mod pipe;
+pub mod reference;
+pub mod sign;
+pub mod verify;
+pub mod write;
+
+pub use digest::Sha256Digest;
+pub use error::Error;
+pub use index::{BundleIndex, EntryRecord, FileRecord, ImageRecord};
+pub use path::EntryPath;
+pub use reference::ImageReference;
+
+/// Path of the index inside the archive; always the first entry.
+pub const INDEX_ENTRY: &str = "bundle.json";
+/// Path of the index's minisign signature; always the second entry.
+pub const SIGNATURE_ENTRY: &str = "bundle.json.minisig";

@@ -1,0 +1,16 @@
+//! OCI distribution for bundle: pull (build side) and, later, push (isolated side).
+pub mod mapping;
+
+/// Registry errors.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Placeholder.
+    #[error("not built")]
+    NotBuilt,
+}
+impl Error {
+    /// What to do about it.
+    pub fn hint(&self) -> Option<String> {
+        None
+    }
+}

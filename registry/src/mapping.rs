@@ -1,0 +1,1 @@
+//! Image name mapping from source references to a target registry (being built).

@@ -1,0 +1,9 @@
+//! One file per command: clap arguments and a short `run` that calls a library
+//! operation and reports.
+
+pub mod build;
+pub mod init;
+pub mod inspect;
+pub mod install;
+pub mod keygen;
+pub mod verify;

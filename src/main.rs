@@ -1,0 +1,54 @@
+//! `bundle`: carry a pinned Kubernetes release across an air gap and install it.
+//!
+//! This binary only parses arguments, calls one library operation per command and
+//! reports; the work lives in the `bundle-*` crates.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod commands;
+mod report;
+mod ui;
+
+#[derive(Parser)]
+#[command(name = "bundle", version, about, propagate_version = true, max_term_width = 100)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    #[command(flatten)]
+    global: ui::GlobalArgs,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Build a signed bundle from a pinned manifest (connected side)
+    Build(commands::build::Args),
+    /// Check a bundle's signature and every entry's checksum, without extracting
+    Verify(commands::verify::Args),
+    /// Show what a bundle carries
+    Inspect(commands::inspect::Args),
+    /// Create a minisign key pair for signing bundles
+    Keygen(commands::keygen::Args),
+    /// Write a commented cluster inventory template
+    Init(commands::init::Args),
+    /// Install a bundle on a cluster's hosts (`--dry-run` writes the plan only)
+    Install(commands::install::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let ui = ui::Ui::new(&cli.global);
+    let result = match cli.command {
+        Command::Build(args) => commands::build::run(args, &ui),
+        Command::Verify(args) => commands::verify::run(args, &ui),
+        Command::Inspect(args) => commands::inspect::run(args, &ui),
+        Command::Keygen(args) => commands::keygen::run(args, &ui),
+        Command::Init(args) => commands::init::run(args, &ui),
+        Command::Install(args) => commands::install::run(args, &ui),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => report::error(&err),
+    }
+}

@@ -1,0 +1,79 @@
+//! Errors for operators: `error:` with what failed, `Caused by:` lines down the chain,
+//! then `hint:` lines with what to do. Exit codes: 1 for failures, 2 for usage errors
+//! (clap), 3 when a bundle was rejected by verification.
+
+use std::process::ExitCode;
+
+/// Exit code for a bundle that failed verification.
+pub const EXIT_REJECTED: u8 = 3;
+
+/// An error raised in the binary itself with a known remedy.
+#[derive(Debug)]
+pub struct Hinted {
+    pub message: String,
+    pub hint: String,
+}
+
+impl std::fmt::Display for Hinted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+impl std::error::Error for Hinted {}
+
+/// Returns an error with a hint, for `anyhow` call sites in commands.
+pub fn hinted(message: impl Into<String>, hint: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(Hinted { message: message.into(), hint: hint.into() })
+}
+
+fn hint_of(err: &(dyn std::error::Error + 'static)) -> Option<String> {
+    if let Some(e) = err.downcast_ref::<bundle_format::Error>() {
+        return e.hint();
+    }
+    if let Some(e) = err.downcast_ref::<bundle_builder::Error>() {
+        return e.hint();
+    }
+    if let Some(e) = err.downcast_ref::<bundle_registry::Error>() {
+        return e.hint();
+    }
+    if let Some(e) = err.downcast_ref::<bundle_installer::Error>() {
+        return e.hint();
+    }
+    err.downcast_ref::<Hinted>().map(|h| h.hint.clone())
+}
+
+fn is_rejection(err: &(dyn std::error::Error + 'static)) -> bool {
+    use bundle_format::Error::*;
+    matches!(
+        err.downcast_ref::<bundle_format::Error>(),
+        Some(
+            NotZstd { .. } | Corrupt { .. } | IndexMissing { .. } | IndexTooLarge { .. } | IndexMalformed(_)
+                | IndexDuplicate { .. } | IndexDangling { .. } | Unsigned | SignatureMalformed { .. }
+                | SignatureOtherKey { .. } | SignatureInvalid { .. } | UnsafeEntry { .. }
+                | NotRegularFile { .. } | UnknownEntry { .. } | DuplicateEntry { .. } | MissingEntry { .. }
+                | OutOfOrder { .. } | SizeMismatch { .. } | DigestMismatch { .. }
+        )
+    )
+}
+
+/// Prints the error chain and hints to stderr; returns the exit code.
+pub fn error(err: &anyhow::Error) -> ExitCode {
+    eprintln!("error: {err}");
+    let mut hints = Vec::new();
+    let mut rejected = false;
+    for (i, cause) in err.chain().enumerate() {
+        if i > 0 {
+            eprintln!("  Caused by: {cause}");
+        }
+        rejected |= is_rejection(cause);
+        if let Some(h) = hint_of(cause) {
+            if !hints.contains(&h) {
+                hints.push(h);
+            }
+        }
+    }
+    for h in hints {
+        eprintln!("hint: {h}");
+    }
+    ExitCode::from(if rejected { EXIT_REJECTED } else { 1 })
+}

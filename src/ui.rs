@@ -1,0 +1,84 @@
+//! Terminal output: status lines on stderr (plain when not a terminal), progress bars
+//! on a terminal, logs through `tracing` (`BUNDLE_LOG=debug`) that do not tear the bars.
+
+use std::io::IsTerminal;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+
+/// Flags every command takes.
+#[derive(clap::Args, Debug)]
+pub struct GlobalArgs {
+    /// More detail (-v: decisions such as provider choices; -vv: debug logs)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only errors and the final result
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+}
+
+/// How the binary talks to its user.
+pub struct Ui {
+    pub verbose: u8,
+    pub quiet: bool,
+    pub terminal: bool,
+    multi: indicatif::MultiProgress,
+}
+
+impl Ui {
+    pub fn new(args: &GlobalArgs) -> Self {
+        let terminal = std::io::stderr().is_terminal();
+        let multi = indicatif::MultiProgress::new();
+        if !terminal || args.quiet {
+            multi.set_draw_target(ProgressDrawTarget::hidden());
+        }
+        let default = match args.verbose {
+            0 => "warn",
+            1 => "info,bundle=info",
+            _ => "debug",
+        };
+        let filter = tracing_subscriber::EnvFilter::try_from_env("BUNDLE_LOG")
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+        let indicatif_layer = tracing_indicatif::IndicatifLayer::new();
+        let _ = tracing_subscriber::registry()
+            .with(filter)
+            .with(tracing_subscriber::fmt::layer().with_target(false).with_writer(indicatif_layer.get_stderr_writer()))
+            .try_init();
+        Self { verbose: args.verbose, quiet: args.quiet, terminal, multi }
+    }
+
+    /// A cargo-style status line: a right-aligned verb, then the message.
+    pub fn status(&self, verb: &str, message: impl std::fmt::Display) {
+        if !self.quiet {
+            let _ = self.multi.println(format!("{verb:>12} {message}"));
+            if !self.terminal {
+                eprintln!("{verb:>12} {message}");
+            }
+        }
+    }
+
+    /// A warning, printed even with `--quiet`.
+    pub fn warn(&self, message: impl std::fmt::Display) {
+        eprintln!("warning: {message}");
+    }
+
+    /// Detail shown with `-v`.
+    pub fn detail(&self, message: impl std::fmt::Display) {
+        if self.verbose > 0 && !self.quiet {
+            self.status("", message);
+        }
+    }
+
+    /// A byte-count progress bar (hidden off a terminal).
+    pub fn bytes_bar(&self, label: &str, total: u64) -> ProgressBar {
+        let bar = self.multi.add(ProgressBar::new(total));
+        bar.set_style(
+            ProgressStyle::with_template("{prefix:>12.cyan.bold} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {msg}")
+                .expect("valid template")
+                .progress_chars("=> "),
+        );
+        bar.set_prefix(label.to_string());
+        bar
+    }
+}
