@@ -44,6 +44,7 @@ impl Ui {
         let _ = tracing_subscriber::registry()
             .with(filter)
             .with(tracing_subscriber::fmt::layer().with_target(false).with_writer(indicatif_layer.get_stderr_writer()))
+            .with(indicatif_layer)
             .try_init();
         Self { verbose: args.verbose, quiet: args.quiet, terminal, multi }
     }
