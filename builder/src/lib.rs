@@ -1,4 +1,5 @@
 //! Pinned manifest to signed bundle.
+pub mod rpm;
 /// Builder errors.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

@@ -39,6 +39,9 @@ pub struct BundleIndex {
     pub images: Vec<ImageRecord>,
     /// Files under `files/`.
     pub files: Vec<FileRecord>,
+    /// Yum repositories under `rpms/<target>/`, one per manifest RPM target.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rpms: Vec<RpmRepoRecord>,
 }
 
 /// One archive entry: path, exact size and SHA-256 of its content.
@@ -86,6 +89,49 @@ pub struct FileRecord {
     pub size: u64,
     /// SHA-256, as pinned in the manifest.
     pub sha256: Sha256Digest,
+}
+
+/// One yum repository in the bundle (`rpms/<target>/`: packages, `repodata/`, keys).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RpmRepoRecord {
+    /// Target name from the manifest (`el9-x86_64`).
+    pub target: String,
+    /// `$releasever` the packages are for (`9`).
+    pub releasever: String,
+    /// Architecture (`x86_64`).
+    pub arch: String,
+    /// Every package carried, the pinned ones and their dependency closure.
+    pub packages: Vec<RpmRecord>,
+    /// Entries holding the GPG keys that signed the packages (for `gpgkey=`).
+    #[serde(default)]
+    pub gpg_keys: Vec<EntryPath>,
+}
+
+/// One RPM package in a bundle's yum repository.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RpmRecord {
+    /// `name-[epoch:]version-release.arch`.
+    pub nevra: String,
+    /// Package name.
+    pub name: String,
+    /// Epoch (0 when none).
+    pub epoch: u32,
+    /// Version.
+    pub version: String,
+    /// Release.
+    pub release: String,
+    /// Architecture (`x86_64`, `noarch`).
+    pub arch: String,
+    /// Entry holding the package file.
+    pub path: EntryPath,
+    /// Size in bytes.
+    pub size: u64,
+    /// SHA-256 of the package file.
+    pub sha256: Sha256Digest,
+    /// Name of the upstream repo it came from.
+    pub source_repo: String,
 }
 
 /// The CNI a bundle carries: its name and the file holding its manifest.
@@ -175,6 +221,7 @@ mod tests {
             cni: None,
             entries: vec![EntryRecord { path: EntryPath::new("files/a").unwrap(), size: 1, sha256: d }],
             images: vec![],
+            rpms: vec![],
             files: vec![FileRecord {
                 name: "a".into(),
                 url: "http://x/a".into(),
