@@ -1,0 +1,397 @@
+//! Reading an upstream yum repo: `repodata/repomd.xml`, then `primary` (and, only when a
+//! file requirement needs it, `filelists`), each checked against the checksum repomd gives.
+//!
+//! rpmrepo_metadata's readers are synchronous `BufRead` parsers, so the compressed metadata
+//! is first streamed into the content-addressed cache (checked on the way) and parsed from
+//! there on a blocking thread, one package at a time. Metadata is bounded (tens of MB for a
+//! distribution's BaseOS) and caching it also makes a re-run skip the download.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use rpmrepo_metadata::{FilelistsXml, Package, PrimaryXml, RepomdData, RepomdXml, RequirementType};
+
+use super::download::{self, DownloadError, Expected};
+use super::vercmp::Evr;
+use super::{RpmError, UpstreamRepo};
+
+/// repomd.xml larger than this is not a repomd.
+const REPOMD_LIMIT: u64 = 8 * 1024 * 1024;
+
+/// Comparison in a dependency.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Flag {
+    Lt,
+    Le,
+    Eq,
+    Ge,
+    Gt,
+}
+
+impl Flag {
+    pub(crate) fn less(self) -> bool {
+        matches!(self, Flag::Lt | Flag::Le)
+    }
+    pub(crate) fn greater(self) -> bool {
+        matches!(self, Flag::Gt | Flag::Ge)
+    }
+    pub(crate) fn equal(self) -> bool {
+        matches!(self, Flag::Le | Flag::Eq | Flag::Ge)
+    }
+    pub(crate) fn op(self) -> &'static str {
+        match self {
+            Flag::Lt => "<",
+            Flag::Le => "<=",
+            Flag::Eq => "=",
+            Flag::Ge => ">=",
+            Flag::Gt => ">",
+        }
+    }
+    pub(crate) fn parse(op: &str) -> Option<Self> {
+        Some(match op {
+            "<" => Flag::Lt,
+            "<=" | "=<" => Flag::Le,
+            "=" | "==" => Flag::Eq,
+            ">=" | "=>" => Flag::Ge,
+            ">" => Flag::Gt,
+            _ => return None,
+        })
+    }
+}
+
+/// A requirement or provide: `name`, or `name <op> [epoch:]version[-release]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Dep {
+    pub name: String,
+    pub constraint: Option<(Flag, Evr)>,
+}
+
+impl Dep {
+    fn from_metadata(r: &rpmrepo_metadata::Requirement) -> Self {
+        let flag = r.flags().map(|f| match f {
+            RequirementType::LT => Flag::Lt,
+            RequirementType::LE => Flag::Le,
+            RequirementType::EQ => Flag::Eq,
+            RequirementType::GE => Flag::Ge,
+            RequirementType::GT => Flag::Gt,
+        });
+        let constraint = match (flag, r.version()) {
+            (Some(flag), Some(v)) if !v.is_empty() => {
+                let epoch = r.epoch().and_then(|e| e.parse().ok()).unwrap_or(0);
+                Some((flag, Evr::new(epoch, v, r.release().unwrap_or(""))))
+            }
+            _ => None,
+        };
+        Dep {
+            name: r.name().to_string(),
+            constraint,
+        }
+    }
+
+    /// Does a provide `self` satisfy requirement `req`? (rpm's `rpmdsCompare`: the two
+    /// ranges overlap; a side without a version matches everything.)
+    pub(crate) fn provide_satisfies(&self, req: &Dep) -> bool {
+        if self.name != req.name {
+            return false;
+        }
+        let (Some((pf, pevr)), Some((rf, revr))) = (&self.constraint, &req.constraint) else {
+            return true;
+        };
+        ranges_overlap(*pf, pevr, *rf, revr)
+    }
+
+    /// Does a package with this exact EVR satisfy the requirement's range?
+    pub(crate) fn evr_satisfies(&self, evr: &Evr) -> bool {
+        match &self.constraint {
+            None => true,
+            Some((rf, revr)) => ranges_overlap(Flag::Eq, evr, *rf, revr),
+        }
+    }
+}
+
+fn ranges_overlap(af: Flag, a: &Evr, bf: Flag, b: &Evr) -> bool {
+    use std::cmp::Ordering::*;
+    match a.compare(b) {
+        Less => af.greater() || bf.less(),
+        Greater => af.less() || bf.greater(),
+        Equal => {
+            (af.equal() && bf.equal()) || (af.less() && bf.less()) || (af.greater() && bf.greater())
+        }
+    }
+}
+
+impl std::fmt::Display for Dep {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.name)?;
+        if let Some((flag, evr)) = &self.constraint {
+            write!(f, " {} {evr}", flag.op())?;
+        }
+        Ok(())
+    }
+}
+
+/// One package an upstream repo offers, as much of primary.xml as resolving needs.
+#[derive(Debug, Clone)]
+pub(crate) struct Candidate {
+    /// Index of the repo in the target's repo list.
+    pub repo: usize,
+    pub name: String,
+    pub evr: Evr,
+    pub arch: String,
+    pub checksum: Result<Expected, String>,
+    /// primary's pkgid (the checksum's hex), to join with filelists.
+    pub pkgid: String,
+    pub location: String,
+    pub location_base: Option<String>,
+    pub size: u64,
+    pub provides: Vec<Dep>,
+    pub requires: Vec<Dep>,
+    /// The files primary lists (`/etc/…`, `…bin/…`); filelists has the rest.
+    pub files: Vec<String>,
+}
+
+impl Candidate {
+    /// `name-[epoch:]version-release.arch`.
+    pub(crate) fn nevra(&self) -> String {
+        format!("{}-{}.{}", self.name, self.evr, self.arch)
+    }
+
+    fn from_package(repo: usize, p: &Package) -> Self {
+        let mut files = Vec::new();
+        p.for_each_file(|_, path| files.push(path.to_string()));
+        let epoch = p.epoch();
+        Candidate {
+            repo,
+            name: p.name().to_string(),
+            evr: Evr::new(epoch, p.version(), p.release()),
+            arch: p.arch().to_string(),
+            checksum: Expected::from_metadata(p.checksum()),
+            pkgid: p.pkgid().to_string(),
+            location: p.location_href().to_string(),
+            location_base: p.location_base().map(str::to_string),
+            size: p.size_package(),
+            provides: p.provides().iter().map(Dep::from_metadata).collect(),
+            requires: p.requires().iter().map(Dep::from_metadata).collect(),
+            files,
+        }
+    }
+}
+
+/// An upstream repo, loaded.
+pub(crate) struct LoadedRepo {
+    pub spec: UpstreamRepo,
+    /// `baseurl` with a trailing slash.
+    pub base: String,
+    /// The cached filelists, when repomd lists one: `(url, expected checksum)`.
+    pub filelists: Option<(String, Result<Expected, String>)>,
+}
+
+pub(crate) fn base_url(baseurl: &str) -> String {
+    if baseurl.ends_with('/') {
+        baseurl.to_string()
+    } else {
+        format!("{baseurl}/")
+    }
+}
+
+fn unreachable(repo: &str, url: &str, e: DownloadError) -> RpmError {
+    match e {
+        DownloadError::Unreachable(reason) => RpmError::RepoUnreachable {
+            repo: repo.into(),
+            url: url.into(),
+            reason,
+        },
+        DownloadError::Status(status) => RpmError::RepoUnreachable {
+            repo: repo.into(),
+            url: url.into(),
+            reason: format!("HTTP {status}"),
+        },
+        DownloadError::Mismatch { expected, actual } => RpmError::MetadataChecksum {
+            repo: repo.into(),
+            url: url.into(),
+            expected,
+            actual,
+        },
+        DownloadError::Io(path, source) => RpmError::Io { path, source },
+    }
+}
+
+/// Downloads and parses one repo's repomd and primary. Returns the repo and its packages.
+pub(crate) async fn load(
+    http: &reqwest::Client,
+    cache_dir: &Path,
+    index: usize,
+    spec: &UpstreamRepo,
+) -> Result<(LoadedRepo, Vec<Candidate>), RpmError> {
+    let base = base_url(&spec.baseurl);
+    let repomd_url = format!("{base}repodata/repomd.xml");
+    let bytes = download::get_small(http, &repomd_url, REPOMD_LIMIT)
+        .await
+        .map_err(|e| unreachable(&spec.name, &repomd_url, e))?;
+    let malformed = |reason: String| RpmError::MalformedRepomd {
+        repo: spec.name.clone(),
+        url: repomd_url.clone(),
+        reason,
+    };
+    let repomd: RepomdData =
+        RepomdXml::read_data(rpmrepo_metadata::utils::create_xml_reader(&bytes[..]))
+            .map_err(|e| malformed(download::error_chain(&e)))?;
+
+    let record = |name: &str| -> Result<Option<(String, Result<Expected, String>)>, RpmError> {
+        let Some(rec) = repomd.get_record(name) else {
+            return Ok(None);
+        };
+        let href = rec
+            .location_href
+            .to_str()
+            .ok_or_else(|| malformed(format!("`{name}` location is not UTF-8")))?;
+        let url = match &rec.location_base {
+            Some(b) if !b.is_empty() => format!("{}{href}", base_url(b)),
+            _ => format!("{base}{href}"),
+        };
+        Ok(Some((url, Expected::from_metadata(&rec.checksum))))
+    };
+    let (primary_url, primary_sum) =
+        record("primary")?.ok_or_else(|| malformed("it lists no `primary` metadata".into()))?;
+    let primary_sum = primary_sum.map_err(|r| malformed(format!("`primary` checksum: {r}")))?;
+    let filelists = record("filelists")?;
+
+    let blob = download::to_cache(http, cache_dir, &primary_url, &primary_sum)
+        .await
+        .map_err(|e| unreachable(&spec.name, &primary_url, e))?;
+
+    let repo_name = spec.name.clone();
+    let url = primary_url.clone();
+    let candidates = tokio::task::spawn_blocking(move || read_primary(index, &blob.path))
+        .await
+        .expect("primary reader panicked")
+        .map_err(|reason| RpmError::MalformedMetadata {
+            repo: repo_name,
+            url,
+            reason,
+        })?;
+    tracing::info!(repo = %spec.name, packages = candidates.len(), "read upstream metadata");
+
+    Ok((
+        LoadedRepo {
+            spec: spec.clone(),
+            base,
+            filelists,
+        },
+        candidates,
+    ))
+}
+
+fn read_primary(index: usize, path: &Path) -> Result<Vec<Candidate>, String> {
+    let xml = rpmrepo_metadata::utils::xml_reader_from_file(path)
+        .map_err(|e| download::error_chain(&e))?;
+    let mut reader = PrimaryXml::new_reader(xml);
+    reader
+        .read_header()
+        .map_err(|e| download::error_chain(&e))?;
+    let mut out = Vec::new();
+    let mut pkg = None;
+    loop {
+        reader
+            .read_package(&mut pkg)
+            .map_err(|e| download::error_chain(&e))?;
+        match pkg.take() {
+            Some(p) => out.push(Candidate::from_package(index, &p)),
+            None => break,
+        }
+    }
+    Ok(out)
+}
+
+/// Downloads (once, cached) a repo's filelists and returns where it is.
+pub(crate) async fn fetch_filelists(
+    http: &reqwest::Client,
+    cache_dir: &Path,
+    repo: &LoadedRepo,
+) -> Result<Option<PathBuf>, RpmError> {
+    let Some((url, sum)) = &repo.filelists else {
+        return Ok(None);
+    };
+    let sum = sum.clone().map_err(|reason| RpmError::MalformedRepomd {
+        repo: repo.spec.name.clone(),
+        url: format!("{}repodata/repomd.xml", repo.base),
+        reason: format!("`filelists` checksum: {reason}"),
+    })?;
+    let blob = download::to_cache(http, cache_dir, url, &sum)
+        .await
+        .map_err(|e| unreachable(&repo.spec.name, url, e))?;
+    Ok(Some(blob.path))
+}
+
+/// Streams a filelists file and returns, for each wanted path, the pkgids owning it.
+pub(crate) fn scan_filelists(
+    path: &Path,
+    wanted: &[String],
+) -> Result<HashMap<String, Vec<String>>, String> {
+    let xml = rpmrepo_metadata::utils::xml_reader_from_file(path)
+        .map_err(|e| download::error_chain(&e))?;
+    let mut reader = FilelistsXml::new_reader(xml);
+    reader
+        .read_header()
+        .map_err(|e| download::error_chain(&e))?;
+    let mut out: HashMap<String, Vec<String>> = HashMap::new();
+    let mut pkg = None;
+    loop {
+        reader
+            .read_package(&mut pkg)
+            .map_err(|e| download::error_chain(&e))?;
+        let Some(p) = pkg.take() else { break };
+        p.for_each_file(|_, f| {
+            if wanted.iter().any(|w| w == f) {
+                out.entry(f.to_string())
+                    .or_default()
+                    .push(p.pkgid().to_string());
+            }
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dep(s: &str) -> Dep {
+        let mut it = s.split_whitespace();
+        let name = it.next().unwrap().to_string();
+        let constraint = it.next().map(|op| {
+            (
+                Flag::parse(op).unwrap(),
+                Evr::parse(it.next().unwrap()).unwrap(),
+            )
+        });
+        Dep { name, constraint }
+    }
+
+    #[test]
+    fn versioned_requirements_follow_rpm_overlap_rules() {
+        let cases = [
+            ("foo = 1.2-3", "foo >= 1.2", true),
+            ("foo = 1.2-3", "foo > 1.2", false),
+            ("foo = 1.2-3", "foo = 1.2", true),
+            ("foo = 1.2-3", "foo = 1.2-4", false),
+            ("foo = 1.2-3", "foo < 1.2-4", true),
+            ("foo = 1.2-3", "foo <= 1.1", false),
+            ("foo = 1:1.0-1", "foo >= 2.0", true),
+            ("foo = 1.0-1", "foo >= 1:0.1", false),
+            ("foo", "foo >= 99", true),
+            ("foo = 1.0", "foo", true),
+            ("foo >= 2", "foo < 3", true),
+            ("foo >= 3", "foo < 3", false),
+            ("foo <= 3", "foo >= 3", true),
+            ("bar = 1", "foo", false),
+        ];
+        for (provide, req, want) in cases {
+            assert_eq!(
+                dep(provide).provide_satisfies(&dep(req)),
+                want,
+                "{provide} satisfies {req}"
+            );
+        }
+    }
+}
