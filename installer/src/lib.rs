@@ -1,17 +1,49 @@
-//! The isolated side: inventory and bundle to a per-host install plan, then executors
-//! that carry the plan out. (Planning is being built; see the HA plan issue.)
+//! The isolated side of `bundle`: an inventory and a verified bundle become a typed,
+//! per-host install plan; executors (next) carry it out.
+//!
+//! - [`inventory`]: `cluster.yaml` ([`Inventory`]), its checks, and the validated
+//!   [`Cluster`] the planner reads.
+//! - [`facts`]: what planning needs to know about a bundle ([`BundleFacts`]), taken from
+//!   its verified index and its CNI manifest.
+//! - [`plan()`]: the pure planning function: `(Cluster, BundleFacts) -> Plan`. A
+//!   [`Plan`] has nine phases of typed [`HostStep`]s (write a file, run a command, wait
+//!   for a condition), each with the check that lets a re-run skip it.
+//! - [`render`]: the configuration files (kubeadm, haproxy, keepalived, containerd,
+//!   yum, sysctl, modules) and the CNI manifest rewrite.
+//! - [`secrets`]: generated secrets, kept out of plans as `<secret:NAME>` placeholders.
+//! - [`ops`]: what the CLI calls: write the inventory template, verify and plan.
+//!
+//! Planning knows nothing about SSH and has no side effects; [`ops::plan_install`]
+//! reads the bundle and writes the plan folder.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use bundle_installer::ops::{plan_install, PlanOptions};
+//! let outcome = plan_install(&PlanOptions {
+//!     bundle: "k8s.tar.zst".into(),
+//!     inventory: "cluster.yaml".into(),
+//!     pubkey: "bundle.pub".into(),
+//!     plan_out: "plan".into(),
+//!     force: false,
+//! })?;
+//! println!("{} steps", outcome.plan.step_count());
+//! # Ok::<(), bundle_installer::Error>(())
+//! ```
+#![deny(missing_docs)]
 
-/// Installer errors.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// Not yet built.
-    #[error("{0} is not built yet")]
-    NotBuilt(&'static str),
-}
+mod error;
+pub mod facts;
+pub mod inventory;
+pub mod net;
+pub mod ops;
+pub mod plan;
+mod planner;
+pub mod render;
+pub mod secrets;
 
-impl Error {
-    /// What to do about it.
-    pub fn hint(&self) -> Option<String> {
-        None
-    }
-}
+pub use error::{Error, Problem, Problems};
+pub use facts::BundleFacts;
+pub use inventory::{Cluster, Inventory};
+pub use plan::{HostStep, Plan};
+pub use planner::{plan, PlanInputs, LB_PACKAGES, NODE_PACKAGES};

@@ -1,0 +1,138 @@
+//! containerd's `/etc/containerd/config.toml` and the registry host files under
+//! `/etc/containerd/certs.d/`.
+//!
+//! Config version 2 for containerd 1.x (CRI plugin `io.containerd.grpc.v1.cri`),
+//! version 3 for 2.x (`io.containerd.cri.v1.images` and `io.containerd.cri.v1.runtime`).
+//! Both: `SystemdCgroup = true` (kubelet's cgroup driver is systemd), the sandbox
+//! image from the registry, and `config_path` pointing at `certs.d`.
+//!
+//! # Mirrors
+//!
+//! Images the install names itself (kubeadm's, the sandbox, the CNI's) are rewritten
+//! to `HOST/...` through the image mapping, so they never need a mirror. The mirrors
+//! are for everything else users deploy later with upstream names (`docker.io/…`,
+//! `quay.io/…`): containerd's `hosts.toml` can only *prepend* a path to the
+//! repository, so a mirror is exact only where the mapping is "prefix + same path".
+//! That holds for `docker.io`, `quay.io`, `ghcr.io` (kept as is: the mirror is the
+//! registry's plain `/v2/` root) and for one-component `registry.k8s.io` names
+//! (`registry.k8s.io/pause` → `HOST/k8s/pause`: the mirror root is `/v2/k8s` with
+//! `override_path = true`, which tells containerd the URL path is the full API
+//! root). Nested `registry.k8s.io` names are flattened by the mapping and cannot be
+//! mirrored; they are reached through rewritten references only.
+
+use std::fmt::Write as _;
+
+use crate::inventory::Cluster;
+
+/// containerd's CRI socket (kubeadm `criSocket`).
+pub const CRI_SOCKET: &str = "unix:///run/containerd/containerd.sock";
+/// Main config path.
+pub const CONFIG_PATH: &str = "/etc/containerd/config.toml";
+/// Registry host folder.
+pub const CERTS_D: &str = "/etc/containerd/certs.d";
+/// Upstream registries mirrored to the registry.
+pub const MIRRORED: &[(&str, &str)] = &[
+    ("docker.io", "https://registry-1.docker.io"),
+    ("registry.k8s.io", "https://registry.k8s.io"),
+    ("quay.io", "https://quay.io"),
+    ("ghcr.io", "https://ghcr.io"),
+];
+
+/// Config version for a containerd major version.
+pub fn config_version(containerd_major: u32) -> u32 {
+    if containerd_major >= 2 {
+        3
+    } else {
+        2
+    }
+}
+
+/// Renders config.toml.
+pub fn config(version: u32, sandbox_image: &str) -> String {
+    let head = "# Written by bundle: do not edit, `bundle install` rewrites it.\n";
+    if version >= 3 {
+        format!(
+            r#"{head}version = 3
+
+[plugins."io.containerd.cri.v1.images".pinned_images]
+  sandbox = "{sandbox_image}"
+
+[plugins."io.containerd.cri.v1.images".registry]
+  config_path = "{CERTS_D}"
+
+[plugins."io.containerd.cri.v1.runtime".containerd]
+  default_runtime_name = "runc"
+
+[plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc]
+  runtime_type = "io.containerd.runc.v2"
+
+[plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc.options]
+  SystemdCgroup = true
+"#
+        )
+    } else {
+        format!(
+            r#"{head}version = 2
+
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "{sandbox_image}"
+
+[plugins."io.containerd.grpc.v1.cri".containerd]
+  default_runtime_name = "runc"
+
+[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+  runtime_type = "io.containerd.runc.v2"
+
+[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+  SystemdCgroup = true
+
+[plugins."io.containerd.grpc.v1.cri".registry]
+  config_path = "{CERTS_D}"
+"#
+        )
+    }
+}
+
+/// Path of the registry's CA on the hosts, when the inventory gives one.
+pub fn ca_path(cluster: &Cluster) -> String {
+    format!("{CERTS_D}/{}/ca.crt", cluster.registry_host)
+}
+
+fn host_entry(s: &mut String, url: &str, override_path: bool, ca: Option<&str>) {
+    let _ = writeln!(s, "[host.\"{url}\"]");
+    let _ = writeln!(s, "  capabilities = [\"pull\", \"resolve\"]");
+    if override_path {
+        let _ = writeln!(s, "  override_path = true");
+    }
+    if let Some(ca) = ca {
+        let _ = writeln!(s, "  ca = \"{ca}\"");
+    }
+}
+
+/// Every `hosts.toml`: (path, content). The registry's own first, then the mirrors.
+pub fn hosts_files(cluster: &Cluster, with_ca: bool) -> Vec<(String, String)> {
+    let host = &cluster.registry_host;
+    let ca = with_ca.then(|| ca_path(cluster));
+    let mut out = Vec::new();
+    let mut s = format!("# Written by bundle: the cluster's registry.\nserver = \"https://{host}\"\n\n");
+    host_entry(&mut s, &format!("https://{host}"), false, ca.as_deref());
+    out.push((format!("{CERTS_D}/{host}/hosts.toml"), s));
+    for (upstream, server) in MIRRORED {
+        let prefix = cluster.mapping.mirror_prefix(upstream);
+        let mut s = format!("# Written by bundle: `{upstream}` images are served by {host}.\nserver = \"{server}\"\n\n");
+        if prefix.is_empty() {
+            host_entry(&mut s, &format!("https://{host}"), false, ca.as_deref());
+        } else {
+            // The mapping puts `{upstream}/NAME` at `{host}/{prefix}/NAME`: the API
+            // root of this mirror is `/v2/{prefix}`, which needs override_path.
+            host_entry(&mut s, &format!("https://{host}/v2/{prefix}"), true, ca.as_deref());
+        }
+        out.push((format!("{CERTS_D}/{upstream}/hosts.toml"), s));
+    }
+    out
+}
+
+/// `/etc/crictl.yaml`, so `crictl` talks to containerd without flags.
+pub fn crictl_yaml() -> String {
+    format!("runtime-endpoint: {CRI_SOCKET}\nimage-endpoint: {CRI_SOCKET}\ntimeout: 10\n")
+}

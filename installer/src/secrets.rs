@@ -1,0 +1,205 @@
+//! Secrets the install generates: the keepalived VRRP password, the kubeadm bootstrap
+//! token and the key that encrypts the control-plane certificates kubeadm uploads.
+//!
+//! Plans never hold them: files and commands carry placeholders such as
+//! `<secret:keepalived-auth>`, which the executor replaces with the values from the
+//! plan folder's `secrets.json` (mode 0600) when it writes a file on a host. Values
+//! learned while installing (the cluster CA's hash) appear as `<runtime:NAME>`,
+//! filled in from the output of the step whose `capture` names them.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::Error;
+
+/// One generated secret.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Secret {
+    /// keepalived `auth_pass` (8 characters: the most VRRP PASS authentication uses).
+    KeepalivedAuth,
+    /// kubeadm bootstrap token (`[a-z0-9]{6}.[a-z0-9]{16}`).
+    BootstrapToken,
+    /// kubeadm certificate key (32 random bytes, hex).
+    CertificateKey,
+}
+
+impl Secret {
+    /// Every secret.
+    pub const ALL: [Secret; 3] = [Secret::KeepalivedAuth, Secret::BootstrapToken, Secret::CertificateKey];
+
+    /// Its name in `secrets.json` and placeholders.
+    pub fn name(self) -> &'static str {
+        match self {
+            Secret::KeepalivedAuth => "keepalived-auth",
+            Secret::BootstrapToken => "bootstrap-token",
+            Secret::CertificateKey => "certificate-key",
+        }
+    }
+
+    /// `<secret:NAME>`, what plans hold instead of the value.
+    pub fn placeholder(self) -> String {
+        format!("<secret:{}>", self.name())
+    }
+
+    fn valid(self, value: &str) -> bool {
+        let alnum = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+        match self {
+            Secret::KeepalivedAuth => value.len() == 8 && value.bytes().all(|b| b.is_ascii_alphanumeric()),
+            Secret::BootstrapToken => value.split_once('.').is_some_and(|(a, b)| alnum(a, 6) && alnum(b, 16)),
+            Secret::CertificateKey => value.len() == 64 && value.bytes().all(|b| b.is_ascii_hexdigit()),
+        }
+    }
+}
+
+/// A value learned while installing.
+pub const CA_CERT_HASH: &str = "ca-cert-hash";
+
+/// `<runtime:NAME>`.
+pub fn runtime_placeholder(name: &str) -> String {
+    format!("<runtime:{name}>")
+}
+
+/// The secrets of one plan folder.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secrets(BTreeMap<String, String>);
+
+impl Secrets {
+    /// New random secrets from the operating system's generator.
+    pub fn generate() -> Result<Self, Error> {
+        let mut map = BTreeMap::new();
+        map.insert(Secret::KeepalivedAuth.name().into(), random_chars(8, ALNUM)?);
+        map.insert(Secret::BootstrapToken.name().into(), format!("{}.{}", random_chars(6, LOWER)?, random_chars(16, LOWER)?));
+        let mut key = [0u8; 32];
+        getrandom::getrandom(&mut key).map_err(|e| Error::Random(std::io::Error::other(e.to_string())))?;
+        map.insert(Secret::CertificateKey.name().into(), key.iter().map(|b| format!("{b:02x}")).collect());
+        Ok(Self(map))
+    }
+
+    /// Fixed values, for tests.
+    pub fn fixed() -> Self {
+        let mut map = BTreeMap::new();
+        map.insert(Secret::KeepalivedAuth.name().into(), "Pa55w0rd".into());
+        map.insert(Secret::BootstrapToken.name().into(), "abcdef.0123456789abcdef".into());
+        map.insert(Secret::CertificateKey.name().into(), "0".repeat(64));
+        Self(map)
+    }
+
+    /// The value of `secret`.
+    pub fn get(&self, secret: Secret) -> &str {
+        self.0.get(secret.name()).map(String::as_str).unwrap_or_default()
+    }
+
+    /// Reads `path` when it exists (so a re-run keeps the secrets and the files stay
+    /// the same), otherwise generates new secrets and writes them there, mode 0600.
+    pub fn load_or_create(path: &Path) -> Result<Self, Error> {
+        match std::fs::read(path) {
+            Ok(data) => {
+                let bad = |detail: String| Error::Secrets { path: path.to_path_buf(), detail };
+                let secrets: Secrets = serde_json::from_slice(&data).map_err(|e| bad(e.to_string()))?;
+                for s in Secret::ALL {
+                    match secrets.0.get(s.name()) {
+                        None => return Err(bad(format!("`{}` is missing", s.name()))),
+                        Some(v) if !s.valid(v) => return Err(bad(format!("`{}` is malformed", s.name()))),
+                        Some(_) => {}
+                    }
+                }
+                Ok(secrets)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let secrets = Self::generate()?;
+                secrets.write(path)?;
+                Ok(secrets)
+            }
+            Err(source) => Err(Error::Write { path: path.to_path_buf(), source }),
+        }
+    }
+
+    fn write(&self, path: &Path) -> Result<(), Error> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let err = |source| Error::Write { path: path.to_path_buf(), source };
+        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(err)?;
+        let mut text = serde_json::to_vec_pretty(self).expect("secrets serialize");
+        text.push(b'\n');
+        f.write_all(&text).map_err(err)?;
+        f.sync_all().map_err(err)
+    }
+
+    /// Replaces every `<secret:NAME>` in `text` by its value, and `<runtime:NAME>` by
+    /// the value in `runtime` when known: what an executor does before writing a file.
+    pub fn resolve(&self, text: &str, runtime: &BTreeMap<String, String>) -> String {
+        let mut out = text.to_string();
+        for s in Secret::ALL {
+            out = out.replace(&s.placeholder(), self.get(s));
+        }
+        for (k, v) in runtime {
+            out = out.replace(&runtime_placeholder(k), v);
+        }
+        out
+    }
+}
+
+const ALNUM: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+const LOWER: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+
+/// `n` characters drawn uniformly from `alphabet` (rejection sampling, no modulo bias).
+fn random_chars(n: usize, alphabet: &[u8]) -> Result<String, Error> {
+    let limit = 256 - 256 % alphabet.len();
+    let mut out = String::with_capacity(n);
+    let mut buf = [0u8; 64];
+    while out.len() < n {
+        getrandom::getrandom(&mut buf).map_err(|e| Error::Random(std::io::Error::other(e.to_string())))?;
+        for &b in &buf {
+            if (b as usize) < limit && out.len() < n {
+                out.push(alphabet[b as usize % alphabet.len()] as char);
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_secrets_have_the_formats_kubeadm_and_keepalived_accept() {
+        let s = Secrets::generate().unwrap();
+        for secret in Secret::ALL {
+            assert!(secret.valid(s.get(secret)), "{secret:?}: {}", s.get(secret));
+        }
+        assert_ne!(s, Secrets::generate().unwrap());
+    }
+
+    #[test]
+    fn secrets_are_kept_across_runs_and_written_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("secrets.json");
+        let a = Secrets::load_or_create(&path).unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        let b = Secrets::load_or_create(&path).unwrap();
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn a_damaged_secrets_file_is_an_error_naming_the_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("secrets.json");
+        std::fs::write(&path, r#"{"keepalived-auth":"x","bootstrap-token":"abcdef.0123456789abcdef","certificate-key":"00"}"#).unwrap();
+        let e = Secrets::load_or_create(&path).unwrap_err().to_string();
+        assert!(e.contains("`keepalived-auth` is malformed"), "{e}");
+    }
+
+    #[test]
+    fn resolve_replaces_placeholders() {
+        let s = Secrets::fixed();
+        let mut rt = BTreeMap::new();
+        rt.insert(CA_CERT_HASH.to_string(), "sha256:ff".to_string());
+        let text = "auth_pass <secret:keepalived-auth>\nhash: <runtime:ca-cert-hash>\n";
+        assert_eq!(s.resolve(text, &rt), "auth_pass Pa55w0rd\nhash: sha256:ff\n");
+    }
+}
