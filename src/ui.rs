@@ -20,7 +20,6 @@ pub struct GlobalArgs {
 
 /// How the binary talks to its user.
 pub struct Ui {
-    pub verbose: u8,
     pub quiet: bool,
     pub terminal: bool,
     multi: indicatif::MultiProgress,
@@ -46,7 +45,7 @@ impl Ui {
             .with(tracing_subscriber::fmt::layer().with_target(false).with_writer(indicatif_layer.get_stderr_writer()))
             .with(indicatif_layer)
             .try_init();
-        Self { verbose: args.verbose, quiet: args.quiet, terminal, multi }
+        Self { quiet: args.quiet, terminal, multi }
     }
 
     /// A cargo-style status line: a right-aligned verb, then the message.
@@ -62,13 +61,6 @@ impl Ui {
     /// A warning, printed even with `--quiet`.
     pub fn warn(&self, message: impl std::fmt::Display) {
         eprintln!("warning: {message}");
-    }
-
-    /// Detail shown with `-v`.
-    pub fn detail(&self, message: impl std::fmt::Display) {
-        if self.verbose > 0 && !self.quiet {
-            self.status("", message);
-        }
     }
 
     /// A byte-count progress bar (hidden off a terminal).

@@ -1,15 +1,56 @@
-//! Pinned manifest to signed bundle.
+//! The connected side: a pinned manifest becomes one signed bundle.
+//!
+//! [`ops::build`] reads a [`manifest::BundleManifest`], resolves every image to a
+//! digest through a registry (or a `--mirror`), fetches manifests, blobs, files and RPMs
+//! into a content-addressed [`cache::Cache`] (in parallel, with retries, resumable), checks
+//! a [`lock::BuildLock`] when asked, and writes the archive with `bundle-format`.
+//!
+//! It does not talk to hosts or install anything (`bundle-installer` does), and it
+//! never prints: progress goes through [`BuildReporter`], which the CLI implements.
+//!
+//! # Example
+//!
+//! ```no_run
+//! # async fn f() -> Result<(), bundle_builder::Error> {
+//! use bundle_builder::{ops::build::{build, BuildOptions}, NoReport};
+//! # let opts: BuildOptions = todo!();
+//! let summary = build(&opts, &NoReport).await?;
+//! println!("wrote {}", summary.bundle.path.display());
+//! # Ok(()) }
+//! ```
+#![deny(missing_docs)]
+
+pub mod cache;
+mod error;
+pub mod files;
+pub mod images;
+pub mod lock;
+pub mod manifest;
+pub mod ops;
 pub mod rpm;
-/// Builder errors.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// Placeholder.
-    #[error("not built")]
-    NotBuilt,
+
+pub use error::Error;
+
+/// Progress of a build, for the CLI to show. Every method has a no-op default.
+pub trait BuildReporter: Sync {
+    /// An image was resolved to a digest.
+    fn resolved(&self, _image: &images::ResolvedImage) {}
+    /// Fetching starts: bytes to download, bytes already in the cache.
+    fn fetch_started(&self, _to_fetch: u64, _cached: u64) {}
+    /// Bytes arrived.
+    fn fetched(&self, _bytes: u64) {}
+    /// Fetching is done.
+    fn fetch_finished(&self) {}
+    /// Writing the archive starts (bytes of entry data).
+    fn write_started(&self, _total: u64) {}
+    /// Entry bytes written so far.
+    fn written(&self, _so_far: u64) {}
+    /// Writing is done.
+    fn write_finished(&self) {}
+    /// Something the user should know but that does not stop the build.
+    fn warn(&self, _message: &str) {}
 }
-impl Error {
-    /// What to do about it.
-    pub fn hint(&self) -> Option<String> {
-        None
-    }
-}
+
+/// A reporter that shows nothing.
+pub struct NoReport;
+impl BuildReporter for NoReport {}

@@ -169,7 +169,7 @@ mod tests {
         assert_eq!((r.tag.as_deref(), r.digest), (Some("3.9"), Some(d)));
         assert_eq!(r.manifest_selector(), d.to_string());
         let r = parse(&format!("registry.k8s.io/pause@{d}"));
-        assert_eq!((r.tag, r.digest), (None, Some(d)));
+        assert_eq!((r.tag.as_deref(), r.digest), (None, Some(d)));
         assert_eq!(r.to_string(), format!("registry.k8s.io/pause@{d}"));
     }
 

@@ -5,5 +5,6 @@ pub mod build;
 pub mod init;
 pub mod inspect;
 pub mod install;
+pub mod keys;
 pub mod keygen;
 pub mod verify;

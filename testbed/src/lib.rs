@@ -1,1 +1,24 @@
-//! placeholder
+//! Real local components for bundle's tests, demo and benchmarks.
+//!
+//! - [`Registry`]: the Debian `docker-registry` (distribution 2.8) on 127.0.0.1, in a
+//!   fresh folder, with its access log readable so tests can count requests.
+//! - [`images`]: synthetic OCI images (single- and multi-arch, shared layers, random
+//!   incompressible layer data like real gzip layers) seeded with `skopeo`.
+//! - [`FileServer`]: a small HTTP server for `spec.files` downloads, counting requests
+//!   and able to fail on purpose.
+//! - [`rpms`]: RPM fixtures (rpmbuild, createrepo_c, rpmsign).
+//!
+//! Everything binds to 127.0.0.1 and ends the processes it started, by PID, on drop.
+
+pub mod files;
+pub mod images;
+pub mod registry;
+pub mod rpms;
+
+pub use files::FileServer;
+pub use registry::Registry;
+
+/// A free TCP port on 127.0.0.1 (bound then released; good enough for tests).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+}

@@ -1,0 +1,3 @@
+//! One module per operation a command runs.
+
+pub mod build;

@@ -1,0 +1,121 @@
+//! A real OCI registry: Debian's `docker-registry` (distribution 2.8).
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+
+/// How to start the registry.
+#[derive(Default, Clone)]
+pub struct RegistryOptions {
+    /// Basic auth with one user (htpasswd, bcrypt).
+    pub basic_auth: Option<(String, String)>,
+    /// TLS with this certificate and key (PEM paths).
+    pub tls: Option<(PathBuf, PathBuf)>,
+}
+
+/// A running registry; stopped (by PID) and its folder removed on drop.
+pub struct Registry {
+    /// `127.0.0.1:PORT`.
+    pub addr: String,
+    dir: tempfile::TempDir,
+    child: Child,
+}
+
+impl Registry {
+    /// Plain HTTP, no auth.
+    pub fn start() -> anyhow::Result<Self> {
+        Self::start_with(&RegistryOptions::default())
+    }
+
+    /// With options.
+    pub fn start_with(opts: &RegistryOptions) -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let port = crate::free_port();
+        let addr = format!("127.0.0.1:{port}");
+        let mut config = format!(
+            "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: false\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n",
+            dir.path().join("data").display()
+        );
+        if let Some((cert, key)) = &opts.tls {
+            config.push_str(&format!("  tls:\n    certificate: {}\n    key: {}\n", cert.display(), key.display()));
+        }
+        if let Some((user, pass)) = &opts.basic_auth {
+            let out = Command::new("htpasswd").args(["-Bbn", user, pass]).output().context("running htpasswd (apache2-utils)")?;
+            if !out.status.success() {
+                bail!("htpasswd failed: {}", String::from_utf8_lossy(&out.stderr));
+            }
+            let htpasswd = dir.path().join("htpasswd");
+            std::fs::write(&htpasswd, &out.stdout)?;
+            config.push_str(&format!("auth:\n  htpasswd:\n    realm: test-registry\n    path: {}\n", htpasswd.display()));
+        }
+        let config_path = dir.path().join("config.yml");
+        std::fs::write(&config_path, config)?;
+        let log = std::fs::File::create(dir.path().join("registry.log"))?;
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&config_path)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .context("starting docker-registry (Debian package docker-registry)")?;
+        let registry = Self { addr, dir, child };
+        registry.wait_ready(opts.tls.is_some())?;
+        Ok(registry)
+    }
+
+    fn wait_ready(&self, tls: bool) -> anyhow::Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if let Ok(mut s) = TcpStream::connect(&self.addr) {
+                if tls {
+                    return Ok(()); // listening is enough; a TLS handshake needs a client
+                }
+                let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+                let _ = write!(s, "GET /v2/ HTTP/1.0\r\nHost: {}\r\n\r\n", self.addr);
+                let mut head = [0u8; 12];
+                if s.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.") {
+                    return Ok(());
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        bail!("docker-registry did not come up on {}; log:\n{}", self.addr, self.log())
+    }
+
+    /// The registry's log (access log included).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default()
+    }
+
+    /// How many blob GETs the registry served (from its access log).
+    pub fn blob_gets(&self) -> usize {
+        self.log().lines().filter(|l| l.contains("\"GET /v2/") && l.contains("/blobs/sha256:")).count()
+    }
+
+    /// Where the registry stores its data.
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// The folder holding config and log.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The PID of the registry process.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,518 @@
+//! RPM fixtures: real packages built with `rpmbuild`, signed with `rpmsign` and a
+//! throwaway GPG key, indexed with `createrepo_c`, served over HTTP on 127.0.0.1.
+//!
+//! [`Upstream::ha`] builds the three repos an HA install draws from (fake `kubernetes`,
+//! `docker-ce`, `base`), with several kubeadm versions, an epoch, a file provide, a
+//! virtual provide, a versioned requirement only an older release meets, a dependency
+//! chain across repos, a boolean dependency, signed repos and one tampered package.
+//! The pieces ([`RpmSpec`], [`GpgKey`], [`createrepo`], [`RepoServer`]) build other cases.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use anyhow::{bail, Context, Result};
+
+/// One package to build.
+#[derive(Debug, Clone, Default)]
+pub struct RpmSpec {
+    /// Name.
+    pub name: String,
+    /// Epoch (none when 0).
+    pub epoch: u32,
+    /// Version.
+    pub version: String,
+    /// Release.
+    pub release: String,
+    /// `x86_64` or `noarch`.
+    pub arch: String,
+    /// `Requires:` lines.
+    pub requires: Vec<String>,
+    /// `Provides:` lines.
+    pub provides: Vec<String>,
+    /// Files the package installs (each gets a line of text).
+    pub files: Vec<String>,
+}
+
+impl RpmSpec {
+    /// `name` `version-release` for `arch`, owning `/usr/share/<name>/README`.
+    pub fn new(name: &str, vr: &str, arch: &str) -> Self {
+        let (version, release) = vr.split_once('-').expect("version-release");
+        let (epoch, version) = match version.split_once(':') {
+            Some((e, v)) => (e.parse().expect("epoch"), v),
+            None => (0, version),
+        };
+        RpmSpec {
+            name: name.into(),
+            epoch,
+            version: version.into(),
+            release: release.into(),
+            arch: arch.into(),
+            ..Default::default()
+        }
+    }
+    /// Adds `Requires:` lines.
+    pub fn requires(mut self, r: &[&str]) -> Self {
+        self.requires.extend(r.iter().map(|s| s.to_string()));
+        self
+    }
+    /// Adds `Provides:` lines.
+    pub fn provides(mut self, p: &[&str]) -> Self {
+        self.provides.extend(p.iter().map(|s| s.to_string()));
+        self
+    }
+    /// Adds files.
+    pub fn files(mut self, f: &[&str]) -> Self {
+        self.files.extend(f.iter().map(|s| s.to_string()));
+        self
+    }
+
+    /// The file name rpmbuild gives it.
+    pub fn file_name(&self) -> String {
+        format!("{}-{}-{}.{}.rpm", self.name, self.version, self.release, self.arch)
+    }
+
+    /// Builds it with `rpmbuild` (scratch under `work`) and moves the RPM into `out_dir`.
+    pub fn build(&self, work: &Path, out_dir: &Path) -> Result<PathBuf> {
+        let top = work.join(format!("rpmbuild-{}-{}-{}", self.name, self.version, self.release));
+        std::fs::create_dir_all(&top)?;
+        let mut spec = format!(
+            "Name: {}\nVersion: {}\nRelease: {}\nSummary: fake {} for tests\nLicense: MIT\nBuildArch: {}\nAutoReqProv: no\n",
+            self.name, self.version, self.release, self.name, self.arch
+        );
+        if self.epoch != 0 {
+            spec.push_str(&format!("Epoch: {}\n", self.epoch));
+        }
+        for r in &self.requires {
+            spec.push_str(&format!("Requires: {r}\n"));
+        }
+        for p in &self.provides {
+            spec.push_str(&format!("Provides: {p}\n"));
+        }
+        let mut files = self.files.clone();
+        files.push(format!("/usr/share/{}/README", self.name));
+        spec.push_str("%description\nA fake package built by bundle's tests.\n%install\n");
+        for f in &files {
+            let dir = Path::new(f).parent().expect("absolute path").display().to_string();
+            spec.push_str(&format!(
+                "mkdir -p %{{buildroot}}{dir}\necho '{} {}-{}' > %{{buildroot}}{f}\n",
+                self.name, self.version, self.release
+            ));
+        }
+        spec.push_str("%files\n");
+        for f in &files {
+            spec.push_str(&format!("{f}\n"));
+        }
+        let spec_path = top.join(format!("{}.spec", self.name));
+        std::fs::write(&spec_path, spec)?;
+        let out = Command::new("rpmbuild")
+            .arg("--define")
+            .arg(format!("_topdir {}", top.display()))
+            .args(["--define", "_build_id_links none", "--quiet", "-bb"])
+            .arg(&spec_path)
+            .env("HOME", work)
+            .output()
+            .context("running rpmbuild (apt-get install rpm)")?;
+        if !out.status.success() {
+            bail!("rpmbuild {} failed: {}", self.name, String::from_utf8_lossy(&out.stderr));
+        }
+        let built = top.join("RPMS").join(&self.arch).join(self.file_name());
+        std::fs::create_dir_all(out_dir)?;
+        let dest = out_dir.join(self.file_name());
+        std::fs::rename(&built, &dest).with_context(|| format!("moving {}", built.display()))?;
+        std::fs::remove_dir_all(&top)?;
+        Ok(dest)
+    }
+}
+
+/// A throwaway GPG key in its own `GNUPGHOME`.
+pub struct GpgKey {
+    /// The `GNUPGHOME`.
+    pub home: PathBuf,
+    /// The key's user id (`_gpg_name`).
+    pub name: String,
+    /// The ASCII-armored public key.
+    pub public: PathBuf,
+}
+
+impl GpgKey {
+    /// Generates an RSA key without passphrase under `dir`.
+    pub fn generate(dir: &Path, name: &str) -> Result<Self> {
+        let home = dir.join("gnupg");
+        std::fs::create_dir_all(&home)?;
+        std::fs::set_permissions(&home, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
+        let params = dir.join("keyparams");
+        std::fs::write(
+            &params,
+            format!(
+                "Key-Type: RSA\nKey-Length: 2048\nName-Real: {name}\nName-Email: {name}@example.invalid\nExpire-Date: 0\n%no-protection\n%commit\n"
+            ),
+        )?;
+        run(Command::new("gpg").env("GNUPGHOME", &home).args(["--batch", "--quiet", "--gen-key"]).arg(&params))?;
+        let public = dir.join(format!("{name}.asc"));
+        let out = Command::new("gpg")
+            .env("GNUPGHOME", &home)
+            .args(["--batch", "--armor", "--export", name])
+            .output()?;
+        if !out.status.success() || out.stdout.is_empty() {
+            bail!("gpg --export failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        std::fs::write(&public, out.stdout)?;
+        Ok(GpgKey { home, name: name.into(), public })
+    }
+
+    /// Signs RPMs in place with `rpmsign --addsign`.
+    pub fn sign(&self, rpms: &[PathBuf]) -> Result<()> {
+        let mut cmd = Command::new("rpmsign");
+        cmd.env("GNUPGHOME", &self.home)
+            .env("HOME", self.home.parent().expect("dir"))
+            .args(["--define", "__gpg /usr/bin/gpg", "--define"])
+            .arg(format!("_gpg_name {}", self.name))
+            .arg("--addsign")
+            .args(rpms);
+        run(&mut cmd)?;
+        // rpmsign fails quietly in some setups: check a signature is there.
+        for r in rpms {
+            let out = Command::new("rpm").args(["-qp", "--qf", "%{SIGPGP:pgpsig}%{RSAHEADER:pgpsig}"]).arg(r).output()?;
+            if String::from_utf8_lossy(&out.stdout).matches("(none)").count() == 2 {
+                bail!("rpmsign left {} unsigned", r.display());
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for GpgKey {
+    fn drop(&mut self) {
+        // Ends the agent this key's GNUPGHOME started (and only that one).
+        let _ = Command::new("gpgconf").env("GNUPGHOME", &self.home).args(["--kill", "gpg-agent"]).output();
+    }
+}
+
+/// Runs `createrepo_c` on `dir`.
+pub fn createrepo(dir: &Path) -> Result<()> {
+    run(Command::new("createrepo_c").arg("--quiet").arg(dir))
+}
+
+/// Flips one byte near the end of an RPM (inside the payload), keeping its size.
+pub fn tamper_payload(rpm: &Path) -> Result<()> {
+    let mut data = std::fs::read(rpm)?;
+    let at = data.len() - 20;
+    data[at] ^= 0xff;
+    std::fs::write(rpm, data)?;
+    Ok(())
+}
+
+fn run(cmd: &mut Command) -> Result<()> {
+    let out = cmd.output().with_context(|| format!("running {cmd:?}"))?;
+    if !out.status.success() {
+        bail!("{cmd:?} failed: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(())
+}
+
+/// A static file server on 127.0.0.1 (one thread per connection, `Connection: close`),
+/// with a request log and fault injection for retry tests. Stops when dropped.
+pub struct RepoServer {
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    stop: Arc<AtomicBool>,
+    fail_next: Arc<AtomicUsize>,
+    log: Arc<Mutex<Vec<String>>>,
+    thread: Option<JoinHandle<()>>,
+    addr: std::net::SocketAddr,
+}
+
+impl RepoServer {
+    /// Serves `root`.
+    pub fn serve(root: &Path) -> Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let addr = listener.local_addr()?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let fail_next = Arc::new(AtomicUsize::new(0));
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (s, f, l, root) = (stop.clone(), fail_next.clone(), log.clone(), root.to_path_buf());
+        let thread = std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if s.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(conn) = conn else { continue };
+                let (f, l, root) = (f.clone(), l.clone(), root.clone());
+                std::thread::spawn(move || {
+                    let _ = handle(conn, &root, &f, &l);
+                });
+            }
+        });
+        Ok(RepoServer { url: format!("http://{addr}"), stop, fail_next, log, thread: Some(thread), addr })
+    }
+
+    /// The next `n` requests get `503 Service Unavailable`.
+    pub fn fail_next(&self, n: usize) {
+        self.fail_next.store(n, Ordering::SeqCst);
+    }
+
+    /// Paths requested so far, with the status answered (`200 /kubernetes/repodata/repomd.xml`).
+    pub fn requests(&self) -> Vec<String> {
+        self.log.lock().expect("log").clone()
+    }
+}
+
+impl Drop for RepoServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(self.addr);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn handle(mut conn: TcpStream, root: &Path, fail: &AtomicUsize, log: &Mutex<Vec<String>>) -> std::io::Result<()> {
+    let mut reader = BufReader::new(conn.try_clone()?);
+    let mut line = String::new();
+    reader.read_line(&mut line)?;
+    loop {
+        let mut h = String::new();
+        if reader.read_line(&mut h)? == 0 || h == "\r\n" || h == "\n" {
+            break;
+        }
+    }
+    let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
+    let path = path.split('?').next().unwrap_or("/").to_string();
+    let failing = fail.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok();
+    let file = root.join(path.trim_start_matches('/'));
+    let status = if failing {
+        503
+    } else if path.split('/').any(|p| p == "..") || !file.is_file() {
+        404
+    } else {
+        200
+    };
+    log.lock().expect("log").push(format!("{status} {path}"));
+    if status != 200 {
+        let reason = if status == 503 { "Service Unavailable" } else { "Not Found" };
+        write!(conn, "HTTP/1.1 {status} {reason}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")?;
+        return Ok(());
+    }
+    let mut f = std::fs::File::open(&file)?;
+    let len = f.metadata()?.len();
+    write!(conn, "HTTP/1.1 200 OK\r\nContent-Length: {len}\r\nContent-Type: application/octet-stream\r\nConnection: close\r\n\r\n")?;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        conn.write_all(&buf[..n])?;
+    }
+    conn.flush()
+}
+
+/// The three upstream repos of an HA install, built and served.
+pub struct Upstream {
+    /// Holds everything (repos under `repos/`); removed when dropped.
+    pub dir: tempfile::TempDir,
+    /// The signing key of `kubernetes` and `docker-ce` (served at [`Upstream::key_url`]).
+    pub key: GpgKey,
+    /// The signing key of `base`.
+    pub base_key: GpgKey,
+    /// The server (repos at `<url>/<name>/`).
+    pub server: RepoServer,
+}
+
+/// The package list an HA install pins, for [`Upstream::ha`].
+pub const HA_PACKAGES: &[&str] = &[
+    "kubeadm-1.29.2",
+    "kubelet-1.29.2",
+    "kubectl-1.29.2",
+    "cri-tools-1.29.0",
+    "kubernetes-cni-1.3.0",
+    "containerd.io",
+    "haproxy",
+    "keepalived",
+    "ipvsadm",
+    "ipset",
+    "iproute-tc",
+    "conntrack-tools",
+    "socat",
+];
+
+impl Upstream {
+    /// Builds the repos:
+    ///
+    /// - `kubernetes` (signed, with key): kubeadm/kubelet/kubectl 1.28.9, 1.29.2 and 1.29.3,
+    ///   cri-tools 1.29.0 and 1.30.0, kubernetes-cni 1.2.0 and 1.3.0. kubelet requires the
+    ///   file `/usr/sbin/conntrack`, `kubernetes-cni >= 1.2.0`, `socat` and the boolean
+    ///   `(iptables-nft or iptables-legacy)`. `kubectl-1.28.9` is tampered after signing.
+    /// - `docker-ce` (signed, with key): containerd.io `1.6.28-3.1` and `1:1.6.20-3.1`
+    ///   (the epoch makes the lower version newest); it provides the virtual `runc` and
+    ///   starts the chain containerd.io → container-selinux → `selinux-policy-base`
+    ///   (virtual, from selinux-policy-targeted) → policycoreutils, across repos.
+    /// - `base` (signed with a second key): conntrack-tools (owns `/usr/sbin/conntrack`), keepalived
+    ///   (requires `libnl3 < 3.8`; libnl3 3.7.0 and 3.9.0 exist), haproxy (requires a file
+    ///   only filelists lists), and the rest of the package list.
+    pub fn ha() -> Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let work = dir.path().join("work");
+        let repos = dir.path().join("repos");
+        let key = GpgKey::generate(&dir.path().join("key"), "bundle-test")?;
+        let base_key = GpgKey::generate(&dir.path().join("base-key"), "bundle-test-base")?;
+
+        let k8s = repos.join("kubernetes");
+        let mut signed = Vec::new();
+        for v in ["1.28.9", "1.29.2", "1.29.3"] {
+            let vr = format!("{v}-150500.1.1");
+            signed.push(
+                RpmSpec::new("kubeadm", &vr, "x86_64")
+                    .requires(&[&format!("kubelet >= {v}"), &format!("kubectl >= {v}"), "cri-tools >= 1.28.0"])
+                    .files(&["/usr/bin/kubeadm"])
+                    .build(&work, &k8s)?,
+            );
+            signed.push(
+                RpmSpec::new("kubelet", &vr, "x86_64")
+                    .requires(&["/usr/sbin/conntrack", "kubernetes-cni >= 1.2.0", "socat", "(iptables-nft or iptables-legacy)"])
+                    .files(&["/usr/bin/kubelet"])
+                    .build(&work, &k8s)?,
+            );
+            signed.push(RpmSpec::new("kubectl", &vr, "x86_64").files(&["/usr/bin/kubectl"]).build(&work, &k8s)?);
+        }
+        for v in ["1.29.0-150500.1.1", "1.30.0-150500.1.1"] {
+            signed.push(RpmSpec::new("cri-tools", v, "x86_64").files(&["/usr/bin/crictl"]).build(&work, &k8s)?);
+        }
+        for v in ["1.2.0-150500.2.1", "1.3.0-150500.1.1"] {
+            signed.push(
+                RpmSpec::new("kubernetes-cni", v, "x86_64").files(&["/opt/cni/bin/bridge"]).build(&work, &k8s)?,
+            );
+        }
+
+        let docker = repos.join("docker-ce");
+        for vr in ["1.6.28-3.1", "1:1.6.20-3.1"] {
+            signed.push(
+                RpmSpec::new("containerd.io", vr, "x86_64")
+                    .requires(&["container-selinux >= 2:2.74"])
+                    .provides(&["runc = 1.1.12", "containerd = 1.6"])
+                    .files(&["/usr/bin/containerd", "/usr/bin/runc"])
+                    .build(&work, &docker)?,
+            );
+        }
+        key.sign(&signed)?;
+        tamper_payload(&k8s.join("kubectl-1.28.9-150500.1.1.x86_64.rpm"))?;
+
+        let base = repos.join("base");
+        let pkgs = [
+            RpmSpec::new("container-selinux", "2:2.229.0-1.el9", "noarch").requires(&["selinux-policy-base >= 38.1"]),
+            RpmSpec::new("selinux-policy-targeted", "38.1.35-2.el9", "noarch")
+                .provides(&["selinux-policy-base = 38.1.35-2.el9"])
+                .requires(&["policycoreutils"]),
+            RpmSpec::new("policycoreutils", "3.6-2.1.el9", "x86_64").files(&["/usr/sbin/restorecon"]),
+            RpmSpec::new("conntrack-tools", "1.4.7-2.el9", "x86_64")
+                .requires(&["libnetfilter_conntrack"])
+                .files(&["/usr/sbin/conntrack"]),
+            RpmSpec::new("libnetfilter_conntrack", "1.0.9-1.el9", "x86_64"),
+            RpmSpec::new("iptables-nft", "1.8.10-2.el9", "x86_64").files(&["/usr/sbin/iptables-nft"]),
+            RpmSpec::new("iptables-legacy", "1.8.10-2.el9", "x86_64").files(&["/usr/sbin/iptables-legacy"]),
+            RpmSpec::new("socat", "1.7.4.1-5.el9", "x86_64").files(&["/usr/bin/socat"]),
+            RpmSpec::new("haproxy", "2.4.22-3.el9", "x86_64")
+                .requires(&["/usr/lib64/haproxy/lua.so"])
+                .files(&["/usr/sbin/haproxy"]),
+            RpmSpec::new("haproxy-lua", "2.4.22-3.el9", "x86_64").files(&["/usr/lib64/haproxy/lua.so"]),
+            RpmSpec::new("keepalived", "2.2.8-3.el9", "x86_64").requires(&["libnl3 < 3.8"]).files(&["/usr/sbin/keepalived"]),
+            RpmSpec::new("libnl3", "3.7.0-1.el9", "x86_64"),
+            RpmSpec::new("libnl3", "3.9.0-1.el9", "x86_64"),
+            RpmSpec::new("ipvsadm", "1.31-6.el9", "x86_64").files(&["/usr/sbin/ipvsadm"]),
+            RpmSpec::new("ipset", "7.11-8.el9", "x86_64").requires(&["ipset-libs = 7.11-8.el9"]).files(&["/usr/sbin/ipset"]),
+            RpmSpec::new("ipset-libs", "7.11-8.el9", "x86_64"),
+            RpmSpec::new("iproute", "6.2.0-5.el9", "x86_64").files(&["/usr/sbin/ip"]),
+            RpmSpec::new("iproute-tc", "6.2.0-5.el9", "x86_64").requires(&["iproute = 6.2.0-5.el9"]).files(&["/usr/sbin/tc"]),
+        ];
+        let mut base_rpms = Vec::new();
+        for p in pkgs {
+            base_rpms.push(p.build(&work, &base)?);
+        }
+        base_key.sign(&base_rpms)?;
+        for r in [&k8s, &docker, &base] {
+            createrepo(r)?;
+        }
+        std::fs::remove_dir_all(&work)?;
+        let keys = repos.join("keys");
+        std::fs::create_dir_all(&keys)?;
+        std::fs::copy(&key.public, keys.join("bundle-test.asc"))?;
+        std::fs::copy(&base_key.public, keys.join("bundle-test-base.asc"))?;
+        let server = RepoServer::serve(&repos)?;
+        Ok(Upstream { dir, key, base_key, server })
+    }
+
+    /// Folder of repo `name`.
+    pub fn repo_dir(&self, name: &str) -> PathBuf {
+        self.dir.path().join("repos").join(name)
+    }
+
+    /// Base URL of repo `name`.
+    pub fn repo_url(&self, name: &str) -> String {
+        format!("{}/{name}/", self.server.url)
+    }
+
+    /// URL of a key by name (`bundle-test`, `bundle-test-base`).
+    pub fn key_url(&self, name: &str) -> String {
+        format!("{}/keys/{name}.asc", self.server.url)
+    }
+}
+
+/// Installs `packages` with dnf from the yum repo at `repo` (a folder with `repodata/`)
+/// into a fresh root under `scratch`, with gpgcheck=1 against `keys`, then returns
+/// `rpm -qa` of that root (sorted NEVRAs). Only that repo is enabled.
+pub fn dnf_install(scratch: &Path, repo: &Path, keys: &[PathBuf], packages: &[&str]) -> Result<Vec<String>> {
+    let root = scratch.join("root");
+    let home = scratch.join("home");
+    std::fs::create_dir_all(&root)?;
+    std::fs::create_dir_all(&home)?;
+    // Debian's rpm keeps its database under ~/.rpmdb unless told otherwise.
+    std::fs::write(home.join(".rpmmacros"), "%_dbpath /var/lib/rpm\n")?;
+    let gpgkey: Vec<String> = keys.iter().map(|k| format!("file://{}", k.display())).collect();
+    let conf = scratch.join("dnf.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "[main]\nreposdir=/dev/null\ncachedir={cache}\ninstall_weak_deps=False\n\n[bundle]\nname=bundle\nbaseurl=file://{repo}\nenabled=1\ngpgcheck={check}\ngpgkey={keys}\n",
+            cache = scratch.join("cache").display(),
+            repo = repo.display(),
+            check = if keys.is_empty() { 0 } else { 1 },
+            keys = gpgkey.join(" "),
+        ),
+    )?;
+    let out = Command::new("dnf")
+        .env("HOME", &home)
+        .arg("--config")
+        .arg(&conf)
+        .arg("--installroot")
+        .arg(&root)
+        .args(["--releasever=9", "--disablerepo=*", "--enablerepo=bundle", "--setopt=tsflags=nodocs", "-y", "install"])
+        .args(packages)
+        .output()
+        .context("running dnf (apt-get install dnf)")?;
+    if !out.status.success() {
+        bail!(
+            "dnf install failed:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let out = Command::new("rpm")
+        .env("HOME", &home)
+        .arg("--root")
+        .arg(&root)
+        .args(["-qa", "--qf", "%{NAME}-%|EPOCH?{%{EPOCH}:}|%{VERSION}-%{RELEASE}.%{ARCH}\n"])
+        .output()?;
+    if !out.status.success() {
+        bail!("rpm -qa failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let mut list: Vec<String> = String::from_utf8(out.stdout)?.lines().map(str::to_string).collect();
+    list.retain(|l| !l.starts_with("gpg-pubkey-"));
+    list.sort();
+    Ok(list)
+}
