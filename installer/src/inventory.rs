@@ -263,12 +263,24 @@ impl Inventory {
     /// Reads and parses `path` (no checks beyond the shape; see [`Inventory::validate`]).
     pub fn load(path: &Path) -> Result<Self, Error> {
         let text = std::fs::read_to_string(path).map_err(|source| Error::InventoryRead { path: path.to_path_buf(), source })?;
-        Self::parse(&text).map_err(|detail| Error::InventoryParse { path: path.to_path_buf(), detail })
+        Self::parse(&text).map_err(|e| match e {
+            ParseError::Yaml(detail) => Error::InventoryParse { path: path.to_path_buf(), detail },
+            ParseError::Fields(problems) => Error::Inventory { path: path.to_path_buf(), problems: Problems(problems) },
+        })
     }
 
-    /// Parses inventory text; the error names the field and line when the parser knows.
-    pub fn parse(text: &str) -> Result<Self, String> {
-        serde_saphyr::from_str(text).map_err(|e| e.to_string())
+    /// Parses inventory text. Unknown fields are reported all at once with their
+    /// path (`spec.hosts[3].gpu`), checked against the JSON Schema
+    /// ([`SCHEMA`]); type and syntax errors come with line and column.
+    pub fn parse(text: &str) -> Result<Self, ParseError> {
+        let value: serde_json::Value = serde_saphyr::from_str(text).map_err(|e| ParseError::Yaml(e.to_string()))?;
+        let schema: serde_json::Value = serde_json::from_str(SCHEMA).expect("the schema is JSON");
+        let mut problems = Vec::new();
+        unknown_fields(&schema, &value, "", &mut problems);
+        if !problems.is_empty() {
+            return Err(ParseError::Fields(problems));
+        }
+        serde_saphyr::from_str(text).map_err(|e| ParseError::Yaml(e.to_string()))
     }
 
     /// Checks everything that can be checked without the bundle; with `force`, a
@@ -515,6 +527,58 @@ impl Inventory {
         Self::load(path)?
             .validate(force)
             .map_err(|problems| Error::Inventory { path: path.to_path_buf(), problems: Problems(problems) })
+    }
+}
+
+/// Why inventory text cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ParseError {
+    /// YAML syntax or a value of the wrong type (the parser's message, with line).
+    Yaml(String),
+    /// Fields the schema does not know.
+    Fields(Vec<Problem>),
+}
+
+impl std::fmt::Display for ParseError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ParseError::Yaml(e) => f.write_str(e),
+            ParseError::Fields(p) => write!(f, "{}", Problems(p.clone())),
+        }
+    }
+}
+
+/// The inventory's JSON Schema (`installer/cluster.schema.json`).
+pub const SCHEMA: &str = include_str!("../cluster.schema.json");
+
+/// Lists fields of `value` that `schema` (objects with `additionalProperties: false`)
+/// does not know, with their paths.
+fn unknown_fields(schema: &serde_json::Value, value: &serde_json::Value, path: &str, out: &mut Vec<Problem>) {
+    use serde_json::Value;
+    match value {
+        Value::Object(map) => {
+            let Some(props) = schema.get("properties").and_then(Value::as_object) else { return };
+            let closed = schema.get("additionalProperties") == Some(&Value::Bool(false));
+            for (k, v) in map {
+                let child = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                match props.get(k) {
+                    Some(s) => unknown_fields(s, v, &child, out),
+                    None if closed => {
+                        let known: Vec<&str> = props.keys().map(String::as_str).collect();
+                        out.push(Problem::new(child, format!("unknown field `{k}`; expected one of {}", known.join(", "))));
+                    }
+                    None => {}
+                }
+            }
+        }
+        Value::Array(items) => {
+            if let Some(s) = schema.get("items") {
+                for (i, v) in items.iter().enumerate() {
+                    unknown_fields(s, v, &format!("{path}[{i}]"), out);
+                }
+            }
+        }
+        _ => {}
     }
 }
 
