@@ -73,12 +73,18 @@ impl RpmSpec {
 
     /// The file name rpmbuild gives it.
     pub fn file_name(&self) -> String {
-        format!("{}-{}-{}.{}.rpm", self.name, self.version, self.release, self.arch)
+        format!(
+            "{}-{}-{}.{}.rpm",
+            self.name, self.version, self.release, self.arch
+        )
     }
 
     /// Builds it with `rpmbuild` (scratch under `work`) and moves the RPM into `out_dir`.
     pub fn build(&self, work: &Path, out_dir: &Path) -> Result<PathBuf> {
-        let top = work.join(format!("rpmbuild-{}-{}-{}", self.name, self.version, self.release));
+        let top = work.join(format!(
+            "rpmbuild-{}-{}-{}",
+            self.name, self.version, self.release
+        ));
         std::fs::create_dir_all(&top)?;
         let mut spec = format!(
             "Name: {}\nVersion: {}\nRelease: {}\nSummary: fake {} for tests\nLicense: MIT\nBuildArch: {}\nAutoReqProv: no\n",
@@ -97,7 +103,11 @@ impl RpmSpec {
         files.push(format!("/usr/share/{}/README", self.name));
         spec.push_str("%description\nA fake package built by bundle's tests.\n%install\n");
         for f in &files {
-            let dir = Path::new(f).parent().expect("absolute path").display().to_string();
+            let dir = Path::new(f)
+                .parent()
+                .expect("absolute path")
+                .display()
+                .to_string();
             spec.push_str(&format!(
                 "mkdir -p %{{buildroot}}{dir}\necho '{} {}-{}' > %{{buildroot}}{f}\n",
                 self.name, self.version, self.release
@@ -118,7 +128,11 @@ impl RpmSpec {
             .output()
             .context("running rpmbuild (apt-get install rpm)")?;
         if !out.status.success() {
-            bail!("rpmbuild {} failed: {}", self.name, String::from_utf8_lossy(&out.stderr));
+            bail!(
+                "rpmbuild {} failed: {}",
+                self.name,
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
         let built = top.join("RPMS").join(&self.arch).join(self.file_name());
         std::fs::create_dir_all(out_dir)?;
@@ -152,17 +166,27 @@ impl GpgKey {
                 "Key-Type: RSA\nKey-Length: 2048\nName-Real: {name}\nName-Email: {name}@example.invalid\nExpire-Date: 0\n%no-protection\n%commit\n"
             ),
         )?;
-        run(Command::new("gpg").env("GNUPGHOME", &home).args(["--batch", "--quiet", "--gen-key"]).arg(&params))?;
+        run(Command::new("gpg")
+            .env("GNUPGHOME", &home)
+            .args(["--batch", "--quiet", "--gen-key"])
+            .arg(&params))?;
         let public = dir.join(format!("{name}.asc"));
         let out = Command::new("gpg")
             .env("GNUPGHOME", &home)
             .args(["--batch", "--armor", "--export", name])
             .output()?;
         if !out.status.success() || out.stdout.is_empty() {
-            bail!("gpg --export failed: {}", String::from_utf8_lossy(&out.stderr));
+            bail!(
+                "gpg --export failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
         std::fs::write(&public, out.stdout)?;
-        Ok(GpgKey { home, name: name.into(), public })
+        Ok(GpgKey {
+            home,
+            name: name.into(),
+            public,
+        })
     }
 
     /// Signs RPMs in place with `rpmsign --addsign`.
@@ -177,8 +201,15 @@ impl GpgKey {
         run(&mut cmd)?;
         // rpmsign fails quietly in some setups: check a signature is there.
         for r in rpms {
-            let out = Command::new("rpm").args(["-qp", "--qf", "%{SIGPGP:pgpsig}%{RSAHEADER:pgpsig}"]).arg(r).output()?;
-            if String::from_utf8_lossy(&out.stdout).matches("(none)").count() == 2 {
+            let out = Command::new("rpm")
+                .args(["-qp", "--qf", "%{SIGPGP:pgpsig}%{RSAHEADER:pgpsig}"])
+                .arg(r)
+                .output()?;
+            if String::from_utf8_lossy(&out.stdout)
+                .matches("(none)")
+                .count()
+                == 2
+            {
                 bail!("rpmsign left {} unsigned", r.display());
             }
         }
@@ -189,7 +220,10 @@ impl GpgKey {
 impl Drop for GpgKey {
     fn drop(&mut self) {
         // Ends the agent this key's GNUPGHOME started (and only that one).
-        let _ = Command::new("gpgconf").env("GNUPGHOME", &self.home).args(["--kill", "gpg-agent"]).output();
+        let _ = Command::new("gpgconf")
+            .env("GNUPGHOME", &self.home)
+            .args(["--kill", "gpg-agent"])
+            .output();
     }
 }
 
@@ -210,7 +244,11 @@ pub fn tamper_payload(rpm: &Path) -> Result<()> {
 fn run(cmd: &mut Command) -> Result<()> {
     let out = cmd.output().with_context(|| format!("running {cmd:?}"))?;
     if !out.status.success() {
-        bail!("{cmd:?} failed: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        bail!(
+            "{cmd:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     Ok(())
 }
@@ -235,7 +273,12 @@ impl RepoServer {
         let stop = Arc::new(AtomicBool::new(false));
         let fail_next = Arc::new(AtomicUsize::new(0));
         let log = Arc::new(Mutex::new(Vec::new()));
-        let (s, f, l, root) = (stop.clone(), fail_next.clone(), log.clone(), root.to_path_buf());
+        let (s, f, l, root) = (
+            stop.clone(),
+            fail_next.clone(),
+            log.clone(),
+            root.to_path_buf(),
+        );
         let thread = std::thread::spawn(move || {
             for conn in listener.incoming() {
                 if s.load(Ordering::SeqCst) {
@@ -248,7 +291,14 @@ impl RepoServer {
                 });
             }
         });
-        Ok(RepoServer { url: format!("http://{addr}"), stop, fail_next, log, thread: Some(thread), addr })
+        Ok(RepoServer {
+            url: format!("http://{addr}"),
+            stop,
+            fail_next,
+            log,
+            thread: Some(thread),
+            addr,
+        })
     }
 
     /// The next `n` requests get `503 Service Unavailable`.
@@ -272,7 +322,12 @@ impl Drop for RepoServer {
     }
 }
 
-fn handle(mut conn: TcpStream, root: &Path, fail: &AtomicUsize, log: &Mutex<Vec<String>>) -> std::io::Result<()> {
+fn handle(
+    mut conn: TcpStream,
+    root: &Path,
+    fail: &AtomicUsize,
+    log: &Mutex<Vec<String>>,
+) -> std::io::Result<()> {
     let mut reader = BufReader::new(conn.try_clone()?);
     let mut line = String::new();
     reader.read_line(&mut line)?;
@@ -284,7 +339,9 @@ fn handle(mut conn: TcpStream, root: &Path, fail: &AtomicUsize, log: &Mutex<Vec<
     }
     let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
     let path = path.split('?').next().unwrap_or("/").to_string();
-    let failing = fail.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok();
+    let failing = fail
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok();
     let file = root.join(path.trim_start_matches('/'));
     let status = if failing {
         503
@@ -295,8 +352,15 @@ fn handle(mut conn: TcpStream, root: &Path, fail: &AtomicUsize, log: &Mutex<Vec<
     };
     log.lock().expect("log").push(format!("{status} {path}"));
     if status != 200 {
-        let reason = if status == 503 { "Service Unavailable" } else { "Not Found" };
-        write!(conn, "HTTP/1.1 {status} {reason}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")?;
+        let reason = if status == 503 {
+            "Service Unavailable"
+        } else {
+            "Not Found"
+        };
+        write!(
+            conn,
+            "HTTP/1.1 {status} {reason}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        )?;
         return Ok(());
     }
     let mut f = std::fs::File::open(&file)?;
@@ -369,24 +433,43 @@ impl Upstream {
             let vr = format!("{v}-150500.1.1");
             signed.push(
                 RpmSpec::new("kubeadm", &vr, "x86_64")
-                    .requires(&[&format!("kubelet >= {v}"), &format!("kubectl >= {v}"), "cri-tools >= 1.28.0"])
+                    .requires(&[
+                        &format!("kubelet >= {v}"),
+                        &format!("kubectl >= {v}"),
+                        "cri-tools >= 1.28.0",
+                    ])
                     .files(&["/usr/bin/kubeadm"])
                     .build(&work, &k8s)?,
             );
             signed.push(
                 RpmSpec::new("kubelet", &vr, "x86_64")
-                    .requires(&["/usr/sbin/conntrack", "kubernetes-cni >= 1.2.0", "socat", "(iptables-nft or iptables-legacy)"])
+                    .requires(&[
+                        "/usr/sbin/conntrack",
+                        "kubernetes-cni >= 1.2.0",
+                        "socat",
+                        "(iptables-nft or iptables-legacy)",
+                    ])
                     .files(&["/usr/bin/kubelet"])
                     .build(&work, &k8s)?,
             );
-            signed.push(RpmSpec::new("kubectl", &vr, "x86_64").files(&["/usr/bin/kubectl"]).build(&work, &k8s)?);
+            signed.push(
+                RpmSpec::new("kubectl", &vr, "x86_64")
+                    .files(&["/usr/bin/kubectl"])
+                    .build(&work, &k8s)?,
+            );
         }
         for v in ["1.29.0-150500.1.1", "1.30.0-150500.1.1"] {
-            signed.push(RpmSpec::new("cri-tools", v, "x86_64").files(&["/usr/bin/crictl"]).build(&work, &k8s)?);
+            signed.push(
+                RpmSpec::new("cri-tools", v, "x86_64")
+                    .files(&["/usr/bin/crictl"])
+                    .build(&work, &k8s)?,
+            );
         }
         for v in ["1.2.0-150500.2.1", "1.3.0-150500.1.1"] {
             signed.push(
-                RpmSpec::new("kubernetes-cni", v, "x86_64").files(&["/opt/cni/bin/bridge"]).build(&work, &k8s)?,
+                RpmSpec::new("kubernetes-cni", v, "x86_64")
+                    .files(&["/opt/cni/bin/bridge"])
+                    .build(&work, &k8s)?,
             );
         }
 
@@ -405,30 +488,41 @@ impl Upstream {
 
         let base = repos.join("base");
         let pkgs = [
-            RpmSpec::new("container-selinux", "2:2.229.0-1.el9", "noarch").requires(&["selinux-policy-base >= 38.1"]),
+            RpmSpec::new("container-selinux", "2:2.229.0-1.el9", "noarch")
+                .requires(&["selinux-policy-base >= 38.1"]),
             RpmSpec::new("selinux-policy-targeted", "38.1.35-2.el9", "noarch")
                 .provides(&["selinux-policy-base = 38.1.35-2.el9"])
                 .requires(&["policycoreutils"]),
-            RpmSpec::new("policycoreutils", "3.6-2.1.el9", "x86_64").files(&["/usr/sbin/restorecon"]),
+            RpmSpec::new("policycoreutils", "3.6-2.1.el9", "x86_64")
+                .files(&["/usr/sbin/restorecon"]),
             RpmSpec::new("conntrack-tools", "1.4.7-2.el9", "x86_64")
                 .requires(&["libnetfilter_conntrack"])
                 .files(&["/usr/sbin/conntrack"]),
             RpmSpec::new("libnetfilter_conntrack", "1.0.9-1.el9", "x86_64"),
-            RpmSpec::new("iptables-nft", "1.8.10-2.el9", "x86_64").files(&["/usr/sbin/iptables-nft"]),
-            RpmSpec::new("iptables-legacy", "1.8.10-2.el9", "x86_64").files(&["/usr/sbin/iptables-legacy"]),
+            RpmSpec::new("iptables-nft", "1.8.10-2.el9", "x86_64")
+                .files(&["/usr/sbin/iptables-nft"]),
+            RpmSpec::new("iptables-legacy", "1.8.10-2.el9", "x86_64")
+                .files(&["/usr/sbin/iptables-legacy"]),
             RpmSpec::new("socat", "1.7.4.1-5.el9", "x86_64").files(&["/usr/bin/socat"]),
             RpmSpec::new("haproxy", "2.4.22-3.el9", "x86_64")
                 .requires(&["/usr/lib64/haproxy/lua.so"])
                 .files(&["/usr/sbin/haproxy"]),
-            RpmSpec::new("haproxy-lua", "2.4.22-3.el9", "x86_64").files(&["/usr/lib64/haproxy/lua.so"]),
-            RpmSpec::new("keepalived", "2.2.8-3.el9", "x86_64").requires(&["libnl3 < 3.8"]).files(&["/usr/sbin/keepalived"]),
+            RpmSpec::new("haproxy-lua", "2.4.22-3.el9", "x86_64")
+                .files(&["/usr/lib64/haproxy/lua.so"]),
+            RpmSpec::new("keepalived", "2.2.8-3.el9", "x86_64")
+                .requires(&["libnl3 < 3.8"])
+                .files(&["/usr/sbin/keepalived"]),
             RpmSpec::new("libnl3", "3.7.0-1.el9", "x86_64"),
             RpmSpec::new("libnl3", "3.9.0-1.el9", "x86_64"),
             RpmSpec::new("ipvsadm", "1.31-6.el9", "x86_64").files(&["/usr/sbin/ipvsadm"]),
-            RpmSpec::new("ipset", "7.11-8.el9", "x86_64").requires(&["ipset-libs = 7.11-8.el9"]).files(&["/usr/sbin/ipset"]),
+            RpmSpec::new("ipset", "7.11-8.el9", "x86_64")
+                .requires(&["ipset-libs = 7.11-8.el9"])
+                .files(&["/usr/sbin/ipset"]),
             RpmSpec::new("ipset-libs", "7.11-8.el9", "x86_64"),
             RpmSpec::new("iproute", "6.2.0-5.el9", "x86_64").files(&["/usr/sbin/ip"]),
-            RpmSpec::new("iproute-tc", "6.2.0-5.el9", "x86_64").requires(&["iproute = 6.2.0-5.el9"]).files(&["/usr/sbin/tc"]),
+            RpmSpec::new("iproute-tc", "6.2.0-5.el9", "x86_64")
+                .requires(&["iproute = 6.2.0-5.el9"])
+                .files(&["/usr/sbin/tc"]),
         ];
         let mut base_rpms = Vec::new();
         for p in pkgs {
@@ -444,7 +538,12 @@ impl Upstream {
         std::fs::copy(&key.public, keys.join("bundle-test.asc"))?;
         std::fs::copy(&base_key.public, keys.join("bundle-test-base.asc"))?;
         let server = RepoServer::serve(&repos)?;
-        Ok(Upstream { dir, key, base_key, server })
+        Ok(Upstream {
+            dir,
+            key,
+            base_key,
+            server,
+        })
     }
 
     /// Folder of repo `name`.
@@ -466,14 +565,22 @@ impl Upstream {
 /// Installs `packages` with dnf from the yum repo at `repo` (a folder with `repodata/`)
 /// into a fresh root under `scratch`, with gpgcheck=1 against `keys`, then returns
 /// `rpm -qa` of that root (sorted NEVRAs). Only that repo is enabled.
-pub fn dnf_install(scratch: &Path, repo: &Path, keys: &[PathBuf], packages: &[&str]) -> Result<Vec<String>> {
+pub fn dnf_install(
+    scratch: &Path,
+    repo: &Path,
+    keys: &[PathBuf],
+    packages: &[&str],
+) -> Result<Vec<String>> {
     let root = scratch.join("root");
     let home = scratch.join("home");
     std::fs::create_dir_all(&root)?;
     std::fs::create_dir_all(&home)?;
     // Debian's rpm keeps its database under ~/.rpmdb unless told otherwise.
     std::fs::write(home.join(".rpmmacros"), "%_dbpath /var/lib/rpm\n")?;
-    let gpgkey: Vec<String> = keys.iter().map(|k| format!("file://{}", k.display())).collect();
+    let gpgkey: Vec<String> = keys
+        .iter()
+        .map(|k| format!("file://{}", k.display()))
+        .collect();
     let conf = scratch.join("dnf.conf");
     std::fs::write(
         &conf,
@@ -491,7 +598,14 @@ pub fn dnf_install(scratch: &Path, repo: &Path, keys: &[PathBuf], packages: &[&s
         .arg(&conf)
         .arg("--installroot")
         .arg(&root)
-        .args(["--releasever=9", "--disablerepo=*", "--enablerepo=bundle", "--setopt=tsflags=nodocs", "-y", "install"])
+        .args([
+            "--releasever=9",
+            "--disablerepo=*",
+            "--enablerepo=bundle",
+            "--setopt=tsflags=nodocs",
+            "-y",
+            "install",
+        ])
         .args(packages)
         .output()
         .context("running dnf (apt-get install dnf)")?;
@@ -506,12 +620,19 @@ pub fn dnf_install(scratch: &Path, repo: &Path, keys: &[PathBuf], packages: &[&s
         .env("HOME", &home)
         .arg("--root")
         .arg(&root)
-        .args(["-qa", "--qf", "%{NAME}-%|EPOCH?{%{EPOCH}:}|%{VERSION}-%{RELEASE}.%{ARCH}\n"])
+        .args([
+            "-qa",
+            "--qf",
+            "%{NAME}-%|EPOCH?{%{EPOCH}:}|%{VERSION}-%{RELEASE}.%{ARCH}\n",
+        ])
         .output()?;
     if !out.status.success() {
         bail!("rpm -qa failed: {}", String::from_utf8_lossy(&out.stderr));
     }
-    let mut list: Vec<String> = String::from_utf8(out.stdout)?.lines().map(str::to_string).collect();
+    let mut list: Vec<String> = String::from_utf8(out.stdout)?
+        .lines()
+        .map(str::to_string)
+        .collect();
     list.retain(|l| !l.starts_with("gpg-pubkey-"));
     list.sort();
     Ok(list)
