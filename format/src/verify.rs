@@ -175,12 +175,10 @@ impl<'i> EntryChecker<'i> {
             return Err(Error::UnknownEntry { entry: name });
         };
         if pos != self.next {
+            // Earlier positions were all seen (or this would be a duplicate), so the
+            // entry came early: something before it is missing or it was moved.
             let expected = self.index.entries[self.next].path.to_string();
-            return Err(if pos > self.next {
-                Error::MissingEntry { entry: expected }
-            } else {
-                Error::OutOfOrder { entry: name, expected }
-            });
+            return Err(Error::OutOfOrder { entry: name, expected });
         }
         self.next += 1;
         let record = &self.index.entries[pos];
