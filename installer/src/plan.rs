@@ -245,7 +245,7 @@ impl Plan {
         let mut out = String::new();
         let w = &mut out;
         let _ = writeln!(w, "Plan for cluster `{}` from bundle {}", self.cluster, self.bundle);
-        let _ = writeln!(w, "  Kubernetes {} (kubeadm {}), containerd config version {}", self.kubernetes_version, self.kubeadm_api_version, self.containerd_config_version);
+        let _ = writeln!(w, "  Kubernetes {} (kubeadm config {}), containerd config version {}", self.kubernetes_version, self.kubeadm_api_version, self.containerd_config_version);
         let _ = writeln!(w, "  control plane endpoint {} (keepalived VIP, haproxy on every master)", self.control_plane_endpoint);
         let _ = writeln!(w, "  registry {}, yum repository {}", self.registry, self.repo_url);
         let _ = writeln!(w, "  {} hosts, {} steps", self.hosts.len(), self.step_count());

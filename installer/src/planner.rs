@@ -105,7 +105,7 @@ pub fn plan(cluster: &Cluster, facts: &BundleFacts, inputs: &PlanInputs) -> Resu
     // containerd version.
     let containerd_major = facts.containerd_major();
     if facts.containerd_version.is_none() {
-        notes.push("the bundle carries no `containerd.io` or `containerd` package: assuming containerd 1.x (config version 2)".into());
+        notes.push("the bundle carries no `containerd.io` or `containerd` package: assuming containerd 1.x (config version 2) is already on the hosts".into());
     }
     let containerd_config_version = containerd::config_version(containerd_major);
 
@@ -212,9 +212,6 @@ pub fn plan(cluster: &Cluster, facts: &BundleFacts, inputs: &PlanInputs) -> Resu
         out
     };
     let node_pkgs = pick(NODE_PACKAGES, REQUIRED_NODE_PACKAGES, &mut problems);
-    if rpm_repo.is_some() && !rpm_repo.into_iter().flat_map(|r| &r.packages).any(|p| p.name == "containerd.io" || p.name == "containerd") {
-        problems.push(Problem::new("bundle", "the bundle's RPM repository has no `containerd.io` or `containerd` package".to_string()));
-    }
     let lb_pkgs = pick(LB_PACKAGES, LB_PACKAGES, &mut problems);
     if let Some(r) = rpm_repo.filter(|r| r.gpg_keys.is_empty()) {
         notes.push(format!("the bundle ships no GPG keys for `{}`: gpgcheck is off; the bundle's signature and checksums vouch for the packages", r.target));
@@ -505,7 +502,7 @@ pub fn plan(cluster: &Cluster, facts: &BundleFacts, inputs: &PlanInputs) -> Resu
         let s = vec![
             write(
                 "init/config",
-                &format!("kubeadm {kubeadm_api} configuration"),
+                &format!("kubeadm configuration ({kubeadm_api})"),
                 kubeadm::INIT_PATH,
                 kubeadm::init_config(cluster, kubeadm_api, &facts.kubernetes_version, &image_repository),
                 "0600",
@@ -557,7 +554,7 @@ pub fn plan(cluster: &Cluster, facts: &BundleFacts, inputs: &PlanInputs) -> Resu
             m,
             wave,
             vec![
-                write("join/config", &format!("kubeadm {kubeadm_api} join configuration (control plane)"), kubeadm::JOIN_PATH, kubeadm::join_config(cluster, kubeadm_api, m), "0600"),
+                write("join/config", &format!("kubeadm join configuration for a master ({kubeadm_api})"), kubeadm::JOIN_PATH, kubeadm::join_config(cluster, kubeadm_api, m), "0600"),
                 run("join/kubeadm", "kubeadm join as a control plane node", format!("kubeadm join --config {}", kubeadm::JOIN_PATH), Some("test -f /etc/kubernetes/kubelet.conf".into())),
                 wait("join/apiserver", "this master's API server is ready", format!("curl -ksf -o /dev/null {}", kubeadm::readyz(&m.address, 6443)), 300),
                 run("join/kubeconfig", "root's kubeconfig", format!("install -D -m 0600 {KUBECONFIG} /root/.kube/config"), Some(format!("cmp -s {KUBECONFIG} /root/.kube/config"))),
@@ -571,7 +568,7 @@ pub fn plan(cluster: &Cluster, facts: &BundleFacts, inputs: &PlanInputs) -> Resu
             w,
             wave,
             vec![
-                write("join/config", &format!("kubeadm {kubeadm_api} join configuration (worker)"), kubeadm::JOIN_PATH, kubeadm::join_config(cluster, kubeadm_api, w), "0600"),
+                write("join/config", &format!("kubeadm join configuration for a worker ({kubeadm_api})"), kubeadm::JOIN_PATH, kubeadm::join_config(cluster, kubeadm_api, w), "0600"),
                 run("join/kubeadm", "kubeadm join as a worker", format!("kubeadm join --config {}", kubeadm::JOIN_PATH), Some("test -f /etc/kubernetes/kubelet.conf".into())),
             ],
         );

@@ -143,7 +143,7 @@ pub fn rewrite(
                 }
             }
         }
-        if cni == "calico" && uncommented(line).trim_start() == "- name: CALICO_IPV4POOL_CIDR" {
+        if cni == "calico" && uncommented(line).trim() == "- name: CALICO_IPV4POOL_CIDR" {
             let name_line = uncommented(line);
             let next = lines.get(i + 1).copied().unwrap_or("");
             let value_line = uncommented(next);
