@@ -28,6 +28,8 @@ enum Command {
     Verify(commands::verify::Args),
     /// Show what a bundle carries
     Inspect(commands::inspect::Args),
+    /// Push a bundle's images into a registry (Harbor or any OCI registry)
+    Push(commands::push::Args),
     /// Create a minisign key pair for signing bundles
     Keygen(commands::keygen::Args),
     /// Write a commented cluster inventory template
@@ -44,6 +46,7 @@ fn main() -> ExitCode {
         Command::Verify(args) => commands::verify::run(args, &ui),
         Command::Inspect(args) => commands::inspect::run(args, &ui),
         Command::Keygen(args) => commands::keygen::run(args, &ui),
+        Command::Push(args) => commands::push::run(args, &ui),
         Command::Init(args) => commands::init::run(args, &ui),
         Command::Install(args) => commands::install::run(args, &ui),
     };

@@ -7,4 +7,5 @@ pub mod inspect;
 pub mod install;
 pub mod keys;
 pub mod keygen;
+pub mod push;
 pub mod verify;
