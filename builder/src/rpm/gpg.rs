@@ -51,8 +51,24 @@ pub(crate) fn inspect(
     if sigs.is_empty() {
         return Err(PackageProblem::Unsigned);
     }
-    meta.verify_signature(key)
-        .map_err(|e| PackageProblem::BadSignature(e.to_string()))?;
+    if let Err(e) = meta.verify_signature(key) {
+        let signers: Vec<String> = meta
+            .signatures()
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|s| {
+                s.fingerprint()
+                    .or(s.key_id())
+                    .map(|k| format!("`{}`", k.to_ascii_uppercase()))
+            })
+            .collect();
+        let by = if signers.is_empty() {
+            String::new()
+        } else {
+            format!(" (signed by key {})", signers.join(", "))
+        };
+        return Err(PackageProblem::BadSignature(format!("{e}{by}")));
+    }
 
     let want = meta
         .header

@@ -202,8 +202,6 @@ pub enum RpmError {
     Conflict {
         /// Target name.
         target: String,
-        /// Package name in conflict.
-        name: String,
         /// The requirement that cannot be met.
         requirement: String,
         /// Who requires it.
@@ -332,9 +330,10 @@ impl RpmError {
             ),
             RpmError::Unsatisfiable { .. } => "add the repo that provides it to `repos`".into(),
             RpmError::RichDependency { .. } => "pin a package version without this dependency, or report it".into(),
-            RpmError::Conflict { name, .. } => {
-                format!("pin a version of `{name}` that satisfies every requirement in `packages`")
-            }
+            RpmError::Conflict { chosen, .. } => format!(
+                "pin a version of `{}` that satisfies every requirement in `packages`",
+                nevra_name(chosen)
+            ),
             RpmError::Unsolvable { .. } => "pin the versions of the packages named with `-v`".into(),
             RpmError::GpgKey { .. } => "check the repo's `gpgkey` URL: it must serve an ASCII-armored public key".into(),
             RpmError::Unsigned { .. } | RpmError::BadSignature { .. } => {
@@ -348,6 +347,13 @@ impl RpmError {
             RpmError::Repodata { .. } | RpmError::Io { .. } => return None,
         })
     }
+}
+
+/// `kubeadm` from `kubeadm-1.29.2-1.x86_64`.
+fn nevra_name(nevra: &str) -> &str {
+    let nevr = nevra.rsplit_once('.').map_or(nevra, |(n, _)| n);
+    let nev = nevr.rsplit_once('-').map_or(nevr, |(n, _)| n);
+    nev.rsplit_once('-').map_or(nev, |(n, _)| n)
 }
 
 /// Resolves, downloads and lays out every target's yum repo.

@@ -177,13 +177,16 @@ impl Candidate {
     }
 }
 
+/// A metadata file's URL and the checksum repomd gives for it.
+type MetadataRef = (String, Result<Expected, String>);
+
 /// An upstream repo, loaded.
 pub(crate) struct LoadedRepo {
     pub spec: UpstreamRepo,
     /// `baseurl` with a trailing slash.
     pub base: String,
     /// The cached filelists, when repomd lists one: `(url, expected checksum)`.
-    pub filelists: Option<(String, Result<Expected, String>)>,
+    pub filelists: Option<MetadataRef>,
 }
 
 pub(crate) fn base_url(baseurl: &str) -> String {
@@ -233,11 +236,20 @@ pub(crate) async fn load(
         url: repomd_url.clone(),
         reason,
     };
+    match root_element(&bytes) {
+        Some(root) if root == "repomd" => {}
+        Some(root) => {
+            return Err(malformed(format!(
+                "its root element is `<{root}>`, not `<repomd>`"
+            )))
+        }
+        None => return Err(malformed("it holds no XML element".into())),
+    }
     let repomd: RepomdData =
         RepomdXml::read_data(rpmrepo_metadata::utils::create_xml_reader(&bytes[..]))
             .map_err(|e| malformed(download::error_chain(&e)))?;
 
-    let record = |name: &str| -> Result<Option<(String, Result<Expected, String>)>, RpmError> {
+    let record = |name: &str| -> Result<Option<MetadataRef>, RpmError> {
         let Some(rec) = repomd.get_record(name) else {
             return Ok(None);
         };
@@ -280,6 +292,25 @@ pub(crate) async fn load(
         },
         candidates,
     ))
+}
+
+/// The name of the first element of an XML document (skipping the declaration, comments
+/// and doctype), without namespace prefix.
+fn root_element(xml: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(&xml[..xml.len().min(4096)]);
+    let mut rest = text.as_ref();
+    loop {
+        let at = rest.find('<')?;
+        rest = &rest[at + 1..];
+        if rest.starts_with('?') || rest.starts_with('!') {
+            continue;
+        }
+        let name: String = rest
+            .chars()
+            .take_while(|c| !c.is_whitespace() && *c != '>' && *c != '/')
+            .collect();
+        return Some(name.rsplit(':').next().unwrap_or(&name).to_string());
+    }
 }
 
 fn read_primary(index: usize, path: &Path) -> Result<Vec<Candidate>, String> {

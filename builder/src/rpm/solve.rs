@@ -86,7 +86,7 @@ impl Universe {
 
     fn provides(&self, i: usize, dep: &Dep) -> bool {
         let c = &self.cands[i];
-        if dep.name.starts_with('/') && c.files.iter().any(|f| *f == dep.name) {
+        if dep.name.starts_with('/') && c.files.contains(&dep.name) {
             return true;
         }
         c.provides.iter().any(|p| p.provide_satisfies(dep))
@@ -301,15 +301,22 @@ fn parse_operand(t: &[String], pos: &mut usize) -> Result<Rich, String> {
     }
 }
 
-/// Why resolving had to start over.
+/// A requirement that rules out the version of `name` chosen so far.
+struct Restart {
+    name: String,
+    dep: Dep,
+    by: String,
+}
+
+/// Why resolving had to stop or start over.
 enum Step {
-    Fail(RpmError),
-    Restart { name: String, dep: Dep, by: String },
+    Fail(Box<RpmError>),
+    Restart(Box<Restart>),
 }
 
 impl From<RpmError> for Step {
     fn from(e: RpmError) -> Self {
-        Step::Fail(e)
+        Step::Fail(Box::new(e))
     }
 }
 
@@ -343,8 +350,9 @@ pub(crate) fn resolve(
                 out.sort_by_key(|&i| u.cands[i].nevra());
                 return Ok(out);
             }
-            Err(Step::Fail(e)) => return Err(e),
-            Err(Step::Restart { name, dep, by }) => {
+            Err(Step::Fail(e)) => return Err(*e),
+            Err(Step::Restart(r)) => {
+                let Restart { name, dep, by } = *r;
                 tracing::info!(
                     target = %u.target,
                     "`{by}` requires `{dep}`, which rules out the `{name}` chosen so far: starting over with that constraint"
@@ -382,9 +390,8 @@ impl Run<'_> {
             let name = self.u.cands[i].name.clone();
             if let Some(&other) = self.chosen.get(&name) {
                 if other != i {
-                    return Err(Step::Fail(RpmError::Conflict {
+                    return Err(Step::from(RpmError::Conflict {
                         target: self.u.target.clone(),
-                        name: name.clone(),
                         requirement: spec.clone(),
                         by: "the package list".into(),
                         chosen: self.u.cands[other].nevra(),
@@ -498,9 +505,8 @@ impl Run<'_> {
                 .collect();
             if allowed.is_empty() {
                 let (dep, by) = &self.constraints[&form.name][0];
-                return Err(Step::Fail(RpmError::Conflict {
+                return Err(Step::from(RpmError::Conflict {
                     target: u.target.clone(),
-                    name: form.name.clone(),
                     requirement: dep.to_string(),
                     by: by.clone(),
                     chosen: u.cands[newest(u, &matches)].nevra(),
@@ -515,7 +521,7 @@ impl Run<'_> {
             return Ok(newest(u, &allowed));
         }
         if u.excluded.contains(spec) {
-            return Err(Step::Fail(RpmError::UnknownPackage {
+            return Err(Step::from(RpmError::UnknownPackage {
                 target: u.target.clone(),
                 spec: spec.into(),
                 available: "it is listed in `exclude`".into(),
@@ -538,7 +544,7 @@ impl Run<'_> {
             }
             None => format!("no repo of the target has a package named like `{spec}`"),
         };
-        Err(Step::Fail(RpmError::UnknownPackage {
+        Err(Step::from(RpmError::UnknownPackage {
             target: u.target.clone(),
             spec: spec.into(),
             available,
@@ -697,7 +703,7 @@ impl Run<'_> {
                         return self.require(x, from);
                     }
                 }
-                Err(Step::Fail(self.unsatisfiable(from, &render(r))))
+                Err(Step::from(self.unsatisfiable(from, &render(r))))
             }
             Rich::If(..) | Rich::Unless(..) => {
                 self.pending.push((from.to_string(), r.clone()));
@@ -710,7 +716,7 @@ impl Run<'_> {
                 let mut cands = self.single_candidates(r)?;
                 cands.retain(|&i| !self.chosen.contains_key(&self.u.cands[i].name));
                 if cands.is_empty() {
-                    return Err(Step::Fail(self.unsatisfiable(from, &render(r))));
+                    return Err(Step::from(self.unsatisfiable(from, &render(r))));
                 }
                 let first = first_atom(r).cloned().expect("has an atom");
                 let best = self.best(&cands, &first);
@@ -742,7 +748,7 @@ impl Run<'_> {
             .collect();
         if free.is_empty() {
             if providers.is_empty() {
-                return Err(Step::Fail(self.unsatisfiable(from, &dep.to_string())));
+                return Err(Step::from(self.unsatisfiable(from, &dep.to_string())));
             }
             // Every provider is another version of a package already chosen: constrain
             // that name and start over, unless that constraint is already in force.
@@ -760,20 +766,19 @@ impl Run<'_> {
                 && !already
                 && !self.pinned.contains(&name)
             {
-                return Err(Step::Restart {
+                return Err(Step::Restart(Box::new(Restart {
                     name,
                     dep: dep.clone(),
                     by: from.to_string(),
-                });
+                })));
             }
             let chosen = self
                 .chosen
                 .get(&name)
                 .map(|&i| self.u.cands[i].nevra())
                 .unwrap_or_default();
-            return Err(Step::Fail(RpmError::Conflict {
+            return Err(Step::from(RpmError::Conflict {
                 target: self.u.target.clone(),
-                name: name.clone(),
                 requirement: dep.to_string(),
                 by: from.to_string(),
                 chosen,
