@@ -160,6 +160,16 @@ async fn rpm_repo_from_three_upstreams_installs_with_dnf_gpgcheck() {
         "rpm -qa shows exactly the carried packages"
     );
 
+    // gpgcheck is real: without the key of `base`, dnf refuses its packages.
+    let err = dnf_install(
+        &tmp.path().join("dnf-one-key"),
+        &repo,
+        &keys[..1],
+        &["keepalived"],
+    )
+    .expect_err("dnf must refuse packages signed with a key it was not given");
+    assert!(err.to_string().contains("keepalived"), "{err}");
+
     // A second build is served from the cache: no package is downloaded again, and the
     // repodata is byte-identical.
     let before = up.server.requests().len();
