@@ -172,9 +172,7 @@ impl Error {
                 }
             }
             Error::InventoryExists { .. } => Some("pass `--output` with another file name, or remove the file".into()),
-            Error::BundleRejected { .. } => {
-                Some("get a fresh copy of the bundle and check it with `bundle verify`; pass the key it was signed with (`--pubkey`)".into())
-            }
+            // The verifier's own error carries the hint.
             Error::BundleLacks { .. } => Some("build a bundle whose manifest carries it (`bundle build`)".into()),
             Error::PlanOutNotEmpty { .. } => Some("pass an empty or new folder to `--plan-out`".into()),
             Error::Secrets { .. } => {
