@@ -4,7 +4,9 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use bundle_format::index::{CniRecord, EntryRecord, FileRecord, ImageRecord, RpmRecord, RpmRepoRecord, SCHEMA_VERSION};
+use bundle_format::index::{
+    CniRecord, EntryRecord, FileRecord, ImageRecord, RpmRecord, RpmRepoRecord, SCHEMA_VERSION,
+};
 use bundle_format::sign::{generate_key_pair, KeyPairPaths, KeyPassword, SecretKey};
 use bundle_format::write::{write_bundle, EntrySource, WriteOptions};
 use bundle_format::{BundleIndex, EntryPath, Sha256Digest};
@@ -22,11 +24,25 @@ impl Site {
     }
 
     fn bundle(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_bundle")).current_dir(self.dir.path()).args(args).output().expect("bundle runs")
+        Command::new(env!("CARGO_BIN_EXE_bundle"))
+            .current_dir(self.dir.path())
+            .args(args)
+            .output()
+            .expect("bundle runs")
     }
 
     fn plan(&self, out: &str) -> Output {
-        self.bundle(&["install", "k8s.tar.zst", "--inventory", "cluster.yaml", "--pubkey", "k.pub", "--dry-run", "--plan-out", out])
+        self.bundle(&[
+            "install",
+            "k8s.tar.zst",
+            "--inventory",
+            "cluster.yaml",
+            "--pubkey",
+            "k.pub",
+            "--dry-run",
+            "--plan-out",
+            out,
+        ])
     }
 }
 
@@ -34,17 +50,37 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-fn entry(entries: &mut Vec<EntryRecord>, sources: &mut Vec<EntrySource>, path: &str, data: &[u8]) -> EntryPath {
+fn entry(
+    entries: &mut Vec<EntryRecord>,
+    sources: &mut Vec<EntrySource>,
+    path: &str,
+    data: &[u8],
+) -> EntryPath {
     let p = EntryPath::new(path).unwrap();
-    entries.push(EntryRecord { path: p.clone(), size: data.len() as u64, sha256: Sha256Digest::of(data) });
+    entries.push(EntryRecord {
+        path: p.clone(),
+        size: data.len() as u64,
+        sha256: Sha256Digest::of(data),
+    });
     sources.push(EntrySource::Bytes(data.to_vec()));
     p
 }
 
-fn rpm(entries: &mut Vec<EntryRecord>, sources: &mut Vec<EntrySource>, name: &str, version: &str, release: &str) -> RpmRecord {
+fn rpm(
+    entries: &mut Vec<EntryRecord>,
+    sources: &mut Vec<EntrySource>,
+    name: &str,
+    version: &str,
+    release: &str,
+) -> RpmRecord {
     let nevra = format!("{name}-{version}-{release}.x86_64");
     let data = format!("not really an rpm: {nevra}");
-    let path = entry(entries, sources, &format!("rpms/el9-x86_64/Packages/{nevra}.rpm"), data.as_bytes());
+    let path = entry(
+        entries,
+        sources,
+        &format!("rpms/el9-x86_64/Packages/{nevra}.rpm"),
+        data.as_bytes(),
+    );
     RpmRecord {
         nevra,
         name: name.into(),
@@ -66,16 +102,50 @@ fn site() -> Site {
     generate_key_pair(&KeyPairPaths::for_prefix(&s.path("k")), None).unwrap();
 
     let (mut entries, mut sources) = (vec![], vec![]);
-    let calico = entry(&mut entries, &mut sources, "files/calico.yaml", CALICO.as_bytes());
+    let calico = entry(
+        &mut entries,
+        &mut sources,
+        "files/calico.yaml",
+        CALICO.as_bytes(),
+    );
     let packages = vec![
-        rpm(&mut entries, &mut sources, "kubeadm", "1.29.2", "150500.1.1"),
-        rpm(&mut entries, &mut sources, "kubelet", "1.29.2", "150500.1.1"),
-        rpm(&mut entries, &mut sources, "kubectl", "1.29.2", "150500.1.1"),
-        rpm(&mut entries, &mut sources, "containerd.io", "1.6.28", "3.1.el9"),
+        rpm(
+            &mut entries,
+            &mut sources,
+            "kubeadm",
+            "1.29.2",
+            "150500.1.1",
+        ),
+        rpm(
+            &mut entries,
+            &mut sources,
+            "kubelet",
+            "1.29.2",
+            "150500.1.1",
+        ),
+        rpm(
+            &mut entries,
+            &mut sources,
+            "kubectl",
+            "1.29.2",
+            "150500.1.1",
+        ),
+        rpm(
+            &mut entries,
+            &mut sources,
+            "containerd.io",
+            "1.6.28",
+            "3.1.el9",
+        ),
         rpm(&mut entries, &mut sources, "haproxy", "2.4.22", "3.el9_3"),
         rpm(&mut entries, &mut sources, "keepalived", "2.2.8", "3.el9"),
     ];
-    let key = entry(&mut entries, &mut sources, "rpms/el9-x86_64/keys/RPM-GPG-KEY-kubernetes", b"-----BEGIN PGP PUBLIC KEY BLOCK-----\n");
+    let key = entry(
+        &mut entries,
+        &mut sources,
+        "rpms/el9-x86_64/keys/RPM-GPG-KEY-kubernetes",
+        b"-----BEGIN PGP PUBLIC KEY BLOCK-----\n",
+    );
     let images = [
         "registry.k8s.io/kube-apiserver:v1.29.2",
         "registry.k8s.io/kube-controller-manager:v1.29.2",
@@ -105,7 +175,10 @@ fn site() -> Site {
         created: "2026-01-01T00:00:00Z".into(),
         generator: "test".into(),
         kubernetes_version: Some("v1.29.2".into()),
-        cni: Some(CniRecord { name: "calico".into(), manifest: "calico.yaml".into() }),
+        cni: Some(CniRecord {
+            name: "calico".into(),
+            manifest: "calico.yaml".into(),
+        }),
         images,
         files: vec![FileRecord {
             name: "calico.yaml".into(),
@@ -114,12 +187,26 @@ fn site() -> Site {
             size: CALICO.len() as u64,
             sha256: Sha256Digest::of(CALICO.as_bytes()),
         }],
-        rpms: vec![RpmRepoRecord { target: "el9-x86_64".into(), releasever: "9".into(), arch: "x86_64".into(), packages, gpg_keys: vec![key] }],
+        rpms: vec![RpmRepoRecord {
+            target: "el9-x86_64".into(),
+            releasever: "9".into(),
+            arch: "x86_64".into(),
+            packages,
+            gpg_keys: vec![key],
+        }],
         entries,
     };
     let sk = SecretKey::from_file(&s.path("k.key"), KeyPassword::None).unwrap();
     let sig = sk.sign(&index.to_json(), "test bundle").unwrap();
-    write_bundle(&s.path("k8s.tar.zst"), &index, Some(&sig), &sources, WriteOptions::default(), &|_| {}).unwrap();
+    write_bundle(
+        &s.path("k8s.tar.zst"),
+        &index,
+        Some(&sig),
+        &sources,
+        WriteOptions::default(),
+        &|_| {},
+    )
+    .unwrap();
 
     std::fs::write(s.path("harbor-ca.crt"), CA).unwrap();
     std::fs::write(s.path("cluster.yaml"), inventory(1)).unwrap();
@@ -130,7 +217,10 @@ fn inventory(workers: usize) -> String {
     let mut hosts = String::new();
     for i in 0..3 + workers {
         let role = if i < 3 { "master" } else { "worker" };
-        hosts.push_str(&format!("    - {{name: server{n}, address: 172.25.19.{n}, roles: [{role}]}}\n", n = i + 5));
+        hosts.push_str(&format!(
+            "    - {{name: server{n}, address: 172.25.19.{n}, roles: [{role}]}}\n",
+            n = i + 5
+        ));
     }
     format!(
         "apiVersion: bundle/v1alpha1
@@ -168,24 +258,51 @@ fn install_dry_run_writes_plan_host_files_and_owner_only_secrets() {
     let o = s.plan("plan");
     assert!(o.status.success(), "{}", stderr(&o));
     let err = stderr(&o);
-    assert!(err.contains("Verified 8 entries of bundle k8s 1.29.2"), "{err}");
-    assert!(err.contains("Generated secrets in plan/secrets.json"), "{err}");
+    assert!(
+        err.contains("Verified 8 entries of bundle k8s 1.29.2"),
+        "{err}"
+    );
+    assert!(
+        err.contains("Generated secrets in plan/secrets.json"),
+        "{err}"
+    );
 
     let plan_txt = std::fs::read_to_string(s.path("plan/plan.txt")).unwrap();
     insta::assert_snapshot!("install_plan_txt", plan_txt);
 
-    let plan: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(s.path("plan/plan.json")).unwrap()).unwrap();
+    let plan: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(s.path("plan/plan.json")).unwrap()).unwrap();
     assert_eq!(plan["kubeadmApiVersion"], "kubeadm.k8s.io/v1beta3");
     assert_eq!(plan["phases"].as_array().unwrap().len(), 9);
     let lb = &plan["phases"][4]["hosts"][0]["steps"][3];
-    assert_eq!((lb["kind"].as_str(), lb["path"].as_str(), lb["mode"].as_str(), lb["owner"].as_str()), (Some("writeFile"), Some("/etc/keepalived/keepalived.conf"), Some("0600"), Some("root:root")));
+    assert_eq!(
+        (
+            lb["kind"].as_str(),
+            lb["path"].as_str(),
+            lb["mode"].as_str(),
+            lb["owner"].as_str()
+        ),
+        (
+            Some("writeFile"),
+            Some("/etc/keepalived/keepalived.conf"),
+            Some("0600"),
+            Some("root:root")
+        )
+    );
 
     // Every file each host gets, under its folder.
-    let cni = std::fs::read_to_string(s.path("plan/server5/files/etc/kubernetes/bundle/cni.yaml")).unwrap();
-    assert!(cni.contains("          image: harbor.example.com/calico/node:v3.26.4 # the main agent\n"));
+    let cni = std::fs::read_to_string(s.path("plan/server5/files/etc/kubernetes/bundle/cni.yaml"))
+        .unwrap();
+    assert!(
+        cni.contains("          image: harbor.example.com/calico/node:v3.26.4 # the main agent\n")
+    );
     assert!(cni.contains("              value: \"10.244.0.0/16\"\n"));
-    assert!(s.path("plan/server6/files/etc/haproxy/haproxy.cfg").is_file());
-    assert!(s.path("plan/server8/files/etc/kubernetes/bundle/kubeadm-join.yaml").is_file());
+    assert!(s
+        .path("plan/server6/files/etc/haproxy/haproxy.cfg")
+        .is_file());
+    assert!(s
+        .path("plan/server8/files/etc/kubernetes/bundle/kubeadm-join.yaml")
+        .is_file());
     assert!(!s.path("plan/server8/files/etc/haproxy").exists());
     let steps = std::fs::read_to_string(s.path("plan/server8/steps.txt")).unwrap();
     assert!(steps.contains("## join\n    [join/config]"), "{steps}");
@@ -194,9 +311,14 @@ fn install_dry_run_writes_plan_host_files_and_owner_only_secrets() {
     use std::os::unix::fs::PermissionsExt;
     let meta = std::fs::metadata(s.path("plan/secrets.json")).unwrap();
     assert_eq!(meta.permissions().mode() & 0o777, 0o600);
-    let secrets: std::collections::BTreeMap<String, String> = serde_json::from_str(&std::fs::read_to_string(s.path("plan/secrets.json")).unwrap()).unwrap();
+    let secrets: std::collections::BTreeMap<String, String> =
+        serde_json::from_str(&std::fs::read_to_string(s.path("plan/secrets.json")).unwrap())
+            .unwrap();
     assert_eq!(secrets.len(), 3);
-    for f in all_files(&s.path("plan")).iter().filter(|f| !f.ends_with("secrets.json")) {
+    for f in all_files(&s.path("plan"))
+        .iter()
+        .filter(|f| !f.ends_with("secrets.json"))
+    {
         let text = std::fs::read_to_string(f).unwrap();
         for v in secrets.values() {
             assert!(!text.contains(v.as_str()), "{} holds a secret", f.display());
@@ -209,11 +331,20 @@ fn install_dry_run_writes_plan_host_files_and_owner_only_secrets() {
 fn install_dry_run_again_keeps_the_secrets_and_the_files() {
     let s = site();
     assert!(s.plan("plan").status.success());
-    let read_all = || all_files(&s.path("plan")).into_iter().map(|f| (f.clone(), std::fs::read(&f).unwrap())).collect::<Vec<_>>();
+    let read_all = || {
+        all_files(&s.path("plan"))
+            .into_iter()
+            .map(|f| (f.clone(), std::fs::read(&f).unwrap()))
+            .collect::<Vec<_>>()
+    };
     let first = read_all();
     let o = s.plan("plan");
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(stderr(&o).contains("Kept the secrets of the earlier plan"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("Kept the secrets of the earlier plan"),
+        "{}",
+        stderr(&o)
+    );
     assert_eq!(first, read_all());
 }
 
@@ -222,19 +353,33 @@ fn install_rejects_a_tampered_bundle_and_writes_nothing() {
     let s = site();
     // Decompress with the zstd CLI, change one byte of calico.yaml, compress again:
     // a valid archive whose entry no longer matches the signed index.
-    let tar = Command::new("zstd").args(["-d", "-c", "k8s.tar.zst"]).current_dir(s.dir.path()).output().expect("zstd CLI");
+    let tar = Command::new("zstd")
+        .args(["-d", "-c", "k8s.tar.zst"])
+        .current_dir(s.dir.path())
+        .output()
+        .expect("zstd CLI");
     assert!(tar.status.success());
     let mut tar = tar.stdout;
-    let at = tar.windows(13).rposition(|w| w == b"calico/node:v").unwrap();
+    let at = tar
+        .windows(13)
+        .rposition(|w| w == b"calico/node:v")
+        .unwrap();
     tar[at] = b'k';
     std::fs::write(s.path("k8s.tar"), &tar).unwrap();
-    let z = Command::new("zstd").args(["-q", "-f", "k8s.tar", "-o", "k8s.tar.zst"]).current_dir(s.dir.path()).output().unwrap();
+    let z = Command::new("zstd")
+        .args(["-q", "-f", "k8s.tar", "-o", "k8s.tar.zst"])
+        .current_dir(s.dir.path())
+        .output()
+        .unwrap();
     assert!(z.status.success(), "{}", stderr(&z));
 
     let o = s.plan("plan");
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
     let err = stderr(&o);
-    assert!(err.contains("error: bundle `k8s.tar.zst` failed verification; nothing was planned"), "{err}");
+    assert!(
+        err.contains("error: bundle `k8s.tar.zst` failed verification; nothing was planned"),
+        "{err}"
+    );
     assert!(err.contains("files/calico.yaml"), "{err}");
     assert!(!s.path("plan").exists(), "the plan folder was created");
 }
@@ -242,7 +387,9 @@ fn install_rejects_a_tampered_bundle_and_writes_nothing() {
 #[test]
 fn install_reports_every_inventory_problem_with_its_field() {
     let s = site();
-    let bad = inventory(1).replace("name: server8", "name: server6").replace("vip: 172.25.19.100", "vip: 10.96.0.1");
+    let bad = inventory(1)
+        .replace("name: server8", "name: server6")
+        .replace("vip: 172.25.19.100", "vip: 10.96.0.1");
     std::fs::write(s.path("cluster.yaml"), bad).unwrap();
     let o = s.plan("plan");
     assert_eq!(o.status.code(), Some(1));
@@ -257,13 +404,24 @@ fn install_refuses_a_plan_folder_holding_other_files() {
     std::fs::write(s.path("notes/todo.txt"), "x").unwrap();
     let o = s.plan("notes");
     assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("error: plan folder `notes` is not empty and holds no earlier plan"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("error: plan folder `notes` is not empty and holds no earlier plan"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
 fn install_without_dry_run_says_execution_is_not_built() {
     let s = site();
-    let o = s.bundle(&["install", "k8s.tar.zst", "--inventory", "cluster.yaml", "--pubkey", "k.pub"]);
+    let o = s.bundle(&[
+        "install",
+        "k8s.tar.zst",
+        "--inventory",
+        "cluster.yaml",
+        "--pubkey",
+        "k.pub",
+    ]);
     assert_eq!(o.status.code(), Some(1));
     assert_eq!(
         stderr(&o),
@@ -279,11 +437,24 @@ fn init_writes_a_template_that_plans_and_refuses_to_overwrite() {
     let template = std::fs::read_to_string(s.path("new.yaml")).unwrap();
     assert!(template.starts_with("# Cluster inventory for `bundle install`."));
     // The template as written plans against the test bundle.
-    let o = s.bundle(&["install", "k8s.tar.zst", "--inventory", "new.yaml", "--pubkey", "k.pub", "--dry-run", "--plan-out", "p"]);
+    let o = s.bundle(&[
+        "install",
+        "k8s.tar.zst",
+        "--inventory",
+        "new.yaml",
+        "--pubkey",
+        "k.pub",
+        "--dry-run",
+        "--plan-out",
+        "p",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
 
     let o = s.bundle(&["init", "--output", "new.yaml"]);
     assert_eq!(o.status.code(), Some(1));
     assert_eq!(stderr(&o), "error: `new.yaml` already exists\nhint: pass `--output` with another file name, or remove the file\n");
-    assert_eq!(std::fs::read_to_string(s.path("new.yaml")).unwrap(), template);
+    assert_eq!(
+        std::fs::read_to_string(s.path("new.yaml")).unwrap(),
+        template
+    );
 }

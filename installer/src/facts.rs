@@ -67,14 +67,25 @@ impl BundleFacts {
     /// verifying; `None` when the bundle has no CNI).
     pub fn from_index(index: &BundleIndex, cni_manifest: Option<String>) -> Result<Self, Error> {
         let bundle = format!("{} {}", index.name, index.version);
-        let lacks = |what: String| Error::BundleLacks { bundle: bundle.clone(), what };
-        let kubernetes_version = index
-            .kubernetes_version
-            .clone()
-            .ok_or_else(|| lacks("its index records no Kubernetes version (`kubernetesVersion`)".into()))?;
+        let lacks = |what: String| Error::BundleLacks {
+            bundle: bundle.clone(),
+            what,
+        };
+        let kubernetes_version = index.kubernetes_version.clone().ok_or_else(|| {
+            lacks("its index records no Kubernetes version (`kubernetesVersion`)".into())
+        })?;
         let cni = match (&index.cni, cni_manifest) {
-            (Some(c), Some(text)) => Some(CniFacts { name: c.name.clone(), file: c.manifest.clone(), manifest: text }),
-            (Some(c), None) => return Err(lacks(format!("the {} manifest `{}` is not among its files", c.name, c.manifest))),
+            (Some(c), Some(text)) => Some(CniFacts {
+                name: c.name.clone(),
+                file: c.manifest.clone(),
+                manifest: text,
+            }),
+            (Some(c), None) => {
+                return Err(lacks(format!(
+                    "the {} manifest `{}` is not among its files",
+                    c.name, c.manifest
+                )))
+            }
             (None, _) => None,
         };
         let rpm_repos = index
@@ -85,16 +96,31 @@ impl BundleFacts {
                 let mut packages: Vec<RpmFact> = r
                     .packages
                     .iter()
-                    .map(|p| RpmFact { name: p.name.clone(), nevra: p.nevra.clone(), version: p.version.clone() })
+                    .map(|p| RpmFact {
+                        name: p.name.clone(),
+                        nevra: p.nevra.clone(),
+                        version: p.version.clone(),
+                    })
                     .collect();
                 packages.sort_by(|a, b| a.nevra.cmp(&b.nevra));
                 let mut gpg_keys: Vec<String> = r
                     .gpg_keys
                     .iter()
-                    .map(|k| k.as_str().strip_prefix(&prefix).unwrap_or(k.as_str()).to_string())
+                    .map(|k| {
+                        k.as_str()
+                            .strip_prefix(&prefix)
+                            .unwrap_or(k.as_str())
+                            .to_string()
+                    })
                     .collect();
                 gpg_keys.sort();
-                RpmRepoFacts { target: r.target.clone(), releasever: r.releasever.clone(), arch: r.arch.clone(), packages, gpg_keys }
+                RpmRepoFacts {
+                    target: r.target.clone(),
+                    releasever: r.releasever.clone(),
+                    arch: r.arch.clone(),
+                    packages,
+                    gpg_keys,
+                }
             })
             .collect::<Vec<_>>();
         let containerd_version = rpm_repos
@@ -102,10 +128,18 @@ impl BundleFacts {
             .flat_map(|r| &r.packages)
             .find(|p| p.name == "containerd.io" || p.name == "containerd")
             .map(|p| p.version.clone());
-        let mut images: Vec<ImageReference> = index.images.iter().map(|i| i.reference.clone()).collect();
+        let mut images: Vec<ImageReference> =
+            index.images.iter().map(|i| i.reference.clone()).collect();
         images.sort();
         images.dedup();
-        Ok(Self { bundle, kubernetes_version, containerd_version, images, cni, rpm_repos })
+        Ok(Self {
+            bundle,
+            kubernetes_version,
+            containerd_version,
+            images,
+            cni,
+            rpm_repos,
+        })
     }
 
     /// Kubernetes (major, minor) from `v1.29.2`.
@@ -115,7 +149,11 @@ impl BundleFacts {
 
     /// containerd's major version; 1 when the bundle carries no containerd package.
     pub fn containerd_major(&self) -> u32 {
-        self.containerd_version.as_deref().and_then(parse_minor).map(|(m, _)| m).unwrap_or(1)
+        self.containerd_version
+            .as_deref()
+            .and_then(parse_minor)
+            .map(|(m, _)| m)
+            .unwrap_or(1)
     }
 }
 

@@ -262,10 +262,19 @@ impl Cluster {
 impl Inventory {
     /// Reads and parses `path` (no checks beyond the shape; see [`Inventory::validate`]).
     pub fn load(path: &Path) -> Result<Self, Error> {
-        let text = std::fs::read_to_string(path).map_err(|source| Error::InventoryRead { path: path.to_path_buf(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| Error::InventoryRead {
+            path: path.to_path_buf(),
+            source,
+        })?;
         Self::parse(&text).map_err(|e| match e {
-            ParseError::Yaml(detail) => Error::InventoryParse { path: path.to_path_buf(), detail },
-            ParseError::Fields(problems) => Error::Inventory { path: path.to_path_buf(), problems: Problems(problems) },
+            ParseError::Yaml(detail) => Error::InventoryParse {
+                path: path.to_path_buf(),
+                detail,
+            },
+            ParseError::Fields(problems) => Error::Inventory {
+                path: path.to_path_buf(),
+                problems: Problems(problems),
+            },
         })
     }
 
@@ -273,7 +282,8 @@ impl Inventory {
     /// path (`spec.hosts[3].gpu`), checked against the JSON Schema
     /// ([`SCHEMA`]); type and syntax errors come with line and column.
     pub fn parse(text: &str) -> Result<Self, ParseError> {
-        let value: serde_json::Value = serde_saphyr::from_str(text).map_err(|e| ParseError::Yaml(e.to_string()))?;
+        let value: serde_json::Value =
+            serde_saphyr::from_str(text).map_err(|e| ParseError::Yaml(e.to_string()))?;
         let schema: serde_json::Value = serde_json::from_str(SCHEMA).expect("the schema is JSON");
         let mut problems = Vec::new();
         unknown_fields(&schema, &value, "", &mut problems);
@@ -292,13 +302,28 @@ impl Inventory {
         let mut p = |field: &str, message: String| problems.push(Problem::new(field, message));
 
         if self.api_version != API_VERSION {
-            p("apiVersion", format!("`{}` is not supported; expected `{API_VERSION}`", self.api_version));
+            p(
+                "apiVersion",
+                format!(
+                    "`{}` is not supported; expected `{API_VERSION}`",
+                    self.api_version
+                ),
+            );
         }
         if self.kind != KIND {
-            p("kind", format!("`{}` is not supported; expected `{KIND}`", self.kind));
+            p(
+                "kind",
+                format!("`{}` is not supported; expected `{KIND}`", self.kind),
+            );
         }
         if !is_dns_subdomain(&self.metadata.name) {
-            p("metadata.name", format!("`{}` must be lowercase letters, digits, `-` and `.`", self.metadata.name));
+            p(
+                "metadata.name",
+                format!(
+                    "`{}` must be lowercase letters, digits, `-` and `.`",
+                    self.metadata.name
+                ),
+            );
         }
         let spec = &self.spec;
         let ep = &spec.control_plane_endpoint;
@@ -315,11 +340,20 @@ impl Inventory {
                 p(&f("name"), format!("`{}` is not a valid node name: use at most 63 lowercase letters, digits and `-`, starting and ending with a letter or digit", h.name));
             } else if let Some(first) = names.insert(&h.name, i) {
                 names.insert(&h.name, first);
-                p(&f("name"), format!("`{}` is also the name of `spec.hosts[{first}]`; host names must be unique", h.name));
+                p(
+                    &f("name"),
+                    format!(
+                        "`{}` is also the name of `spec.hosts[{first}]`; host names must be unique",
+                        h.name
+                    ),
+                );
             }
             let address = match h.address.parse::<IpAddr>() {
                 Ok(a) if a.is_unspecified() || a.is_loopback() || a.is_multicast() => {
-                    p(&f("address"), format!("`{}` cannot be a node address", h.address));
+                    p(
+                        &f("address"),
+                        format!("`{}` cannot be a node address", h.address),
+                    );
                     None
                 }
                 Ok(a) => {
@@ -330,24 +364,36 @@ impl Inventory {
                     Some(a)
                 }
                 Err(_) => {
-                    p(&f("address"), format!("`{}` is not an IP address", h.address));
+                    p(
+                        &f("address"),
+                        format!("`{}` is not an IP address", h.address),
+                    );
                     None
                 }
             };
             let (mut master, mut worker) = (false, false);
             if h.roles.is_empty() {
-                p(&f("roles"), "no roles; give `master`, `worker` or both".into());
+                p(
+                    &f("roles"),
+                    "no roles; give `master`, `worker` or both".into(),
+                );
             }
             for (j, r) in h.roles.iter().enumerate() {
                 match r.as_str() {
                     "master" => master = true,
                     "worker" => worker = true,
-                    other => p(&format!("spec.hosts[{i}].roles[{j}]"), format!("unknown role `{other}`; roles are `master` and `worker`")),
+                    other => p(
+                        &format!("spec.hosts[{i}].roles[{j}]"),
+                        format!("unknown role `{other}`; roles are `master` and `worker`"),
+                    ),
                 }
             }
             if let Some(iface) = &h.interface {
                 if !is_interface(iface) {
-                    p(&f("interface"), format!("`{iface}` is not an interface name"));
+                    p(
+                        &f("interface"),
+                        format!("`{iface}` is not an interface name"),
+                    );
                 }
             }
             if let Some(address) = address {
@@ -361,16 +407,26 @@ impl Inventory {
             }
         }
 
-        let masters = spec.hosts.iter().filter(|h| h.roles.iter().any(|r| r == "master")).count();
+        let masters = spec
+            .hosts
+            .iter()
+            .filter(|h| h.roles.iter().any(|r| r == "master"))
+            .count();
         if masters == 0 && !spec.hosts.is_empty() {
             p("spec.hosts", "no host has the `master` role".into());
         } else if masters > 0 && (masters < 3 || masters % 2 == 0) {
             let why = if masters < 3 {
                 format!("{masters} master{} cannot keep etcd quorum when one fails; an HA control plane needs 3, 5 or 7", if masters == 1 { "" } else { "s" })
             } else {
-                format!("{masters} masters tolerate no more failures than {}; use an odd number", masters - 1)
+                format!(
+                    "{masters} masters tolerate no more failures than {}; use an odd number",
+                    masters - 1
+                )
             };
-            let pr = Problem::new("spec.hosts", format!("{why} (pass `--force` to install anyway)"));
+            let pr = Problem::new(
+                "spec.hosts",
+                format!("{why} (pass `--force` to install anyway)"),
+            );
             if force {
                 warnings.push(Problem::new("spec.hosts", why));
             } else {
@@ -382,15 +438,29 @@ impl Inventory {
         let mut p = |field: &str, message: String| problems.push(Problem::new(field, message));
 
         let pod = parse_cidr(&mut p, "spec.network.podSubnet", &spec.network.pod_subnet);
-        let svc = parse_cidr(&mut p, "spec.network.serviceSubnet", &spec.network.service_subnet);
+        let svc = parse_cidr(
+            &mut p,
+            "spec.network.serviceSubnet",
+            &spec.network.service_subnet,
+        );
         if let (Some(pod), Some(svc)) = (pod, svc) {
             if pod.overlaps(&svc) {
-                p("spec.network.serviceSubnet", format!("`{svc}` overlaps the pod network `{pod}` (`spec.network.podSubnet`)"));
+                p(
+                    "spec.network.serviceSubnet",
+                    format!("`{svc}` overlaps the pod network `{pod}` (`spec.network.podSubnet`)"),
+                );
             }
         }
         for (i, n) in nodes.iter().enumerate() {
-            let idx = spec.hosts.iter().position(|h| h.name == n.name && h.address.parse().ok() == Some(n.address)).unwrap_or(i);
-            for (net, field) in [(pod, "spec.network.podSubnet"), (svc, "spec.network.serviceSubnet")] {
+            let idx = spec
+                .hosts
+                .iter()
+                .position(|h| h.name == n.name && h.address.parse().ok() == Some(n.address))
+                .unwrap_or(i);
+            for (net, field) in [
+                (pod, "spec.network.podSubnet"),
+                (svc, "spec.network.serviceSubnet"),
+            ] {
                 if let Some(net) = net.filter(|net| net.contains(n.address)) {
                     p(&format!("spec.hosts[{idx}].address"), format!("`{}` is inside `{net}` (`{field}`); host, pod and service networks must not overlap", n.address));
                 }
@@ -402,24 +472,36 @@ impl Inventory {
                 if let Some(&i) = addresses.get(&vip) {
                     p("spec.controlPlaneEndpoint.vip", format!("`{vip}` is the address of `spec.hosts[{i}]` (`{}`); the VIP must be a free address", spec.hosts[i].name));
                 }
-                for (net, field) in [(pod, "spec.network.podSubnet"), (svc, "spec.network.serviceSubnet")] {
+                for (net, field) in [
+                    (pod, "spec.network.podSubnet"),
+                    (svc, "spec.network.serviceSubnet"),
+                ] {
                     if let Some(net) = net.filter(|net| net.contains(vip)) {
                         p("spec.controlPlaneEndpoint.vip", format!("`{vip}` is inside `{net}` (`{field}`); the VIP must be on the hosts' network"));
                     }
                 }
                 if nodes.iter().any(|n| n.address.is_ipv4() != vip.is_ipv4()) {
-                    p("spec.controlPlaneEndpoint.vip", format!("`{vip}` is not of the same address family as the hosts"));
+                    p(
+                        "spec.controlPlaneEndpoint.vip",
+                        format!("`{vip}` is not of the same address family as the hosts"),
+                    );
                 }
                 Some(vip)
             }
             Err(_) => {
-                p("spec.controlPlaneEndpoint.vip", format!("`{}` is not an IP address", ep.vip));
+                p(
+                    "spec.controlPlaneEndpoint.vip",
+                    format!("`{}` is not an IP address", ep.vip),
+                );
                 None
             }
         };
         let lb_port = ep.port.unwrap_or(8443);
         let stats_port = ep.stats_port.unwrap_or(8404);
-        for (port, field) in [(lb_port, "spec.controlPlaneEndpoint.port"), (stats_port, "spec.controlPlaneEndpoint.statsPort")] {
+        for (port, field) in [
+            (lb_port, "spec.controlPlaneEndpoint.port"),
+            (stats_port, "spec.controlPlaneEndpoint.statsPort"),
+        ] {
             if port == 0 {
                 p(field, "0 is not a port".into());
             } else if RESERVED_PORTS.contains(&port) {
@@ -427,14 +509,23 @@ impl Inventory {
             }
         }
         if lb_port == stats_port {
-            p("spec.controlPlaneEndpoint.statsPort", format!("{stats_port} is also `spec.controlPlaneEndpoint.port`"));
+            p(
+                "spec.controlPlaneEndpoint.statsPort",
+                format!("{stats_port} is also `spec.controlPlaneEndpoint.port`"),
+            );
         }
         if !is_interface(&ep.interface) {
-            p("spec.controlPlaneEndpoint.interface", format!("`{}` is not an interface name", ep.interface));
+            p(
+                "spec.controlPlaneEndpoint.interface",
+                format!("`{}` is not an interface name", ep.interface),
+            );
         }
         let vrid = ep.virtual_router_id.unwrap_or(51);
         if vrid == 0 {
-            p("spec.controlPlaneEndpoint.virtualRouterId", "must be 1-255".into());
+            p(
+                "spec.controlPlaneEndpoint.virtualRouterId",
+                "must be 1-255".into(),
+            );
         }
 
         let registry_host = spec.registry.host.trim().to_string();
@@ -457,35 +548,69 @@ impl Inventory {
             Some(a) => match a.parse::<IpAddr>() {
                 Ok(a) => Some(a),
                 Err(_) => {
-                    p("spec.registry.address", format!("`{a}` is not an IP address"));
+                    p(
+                        "spec.registry.address",
+                        format!("`{a}` is not an IP address"),
+                    );
                     None
                 }
             },
         };
 
         if !["calico", "flannel"].contains(&spec.network.cni.as_str()) {
-            p("spec.network.cni", format!("`{}` is not supported; use `calico` or `flannel`", spec.network.cni));
+            p(
+                "spec.network.cni",
+                format!(
+                    "`{}` is not supported; use `calico` or `flannel`",
+                    spec.network.cni
+                ),
+            );
         }
-        let dns_domain = spec.network.dns_domain.clone().unwrap_or_else(|| "cluster.local".into());
+        let dns_domain = spec
+            .network
+            .dns_domain
+            .clone()
+            .unwrap_or_else(|| "cluster.local".into());
         if !is_dns_subdomain(&dns_domain) {
-            p("spec.network.dnsDomain", format!("`{dns_domain}` is not a DNS domain"));
+            p(
+                "spec.network.dnsDomain",
+                format!("`{dns_domain}` is not a DNS domain"),
+            );
         }
-        let proxy_mode = spec.kube_proxy.mode.clone().unwrap_or_else(|| "ipvs".into());
+        let proxy_mode = spec
+            .kube_proxy
+            .mode
+            .clone()
+            .unwrap_or_else(|| "ipvs".into());
         if !["ipvs", "iptables"].contains(&proxy_mode.as_str()) {
-            p("spec.kubeProxy.mode", format!("`{proxy_mode}` is not supported; use `ipvs` or `iptables`"));
+            p(
+                "spec.kubeProxy.mode",
+                format!("`{proxy_mode}` is not supported; use `ipvs` or `iptables`"),
+            );
         }
 
         let repo_host = nodes.iter().position(|n| n.name == spec.repo.served_by);
         if repo_host.is_none() && !spec.hosts.iter().any(|h| h.name == spec.repo.served_by) {
-            p("spec.repo.servedBy", format!("`{}` is not the name of a host in `spec.hosts`", spec.repo.served_by));
+            p(
+                "spec.repo.servedBy",
+                format!(
+                    "`{}` is not the name of a host in `spec.hosts`",
+                    spec.repo.served_by
+                ),
+            );
         }
         let repo_port = spec.repo.port.unwrap_or(8081);
         if repo_port == 0 {
             p("spec.repo.port", "0 is not a port".into());
         }
         if let Some(repo_host) = repo_host {
-            if nodes[repo_host].master && [lb_port, stats_port].contains(&repo_port) || RESERVED_PORTS.contains(&repo_port) {
-                p("spec.repo.port", format!("{repo_port} is already used on `{}`", spec.repo.served_by));
+            if nodes[repo_host].master && [lb_port, stats_port].contains(&repo_port)
+                || RESERVED_PORTS.contains(&repo_port)
+            {
+                p(
+                    "spec.repo.port",
+                    format!("{repo_port} is already used on `{}`", spec.repo.served_by),
+                );
             }
         }
         if let Some(user) = &spec.ssh.user {
@@ -526,7 +651,10 @@ impl Inventory {
     pub fn load_cluster(path: &Path, force: bool) -> Result<(Cluster, Vec<Problem>), Error> {
         Self::load(path)?
             .validate(force)
-            .map_err(|problems| Error::Inventory { path: path.to_path_buf(), problems: Problems(problems) })
+            .map_err(|problems| Error::Inventory {
+                path: path.to_path_buf(),
+                problems: Problems(problems),
+            })
     }
 }
 
@@ -553,19 +681,33 @@ pub const SCHEMA: &str = include_str!("../cluster.schema.json");
 
 /// Lists fields of `value` that `schema` (objects with `additionalProperties: false`)
 /// does not know, with their paths.
-fn unknown_fields(schema: &serde_json::Value, value: &serde_json::Value, path: &str, out: &mut Vec<Problem>) {
+fn unknown_fields(
+    schema: &serde_json::Value,
+    value: &serde_json::Value,
+    path: &str,
+    out: &mut Vec<Problem>,
+) {
     use serde_json::Value;
     match value {
         Value::Object(map) => {
-            let Some(props) = schema.get("properties").and_then(Value::as_object) else { return };
+            let Some(props) = schema.get("properties").and_then(Value::as_object) else {
+                return;
+            };
             let closed = schema.get("additionalProperties") == Some(&Value::Bool(false));
             for (k, v) in map {
-                let child = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                let child = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
                 match props.get(k) {
                     Some(s) => unknown_fields(s, v, &child, out),
                     None if closed => {
                         let known: Vec<&str> = props.keys().map(String::as_str).collect();
-                        out.push(Problem::new(child, format!("unknown field `{k}`; expected one of {}", known.join(", "))));
+                        out.push(Problem::new(
+                            child,
+                            format!("unknown field `{k}`; expected one of {}", known.join(", ")),
+                        ));
                     }
                     None => {}
                 }
@@ -598,7 +740,8 @@ fn parse_cidr(p: &mut impl FnMut(&str, String), field: &str, s: &str) -> Option<
 fn is_dns_label(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !s.starts_with('-')
         && !s.ends_with('-')
 }
@@ -608,7 +751,10 @@ fn is_dns_subdomain(s: &str) -> bool {
 }
 
 fn is_interface(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 15 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-@".contains(&b))
+    !s.is_empty()
+        && s.len() <= 15
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-@".contains(&b))
 }
 
 /// Resolves a path from the inventory against the inventory's folder.

@@ -26,7 +26,11 @@ impl Cidr {
         if prefix == 0 {
             0
         } else {
-            let all = if width == 128 { u128::MAX } else { (1u128 << width) - 1 };
+            let all = if width == 128 {
+                u128::MAX
+            } else {
+                (1u128 << width) - 1
+            };
             all & !((1u128 << (width - prefix)) - 1)
         }
     }
@@ -61,15 +65,25 @@ impl FromStr for Cidr {
     type Err = CidrError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (addr, prefix) = s.split_once('/').ok_or_else(|| CidrError("expected ADDRESS/PREFIX such as `10.244.0.0/16`".into()))?;
-        let addr: IpAddr = addr.parse().map_err(|_| CidrError(format!("`{addr}` is not an IP address")))?;
-        let prefix: u8 = prefix.parse().map_err(|_| CidrError(format!("`{prefix}` is not a prefix length")))?;
+        let (addr, prefix) = s
+            .split_once('/')
+            .ok_or_else(|| CidrError("expected ADDRESS/PREFIX such as `10.244.0.0/16`".into()))?;
+        let addr: IpAddr = addr
+            .parse()
+            .map_err(|_| CidrError(format!("`{addr}` is not an IP address")))?;
+        let prefix: u8 = prefix
+            .parse()
+            .map_err(|_| CidrError(format!("`{prefix}` is not a prefix length")))?;
         let (bits, width) = Self::bits(addr);
         if prefix > width {
-            return Err(CidrError(format!("prefix length {prefix} is longer than {width}")));
+            return Err(CidrError(format!(
+                "prefix length {prefix} is longer than {width}"
+            )));
         }
         if bits & !Self::mask(prefix, width) != 0 {
-            return Err(CidrError("host bits are set; use the network address".into()));
+            return Err(CidrError(
+                "host bits are set; use the network address".into(),
+            ));
         }
         Ok(Self { addr, prefix })
     }
@@ -102,7 +116,13 @@ mod tests {
 
     #[test]
     fn rejects_malformed() {
-        for bad in ["10.0.0.0", "10.0.0.0/33", "10.0.0.1/24", "x/8", "10.0.0.0/x"] {
+        for bad in [
+            "10.0.0.0",
+            "10.0.0.0/33",
+            "10.0.0.1/24",
+            "x/8",
+            "10.0.0.0/x",
+        ] {
             assert!(bad.parse::<Cidr>().is_err(), "{bad}");
         }
     }

@@ -214,20 +214,43 @@ pub const PLAN_VERSION: u32 = 1;
 impl Plan {
     /// Number of steps over all hosts.
     pub fn step_count(&self) -> usize {
-        self.phases.iter().flat_map(|p| &p.hosts).map(|h| h.steps.len()).sum()
+        self.phases
+            .iter()
+            .flat_map(|p| &p.hosts)
+            .map(|h| h.steps.len())
+            .sum()
     }
 
     /// Every step of `host`, in execution order, with its phase.
-    pub fn host_steps<'a>(&'a self, host: &'a str) -> impl Iterator<Item = (PhaseName, &'a Step)> + 'a {
-        self.phases
-            .iter()
-            .flat_map(move |p| p.hosts.iter().filter(move |h| h.host == host).flat_map(move |h| h.steps.iter().map(move |s| (p.name, s))))
+    pub fn host_steps<'a>(
+        &'a self,
+        host: &'a str,
+    ) -> impl Iterator<Item = (PhaseName, &'a Step)> + 'a {
+        self.phases.iter().flat_map(move |p| {
+            p.hosts
+                .iter()
+                .filter(move |h| h.host == host)
+                .flat_map(move |h| h.steps.iter().map(move |s| (p.name, s)))
+        })
     }
 
     /// Every file `host` gets: (path, content, mode, owner), in step order.
-    pub fn host_files<'a>(&'a self, host: &'a str) -> impl Iterator<Item = (&'a str, &'a str, &'a str, &'a str)> + 'a {
+    pub fn host_files<'a>(
+        &'a self,
+        host: &'a str,
+    ) -> impl Iterator<Item = (&'a str, &'a str, &'a str, &'a str)> + 'a {
         self.host_steps(host).filter_map(|(_, s)| match &s.action {
-            HostStep::WriteFile { path, content, mode, owner } => Some((path.as_str(), content.as_str(), mode.as_str(), owner.as_str())),
+            HostStep::WriteFile {
+                path,
+                content,
+                mode,
+                owner,
+            } => Some((
+                path.as_str(),
+                content.as_str(),
+                mode.as_str(),
+                owner.as_str(),
+            )),
             _ => None,
         })
     }
@@ -244,18 +267,55 @@ impl Plan {
     pub fn to_text(&self) -> String {
         let mut out = String::new();
         let w = &mut out;
-        let _ = writeln!(w, "Plan for cluster `{}` from bundle {}", self.cluster, self.bundle);
-        let _ = writeln!(w, "  Kubernetes {} (kubeadm config {}), containerd config version {}", self.kubernetes_version, self.kubeadm_api_version, self.containerd_config_version);
-        let _ = writeln!(w, "  control plane endpoint {} (keepalived VIP, haproxy on every master)", self.control_plane_endpoint);
-        let _ = writeln!(w, "  registry {}, yum repository {}", self.registry, self.repo_url);
-        let _ = writeln!(w, "  {} hosts, {} steps", self.hosts.len(), self.step_count());
+        let _ = writeln!(
+            w,
+            "Plan for cluster `{}` from bundle {}",
+            self.cluster, self.bundle
+        );
+        let _ = writeln!(
+            w,
+            "  Kubernetes {} (kubeadm config {}), containerd config version {}",
+            self.kubernetes_version, self.kubeadm_api_version, self.containerd_config_version
+        );
+        let _ = writeln!(
+            w,
+            "  control plane endpoint {} (keepalived VIP, haproxy on every master)",
+            self.control_plane_endpoint
+        );
+        let _ = writeln!(
+            w,
+            "  registry {}, yum repository {}",
+            self.registry, self.repo_url
+        );
+        let _ = writeln!(
+            w,
+            "  {} hosts, {} steps",
+            self.hosts.len(),
+            self.step_count()
+        );
         let _ = writeln!(w);
         let name_w = self.hosts.iter().map(|h| h.name.len()).max().unwrap_or(0);
-        let addr_w = self.hosts.iter().map(|h| h.address.len()).max().unwrap_or(0);
+        let addr_w = self
+            .hosts
+            .iter()
+            .map(|h| h.address.len())
+            .max()
+            .unwrap_or(0);
         let _ = writeln!(w, "Hosts:");
         for h in &self.hosts {
-            let duties = if h.duties.is_empty() { String::new() } else { format!("  ({})", h.duties.join(", ")) };
-            let _ = writeln!(w, "  {:name_w$}  {:addr_w$}  {}{}", h.name, h.address, h.roles.join("+"), duties);
+            let duties = if h.duties.is_empty() {
+                String::new()
+            } else {
+                format!("  ({})", h.duties.join(", "))
+            };
+            let _ = writeln!(
+                w,
+                "  {:name_w$}  {:addr_w$}  {}{}",
+                h.name,
+                h.address,
+                h.roles.join("+"),
+                duties
+            );
         }
         if !self.notes.is_empty() {
             let _ = writeln!(w);
@@ -266,10 +326,24 @@ impl Plan {
         }
         for (i, phase) in self.phases.iter().enumerate() {
             let _ = writeln!(w);
-            let _ = writeln!(w, "Phase {}/{}: {}", i + 1, self.phases.len(), phase.name.as_str());
-            let waves = phase.hosts.iter().map(|h| h.wave).collect::<std::collections::BTreeSet<_>>();
+            let _ = writeln!(
+                w,
+                "Phase {}/{}: {}",
+                i + 1,
+                self.phases.len(),
+                phase.name.as_str()
+            );
+            let waves = phase
+                .hosts
+                .iter()
+                .map(|h| h.wave)
+                .collect::<std::collections::BTreeSet<_>>();
             for h in &phase.hosts {
-                let wave = if waves.len() > 1 { format!(" (wave {})", h.wave + 1) } else { String::new() };
+                let wave = if waves.len() > 1 {
+                    format!(" (wave {})", h.wave + 1)
+                } else {
+                    String::new()
+                };
                 let _ = writeln!(w, "  {}{}", h.host, wave);
                 for s in &h.steps {
                     write_step(w, s);
@@ -283,14 +357,30 @@ impl Plan {
 fn write_step(w: &mut String, s: &Step) {
     let _ = writeln!(w, "    [{}] {}", s.id, s.description);
     match &s.action {
-        HostStep::WriteFile { path, content, mode, owner } => {
+        HostStep::WriteFile {
+            path,
+            content,
+            mode,
+            owner,
+        } => {
             let digest = bundle_format::Sha256Digest::of(content.as_bytes()).hex();
-            let _ = writeln!(w, "      write {path} ({mode} {owner}, {} bytes, sha256 {})", content.len(), &digest[..12]);
+            let _ = writeln!(
+                w,
+                "      write {path} ({mode} {owner}, {} bytes, sha256 {})",
+                content.len(),
+                &digest[..12]
+            );
         }
         HostStep::CopyFromBundle { entries, dest } => {
             let _ = writeln!(w, "      copy bundle entries {entries}* to {dest}");
         }
-        HostStep::Run { command, check, after_change_of, capture, on_failure } => {
+        HostStep::Run {
+            command,
+            check,
+            after_change_of,
+            capture,
+            on_failure,
+        } => {
             for (i, line) in command.lines().enumerate() {
                 let _ = writeln!(w, "      {} {line}", if i == 0 { "$" } else { " " });
             }
@@ -298,7 +388,11 @@ fn write_step(w: &mut String, s: &Step) {
                 let _ = writeln!(w, "      skip if: {c}");
             }
             if !after_change_of.is_empty() {
-                let _ = writeln!(w, "      also after a change of: {}", after_change_of.join(", "));
+                let _ = writeln!(
+                    w,
+                    "      also after a change of: {}",
+                    after_change_of.join(", ")
+                );
             }
             if let Some(c) = capture {
                 let _ = writeln!(w, "      output saved as <runtime:{c}>");
@@ -307,7 +401,10 @@ fn write_step(w: &mut String, s: &Step) {
                 let _ = writeln!(w, "      a failure is a warning");
             }
         }
-        HostStep::WaitFor { condition, timeout_secs } => {
+        HostStep::WaitFor {
+            condition,
+            timeout_secs,
+        } => {
             let _ = writeln!(w, "      wait up to {timeout_secs}s for: {condition}");
         }
     }
@@ -346,7 +443,11 @@ pub fn write_plan_dir(plan: &Plan, dir: &Path) -> Result<(), Error> {
         }
         std::fs::create_dir_all(&host_dir).map_err(werr(&host_dir))?;
         let mut steps = String::new();
-        let _ = writeln!(steps, "# {} ({}) — steps in order; files are under files/", h.name, h.address);
+        let _ = writeln!(
+            steps,
+            "# {} ({}) — steps in order; files are under files/",
+            h.name, h.address
+        );
         let mut last = None;
         for (phase, s) in plan.host_steps(&h.name) {
             if last != Some(phase) {

@@ -8,7 +8,9 @@ use bundle_format::ImageReference;
 
 use crate::facts::{BundleFacts, RpmRepoFacts};
 use crate::inventory::{Cluster, Node, RESERVED_PORTS};
-use crate::plan::{HostStep, HostSteps, OnFailure, Phase, PhaseName, Plan, PlanHost, Step, PLAN_VERSION};
+use crate::plan::{
+    HostStep, HostSteps, OnFailure, Phase, PhaseName, Plan, PlanHost, Step, PLAN_VERSION,
+};
 use crate::render::{self, containerd, haproxy, keepalived, kubeadm, os, repo};
 use crate::secrets::CA_CERT_HASH;
 use crate::Problem;
@@ -24,8 +26,19 @@ pub struct PlanInputs {
 
 /// Packages every node gets, when the bundle carries them.
 pub const NODE_PACKAGES: &[&str] = &[
-    "kubeadm", "kubelet", "kubectl", "cri-tools", "kubernetes-cni", "containerd.io", "containerd", "runc", "ipvsadm",
-    "ipset", "conntrack-tools", "socat", "iproute-tc",
+    "kubeadm",
+    "kubelet",
+    "kubectl",
+    "cri-tools",
+    "kubernetes-cni",
+    "containerd.io",
+    "containerd",
+    "runc",
+    "ipvsadm",
+    "ipset",
+    "conntrack-tools",
+    "socat",
+    "iproute-tc",
 ];
 /// Packages a node cannot do without.
 pub const REQUIRED_NODE_PACKAGES: &[&str] = &["kubeadm", "kubelet", "kubectl"];
@@ -36,26 +49,65 @@ const KUBECONFIG: &str = "/etc/kubernetes/admin.conf";
 const OWNER: &str = "root:root";
 
 fn step(id: &str, description: &str, action: HostStep) -> Step {
-    Step { id: id.to_string(), description: description.to_string(), action }
+    Step {
+        id: id.to_string(),
+        description: description.to_string(),
+        action,
+    }
 }
 
 fn write(id: &str, description: &str, path: &str, content: String, mode: &str) -> Step {
-    step(id, description, HostStep::WriteFile { path: path.into(), content, mode: mode.into(), owner: OWNER.into() })
+    step(
+        id,
+        description,
+        HostStep::WriteFile {
+            path: path.into(),
+            content,
+            mode: mode.into(),
+            owner: OWNER.into(),
+        },
+    )
 }
 
 fn run(id: &str, description: &str, command: String, check: Option<String>) -> Step {
-    step(id, description, HostStep::Run { command, check, after_change_of: vec![], capture: None, on_failure: OnFailure::Stop })
+    step(
+        id,
+        description,
+        HostStep::Run {
+            command,
+            check,
+            after_change_of: vec![],
+            capture: None,
+            on_failure: OnFailure::Stop,
+        },
+    )
 }
 
 fn warn(id: &str, description: &str, command: String) -> Step {
-    step(id, description, HostStep::Run { command, check: None, after_change_of: vec![], capture: None, on_failure: OnFailure::Warn })
+    step(
+        id,
+        description,
+        HostStep::Run {
+            command,
+            check: None,
+            after_change_of: vec![],
+            capture: None,
+            on_failure: OnFailure::Warn,
+        },
+    )
 }
 
 fn capture(id: &str, description: &str, command: String, name: &str) -> Step {
     step(
         id,
         description,
-        HostStep::Run { command, check: None, after_change_of: vec![], capture: Some(name.into()), on_failure: OnFailure::Stop },
+        HostStep::Run {
+            command,
+            check: None,
+            after_change_of: vec![],
+            capture: Some(name.into()),
+            on_failure: OnFailure::Stop,
+        },
     )
 }
 
@@ -74,7 +126,14 @@ fn restart(id: &str, unit: &str, files: Vec<String>) -> Step {
 }
 
 fn wait(id: &str, description: &str, condition: String, timeout_secs: u64) -> Step {
-    step(id, description, HostStep::WaitFor { condition, timeout_secs })
+    step(
+        id,
+        description,
+        HostStep::WaitFor {
+            condition,
+            timeout_secs,
+        },
+    )
 }
 
 /// `fail MESSAGE` in a check command: print to stderr and exit 1.
@@ -84,20 +143,37 @@ fn or_fail(test: &str, message: &str) -> String {
 
 /// Numeric comparison of dotted versions (`3.10` > `3.9`).
 fn version_key(v: &str) -> Vec<u64> {
-    v.trim_start_matches('v').split(['.', '-']).map(|p| p.parse().unwrap_or(0)).collect()
+    v.trim_start_matches('v')
+        .split(['.', '-'])
+        .map(|p| p.parse().unwrap_or(0))
+        .collect()
 }
 
 /// Plans the install of `facts`' bundle on `cluster`. Checks that need the bundle
 /// (CNI carried, images the CNI names, packages) are reported as problems naming
 /// the inventory field they concern.
-pub fn plan(cluster: &Cluster, facts: &BundleFacts, inputs: &PlanInputs) -> Result<Plan, Vec<Problem>> {
+pub fn plan(
+    cluster: &Cluster,
+    facts: &BundleFacts,
+    inputs: &PlanInputs,
+) -> Result<Plan, Vec<Problem>> {
     let mut problems = Vec::new();
-    let mut notes: Vec<String> = inputs.warnings.iter().map(|w| format!("`{}`: {}", w.field, w.message)).collect();
+    let mut notes: Vec<String> = inputs
+        .warnings
+        .iter()
+        .map(|w| format!("`{}`: {}", w.field, w.message))
+        .collect();
     let mapping = &cluster.mapping;
 
     // Kubernetes version and kubeadm API.
     let minor = facts.kubernetes_minor().unwrap_or_else(|| {
-        problems.push(Problem::new("bundle", format!("Kubernetes version `{}` is not `vMAJOR.MINOR.PATCH`", facts.kubernetes_version)));
+        problems.push(Problem::new(
+            "bundle",
+            format!(
+                "Kubernetes version `{}` is not `vMAJOR.MINOR.PATCH`",
+                facts.kubernetes_version
+            ),
+        ));
         (1, 0)
     });
     let kubeadm_api = kubeadm::api_version(minor);
@@ -110,15 +186,22 @@ pub fn plan(cluster: &Cluster, facts: &BundleFacts, inputs: &PlanInputs) -> Resu
     let containerd_config_version = containerd::config_version(containerd_major);
 
     // Images kubeadm pulls: from IMAGE_REPOSITORY/NAME, which the mapping must agree with.
-    let k8s_ref = |repo: &str, tag: &str| ImageReference { registry: "registry.k8s.io".into(), repository: repo.into(), tag: Some(tag.into()), digest: None };
+    let k8s_ref = |repo: &str, tag: &str| ImageReference {
+        registry: "registry.k8s.io".into(),
+        repository: repo.into(),
+        tag: Some(tag.into()),
+        digest: None,
+    };
     let apiserver = mapping.map(&k8s_ref("kube-apiserver", &facts.kubernetes_version));
     let image_repository = match apiserver.repository.rsplit_once('/') {
         Some((parent, _)) => format!("{}/{parent}", mapping.host()),
         None => mapping.host().to_string(),
     };
-    for nested in ["coredns/coredns"] {
+    // kubeadm flattens the only nested name it pulls (coredns/coredns) under imageRepository.
+    {
+        let nested = "coredns/coredns";
         let mapped = mapping.map(&k8s_ref(nested, "x"));
-        let leaf = nested.rsplit('/').next().unwrap_or(nested);
+        let leaf = "coredns";
         if mapped.name() != format!("{image_repository}/{leaf}") {
             problems.push(Problem::new(
                 "spec.registry.map",
@@ -126,15 +209,32 @@ pub fn plan(cluster: &Cluster, facts: &BundleFacts, inputs: &PlanInputs) -> Resu
             ));
         }
     }
-    for component in ["kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-proxy"] {
+    for component in [
+        "kube-apiserver",
+        "kube-controller-manager",
+        "kube-scheduler",
+        "kube-proxy",
+    ] {
         let want = k8s_ref(component, &facts.kubernetes_version);
         if !render::cni::carried(&want, &facts.images) {
-            problems.push(Problem::new("bundle", format!("the bundle does not carry `{want}`, which kubeadm needs")));
+            problems.push(Problem::new(
+                "bundle",
+                format!("the bundle does not carry `{want}`, which kubeadm needs"),
+            ));
         }
     }
     for name in ["etcd", "coredns/coredns"] {
-        if !facts.images.iter().any(|i| i.registry == "registry.k8s.io" && i.repository == name) {
-            problems.push(Problem::new("bundle", format!("the bundle carries no `registry.k8s.io/{name}` image, which kubeadm needs")));
+        if !facts
+            .images
+            .iter()
+            .any(|i| i.registry == "registry.k8s.io" && i.repository == name)
+        {
+            problems.push(Problem::new(
+                "bundle",
+                format!(
+                    "the bundle carries no `registry.k8s.io/{name}` image, which kubeadm needs"
+                ),
+            ));
         }
     }
     let pause = facts
@@ -144,11 +244,18 @@ pub fn plan(cluster: &Cluster, facts: &BundleFacts, inputs: &PlanInputs) -> Resu
         .max_by_key(|i| version_key(i.tag.as_deref().unwrap_or_default()));
     let sandbox_image = match pause {
         Some(p) => {
-            let mapped = mapping.map(&ImageReference { digest: None, ..p.clone() });
+            let mapped = mapping.map(&ImageReference {
+                digest: None,
+                ..p.clone()
+            });
             mapped.to_string()
         }
         None => {
-            problems.push(Problem::new("bundle", "the bundle carries no `registry.k8s.io/pause` image (the sandbox image)".to_string()));
+            problems.push(Problem::new(
+                "bundle",
+                "the bundle carries no `registry.k8s.io/pause` image (the sandbox image)"
+                    .to_string(),
+            ));
             String::new()
         }
     };
@@ -157,44 +264,79 @@ pub fn plan(cluster: &Cluster, facts: &BundleFacts, inputs: &PlanInputs) -> Resu
     let cni = match &facts.cni {
         Some(c) if c.name == cluster.cni => Some(c),
         Some(c) => {
-            problems.push(Problem::new("spec.network.cni", format!("the bundle carries `{}`, not `{}`", c.name, cluster.cni)));
+            problems.push(Problem::new(
+                "spec.network.cni",
+                format!("the bundle carries `{}`, not `{}`", c.name, cluster.cni),
+            ));
             None
         }
         None => {
-            problems.push(Problem::new("spec.network.cni", format!("the bundle carries no CNI; `{}` cannot be installed", cluster.cni)));
+            problems.push(Problem::new(
+                "spec.network.cni",
+                format!(
+                    "the bundle carries no CNI; `{}` cannot be installed",
+                    cluster.cni
+                ),
+            ));
             None
         }
     };
-    let cni_manifest = cni.and_then(|c| match render::cni::rewrite(&c.name, &c.manifest, mapping, &cluster.pod_subnet, &facts.images) {
-        Ok(r) => {
-            notes.extend(r.notes.iter().cloned());
-            Some(r.text)
-        }
-        Err(ps) => {
-            for p in ps {
-                problems.push(Problem::new("spec.network.cni", format!("the {} manifest `{}`: {p}", c.name, c.file)));
+    let cni_manifest = cni.and_then(|c| {
+        match render::cni::rewrite(
+            &c.name,
+            &c.manifest,
+            mapping,
+            &cluster.pod_subnet,
+            &facts.images,
+        ) {
+            Ok(r) => {
+                notes.extend(r.notes.iter().cloned());
+                Some(r.text)
             }
-            None
+            Err(ps) => {
+                for p in ps {
+                    problems.push(Problem::new(
+                        "spec.network.cni",
+                        format!("the {} manifest `{}`: {p}", c.name, c.file),
+                    ));
+                }
+                None
+            }
         }
     });
 
     // RPM repository.
     let rpm_repo: Option<&RpmRepoFacts> = match (&cluster.repo_target, facts.rpm_repos.as_slice()) {
         (_, []) => {
-            problems.push(Problem::new("bundle", "the bundle carries no RPM repository (`rpms/`)".to_string()));
+            problems.push(Problem::new(
+                "bundle",
+                "the bundle carries no RPM repository (`rpms/`)".to_string(),
+            ));
             None
         }
         (None, [only]) => Some(only),
         (None, many) => {
             let names: Vec<&str> = many.iter().map(|r| r.target.as_str()).collect();
-            problems.push(Problem::new("spec.repo.target", format!("the bundle carries several RPM targets ({}); say which to install", names.join(", "))));
+            problems.push(Problem::new(
+                "spec.repo.target",
+                format!(
+                    "the bundle carries several RPM targets ({}); say which to install",
+                    names.join(", ")
+                ),
+            ));
             None
         }
         (Some(t), all) => match all.iter().find(|r| &r.target == t) {
             Some(r) => Some(r),
             None => {
                 let names: Vec<&str> = all.iter().map(|r| r.target.as_str()).collect();
-                problems.push(Problem::new("spec.repo.target", format!("`{t}` is not among the bundle's RPM targets ({})", names.join(", "))));
+                problems.push(Problem::new(
+                    "spec.repo.target",
+                    format!(
+                        "`{t}` is not among the bundle's RPM targets ({})",
+                        names.join(", ")
+                    ),
+                ));
                 None
             }
         },
@@ -203,10 +345,21 @@ pub fn plan(cluster: &Cluster, facts: &BundleFacts, inputs: &PlanInputs) -> Resu
         let Some(r) = rpm_repo else { return vec![] };
         let mut out = Vec::new();
         for name in names {
-            if let Some(p) = r.packages.iter().filter(|p| &p.name == name).max_by_key(|p| version_key(&p.version)) {
+            if let Some(p) = r
+                .packages
+                .iter()
+                .filter(|p| &p.name == name)
+                .max_by_key(|p| version_key(&p.version))
+            {
                 out.push(p.nevra.clone());
             } else if required.contains(name) {
-                problems.push(Problem::new("bundle", format!("the bundle's `{}` repository has no `{name}` package", r.target)));
+                problems.push(Problem::new(
+                    "bundle",
+                    format!(
+                        "the bundle's `{}` repository has no `{name}` package",
+                        r.target
+                    ),
+                ));
             }
         }
         out
@@ -217,7 +370,10 @@ pub fn plan(cluster: &Cluster, facts: &BundleFacts, inputs: &PlanInputs) -> Resu
         notes.push(format!("the bundle ships no GPG keys for `{}`: gpgcheck is off; the bundle's signature and checksums vouch for the packages", r.target));
     }
     if inputs.registry_ca.is_none() {
-        notes.push(format!("no `spec.registry.caFile`: the hosts must already trust the certificate of `{}`", cluster.registry_host));
+        notes.push(format!(
+            "no `spec.registry.caFile`: the hosts must already trust the certificate of `{}`",
+            cluster.registry_host
+        ));
     }
 
     if !problems.is_empty() {
@@ -229,17 +385,34 @@ pub fn plan(cluster: &Cluster, facts: &BundleFacts, inputs: &PlanInputs) -> Resu
 
     let first = cluster.first_master();
     let repo_node = cluster.repo_node();
-    let repo_base = format!("http://{}/{}/", render::host_port(&repo_node.address, cluster.repo_port), rpm_repo.target);
+    let repo_base = format!(
+        "http://{}/{}/",
+        render::host_port(&repo_node.address, cluster.repo_port),
+        rpm_repo.target
+    );
     let endpoint = render::host_port(&cluster.vip, cluster.lb_port);
     let masters: Vec<&Node> = cluster.masters().collect();
 
-    let mut phases: Vec<Phase> = PhaseName::ALL.iter().map(|&name| Phase { name, hosts: vec![] }).collect();
+    let mut phases: Vec<Phase> = PhaseName::ALL
+        .iter()
+        .map(|&name| Phase {
+            name,
+            hosts: vec![],
+        })
+        .collect();
     let mut add = |phase: PhaseName, node: &Node, wave: u32, steps: Vec<Step>| {
         if steps.is_empty() {
             return;
         }
-        let p = phases.iter_mut().find(|p| p.name == phase).expect("every phase exists");
-        p.hosts.push(HostSteps { host: node.name.clone(), wave, steps });
+        let p = phases
+            .iter_mut()
+            .find(|p| p.name == phase)
+            .expect("every phase exists");
+        p.hosts.push(HostSteps {
+            host: node.name.clone(),
+            wave,
+            steps,
+        });
     };
 
     // 1. preflight
@@ -265,7 +438,15 @@ pub fn plan(cluster: &Cluster, facts: &BundleFacts, inputs: &PlanInputs) -> Resu
             ),
         ];
         if n.master {
-            s.push(run("preflight/cpu", "at least 2 CPUs on a master", or_fail("[ \"$(nproc)\" -ge 2 ]", "$(nproc) CPU: a master needs at least 2"), None));
+            s.push(run(
+                "preflight/cpu",
+                "at least 2 CPUs on a master",
+                or_fail(
+                    "[ \"$(nproc)\" -ge 2 ]",
+                    "$(nproc) CPU: a master needs at least 2",
+                ),
+                None,
+            ));
             s.push(run(
                 "preflight/memory",
                 "at least 2 GiB of memory on a master (kubeadm's limit: 1700 MiB usable)",
@@ -273,12 +454,20 @@ pub fn plan(cluster: &Cluster, facts: &BundleFacts, inputs: &PlanInputs) -> Resu
                 None,
             ));
         }
-        let mut ports: Vec<u16> = if n.master { RESERVED_PORTS.to_vec() } else { vec![10250] };
+        let mut ports: Vec<u16> = if n.master {
+            RESERVED_PORTS.to_vec()
+        } else {
+            vec![10250]
+        };
         if n.master {
             ports.extend([cluster.lb_port, cluster.stats_port]);
         }
         ports.sort_unstable();
-        let list = ports.iter().map(u16::to_string).collect::<Vec<_>>().join("|");
+        let list = ports
+            .iter()
+            .map(u16::to_string)
+            .collect::<Vec<_>>()
+            .join("|");
         s.push(run(
             "preflight/ports",
             &format!("ports {} free", list.replace('|', ", ")),
@@ -289,7 +478,13 @@ pub fn plan(cluster: &Cluster, facts: &BundleFacts, inputs: &PlanInputs) -> Resu
             s.push(run(
                 "preflight/repo-port",
                 &format!("port {} free for the yum repository", cluster.repo_port),
-                or_fail(&format!("! ss -Htln | awk '{{print $4}}' | grep -q ':{}$'", cluster.repo_port), &format!("port {} is in use", cluster.repo_port)),
+                or_fail(
+                    &format!(
+                        "! ss -Htln | awk '{{print $4}}' | grep -q ':{}$'",
+                        cluster.repo_port
+                    ),
+                    &format!("port {} is in use", cluster.repo_port),
+                ),
                 Some(format!("systemctl is-active --quiet {}", repo::UNIT)),
             ));
         }
@@ -297,7 +492,10 @@ pub fn plan(cluster: &Cluster, facts: &BundleFacts, inputs: &PlanInputs) -> Resu
             s.push(run(
                 "preflight/interface",
                 &format!("interface {} exists for the VIP", n.interface),
-                or_fail(&format!("ip link show dev {} >/dev/null 2>&1", n.interface), &format!("no interface {}", n.interface)),
+                or_fail(
+                    &format!("ip link show dev {} >/dev/null 2>&1", n.interface),
+                    &format!("no interface {}", n.interface),
+                ),
                 None,
             ));
         }
@@ -305,11 +503,22 @@ pub fn plan(cluster: &Cluster, facts: &BundleFacts, inputs: &PlanInputs) -> Resu
             s.push(run(
                 "preflight/vip-free",
                 &format!("nothing answers on the VIP {} yet", cluster.vip),
-                or_fail(&format!("! ping -c 2 -W 1 {} >/dev/null 2>&1", cluster.vip), &format!("{} already answers: is it another host's address?", cluster.vip)),
+                or_fail(
+                    &format!("! ping -c 2 -W 1 {} >/dev/null 2>&1", cluster.vip),
+                    &format!(
+                        "{} already answers: is it another host's address?",
+                        cluster.vip
+                    ),
+                ),
                 Some("systemctl is-active --quiet keepalived".into()),
             ));
         }
-        s.push(capture("preflight/hostname", "hostname (must be unique)", "hostname".into(), "hostname"));
+        s.push(capture(
+            "preflight/hostname",
+            "hostname (must be unique)",
+            "hostname".into(),
+            "hostname",
+        ));
         s.push(capture(
             "preflight/product-uuid",
             "product_uuid (must be unique)",
@@ -319,24 +528,38 @@ pub fn plan(cluster: &Cluster, facts: &BundleFacts, inputs: &PlanInputs) -> Resu
         s.push(capture(
             "preflight/mac-addresses",
             "MAC addresses (must be unique)",
-            "cat /sys/class/net/*/address | grep -v '^00:00:00:00:00:00$' | sort -u | tr '\\n' ' '".into(),
+            "cat /sys/class/net/*/address | grep -v '^00:00:00:00:00:00$' | sort -u | tr '\\n' ' '"
+                .into(),
             "mac-addresses",
         ));
-        s.push(warn("preflight/swap", "swap is off (phase os turns it off)", or_fail("! swapon --noheadings --show | grep -q .", "swap is on")));
+        s.push(warn(
+            "preflight/swap",
+            "swap is off (phase os turns it off)",
+            or_fail("! swapon --noheadings --show | grep -q .", "swap is on"),
+        ));
         s.push(warn(
             "preflight/firewalld",
             "firewalld is not running (phase os stops it)",
-            or_fail("! systemctl is-active --quiet firewalld", "firewalld is running"),
+            or_fail(
+                "! systemctl is-active --quiet firewalld",
+                "firewalld is running",
+            ),
         ));
         s.push(warn(
             "preflight/selinux",
             "SELinux is not enforcing (phase os makes it permissive)",
-            or_fail("[ \"$(getenforce 2>/dev/null || echo Disabled)\" != Enforcing ]", "SELinux is enforcing"),
+            or_fail(
+                "[ \"$(getenforce 2>/dev/null || echo Disabled)\" != Enforcing ]",
+                "SELinux is enforcing",
+            ),
         ));
         s.push(warn(
             "preflight/time-sync",
             "the clock is synchronised (certificates and etcd need agreeing clocks)",
-            or_fail("[ \"$(timedatectl show -p NTPSynchronized --value 2>/dev/null)\" = yes ]", "the clock is not synchronised (chronyd?)"),
+            or_fail(
+                "[ \"$(timedatectl show -p NTPSynchronized --value 2>/dev/null)\" = yes ]",
+                "the clock is not synchronised (chronyd?)",
+            ),
         ));
         add(PhaseName::Preflight, n, 0, s);
     }
@@ -350,29 +573,58 @@ pub fn plan(cluster: &Cluster, facts: &BundleFacts, inputs: &PlanInputs) -> Resu
             s.push(step(
                 "repo/copy",
                 "the bundle's yum repository, copied from the verified bundle",
-                HostStep::CopyFromBundle { entries: format!("rpms/{}/", rpm_repo.target), dest },
+                HostStep::CopyFromBundle {
+                    entries: format!("rpms/{}/", rpm_repo.target),
+                    dest,
+                },
             ));
-            s.push(write("repo/unit", "systemd unit serving the repository over HTTP", repo::UNIT_PATH, repo::unit(&n.address.to_string(), cluster.repo_port), "0644"));
+            s.push(write(
+                "repo/unit",
+                "systemd unit serving the repository over HTTP",
+                repo::UNIT_PATH,
+                repo::unit(&n.address.to_string(), cluster.repo_port),
+                "0644",
+            ));
             s.push(run(
                 "repo/firewall",
-                &format!("open port {} while firewalld runs (phase os stops it)", cluster.repo_port),
+                &format!(
+                    "open port {} while firewalld runs (phase os stops it)",
+                    cluster.repo_port
+                ),
                 format!("firewall-cmd --add-port={}/tcp", cluster.repo_port),
-                Some(format!("! systemctl is-active --quiet firewalld || firewall-cmd --query-port={}/tcp", cluster.repo_port)),
+                Some(format!(
+                    "! systemctl is-active --quiet firewalld || firewall-cmd --query-port={}/tcp",
+                    cluster.repo_port
+                )),
             ));
             s.push(step(
                 "repo/serve",
                 "serve the repository",
                 HostStep::Run {
-                    command: format!("systemctl daemon-reload && systemctl enable {u} && systemctl restart {u}", u = repo::UNIT),
+                    command: format!(
+                        "systemctl daemon-reload && systemctl enable {u} && systemctl restart {u}",
+                        u = repo::UNIT
+                    ),
                     check: Some(format!("systemctl is-active --quiet {}", repo::UNIT)),
                     after_change_of: vec![repo::UNIT_PATH.into()],
                     capture: None,
                     on_failure: OnFailure::Stop,
                 },
             ));
-            s.push(wait("repo/ready", "the repository answers", format!("curl -fsS -o /dev/null {repo_base}repodata/repomd.xml"), 60));
+            s.push(wait(
+                "repo/ready",
+                "the repository answers",
+                format!("curl -fsS -o /dev/null {repo_base}repodata/repomd.xml"),
+                60,
+            ));
         }
-        s.push(write("repo/file", "the bundle's repository for dnf", repo::REPO_FILE, repo::repo_file(rpm_repo, &facts.bundle, &repo_base), "0644"));
+        s.push(write(
+            "repo/file",
+            "the bundle's repository for dnf",
+            repo::REPO_FILE,
+            repo::repo_file(rpm_repo, &facts.bundle, &repo_base),
+            "0644",
+        ));
         let mut pkgs = node_pkgs.clone();
         if n.master {
             pkgs.extend(lb_pkgs.iter().cloned());
@@ -380,7 +632,11 @@ pub fn plan(cluster: &Cluster, facts: &BundleFacts, inputs: &PlanInputs) -> Resu
         s.push(run(
             "repo/install",
             "install the exact package versions the bundle carries",
-            format!("dnf install -y --disablerepo='*' --enablerepo={} {}", repo::repo_id(&rpm_repo.target), pkgs.join(" ")),
+            format!(
+                "dnf install -y --disablerepo='*' --enablerepo={} {}",
+                repo::repo_id(&rpm_repo.target),
+                pkgs.join(" ")
+            ),
             Some(format!("rpm -q {} >/dev/null", pkgs.join(" "))),
         ));
         add(PhaseName::Repo, n, if serving { 0 } else { 1 }, s);
@@ -414,8 +670,17 @@ pub fn plan(cluster: &Cluster, facts: &BundleFacts, inputs: &PlanInputs) -> Resu
         ];
         if let Some(addr) = cluster.registry_address {
             let line = format!("{addr} {}", cluster.registry_host);
-            let host_only = cluster.registry_host.split(':').next().unwrap_or(&cluster.registry_host).to_string();
-            let line = if host_only == cluster.registry_host { line } else { format!("{addr} {host_only}") };
+            let host_only = cluster
+                .registry_host
+                .split(':')
+                .next()
+                .unwrap_or(&cluster.registry_host)
+                .to_string();
+            let line = if host_only == cluster.registry_host {
+                line
+            } else {
+                format!("{addr} {host_only}")
+            };
             s.push(run(
                 "os/hosts-registry",
                 "the registry's address in /etc/hosts",
@@ -439,18 +704,51 @@ pub fn plan(cluster: &Cluster, facts: &BundleFacts, inputs: &PlanInputs) -> Resu
             "0644",
         ));
         if let Some(ca) = &inputs.registry_ca {
-            s.push(write("containerd/registry-ca", "the registry's CA", &ca_path, ca.clone(), "0644"));
+            s.push(write(
+                "containerd/registry-ca",
+                "the registry's CA",
+                &ca_path,
+                ca.clone(),
+                "0644",
+            ));
             files.push(ca_path.clone());
         }
         for (path, content) in containerd::hosts_files(cluster, inputs.registry_ca.is_some()) {
-            let dir = path.trim_start_matches(containerd::CERTS_D).trim_start_matches('/').split('/').next().unwrap_or_default().to_string();
-            s.push(write(&format!("containerd/hosts-{dir}"), &format!("registry host file for `{dir}`"), &path, content, "0644"));
+            let dir = path
+                .trim_start_matches(containerd::CERTS_D)
+                .trim_start_matches('/')
+                .split('/')
+                .next()
+                .unwrap_or_default()
+                .to_string();
+            s.push(write(
+                &format!("containerd/hosts-{dir}"),
+                &format!("registry host file for `{dir}`"),
+                &path,
+                content,
+                "0644",
+            ));
             files.push(path);
         }
-        s.push(write("containerd/crictl", "crictl talks to containerd", "/etc/crictl.yaml", containerd::crictl_yaml(), "0644"));
+        s.push(write(
+            "containerd/crictl",
+            "crictl talks to containerd",
+            "/etc/crictl.yaml",
+            containerd::crictl_yaml(),
+            "0644",
+        ));
         s.push(restart("containerd/restart", "containerd", files));
-        s.push(wait("containerd/ready", "containerd's CRI answers", "crictl info >/dev/null".into(), 60));
-        let cacert = if inputs.registry_ca.is_some() { format!(" --cacert {ca_path}") } else { String::new() };
+        s.push(wait(
+            "containerd/ready",
+            "containerd's CRI answers",
+            "crictl info >/dev/null".into(),
+            60,
+        ));
+        let cacert = if inputs.registry_ca.is_some() {
+            format!(" --cacert {ca_path}")
+        } else {
+            String::new()
+        };
         s.push(run(
             "containerd/registry",
             "the registry answers over TLS with the configured CA",
@@ -472,24 +770,51 @@ pub fn plan(cluster: &Cluster, facts: &BundleFacts, inputs: &PlanInputs) -> Resu
     // 5. lb
     for (i, m) in masters.iter().enumerate() {
         let mut s = vec![
-            write("lb/haproxy-config", &format!("haproxy: TCP {} to every master's 6443", cluster.lb_port), haproxy::PATH, haproxy::render(cluster), "0644"),
-            run("lb/haproxy-check", "haproxy accepts its configuration", format!("haproxy -c -q -f {}", haproxy::PATH), None),
+            write(
+                "lb/haproxy-config",
+                &format!("haproxy: TCP {} to every master's 6443", cluster.lb_port),
+                haproxy::PATH,
+                haproxy::render(cluster),
+                "0644",
+            ),
+            run(
+                "lb/haproxy-check",
+                "haproxy accepts its configuration",
+                format!("haproxy -c -q -f {}", haproxy::PATH),
+                None,
+            ),
             restart("lb/haproxy-restart", "haproxy", vec![haproxy::PATH.into()]),
             write(
                 "lb/keepalived-config",
-                &format!("keepalived: {} priority {}", if i == 0 { "MASTER" } else { "BACKUP" }, keepalived::priority(i)),
+                &format!(
+                    "keepalived: {} priority {}",
+                    if i == 0 { "MASTER" } else { "BACKUP" },
+                    keepalived::priority(i)
+                ),
                 keepalived::PATH,
                 keepalived::render(cluster, m, i),
                 "0600",
             ),
-            run("lb/keepalived-check", "keepalived accepts its configuration", format!("keepalived -t -f {}", keepalived::PATH), None),
-            restart("lb/keepalived-restart", "keepalived", vec![keepalived::PATH.into()]),
+            run(
+                "lb/keepalived-check",
+                "keepalived accepts its configuration",
+                format!("keepalived -t -f {}", keepalived::PATH),
+                None,
+            ),
+            restart(
+                "lb/keepalived-restart",
+                "keepalived",
+                vec![keepalived::PATH.into()],
+            ),
         ];
         if i == 0 {
             s.push(wait(
                 "lb/vip",
                 &format!("the VIP {} is up on this master", cluster.vip),
-                format!("ip -o addr show dev {} | grep -qw '{}'", m.interface, cluster.vip),
+                format!(
+                    "ip -o addr show dev {} | grep -qw '{}'",
+                    m.interface, cluster.vip
+                ),
                 60,
             ));
         }
@@ -542,7 +867,10 @@ pub fn plan(cluster: &Cluster, facts: &BundleFacts, inputs: &PlanInputs) -> Resu
             vec![run(
                 "join/upload-certs",
                 "upload the control plane certificates again (kubeadm deletes them after 2 hours)",
-                format!("kubeadm init phase upload-certs --upload-certs --config {}", kubeadm::INIT_PATH),
+                format!(
+                    "kubeadm init phase upload-certs --upload-certs --config {}",
+                    kubeadm::INIT_PATH
+                ),
                 None,
             )],
         );
@@ -554,10 +882,34 @@ pub fn plan(cluster: &Cluster, facts: &BundleFacts, inputs: &PlanInputs) -> Resu
             m,
             wave,
             vec![
-                write("join/config", &format!("kubeadm join configuration for a master ({kubeadm_api})"), kubeadm::JOIN_PATH, kubeadm::join_config(cluster, kubeadm_api, m), "0600"),
-                run("join/kubeadm", "kubeadm join as a control plane node", format!("kubeadm join --config {}", kubeadm::JOIN_PATH), Some("test -f /etc/kubernetes/kubelet.conf".into())),
-                wait("join/apiserver", "this master's API server is ready", format!("curl -ksf -o /dev/null {}", kubeadm::readyz(&m.address, 6443)), 300),
-                run("join/kubeconfig", "root's kubeconfig", format!("install -D -m 0600 {KUBECONFIG} /root/.kube/config"), Some(format!("cmp -s {KUBECONFIG} /root/.kube/config"))),
+                write(
+                    "join/config",
+                    &format!("kubeadm join configuration for a master ({kubeadm_api})"),
+                    kubeadm::JOIN_PATH,
+                    kubeadm::join_config(cluster, kubeadm_api, m),
+                    "0600",
+                ),
+                run(
+                    "join/kubeadm",
+                    "kubeadm join as a control plane node",
+                    format!("kubeadm join --config {}", kubeadm::JOIN_PATH),
+                    Some("test -f /etc/kubernetes/kubelet.conf".into()),
+                ),
+                wait(
+                    "join/apiserver",
+                    "this master's API server is ready",
+                    format!(
+                        "curl -ksf -o /dev/null {}",
+                        kubeadm::readyz(&m.address, 6443)
+                    ),
+                    300,
+                ),
+                run(
+                    "join/kubeconfig",
+                    "root's kubeconfig",
+                    format!("install -D -m 0600 {KUBECONFIG} /root/.kube/config"),
+                    Some(format!("cmp -s {KUBECONFIG} /root/.kube/config")),
+                ),
             ],
         );
         wave += 1;
@@ -568,8 +920,19 @@ pub fn plan(cluster: &Cluster, facts: &BundleFacts, inputs: &PlanInputs) -> Resu
             w,
             wave,
             vec![
-                write("join/config", &format!("kubeadm join configuration for a worker ({kubeadm_api})"), kubeadm::JOIN_PATH, kubeadm::join_config(cluster, kubeadm_api, w), "0600"),
-                run("join/kubeadm", "kubeadm join as a worker", format!("kubeadm join --config {}", kubeadm::JOIN_PATH), Some("test -f /etc/kubernetes/kubelet.conf".into())),
+                write(
+                    "join/config",
+                    &format!("kubeadm join configuration for a worker ({kubeadm_api})"),
+                    kubeadm::JOIN_PATH,
+                    kubeadm::join_config(cluster, kubeadm_api, w),
+                    "0600",
+                ),
+                run(
+                    "join/kubeadm",
+                    "kubeadm join as a worker",
+                    format!("kubeadm join --config {}", kubeadm::JOIN_PATH),
+                    Some("test -f /etc/kubernetes/kubelet.conf".into()),
+                ),
             ],
         );
     }
@@ -584,14 +947,31 @@ pub fn plan(cluster: &Cluster, facts: &BundleFacts, inputs: &PlanInputs) -> Resu
         first,
         0,
         vec![
-            write("cni/manifest", &format!("{} manifest, images from the registry, pod network {}", cni.name, cluster.pod_subnet), render::cni::PATH, cni_manifest, "0644"),
+            write(
+                "cni/manifest",
+                &format!(
+                    "{} manifest, images from the registry, pod network {}",
+                    cni.name, cluster.pod_subnet
+                ),
+                render::cni::PATH,
+                cni_manifest,
+                "0644",
+            ),
             run(
                 "cni/apply",
                 "apply it (server-side: calico's CRDs are too large for client-side apply)",
-                format!("{kubectl} apply --server-side --force-conflicts -f {}", render::cni::PATH),
+                format!(
+                    "{kubectl} apply --server-side --force-conflicts -f {}",
+                    render::cni::PATH
+                ),
                 None,
             ),
-            wait("cni/rollout", &format!("{ds_name} runs on every node"), format!("{kubectl} -n {ds_ns} rollout status daemonset/{ds_name} --timeout=10s"), 600),
+            wait(
+                "cni/rollout",
+                &format!("{ds_name} runs on every node"),
+                format!("{kubectl} -n {ds_ns} rollout status daemonset/{ds_name} --timeout=10s"),
+                600,
+            ),
         ],
     );
 
@@ -613,7 +993,13 @@ pub fn plan(cluster: &Cluster, facts: &BundleFacts, inputs: &PlanInputs) -> Resu
             s.push(run(
                 "verify/etcd-members",
                 &format!("etcd has {} started members, one per master", masters.len()),
-                or_fail(&format!("[ \"$({etcdctl} | grep -c ', started, ')\" -eq {} ]", masters.len()), "etcd members differ from the masters"),
+                or_fail(
+                    &format!(
+                        "[ \"$({etcdctl} | grep -c ', started, ')\" -eq {} ]",
+                        masters.len()
+                    ),
+                    "etcd members differ from the masters",
+                ),
                 None,
             ));
         }
@@ -633,7 +1019,10 @@ pub fn plan(cluster: &Cluster, facts: &BundleFacts, inputs: &PlanInputs) -> Resu
         s.push(run(
             "verify/vip",
             &format!("the API answers on the VIP {endpoint} from this host"),
-            format!("curl -ksf -o /dev/null {}", kubeadm::readyz(&cluster.vip, cluster.lb_port)),
+            format!(
+                "curl -ksf -o /dev/null {}",
+                kubeadm::readyz(&cluster.vip, cluster.lb_port)
+            ),
             None,
         ));
         add(PhaseName::Verify, n, 0, s);
@@ -656,22 +1045,32 @@ pub fn plan(cluster: &Cluster, facts: &BundleFacts, inputs: &PlanInputs) -> Resu
                 duties.push("kubeadm init".to_string());
             }
             if let Some(i) = masters.iter().position(|m| m.name == n.name) {
-                duties.push(format!("keepalived {} {}", if i == 0 { "MASTER" } else { "BACKUP" }, keepalived::priority(i)));
+                duties.push(format!(
+                    "keepalived {} {}",
+                    if i == 0 { "MASTER" } else { "BACKUP" },
+                    keepalived::priority(i)
+                ));
             }
             if n.name == repo_node.name {
                 duties.push(format!("yum repository on port {}", cluster.repo_port));
             }
-            PlanHost { name: n.name.clone(), address: n.address.to_string(), roles, duties }
+            PlanHost {
+                name: n.name.clone(),
+                address: n.address.to_string(),
+                roles,
+                duties,
+            }
         })
         .collect();
 
     notes.push("secrets appear as <secret:NAME> and are filled in from secrets.json when files are written on the hosts".into());
-    notes.push(format!(
-        "the bootstrap token is valid for 24 hours after `kubeadm init`; joins after that need a new one"
-    ));
+    notes.push("the bootstrap token is valid for 24 hours after `kubeadm init`; joins after that need a new one".into());
     let notes: Vec<String> = {
         let mut seen = BTreeSet::new();
-        notes.into_iter().filter(|n| seen.insert(n.clone())).collect()
+        notes
+            .into_iter()
+            .filter(|n| seen.insert(n.clone()))
+            .collect()
     };
 
     Ok(Plan {
@@ -686,7 +1085,11 @@ pub fn plan(cluster: &Cluster, facts: &BundleFacts, inputs: &PlanInputs) -> Resu
         repo_url: repo_base,
         hosts,
         notes,
-        unique_captures: vec!["hostname".into(), "product-uuid".into(), "mac-addresses".into()],
+        unique_captures: vec![
+            "hostname".into(),
+            "product-uuid".into(),
+            "mac-addresses".into(),
+        ],
         phases,
     })
 }

@@ -28,7 +28,11 @@ pub enum Secret {
 
 impl Secret {
     /// Every secret.
-    pub const ALL: [Secret; 3] = [Secret::KeepalivedAuth, Secret::BootstrapToken, Secret::CertificateKey];
+    pub const ALL: [Secret; 3] = [
+        Secret::KeepalivedAuth,
+        Secret::BootstrapToken,
+        Secret::CertificateKey,
+    ];
 
     /// Its name in `secrets.json` and placeholders.
     pub fn name(self) -> &'static str {
@@ -45,11 +49,21 @@ impl Secret {
     }
 
     fn valid(self, value: &str) -> bool {
-        let alnum = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+        let alnum = |s: &str, n: usize| {
+            s.len() == n
+                && s.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        };
         match self {
-            Secret::KeepalivedAuth => value.len() == 8 && value.bytes().all(|b| b.is_ascii_alphanumeric()),
-            Secret::BootstrapToken => value.split_once('.').is_some_and(|(a, b)| alnum(a, 6) && alnum(b, 16)),
-            Secret::CertificateKey => value.len() == 64 && value.bytes().all(|b| b.is_ascii_hexdigit()),
+            Secret::KeepalivedAuth => {
+                value.len() == 8 && value.bytes().all(|b| b.is_ascii_alphanumeric())
+            }
+            Secret::BootstrapToken => value
+                .split_once('.')
+                .is_some_and(|(a, b)| alnum(a, 6) && alnum(b, 16)),
+            Secret::CertificateKey => {
+                value.len() == 64 && value.bytes().all(|b| b.is_ascii_hexdigit())
+            }
         }
     }
 }
@@ -71,11 +85,21 @@ impl Secrets {
     /// New random secrets from the operating system's generator.
     pub fn generate() -> Result<Self, Error> {
         let mut map = BTreeMap::new();
-        map.insert(Secret::KeepalivedAuth.name().into(), random_chars(8, ALNUM)?);
-        map.insert(Secret::BootstrapToken.name().into(), format!("{}.{}", random_chars(6, LOWER)?, random_chars(16, LOWER)?));
+        map.insert(
+            Secret::KeepalivedAuth.name().into(),
+            random_chars(8, ALNUM)?,
+        );
+        map.insert(
+            Secret::BootstrapToken.name().into(),
+            format!("{}.{}", random_chars(6, LOWER)?, random_chars(16, LOWER)?),
+        );
         let mut key = [0u8; 32];
-        getrandom::getrandom(&mut key).map_err(|e| Error::Random(std::io::Error::other(e.to_string())))?;
-        map.insert(Secret::CertificateKey.name().into(), key.iter().map(|b| format!("{b:02x}")).collect());
+        getrandom::getrandom(&mut key)
+            .map_err(|e| Error::Random(std::io::Error::other(e.to_string())))?;
+        map.insert(
+            Secret::CertificateKey.name().into(),
+            key.iter().map(|b| format!("{b:02x}")).collect(),
+        );
         Ok(Self(map))
     }
 
@@ -83,14 +107,20 @@ impl Secrets {
     pub fn fixed() -> Self {
         let mut map = BTreeMap::new();
         map.insert(Secret::KeepalivedAuth.name().into(), "Pa55w0rd".into());
-        map.insert(Secret::BootstrapToken.name().into(), "abcdef.0123456789abcdef".into());
+        map.insert(
+            Secret::BootstrapToken.name().into(),
+            "abcdef.0123456789abcdef".into(),
+        );
         map.insert(Secret::CertificateKey.name().into(), "0".repeat(64));
         Self(map)
     }
 
     /// The value of `secret`.
     pub fn get(&self, secret: Secret) -> &str {
-        self.0.get(secret.name()).map(String::as_str).unwrap_or_default()
+        self.0
+            .get(secret.name())
+            .map(String::as_str)
+            .unwrap_or_default()
     }
 
     /// Reads `path` when it exists (so a re-run keeps the secrets and the files stay
@@ -98,12 +128,18 @@ impl Secrets {
     pub fn load_or_create(path: &Path) -> Result<Self, Error> {
         match std::fs::read(path) {
             Ok(data) => {
-                let bad = |detail: String| Error::Secrets { path: path.to_path_buf(), detail };
-                let secrets: Secrets = serde_json::from_slice(&data).map_err(|e| bad(e.to_string()))?;
+                let bad = |detail: String| Error::Secrets {
+                    path: path.to_path_buf(),
+                    detail,
+                };
+                let secrets: Secrets =
+                    serde_json::from_slice(&data).map_err(|e| bad(e.to_string()))?;
                 for s in Secret::ALL {
                     match secrets.0.get(s.name()) {
                         None => return Err(bad(format!("`{}` is missing", s.name()))),
-                        Some(v) if !s.valid(v) => return Err(bad(format!("`{}` is malformed", s.name()))),
+                        Some(v) if !s.valid(v) => {
+                            return Err(bad(format!("`{}` is malformed", s.name())))
+                        }
                         Some(_) => {}
                     }
                 }
@@ -114,14 +150,25 @@ impl Secrets {
                 secrets.write(path)?;
                 Ok(secrets)
             }
-            Err(source) => Err(Error::Write { path: path.to_path_buf(), source }),
+            Err(source) => Err(Error::Write {
+                path: path.to_path_buf(),
+                source,
+            }),
         }
     }
 
     fn write(&self, path: &Path) -> Result<(), Error> {
         use std::os::unix::fs::OpenOptionsExt;
-        let err = |source| Error::Write { path: path.to_path_buf(), source };
-        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(err)?;
+        let err = |source| Error::Write {
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(err)?;
         let mut text = serde_json::to_vec_pretty(self).expect("secrets serialize");
         text.push(b'\n');
         f.write_all(&text).map_err(err)?;
@@ -151,7 +198,8 @@ fn random_chars(n: usize, alphabet: &[u8]) -> Result<String, Error> {
     let mut out = String::with_capacity(n);
     let mut buf = [0u8; 64];
     while out.len() < n {
-        getrandom::getrandom(&mut buf).map_err(|e| Error::Random(std::io::Error::other(e.to_string())))?;
+        getrandom::getrandom(&mut buf)
+            .map_err(|e| Error::Random(std::io::Error::other(e.to_string())))?;
         for &b in &buf {
             if (b as usize) < limit && out.len() < n {
                 out.push(alphabet[b as usize % alphabet.len()] as char);
@@ -180,7 +228,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("secrets.json");
         let a = Secrets::load_or_create(&path).unwrap();
-        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         let b = Secrets::load_or_create(&path).unwrap();
         assert_eq!(a, b);
     }
@@ -200,6 +251,9 @@ mod tests {
         let mut rt = BTreeMap::new();
         rt.insert(CA_CERT_HASH.to_string(), "sha256:ff".to_string());
         let text = "auth_pass <secret:keepalived-auth>\nhash: <runtime:ca-cert-hash>\n";
-        assert_eq!(s.resolve(text, &rt), "auth_pass Pa55w0rd\nhash: sha256:ff\n");
+        assert_eq!(
+            s.resolve(text, &rt),
+            "auth_pass Pa55w0rd\nhash: sha256:ff\n"
+        );
     }
 }

@@ -10,7 +10,12 @@ fn changed_lines(before: &str, after: &str) -> Vec<(usize, String, String)> {
     let a: Vec<&str> = before.lines().collect();
     let b: Vec<&str> = after.lines().collect();
     assert_eq!(a.len(), b.len(), "the rewrite adds or removes lines");
-    a.iter().zip(&b).enumerate().filter(|(_, (x, y))| x != y).map(|(i, (x, y))| (i + 1, x.to_string(), y.to_string())).collect()
+    a.iter()
+        .zip(&b)
+        .enumerate()
+        .filter(|(_, (x, y))| x != y)
+        .map(|(i, (x, y))| (i + 1, x.to_string(), y.to_string()))
+        .collect()
 }
 
 #[test]
@@ -31,7 +36,10 @@ fn calico_images_and_the_commented_pool_cidr_are_the_only_changes() {
         (116, "            #   value: \"192.168.0.0/16\"", "              value: \"10.244.0.0/16\""),
         (134, "          image: calico/kube-controllers:v3.26.4", "          image: harbor.example.com/calico/kube-controllers:v3.26.4"),
     ];
-    let expected: Vec<(usize, String, String)> = expected.iter().map(|(n, a, b)| (*n, a.to_string(), b.to_string())).collect();
+    let expected: Vec<(usize, String, String)> = expected
+        .iter()
+        .map(|(n, a, b)| (*n, a.to_string(), b.to_string()))
+        .collect();
     assert_eq!(changed, expected);
     assert_eq!(out.cidr_lines, [115, 116]);
     assert_eq!(out.images.len(), 5);
@@ -39,50 +47,104 @@ fn calico_images_and_the_commented_pool_cidr_are_the_only_changes() {
     let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(&out.text).unwrap();
     assert_eq!(docs.len(), 4);
     let env = &docs[2]["spec"]["template"]["spec"]["containers"][0]["env"];
-    assert!(env.as_array().unwrap().iter().any(|e| e["name"] == "CALICO_IPV4POOL_CIDR" && e["value"] == "10.244.0.0/16"), "{env}");
+    assert!(
+        env.as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["name"] == "CALICO_IPV4POOL_CIDR" && e["value"] == "10.244.0.0/16"),
+        "{env}"
+    );
 }
 
 #[test]
 fn calico_with_the_pool_cidr_already_set_gets_the_cluster_value() {
-    let shipped = CALICO.replace("            # - name: CALICO_IPV4POOL_CIDR\n            #   value: \"192.168.0.0/16\"", "            - name: CALICO_IPV4POOL_CIDR\n              value: \"192.168.0.0/16\"");
+    let shipped = CALICO.replace(
+        "            # - name: CALICO_IPV4POOL_CIDR\n            #   value: \"192.168.0.0/16\"",
+        "            - name: CALICO_IPV4POOL_CIDR\n              value: \"192.168.0.0/16\"",
+    );
     let c = cluster(3, 1);
-    let out = rewrite("calico", &shipped, &c.mapping, &c.pod_subnet, &facts().images).unwrap();
+    let out = rewrite(
+        "calico",
+        &shipped,
+        &c.mapping,
+        &c.pod_subnet,
+        &facts().images,
+    )
+    .unwrap();
     assert_eq!(out.cidr_lines, [116]);
-    assert!(out.text.contains("            - name: CALICO_IPV4POOL_CIDR\n              value: \"10.244.0.0/16\"\n"));
+    assert!(out.text.contains(
+        "            - name: CALICO_IPV4POOL_CIDR\n              value: \"10.244.0.0/16\"\n"
+    ));
 }
 
 #[test]
 fn flannel_images_and_net_conf_network_are_the_only_changes() {
     let yaml = inventory_yaml(3, 1).replace("podSubnet: 10.244.0.0/16", "podSubnet: 10.32.0.0/16");
     let c = cluster_from(&yaml);
-    let out = rewrite("flannel", FLANNEL, &c.mapping, &c.pod_subnet, &facts().images).unwrap();
+    let out = rewrite(
+        "flannel",
+        FLANNEL,
+        &c.mapping,
+        &c.pod_subnet,
+        &facts().images,
+    )
+    .unwrap();
     let changed = changed_lines(FLANNEL, &out.text);
     let expected = [
-        (36, "      \"Network\": \"10.244.0.0/16\",", "      \"Network\": \"10.32.0.0/16\","),
-        (66, "        image: docker.io/flannel/flannel-cni-plugin:v1.4.0-flannel1", "        image: harbor.example.com/flannel/flannel-cni-plugin:v1.4.0-flannel1"),
-        (74, "        image: \"docker.io/flannel/flannel:v0.24.2\"", "        image: \"harbor.example.com/flannel/flannel:v0.24.2\""),
-        (79, "        image: docker.io/flannel/flannel:v0.24.2  # the daemon", "        image: harbor.example.com/flannel/flannel:v0.24.2  # the daemon"),
+        (
+            36,
+            "      \"Network\": \"10.244.0.0/16\",",
+            "      \"Network\": \"10.32.0.0/16\",",
+        ),
+        (
+            66,
+            "        image: docker.io/flannel/flannel-cni-plugin:v1.4.0-flannel1",
+            "        image: harbor.example.com/flannel/flannel-cni-plugin:v1.4.0-flannel1",
+        ),
+        (
+            74,
+            "        image: \"docker.io/flannel/flannel:v0.24.2\"",
+            "        image: \"harbor.example.com/flannel/flannel:v0.24.2\"",
+        ),
+        (
+            79,
+            "        image: docker.io/flannel/flannel:v0.24.2  # the daemon",
+            "        image: harbor.example.com/flannel/flannel:v0.24.2  # the daemon",
+        ),
     ];
-    let expected: Vec<(usize, String, String)> = expected.iter().map(|(n, a, b)| (*n, a.to_string(), b.to_string())).collect();
+    let expected: Vec<(usize, String, String)> = expected
+        .iter()
+        .map(|(n, a, b)| (*n, a.to_string(), b.to_string()))
+        .collect();
     assert_eq!(changed, expected);
     let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(&out.text).unwrap();
-    let net: serde_json::Value = serde_json::from_str(docs[1]["data"]["net-conf.json"].as_str().unwrap()).unwrap();
+    let net: serde_json::Value =
+        serde_json::from_str(docs[1]["data"]["net-conf.json"].as_str().unwrap()).unwrap();
     assert_eq!(net["Network"], "10.32.0.0/16");
 }
 
 #[test]
 fn overrides_of_the_mapping_apply_to_the_manifest() {
-    let yaml = inventory_yaml(3, 1).replace("caFile: harbor-ca.crt}", "caFile: harbor-ca.crt, map: [\"docker.io/calico=cni/calico\"]}");
+    let yaml = inventory_yaml(3, 1).replace(
+        "caFile: harbor-ca.crt}",
+        "caFile: harbor-ca.crt, map: [\"docker.io/calico=cni/calico\"]}",
+    );
     let c = cluster_from(&yaml);
     let out = rewrite("calico", CALICO, &c.mapping, &c.pod_subnet, &facts().images).unwrap();
     assert!(!out.text.contains("image: docker.io/calico/cni:v3.26.4"));
-    assert!(out.text.contains("          image: harbor.example.com/cni/calico/node:v3.26.4 # the main agent\n"));
+    assert!(out.text.contains(
+        "          image: harbor.example.com/cni/calico/node:v3.26.4 # the main agent\n"
+    ));
 }
 
 #[test]
 fn every_missing_image_is_named_with_its_line() {
     let c = cluster(3, 1);
-    let carried: Vec<_> = facts().images.into_iter().filter(|i| !i.repository.starts_with("calico/")).collect();
+    let carried: Vec<_> = facts()
+        .images
+        .into_iter()
+        .filter(|i| !i.repository.starts_with("calico/"))
+        .collect();
     let problems = rewrite("calico", CALICO, &c.mapping, &c.pod_subnet, &carried).unwrap_err();
     let lines: Vec<usize> = problems
         .iter()
@@ -101,9 +163,22 @@ fn every_missing_image_is_named_with_its_line() {
 #[test]
 fn flannel_without_a_network_is_an_error() {
     let c = cluster(3, 1);
-    let broken = FLANNEL.replace("\"Network\": \"10.244.0.0/16\",", "\"Netwerk\": \"10.244.0.0/16\",");
-    let problems = rewrite("flannel", &broken, &c.mapping, &c.pod_subnet, &facts().images).unwrap_err();
-    assert_eq!(problems[0].to_string(), "found no `\"Network\"` in flannel's `net-conf.json` to set the pod network in");
+    let broken = FLANNEL.replace(
+        "\"Network\": \"10.244.0.0/16\",",
+        "\"Netwerk\": \"10.244.0.0/16\",",
+    );
+    let problems = rewrite(
+        "flannel",
+        &broken,
+        &c.mapping,
+        &c.pod_subnet,
+        &facts().images,
+    )
+    .unwrap_err();
+    assert_eq!(
+        problems[0].to_string(),
+        "found no `\"Network\"` in flannel's `net-conf.json` to set the pod network in"
+    );
 }
 
 #[test]
@@ -120,5 +195,8 @@ fn image_lines_are_found_in_every_form_and_comments_are_skipped() {
         ]
     );
     let yaml = "spec:\n  - image: a/b:1\n    imagePullPolicy: Always\n  - name: x\n    image:   \"c/d:2\"\n";
-    assert_eq!(images(yaml), [(2, "a/b:1".to_string()), (5, "c/d:2".to_string())]);
+    assert_eq!(
+        images(yaml),
+        [(2, "a/b:1".to_string()), (5, "c/d:2".to_string())]
+    );
 }

@@ -23,7 +23,9 @@ fn problems_with(yaml: &str, force: bool, facts: &bundle_installer::BundleFacts)
 
 fn assert_problem(problems: &[Problem], field: &str, needle: &str) {
     assert!(
-        problems.iter().any(|p| p.field == field && p.message.contains(needle)),
+        problems
+            .iter()
+            .any(|p| p.field == field && p.message.contains(needle)),
         "no problem on `{field}` containing {needle:?} in {problems:#?}"
     );
 }
@@ -37,14 +39,22 @@ fn the_issue_inventory_is_valid() {
 fn duplicate_host_names_name_the_second_host() {
     let yaml = inventory_yaml(3, 1).replace("name: server8", "name: server6");
     let p = problems(&yaml);
-    assert_problem(&p, "spec.hosts[3].name", "`server6` is also the name of `spec.hosts[1]`");
+    assert_problem(
+        &p,
+        "spec.hosts[3].name",
+        "`server6` is also the name of `spec.hosts[1]`",
+    );
 }
 
 #[test]
 fn duplicate_addresses_name_the_second_host() {
     let yaml = inventory_yaml(3, 1).replace("address: 172.25.19.8", "address: 172.25.19.7");
     let p = problems(&yaml);
-    assert_problem(&p, "spec.hosts[3].address", "`172.25.19.7` is also the address of `spec.hosts[2]` (`server7`)");
+    assert_problem(
+        &p,
+        "spec.hosts[3].address",
+        "`172.25.19.7` is also the address of `spec.hosts[2]` (`server7`)",
+    );
 }
 
 #[test]
@@ -56,7 +66,11 @@ fn an_even_number_of_masters_is_refused_without_force() {
 #[test]
 fn fewer_than_three_masters_is_refused_without_force() {
     let p = problems(&inventory_yaml(1, 2));
-    assert_problem(&p, "spec.hosts", "1 master cannot keep etcd quorum when one fails");
+    assert_problem(
+        &p,
+        "spec.hosts",
+        "1 master cannot keep etcd quorum when one fails",
+    );
 }
 
 #[test]
@@ -78,21 +92,40 @@ fn no_master_at_all_is_refused_even_with_force() {
 #[test]
 fn a_vip_that_is_a_host_address_is_refused() {
     let yaml = inventory_yaml(3, 1).replace("vip: 172.25.19.100", "vip: 172.25.19.6");
-    assert_problem(&problems(&yaml), "spec.controlPlaneEndpoint.vip", "`172.25.19.6` is the address of `spec.hosts[1]` (`server6`)");
+    assert_problem(
+        &problems(&yaml),
+        "spec.controlPlaneEndpoint.vip",
+        "`172.25.19.6` is the address of `spec.hosts[1]` (`server6`)",
+    );
 }
 
 #[test]
 fn a_vip_inside_the_pod_or_service_network_is_refused() {
     let yaml = inventory_yaml(3, 1).replace("vip: 172.25.19.100", "vip: 10.244.1.1");
-    assert_problem(&problems(&yaml), "spec.controlPlaneEndpoint.vip", "`10.244.1.1` is inside `10.244.0.0/16` (`spec.network.podSubnet`)");
+    assert_problem(
+        &problems(&yaml),
+        "spec.controlPlaneEndpoint.vip",
+        "`10.244.1.1` is inside `10.244.0.0/16` (`spec.network.podSubnet`)",
+    );
     let yaml = inventory_yaml(3, 1).replace("vip: 172.25.19.100", "vip: 10.96.0.10");
-    assert_problem(&problems(&yaml), "spec.controlPlaneEndpoint.vip", "`10.96.0.10` is inside `10.96.0.0/12` (`spec.network.serviceSubnet`)");
+    assert_problem(
+        &problems(&yaml),
+        "spec.controlPlaneEndpoint.vip",
+        "`10.96.0.10` is inside `10.96.0.0/12` (`spec.network.serviceSubnet`)",
+    );
 }
 
 #[test]
 fn overlapping_pod_and_service_networks_are_refused() {
-    let yaml = inventory_yaml(3, 1).replace("serviceSubnet: 10.96.0.0/12", "serviceSubnet: 10.244.128.0/20");
-    assert_problem(&problems(&yaml), "spec.network.serviceSubnet", "`10.244.128.0/20` overlaps the pod network `10.244.0.0/16`");
+    let yaml = inventory_yaml(3, 1).replace(
+        "serviceSubnet: 10.96.0.0/12",
+        "serviceSubnet: 10.244.128.0/20",
+    );
+    assert_problem(
+        &problems(&yaml),
+        "spec.network.serviceSubnet",
+        "`10.244.128.0/20` overlaps the pod network `10.244.0.0/16`",
+    );
 }
 
 #[test]
@@ -101,8 +134,15 @@ fn hosts_inside_the_pod_or_service_network_are_refused() {
     let p = problems(&yaml);
     assert_problem(&p, "spec.hosts[0].address", "`172.25.19.5` is inside `172.25.0.0/16` (`spec.network.podSubnet`); host, pod and service networks must not overlap");
     assert_problem(&p, "spec.hosts[3].address", "`172.25.19.8` is inside");
-    let yaml = inventory_yaml(3, 1).replace("serviceSubnet: 10.96.0.0/12", "serviceSubnet: 172.25.16.0/20");
-    assert_problem(&problems(&yaml), "spec.hosts[2].address", "(`spec.network.serviceSubnet`)");
+    let yaml = inventory_yaml(3, 1).replace(
+        "serviceSubnet: 10.96.0.0/12",
+        "serviceSubnet: 172.25.16.0/20",
+    );
+    assert_problem(
+        &problems(&yaml),
+        "spec.hosts[2].address",
+        "(`spec.network.serviceSubnet`)",
+    );
 }
 
 #[test]
@@ -110,11 +150,24 @@ fn unknown_fields_are_refused_naming_the_field() {
     use bundle_installer::inventory::ParseError;
     let yaml = inventory_yaml(3, 1)
         .replace("roles: [worker]}", "roles: [worker], gpu: true}")
-        .replace("kubeProxy: {mode: ipvs}", "kubeProxy: {mode: ipvs, strictArp: true}")
+        .replace(
+            "kubeProxy: {mode: ipvs}",
+            "kubeProxy: {mode: ipvs, strictArp: true}",
+        )
         .replace("  repo:", "  extra: 1\n  repo:");
-    let Err(ParseError::Fields(p)) = Inventory::parse(&yaml) else { panic!("unknown fields accepted") };
-    assert_problem(&p, "spec.hosts[3].gpu", "unknown field `gpu`; expected one of address, interface, name, roles");
-    assert_problem(&p, "spec.kubeProxy.strictArp", "unknown field `strictArp`; expected one of mode");
+    let Err(ParseError::Fields(p)) = Inventory::parse(&yaml) else {
+        panic!("unknown fields accepted")
+    };
+    assert_problem(
+        &p,
+        "spec.hosts[3].gpu",
+        "unknown field `gpu`; expected one of address, interface, name, roles",
+    );
+    assert_problem(
+        &p,
+        "spec.kubeProxy.strictArp",
+        "unknown field `strictArp`; expected one of mode",
+    );
     assert_problem(&p, "spec.extra", "unknown field `extra`");
     assert_eq!(p.len(), 3);
 }
@@ -123,25 +176,40 @@ fn unknown_fields_are_refused_naming_the_field() {
 fn a_value_of_the_wrong_type_names_its_line() {
     use bundle_installer::inventory::ParseError;
     let yaml = inventory_yaml(3, 1).replace("port: 22", "port: twenty-two");
-    let Err(ParseError::Yaml(e)) = Inventory::parse(&yaml) else { panic!("accepted") };
+    let Err(ParseError::Yaml(e)) = Inventory::parse(&yaml) else {
+        panic!("accepted")
+    };
     assert!(e.contains("line 10"), "{e}");
 }
 
 #[test]
 fn a_cni_the_bundle_does_not_carry_is_refused() {
     let yaml = inventory_yaml(3, 1).replace("cni: calico", "cni: flannel");
-    assert_problem(&problems(&yaml), "spec.network.cni", "the bundle carries `calico`, not `flannel`");
+    assert_problem(
+        &problems(&yaml),
+        "spec.network.cni",
+        "the bundle carries `calico`, not `flannel`",
+    );
     let mut f = facts();
     f.cni = None;
-    assert_problem(&problems_with(&inventory_yaml(3, 1), false, &f), "spec.network.cni", "the bundle carries no CNI");
+    assert_problem(
+        &problems_with(&inventory_yaml(3, 1), false, &f),
+        "spec.network.cni",
+        "the bundle carries no CNI",
+    );
 }
 
 #[test]
 fn an_image_the_cni_manifest_names_but_the_bundle_lacks_is_named() {
     let mut f = facts();
-    f.images.retain(|i| i.repository != "calico/kube-controllers");
+    f.images
+        .retain(|i| i.repository != "calico/kube-controllers");
     let p = problems_with(&inventory_yaml(3, 1), false, &f);
-    assert_problem(&p, "spec.network.cni", "image `calico/kube-controllers:v3.26.4` (line 134) is not carried by the bundle");
+    assert_problem(
+        &p,
+        "spec.network.cni",
+        "image `calico/kube-controllers:v3.26.4` (line 134) is not carried by the bundle",
+    );
     // A different tag is not the same image.
     let mut f = facts();
     for i in &mut f.images {
@@ -150,7 +218,11 @@ fn an_image_the_cni_manifest_names_but_the_bundle_lacks_is_named() {
         }
     }
     let p = problems_with(&inventory_yaml(3, 1), false, &f);
-    assert_problem(&p, "spec.network.cni", "image `docker.io/calico/node:v3.26.4`");
+    assert_problem(
+        &p,
+        "spec.network.cni",
+        "image `docker.io/calico/node:v3.26.4`",
+    );
 }
 
 #[test]
@@ -161,21 +233,69 @@ fn every_problem_is_reported_at_once() {
         .replace("servedBy: server5", "servedBy: server99");
     let p = problems(&yaml);
     assert_problem(&p, "spec.hosts[3].address", "also the address");
-    assert_problem(&p, "spec.controlPlaneEndpoint.vip", "`not-an-ip` is not an IP address");
-    assert_problem(&p, "spec.repo.servedBy", "`server99` is not the name of a host");
+    assert_problem(
+        &p,
+        "spec.controlPlaneEndpoint.vip",
+        "`not-an-ip` is not an IP address",
+    );
+    assert_problem(
+        &p,
+        "spec.repo.servedBy",
+        "`server99` is not the name of a host",
+    );
 }
 
 #[test]
 fn malformed_values_name_their_field() {
     let cases = [
-        ("address: 172.25.19.6", "address: 172.25.19.600", "spec.hosts[1].address", "`172.25.19.600` is not an IP address"),
-        ("name: server6", "name: Server_6", "spec.hosts[1].name", "`Server_6` is not a valid node name"),
-        ("roles: [worker]", "roles: [wroker]", "spec.hosts[3].roles[0]", "unknown role `wroker`"),
-        ("podSubnet: 10.244.0.0/16", "podSubnet: 10.244.0.1/16", "spec.network.podSubnet", "host bits are set"),
-        ("mode: ipvs", "mode: userspace", "spec.kubeProxy.mode", "`userspace` is not supported"),
-        ("cni: calico", "cni: weave", "spec.network.cni", "`weave` is not supported"),
-        ("apiVersion: bundle/v1alpha1", "apiVersion: bundle/v2", "apiVersion", "`bundle/v2` is not supported"),
-        ("port: 8443", "port: 6443", "spec.controlPlaneEndpoint.port", "6443 is used by Kubernetes"),
+        (
+            "address: 172.25.19.6",
+            "address: 172.25.19.600",
+            "spec.hosts[1].address",
+            "`172.25.19.600` is not an IP address",
+        ),
+        (
+            "name: server6",
+            "name: Server_6",
+            "spec.hosts[1].name",
+            "`Server_6` is not a valid node name",
+        ),
+        (
+            "roles: [worker]",
+            "roles: [wroker]",
+            "spec.hosts[3].roles[0]",
+            "unknown role `wroker`",
+        ),
+        (
+            "podSubnet: 10.244.0.0/16",
+            "podSubnet: 10.244.0.1/16",
+            "spec.network.podSubnet",
+            "host bits are set",
+        ),
+        (
+            "mode: ipvs",
+            "mode: userspace",
+            "spec.kubeProxy.mode",
+            "`userspace` is not supported",
+        ),
+        (
+            "cni: calico",
+            "cni: weave",
+            "spec.network.cni",
+            "`weave` is not supported",
+        ),
+        (
+            "apiVersion: bundle/v1alpha1",
+            "apiVersion: bundle/v2",
+            "apiVersion",
+            "`bundle/v2` is not supported",
+        ),
+        (
+            "port: 8443",
+            "port: 6443",
+            "spec.controlPlaneEndpoint.port",
+            "6443 is used by Kubernetes",
+        ),
     ];
     for (from, to, field, needle) in cases {
         let yaml = inventory_yaml(3, 1).replacen(from, to, 1);
@@ -185,21 +305,39 @@ fn malformed_values_name_their_field() {
 
 #[test]
 fn a_bad_image_mapping_override_names_its_index() {
-    let yaml = inventory_yaml(3, 1).replace("caFile: harbor-ca.crt}", "caFile: harbor-ca.crt, map: [\"docker.io/calico=cni\", \"nonsense\"]}");
-    assert_problem(&problems(&yaml), "spec.registry.map[1]", "image mapping `nonsense` is not `SRC_PREFIX=DEST_PREFIX`");
+    let yaml = inventory_yaml(3, 1).replace(
+        "caFile: harbor-ca.crt}",
+        "caFile: harbor-ca.crt, map: [\"docker.io/calico=cni\", \"nonsense\"]}",
+    );
+    assert_problem(
+        &problems(&yaml),
+        "spec.registry.map[1]",
+        "image mapping `nonsense` is not `SRC_PREFIX=DEST_PREFIX`",
+    );
 }
 
 #[test]
 fn an_override_that_breaks_kubeadm_image_names_is_refused() {
-    let yaml = inventory_yaml(3, 1).replace("caFile: harbor-ca.crt}", "caFile: harbor-ca.crt, map: [\"registry.k8s.io/coredns=dns\"]}");
-    assert_problem(&problems(&yaml), "spec.registry.map", "kubeadm pulls `harbor.example.com/k8s/coredns`");
+    let yaml = inventory_yaml(3, 1).replace(
+        "caFile: harbor-ca.crt}",
+        "caFile: harbor-ca.crt, map: [\"registry.k8s.io/coredns=dns\"]}",
+    );
+    assert_problem(
+        &problems(&yaml),
+        "spec.registry.map",
+        "kubeadm pulls `harbor.example.com/k8s/coredns`",
+    );
 }
 
 #[test]
 fn the_inventory_error_lists_each_problem_with_its_field() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("cluster.yaml");
-    std::fs::write(&path, inventory_yaml(3, 1).replace("name: server8", "name: server6")).unwrap();
+    std::fs::write(
+        &path,
+        inventory_yaml(3, 1).replace("name: server8", "name: server6"),
+    )
+    .unwrap();
     let e = Inventory::load_cluster(&path, false).unwrap_err();
     let text = e.to_string();
     assert!(text.ends_with("has 1 problem:\n  - `spec.hosts[3].name`: `server6` is also the name of `spec.hosts[1]`; host names must be unique"), "{text}");

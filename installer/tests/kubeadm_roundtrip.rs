@@ -3,7 +3,6 @@
 //! `v1beta4/types.go`), refusing unknown fields: a misspelt or misplaced field fails.
 //! v1beta3 `extraArgs` are maps; v1beta4 ones are lists of `{name, value}`.
 
-
 #![allow(dead_code)] // the mirror structs list upstream fields the tests do not read
 
 mod common;
@@ -183,7 +182,10 @@ fn documents(text: &str) -> BTreeMap<String, String> {
     let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(text).expect("valid YAML");
     let raw: Vec<&str> = text.split("\n---\n").collect();
     assert_eq!(docs.len(), raw.len());
-    docs.iter().zip(raw).map(|(d, r)| (d["kind"].as_str().expect("kind").to_string(), r.to_string())).collect()
+    docs.iter()
+        .zip(raw)
+        .map(|(d, r)| (d["kind"].as_str().expect("kind").to_string(), r.to_string()))
+        .collect()
 }
 
 fn parse<T: for<'de> Deserialize<'de>>(text: &str) -> T {
@@ -191,29 +193,63 @@ fn parse<T: for<'de> Deserialize<'de>>(text: &str) -> T {
 }
 
 fn the_plan(k8s: &str) -> Plan {
-    plan(&cluster(3, 1), &facts_with(k8s, Some("1.7.13"), "calico"), &inputs()).unwrap()
+    plan(
+        &cluster(3, 1),
+        &facts_with(k8s, Some("1.7.13"), "calico"),
+        &inputs(),
+    )
+    .unwrap()
 }
 
 fn check_init(k8s: &str, api: &str) {
     let plan = the_plan(k8s);
     assert_eq!(plan.kubeadm_api_version, api);
     let docs = documents(&file_of(&plan, "server5", INIT_PATH));
-    assert_eq!(docs.keys().collect::<Vec<_>>(), ["ClusterConfiguration", "InitConfiguration", "KubeProxyConfiguration", "KubeletConfiguration"]);
+    assert_eq!(
+        docs.keys().collect::<Vec<_>>(),
+        [
+            "ClusterConfiguration",
+            "InitConfiguration",
+            "KubeProxyConfiguration",
+            "KubeletConfiguration"
+        ]
+    );
 
     let init: InitConfiguration = parse(&docs["InitConfiguration"]);
-    assert_eq!((init.api_version.as_str(), init.kind.as_str()), (api, "InitConfiguration"));
+    assert_eq!(
+        (init.api_version.as_str(), init.kind.as_str()),
+        (api, "InitConfiguration")
+    );
     assert_eq!(init.bootstrap_tokens[0].token, "<secret:bootstrap-token>");
-    assert_eq!(init.bootstrap_tokens[0].usages, ["signing", "authentication"]);
+    assert_eq!(
+        init.bootstrap_tokens[0].usages,
+        ["signing", "authentication"]
+    );
     assert_eq!(init.certificate_key, "<secret:certificate-key>");
     assert_eq!(init.local_api_endpoint.advertise_address, "172.25.19.5");
     assert_eq!(init.local_api_endpoint.bind_port, 6443);
     assert_eq!(init.node_registration.name, "server5");
-    assert_eq!(init.node_registration.cri_socket, "unix:///run/containerd/containerd.sock");
-    let node_ip = init.node_registration.kubelet_extra_args.expect("kubeletExtraArgs");
+    assert_eq!(
+        init.node_registration.cri_socket,
+        "unix:///run/containerd/containerd.sock"
+    );
+    let node_ip = init
+        .node_registration
+        .kubelet_extra_args
+        .expect("kubeletExtraArgs");
     if api.ends_with("v1beta4") {
-        assert_eq!(node_ip, ExtraArgs::List(vec![Arg { name: "node-ip".into(), value: "172.25.19.5".into() }]));
+        assert_eq!(
+            node_ip,
+            ExtraArgs::List(vec![Arg {
+                name: "node-ip".into(),
+                value: "172.25.19.5".into()
+            }])
+        );
     } else {
-        assert_eq!(node_ip, ExtraArgs::Map([("node-ip".to_string(), "172.25.19.5".to_string())].into()));
+        assert_eq!(
+            node_ip,
+            ExtraArgs::Map([("node-ip".to_string(), "172.25.19.5".to_string())].into())
+        );
     }
 
     let cc: ClusterConfiguration = parse(&docs["ClusterConfiguration"]);
@@ -226,26 +262,52 @@ fn check_init(k8s: &str, api: &str) {
     assert_eq!(cc.networking.service_subnet, "10.96.0.0/12");
     assert_eq!(
         cc.api_server.cert_sans,
-        ["172.25.19.100", "server5", "172.25.19.5", "server6", "172.25.19.6", "server7", "172.25.19.7"]
+        [
+            "172.25.19.100",
+            "server5",
+            "172.25.19.5",
+            "server6",
+            "172.25.19.6",
+            "server7",
+            "172.25.19.7"
+        ]
     );
     assert_eq!(cc.etcd.local.data_dir, "/var/lib/etcd");
 
     let kp: KubeProxyConfiguration = parse(&docs["KubeProxyConfiguration"]);
-    assert_eq!((kp.api_version.as_str(), kp.mode.as_str(), kp.cluster_cidr.as_str()), ("kubeproxy.config.k8s.io/v1alpha1", "ipvs", "10.244.0.0/16"));
+    assert_eq!(
+        (
+            kp.api_version.as_str(),
+            kp.mode.as_str(),
+            kp.cluster_cidr.as_str()
+        ),
+        ("kubeproxy.config.k8s.io/v1alpha1", "ipvs", "10.244.0.0/16")
+    );
     let kc: KubeletConfiguration = parse(&docs["KubeletConfiguration"]);
-    assert_eq!((kc.api_version.as_str(), kc.cgroup_driver.as_str()), ("kubelet.config.k8s.io/v1beta1", "systemd"));
+    assert_eq!(
+        (kc.api_version.as_str(), kc.cgroup_driver.as_str()),
+        ("kubelet.config.k8s.io/v1beta1", "systemd")
+    );
 }
 
 fn check_join(k8s: &str, api: &str) {
     let plan = the_plan(k8s);
     let master: JoinConfiguration = parse(&file_of(&plan, "server6", JOIN_PATH));
-    assert_eq!((master.api_version.as_str(), master.kind.as_str()), (api, "JoinConfiguration"));
+    assert_eq!(
+        (master.api_version.as_str(), master.kind.as_str()),
+        (api, "JoinConfiguration")
+    );
     let d = &master.discovery.bootstrap_token;
     assert_eq!(d.api_server_endpoint, "172.25.19.100:8443");
     assert_eq!(d.token, "<secret:bootstrap-token>");
     assert_eq!(d.ca_cert_hashes, ["<runtime:ca-cert-hash>"]);
-    assert_eq!(d.unsafe_skip_ca_verification, None, "never skip CA verification");
-    let cp = master.control_plane.expect("a master joins the control plane");
+    assert_eq!(
+        d.unsafe_skip_ca_verification, None,
+        "never skip CA verification"
+    );
+    let cp = master
+        .control_plane
+        .expect("a master joins the control plane");
     assert_eq!(cp.certificate_key, "<secret:certificate-key>");
     assert_eq!(cp.local_api_endpoint.advertise_address, "172.25.19.6");
 
@@ -270,7 +332,10 @@ fn kubeadm_v1beta4_from_1_31_round_trips() {
 
 #[test]
 fn a_master_that_is_also_a_worker_has_no_taints() {
-    let yaml = inventory_yaml(3, 0).replace("address: 172.25.19.7, roles: [master]", "address: 172.25.19.7, roles: [master, worker]");
+    let yaml = inventory_yaml(3, 0).replace(
+        "address: 172.25.19.7, roles: [master]",
+        "address: 172.25.19.7, roles: [master, worker]",
+    );
     let plan = plan(&cluster_from(&yaml), &facts(), &inputs()).unwrap();
     let join: JoinConfiguration = parse(&file_of(&plan, "server7", JOIN_PATH));
     assert_eq!(join.node_registration.taints, Some(vec![]));
@@ -283,6 +348,7 @@ fn the_mirror_structs_refuse_a_field_upstream_does_not_have() {
     // Negative control for the round trip: a misplaced field is caught.
     let plan = the_plan("v1.29.2");
     let docs = documents(&file_of(&plan, "server5", INIT_PATH));
-    let bad = docs["ClusterConfiguration"].replace("clusterName:", "podSubnet: \"10.0.0.0/8\"\nclusterName:");
+    let bad = docs["ClusterConfiguration"]
+        .replace("clusterName:", "podSubnet: \"10.0.0.0/8\"\nclusterName:");
     assert!(serde_saphyr::from_str::<ClusterConfiguration>(&bad).is_err());
 }

@@ -38,11 +38,28 @@ fn every_phase_is_present_in_order() {
 #[test]
 fn masters_join_one_at_a_time_then_workers_together() {
     let plan = plan(&cluster(3, 5), &facts(), &inputs()).unwrap();
-    let join = plan.phases.iter().find(|p| p.name == PhaseName::Join).unwrap();
-    let waves: Vec<(&str, u32)> = join.hosts.iter().map(|h| (h.host.as_str(), h.wave)).collect();
+    let join = plan
+        .phases
+        .iter()
+        .find(|p| p.name == PhaseName::Join)
+        .unwrap();
+    let waves: Vec<(&str, u32)> = join
+        .hosts
+        .iter()
+        .map(|h| (h.host.as_str(), h.wave))
+        .collect();
     assert_eq!(
         waves,
-        [("server5", 0), ("server6", 1), ("server7", 2), ("server8", 3), ("server9", 3), ("server10", 3), ("server11", 3), ("server12", 3)]
+        [
+            ("server5", 0),
+            ("server6", 1),
+            ("server7", 2),
+            ("server8", 3),
+            ("server9", 3),
+            ("server10", 3),
+            ("server11", 3),
+            ("server12", 3)
+        ]
     );
 }
 
@@ -52,9 +69,19 @@ fn every_step_id_is_unique_per_host_and_every_command_has_no_secret() {
     for h in &plan.hosts {
         let mut ids = std::collections::BTreeSet::new();
         for (_, s) in plan.host_steps(&h.name) {
-            assert!(ids.insert(s.id.clone()), "{} has two steps `{}`", h.name, s.id);
+            assert!(
+                ids.insert(s.id.clone()),
+                "{} has two steps `{}`",
+                h.name,
+                s.id
+            );
             if let HostStep::Run { command, check, .. } = &s.action {
-                assert!(!command.contains("<secret:") && !check.as_deref().unwrap_or("").contains("<secret:"), "{}", s.id);
+                assert!(
+                    !command.contains("<secret:")
+                        && !check.as_deref().unwrap_or("").contains("<secret:"),
+                    "{}",
+                    s.id
+                );
             }
         }
     }
@@ -63,14 +90,31 @@ fn every_step_id_is_unique_per_host_and_every_command_has_no_secret() {
 #[test]
 fn workers_get_no_load_balancer_and_only_the_repo_host_serves() {
     let plan = plan(&cluster(3, 1), &facts(), &inputs()).unwrap();
-    assert!(plan.host_files("server8").all(|(p, ..)| !p.contains("haproxy") && !p.contains("keepalived")));
-    assert!(plan.host_files("server6").all(|(p, ..)| p != "/etc/systemd/system/bundle-repo.service"));
-    assert!(plan.host_files("server5").any(|(p, ..)| p == "/etc/systemd/system/bundle-repo.service"));
+    assert!(plan
+        .host_files("server8")
+        .all(|(p, ..)| !p.contains("haproxy") && !p.contains("keepalived")));
+    assert!(plan
+        .host_files("server6")
+        .all(|(p, ..)| p != "/etc/systemd/system/bundle-repo.service"));
+    assert!(plan
+        .host_files("server5")
+        .any(|(p, ..)| p == "/etc/systemd/system/bundle-repo.service"));
 }
 
 #[test]
 fn a_bundle_without_containerd_package_assumes_1x_and_says_so() {
-    let plan = plan(&cluster(3, 1), &facts_with("v1.29.2", None, "calico"), &inputs()).unwrap();
+    let plan = plan(
+        &cluster(3, 1),
+        &facts_with("v1.29.2", None, "calico"),
+        &inputs(),
+    )
+    .unwrap();
     assert_eq!(plan.containerd_config_version, 2);
-    assert!(plan.notes.iter().any(|n| n.contains("assuming containerd 1.x")), "{:?}", plan.notes);
+    assert!(
+        plan.notes
+            .iter()
+            .any(|n| n.contains("assuming containerd 1.x")),
+        "{:?}",
+        plan.notes
+    );
 }

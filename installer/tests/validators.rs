@@ -17,18 +17,29 @@ use bundle_installer::{plan, Plan};
 use common::*;
 
 fn tool(name: &str, args: &[&str]) -> Output {
-    Command::new(name).args(args).output().unwrap_or_else(|e| panic!("cannot run `{name}` (install it: see installer/README.md): {e}"))
+    Command::new(name).args(args).output().unwrap_or_else(|e| {
+        panic!("cannot run `{name}` (install it: see installer/README.md): {e}")
+    })
 }
 
 fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 /// The plan's file for `host`, with secrets filled in as the executor will.
 fn resolved(plan: &Plan, host: &str, path: &str) -> String {
     let mut rt = BTreeMap::new();
-    rt.insert("ca-cert-hash".to_string(), format!("sha256:{}", "ab".repeat(32)));
-    Secrets::generate().unwrap().resolve(&file_of(plan, host, path), &rt)
+    rt.insert(
+        "ca-cert-hash".to_string(),
+        format!("sha256:{}", "ab".repeat(32)),
+    );
+    Secrets::generate()
+        .unwrap()
+        .resolve(&file_of(plan, host, path), &rt)
 }
 
 fn write(dir: &Path, name: &str, content: &str) -> PathBuf {
@@ -53,40 +64,77 @@ fn haproxy_accepts_the_rendered_config_and_rejects_a_broken_one() {
         }
         let p = write(dir.path(), &format!("{host}.cfg"), &cfg);
         let o = tool("haproxy", &["-c", "-f", p.to_str().unwrap()]);
-        assert!(o.status.success(), "haproxy rejected the config of {host}: {}\n{cfg}", text(&o));
+        assert!(
+            o.status.success(),
+            "haproxy rejected the config of {host}: {}\n{cfg}",
+            text(&o)
+        );
     }
-    let broken = resolved(&plan, "server5", haproxy::PATH).replace("balance roundrobin", "balance nonsense");
+    let broken =
+        resolved(&plan, "server5", haproxy::PATH).replace("balance roundrobin", "balance nonsense");
     let p = write(dir.path(), "broken.cfg", &broken);
     let o = tool("haproxy", &["-c", "-f", p.to_str().unwrap()]);
-    assert!(!o.status.success(), "negative control: haproxy accepted a broken config");
+    assert!(
+        !o.status.success(),
+        "negative control: haproxy accepted a broken config"
+    );
 }
 
 #[test]
 fn keepalived_accepts_every_master_config_and_rejects_a_broken_one() {
     let dir = tempfile::tempdir().unwrap();
     let plan = the_plan(5, 1);
-    for (i, host) in ["server5", "server6", "server7", "server8", "server9"].iter().enumerate() {
+    for (i, host) in ["server5", "server6", "server7", "server8", "server9"]
+        .iter()
+        .enumerate()
+    {
         let conf = resolved(&plan, host, keepalived::PATH);
         assert!(!conf.contains("<secret:"), "{conf}");
-        assert!(conf.contains(&format!("priority {}", 200 - 10 * i)), "{conf}");
-        assert!(conf.contains(if i == 0 { "state MASTER" } else { "state BACKUP" }), "{conf}");
+        assert!(
+            conf.contains(&format!("priority {}", 200 - 10 * i)),
+            "{conf}"
+        );
+        assert!(
+            conf.contains(if i == 0 {
+                "state MASTER"
+            } else {
+                "state BACKUP"
+            }),
+            "{conf}"
+        );
         let p = write(dir.path(), &format!("{host}.conf"), &conf);
         let o = tool("keepalived", &["-t", "-f", p.to_str().unwrap()]);
-        assert!(o.status.success(), "keepalived rejected the config of {host} ({}): {}\n{conf}", o.status, text(&o));
+        assert!(
+            o.status.success(),
+            "keepalived rejected the config of {host} ({}): {}\n{conf}",
+            o.status,
+            text(&o)
+        );
     }
-    let broken = resolved(&plan, "server5", keepalived::PATH).replace("virtual_router_id 51", "virtual_router_id 300");
+    let broken = resolved(&plan, "server5", keepalived::PATH)
+        .replace("virtual_router_id 51", "virtual_router_id 300");
     let p = write(dir.path(), "broken.conf", &broken);
     let o = tool("keepalived", &["-t", "-f", p.to_str().unwrap()]);
-    assert!(!o.status.success(), "negative control: keepalived accepted a broken config: {}", text(&o));
+    assert!(
+        !o.status.success(),
+        "negative control: keepalived accepted a broken config: {}",
+        text(&o)
+    );
 }
 
 #[test]
 fn keepalived_auth_is_a_placeholder_in_the_plan() {
     let plan = the_plan(3, 1);
     let conf = file_of(&plan, "server6", keepalived::PATH);
-    assert!(conf.contains("auth_pass <secret:keepalived-auth>"), "{conf}");
+    assert!(
+        conf.contains("auth_pass <secret:keepalived-auth>"),
+        "{conf}"
+    );
     assert!(conf.contains("unicast_src_ip 172.25.19.6"), "{conf}");
-    assert!(conf.contains("        172.25.19.5\n        172.25.19.7\n"), "{conf}");
+    assert!(
+        conf.contains("        172.25.19.5\n        172.25.19.7\n"),
+        "{conf}"
+    );
     assert!(!plan.to_text().contains("Pa55w0rd"));
 }
 
@@ -97,24 +145,49 @@ fn containerd_parses_the_version_2_config_with_systemd_cgroups_and_the_sandbox_i
     assert_eq!(plan.containerd_config_version, 2);
     let cfg = resolved(&plan, "server8", containerd::CONFIG_PATH);
     let p = write(dir.path(), "config.toml", &cfg);
-    let o = tool("containerd", &["--config", p.to_str().unwrap(), "config", "dump"]);
+    let o = tool(
+        "containerd",
+        &["--config", p.to_str().unwrap(), "config", "dump"],
+    );
     let dump = text(&o);
     assert!(o.status.success(), "containerd rejected the config: {dump}");
     assert!(dump.contains("SystemdCgroup = true"), "{dump}");
-    assert!(dump.contains("sandbox_image = \"harbor.example.com/k8s/pause:3.9\""), "{dump}");
-    assert!(dump.contains("config_path = \"/etc/containerd/certs.d\""), "{dump}");
+    assert!(
+        dump.contains("sandbox_image = \"harbor.example.com/k8s/pause:3.9\""),
+        "{dump}"
+    );
+    assert!(
+        dump.contains("config_path = \"/etc/containerd/certs.d\""),
+        "{dump}"
+    );
 
     // Negative control: a config containerd cannot parse.
-    let p = write(dir.path(), "broken.toml", &cfg.replace("SystemdCgroup = true", "SystemdCgroup = = true"));
-    let o = tool("containerd", &["--config", p.to_str().unwrap(), "config", "dump"]);
-    assert!(!o.status.success(), "negative control: containerd accepted a broken config: {}", text(&o));
+    let p = write(
+        dir.path(),
+        "broken.toml",
+        &cfg.replace("SystemdCgroup = true", "SystemdCgroup = = true"),
+    );
+    let o = tool(
+        "containerd",
+        &["--config", p.to_str().unwrap(), "config", "dump"],
+    );
+    assert!(
+        !o.status.success(),
+        "negative control: containerd accepted a broken config: {}",
+        text(&o)
+    );
 }
 
 /// containerd 2.x is not installable here (Debian has 1.6), so the version 3 config is
 /// checked as TOML with Python's parser, against the plugin names of containerd 2.
 #[test]
 fn containerd_2_gets_a_version_3_config_with_the_split_cri_plugins() {
-    let plan = plan(&cluster(3, 1), &facts_with("v1.29.2", Some("2.0.2"), "calico"), &inputs()).unwrap();
+    let plan = plan(
+        &cluster(3, 1),
+        &facts_with("v1.29.2", Some("2.0.2"), "calico"),
+        &inputs(),
+    )
+    .unwrap();
     assert_eq!(plan.containerd_config_version, 3);
     let cfg = file_of(&plan, "server5", containerd::CONFIG_PATH);
     let script = r#"
@@ -137,7 +210,12 @@ print("ok")
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("python3");
-    child.stdin.take().unwrap().write_all(cfg.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(cfg.as_bytes())
+        .unwrap();
     let o = child.wait_with_output().unwrap();
     assert!(o.status.success(), "{}\n{cfg}", text(&o));
 }
@@ -145,19 +223,52 @@ print("ok")
 #[test]
 fn registry_host_files_mirror_upstream_registries_with_the_mapping_paths() {
     let plan = the_plan(3, 1);
-    let own = file_of(&plan, "server5", "/etc/containerd/certs.d/harbor.example.com/hosts.toml");
-    assert!(own.contains("[host.\"https://harbor.example.com\"]") && own.contains("ca = \"/etc/containerd/certs.d/harbor.example.com/ca.crt\""), "{own}");
-    let k8s = file_of(&plan, "server5", "/etc/containerd/certs.d/registry.k8s.io/hosts.toml");
+    let own = file_of(
+        &plan,
+        "server5",
+        "/etc/containerd/certs.d/harbor.example.com/hosts.toml",
+    );
+    assert!(
+        own.contains("[host.\"https://harbor.example.com\"]")
+            && own.contains("ca = \"/etc/containerd/certs.d/harbor.example.com/ca.crt\""),
+        "{own}"
+    );
+    let k8s = file_of(
+        &plan,
+        "server5",
+        "/etc/containerd/certs.d/registry.k8s.io/hosts.toml",
+    );
     assert!(k8s.contains("[host.\"https://harbor.example.com/v2/k8s\"]\n  capabilities = [\"pull\", \"resolve\"]\n  override_path = true"), "{k8s}");
     for upstream in ["docker.io", "quay.io", "ghcr.io"] {
-        let f = file_of(&plan, "server5", &format!("/etc/containerd/certs.d/{upstream}/hosts.toml"));
-        assert!(f.contains("[host.\"https://harbor.example.com\"]") && !f.contains("override_path"), "{f}");
+        let f = file_of(
+            &plan,
+            "server5",
+            &format!("/etc/containerd/certs.d/{upstream}/hosts.toml"),
+        );
+        assert!(
+            f.contains("[host.\"https://harbor.example.com\"]") && !f.contains("override_path"),
+            "{f}"
+        );
     }
-    assert_eq!(file_of(&plan, "server5", "/etc/containerd/certs.d/harbor.example.com/ca.crt"), CA_PEM);
+    assert_eq!(
+        file_of(
+            &plan,
+            "server5",
+            "/etc/containerd/certs.d/harbor.example.com/ca.crt"
+        ),
+        CA_PEM
+    );
     // Every host file is TOML.
-    for (path, content, ..) in plan.host_files("server5").filter(|(p, ..)| p.ends_with("hosts.toml")) {
+    for (path, content, ..) in plan
+        .host_files("server5")
+        .filter(|(p, ..)| p.ends_with("hosts.toml"))
+    {
         let o = Command::new("python3")
-            .args(["-c", "import sys, tomllib; tomllib.loads(sys.argv[1])", content])
+            .args([
+                "-c",
+                "import sys, tomllib; tomllib.loads(sys.argv[1])",
+                content,
+            ])
             .output()
             .unwrap();
         assert!(o.status.success(), "{path}: {}", text(&o));
@@ -182,14 +293,27 @@ fn serve(root: PathBuf) -> u16 {
                     break;
                 }
             }
-            let path = request.split_whitespace().nth(1).unwrap_or("/").split('?').next().unwrap_or("/");
+            let path = request
+                .split_whitespace()
+                .nth(1)
+                .unwrap_or("/")
+                .split('?')
+                .next()
+                .unwrap_or("/");
             let file = root.join(path.trim_start_matches('/'));
             let _ = match (path.contains(".."), std::fs::read(&file)) {
                 (false, Ok(body)) => {
-                    let head = format!("HTTP/1.0 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
-                    stream.write_all(head.as_bytes()).and_then(|_| stream.write_all(&body))
+                    let head = format!(
+                        "HTTP/1.0 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                        body.len()
+                    );
+                    stream
+                        .write_all(head.as_bytes())
+                        .and_then(|_| stream.write_all(&body))
                 }
-                _ => stream.write_all(b"HTTP/1.0 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"),
+                _ => stream.write_all(
+                    b"HTTP/1.0 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                ),
             };
         }
     });
@@ -202,7 +326,11 @@ fn dnf_reads_the_repo_file_against_the_served_repository() {
     let served = dir.path().join("served");
     let target = served.join("el9-x86_64");
     std::fs::create_dir_all(target.join("keys")).unwrap();
-    std::fs::write(target.join("keys/RPM-GPG-KEY-kubernetes"), "not used by repolist\n").unwrap();
+    std::fs::write(
+        target.join("keys/RPM-GPG-KEY-kubernetes"),
+        "not used by repolist\n",
+    )
+    .unwrap();
     let o = tool("createrepo_c", &["-q", target.to_str().unwrap()]);
     assert!(o.status.success(), "createrepo_c: {}", text(&o));
     let port = serve(served);
@@ -210,9 +338,20 @@ fn dnf_reads_the_repo_file_against_the_served_repository() {
     // The plan's file, with the served URL instead of the repo host's.
     let plan = the_plan(3, 1);
     let planned = file_of(&plan, "server8", repo::REPO_FILE);
-    assert!(planned.contains("baseurl=http://172.25.19.5:8081/el9-x86_64/"), "{planned}");
-    assert!(planned.contains("gpgcheck=1\ngpgkey=http://172.25.19.5:8081/el9-x86_64/keys/RPM-GPG-KEY-kubernetes"), "{planned}");
-    let repo_file = planned.replace("http://172.25.19.5:8081/", &format!("http://127.0.0.1:{port}/"));
+    assert!(
+        planned.contains("baseurl=http://172.25.19.5:8081/el9-x86_64/"),
+        "{planned}"
+    );
+    assert!(
+        planned.contains(
+            "gpgcheck=1\ngpgkey=http://172.25.19.5:8081/el9-x86_64/keys/RPM-GPG-KEY-kubernetes"
+        ),
+        "{planned}"
+    );
+    let repo_file = planned.replace(
+        "http://172.25.19.5:8081/",
+        &format!("http://127.0.0.1:{port}/"),
+    );
 
     let run_dnf = |repo_file: &str, name: &str| {
         let reposdir = dir.path().join(format!("repos-{name}"));
@@ -235,11 +374,22 @@ fn dnf_reads_the_repo_file_against_the_served_repository() {
     };
     let o = run_dnf(&repo_file, "good");
     let out = text(&o);
-    assert!(o.status.success(), "dnf could not use the repo file: {out}\n{repo_file}");
-    assert!(out.contains("bundle-el9-x86_64") && out.contains(&format!("http://127.0.0.1:{port}/el9-x86_64/")), "{out}");
+    assert!(
+        o.status.success(),
+        "dnf could not use the repo file: {out}\n{repo_file}"
+    );
+    assert!(
+        out.contains("bundle-el9-x86_64")
+            && out.contains(&format!("http://127.0.0.1:{port}/el9-x86_64/")),
+        "{out}"
+    );
     assert!(out.contains("Repo-pkgs") && out.contains(": 0"), "{out}");
 
     // Negative control: the same file pointing at a folder without a repository.
     let o = run_dnf(&repo_file.replace("/el9-x86_64/", "/missing/"), "bad");
-    assert!(!o.status.success(), "negative control: dnf accepted a repository that is not there: {}", text(&o));
+    assert!(
+        !o.status.success(),
+        "negative control: dnf accepted a repository that is not there: {}",
+        text(&o)
+    );
 }

@@ -12,6 +12,13 @@ pub struct Args {
 
 pub fn run(args: Args, ui: &Ui) -> anyhow::Result<()> {
     bundle_installer::ops::init(&args.output)?;
-    ui.status("Wrote", format!("{} (edit it, then `bundle install BUNDLE --inventory {} --dry-run --plan-out plan/`)", args.output.display(), args.output.display()));
+    ui.status(
+        "Wrote",
+        format!(
+            "{} (edit it, then `bundle install BUNDLE --inventory {} --dry-run --plan-out plan/`)",
+            args.output.display(),
+            args.output.display()
+        ),
+    );
     Ok(())
 }

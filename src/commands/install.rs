@@ -30,7 +30,14 @@ pub fn run(args: Args, ui: &Ui) -> anyhow::Result<()> {
     let Some(plan_out) = args.plan_out.filter(|_| args.dry_run) else {
         return Err(bundle_installer::Error::ExecutionNotBuilt.into());
     };
-    ui.status("Verifying", format!("{} and planning for {}", args.bundle.display(), args.inventory.display()));
+    ui.status(
+        "Verifying",
+        format!(
+            "{} and planning for {}",
+            args.bundle.display(),
+            args.inventory.display()
+        ),
+    );
     let outcome = plan_install(&PlanOptions {
         bundle: args.bundle,
         inventory: args.inventory,
@@ -45,16 +52,37 @@ pub fn run(args: Args, ui: &Ui) -> anyhow::Result<()> {
         ui.status("Note", n);
     }
     let plan = &outcome.plan;
-    ui.status("Verified", format!("{} entries of bundle {}", outcome.entries_verified, plan.bundle));
+    ui.status(
+        "Verified",
+        format!(
+            "{} entries of bundle {}",
+            outcome.entries_verified, plan.bundle
+        ),
+    );
     ui.status(
         "Planned",
-        format!("{} steps on {} hosts in {} phases: {}", plan.step_count(), plan.hosts.len(), plan.phases.len(), plan_out.join("plan.txt").display()),
+        format!(
+            "{} steps on {} hosts in {} phases: {}",
+            plan.step_count(),
+            plan.hosts.len(),
+            plan.phases.len(),
+            plan_out.join("plan.txt").display()
+        ),
     );
     let secrets = plan_out.join("secrets.json");
     if outcome.secrets_created {
-        ui.status("Generated", format!("secrets in {} (mode 0600; keep it with the plan)", secrets.display()));
+        ui.status(
+            "Generated",
+            format!(
+                "secrets in {} (mode 0600; keep it with the plan)",
+                secrets.display()
+            ),
+        );
     } else {
-        ui.status("Kept", format!("the secrets of the earlier plan in {}", secrets.display()));
+        ui.status(
+            "Kept",
+            format!("the secrets of the earlier plan in {}", secrets.display()),
+        );
     }
     Ok(())
 }

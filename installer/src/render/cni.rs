@@ -57,8 +57,17 @@ impl std::fmt::Display for CniProblem {
             CniProblem::NotCarried { line, image } => {
                 write!(f, "image `{image}` (line {line}) is not carried by the bundle; add it to the bundle's manifest and build again")
             }
-            CniProblem::BadImage { line, value, reason } => write!(f, "`{value}` on line {line} is not an image reference: {reason}"),
-            CniProblem::NoPodNetwork { what } => write!(f, "found no {what} to set the pod network in"),
+            CniProblem::BadImage {
+                line,
+                value,
+                reason,
+            } => write!(
+                f,
+                "`{value}` on line {line} is not an image reference: {reason}"
+            ),
+            CniProblem::NoPodNetwork { what } => {
+                write!(f, "found no {what} to set the pod network in")
+            }
         }
     }
 }
@@ -66,7 +75,10 @@ impl std::fmt::Display for CniProblem {
 /// An `image:` line split into (before the value, the value, after it).
 fn split_image_line(line: &str) -> Option<(&str, &str, &str)> {
     let trimmed = line.trim_start();
-    let rest = trimmed.strip_prefix("- ").map(str::trim_start).unwrap_or(trimmed);
+    let rest = trimmed
+        .strip_prefix("- ")
+        .map(str::trim_start)
+        .unwrap_or(trimmed);
     let after_key = rest.strip_prefix("image:")?;
     if !(after_key.is_empty() || after_key.starts_with([' ', '\t', '\r', '\n'])) {
         return None;
@@ -79,7 +91,9 @@ fn split_image_line(line: &str) -> Option<(&str, &str, &str)> {
             (value_at + 1, value_at + close)
         }
         Some(c) if !c.is_whitespace() && c != '#' => {
-            let len = value_part.find([' ', '\t', '\r', '\n']).unwrap_or(value_part.len());
+            let len = value_part
+                .find([' ', '\t', '\r', '\n'])
+                .unwrap_or(value_part.len());
             (value_at, value_at + len)
         }
         _ => return None,
@@ -138,8 +152,15 @@ pub fn rewrite(
                         i += 1;
                         continue;
                     }
-                    Ok(_) => problems.push(CniProblem::NotCarried { line: n, image: value.to_string() }),
-                    Err(e) => problems.push(CniProblem::BadImage { line: n, value: value.to_string(), reason: e.reason.to_string() }),
+                    Ok(_) => problems.push(CniProblem::NotCarried {
+                        line: n,
+                        image: value.to_string(),
+                    }),
+                    Err(e) => problems.push(CniProblem::BadImage {
+                        line: n,
+                        value: value.to_string(),
+                        reason: e.reason.to_string(),
+                    }),
                 }
             }
         }
@@ -188,7 +209,12 @@ pub fn rewrite(
         }
     }
     if problems.is_empty() {
-        Ok(Rewritten { text: out, images: imgs, cidr_lines, notes })
+        Ok(Rewritten {
+            text: out,
+            images: imgs,
+            cidr_lines,
+            notes,
+        })
     } else {
         Err(problems)
     }

@@ -114,7 +114,8 @@ pub fn hosts_files(cluster: &Cluster, with_ca: bool) -> Vec<(String, String)> {
     let host = &cluster.registry_host;
     let ca = with_ca.then(|| ca_path(cluster));
     let mut out = Vec::new();
-    let mut s = format!("# Written by bundle: the cluster's registry.\nserver = \"https://{host}\"\n\n");
+    let mut s =
+        format!("# Written by bundle: the cluster's registry.\nserver = \"https://{host}\"\n\n");
     host_entry(&mut s, &format!("https://{host}"), false, ca.as_deref());
     out.push((format!("{CERTS_D}/{host}/hosts.toml"), s));
     for (upstream, server) in MIRRORED {
@@ -125,7 +126,12 @@ pub fn hosts_files(cluster: &Cluster, with_ca: bool) -> Vec<(String, String)> {
         } else {
             // The mapping puts `{upstream}/NAME` at `{host}/{prefix}/NAME`: the API
             // root of this mirror is `/v2/{prefix}`, which needs override_path.
-            host_entry(&mut s, &format!("https://{host}/v2/{prefix}"), true, ca.as_deref());
+            host_entry(
+                &mut s,
+                &format!("https://{host}/v2/{prefix}"),
+                true,
+                ca.as_deref(),
+            );
         }
         out.push((format!("{CERTS_D}/{upstream}/hosts.toml"), s));
     }

@@ -43,7 +43,12 @@ fn extra_args(out: &mut String, indent: &str, key: &str, api: &str, args: &[(&st
     let _ = writeln!(out, "{indent}{key}:");
     for (name, value) in args {
         if is_v1beta4(api) {
-            let _ = writeln!(out, "{indent}  - name: {}\n{indent}    value: {}", q(name), q(value));
+            let _ = writeln!(
+                out,
+                "{indent}  - name: {}\n{indent}    value: {}",
+                q(name),
+                q(value)
+            );
         } else {
             let _ = writeln!(out, "{indent}  {name}: {}", q(value));
         }
@@ -58,7 +63,13 @@ fn node_registration(out: &mut String, api: &str, node: &Node) {
         // A master that is also a worker: no control-plane taint.
         let _ = writeln!(out, "  taints: []");
     }
-    extra_args(out, "  ", "kubeletExtraArgs", api, &[("node-ip", node.address.to_string())]);
+    extra_args(
+        out,
+        "  ",
+        "kubeletExtraArgs",
+        api,
+        &[("node-ip", node.address.to_string())],
+    );
 }
 
 /// Subject alternative names of the API server certificate: VIP, then every
@@ -73,29 +84,59 @@ pub fn cert_sans(cluster: &Cluster) -> Vec<String> {
 }
 
 /// The `kubeadm init --config` file for the first master.
-pub fn init_config(cluster: &Cluster, api: &str, kubernetes_version: &str, image_repository: &str) -> String {
+pub fn init_config(
+    cluster: &Cluster,
+    api: &str,
+    kubernetes_version: &str,
+    image_repository: &str,
+) -> String {
     let node = cluster.first_master();
     let mut s = String::new();
-    let _ = writeln!(s, "# Written by bundle for `kubeadm init --config`; secrets are filled in on the host.");
+    let _ = writeln!(
+        s,
+        "# Written by bundle for `kubeadm init --config`; secrets are filled in on the host."
+    );
     let _ = writeln!(s, "apiVersion: {api}\nkind: InitConfiguration");
     let _ = writeln!(s, "bootstrapTokens:");
     let _ = writeln!(s, "  - token: {}", q(&Secret::BootstrapToken.placeholder()));
-    let _ = writeln!(s, "    description: \"bundle install: joins the cluster's hosts\"");
+    let _ = writeln!(
+        s,
+        "    description: \"bundle install: joins the cluster's hosts\""
+    );
     let _ = writeln!(s, "    ttl: \"24h0m0s\"");
     let _ = writeln!(s, "    usages: [\"signing\", \"authentication\"]");
-    let _ = writeln!(s, "    groups: [\"system:bootstrappers:kubeadm:default-node-token\"]");
-    let _ = writeln!(s, "certificateKey: {}", q(&Secret::CertificateKey.placeholder()));
-    let _ = writeln!(s, "localAPIEndpoint:\n  advertiseAddress: {}\n  bindPort: 6443", q(&node.address.to_string()));
+    let _ = writeln!(
+        s,
+        "    groups: [\"system:bootstrappers:kubeadm:default-node-token\"]"
+    );
+    let _ = writeln!(
+        s,
+        "certificateKey: {}",
+        q(&Secret::CertificateKey.placeholder())
+    );
+    let _ = writeln!(
+        s,
+        "localAPIEndpoint:\n  advertiseAddress: {}\n  bindPort: 6443",
+        q(&node.address.to_string())
+    );
     node_registration(&mut s, api, node);
     let _ = writeln!(s, "---");
     let _ = writeln!(s, "apiVersion: {api}\nkind: ClusterConfiguration");
     let _ = writeln!(s, "clusterName: {}", q(&cluster.name));
     let _ = writeln!(s, "kubernetesVersion: {}", q(kubernetes_version));
-    let _ = writeln!(s, "controlPlaneEndpoint: {}", q(&host_port(&cluster.vip, cluster.lb_port)));
+    let _ = writeln!(
+        s,
+        "controlPlaneEndpoint: {}",
+        q(&host_port(&cluster.vip, cluster.lb_port))
+    );
     let _ = writeln!(s, "imageRepository: {}", q(image_repository));
     let _ = writeln!(s, "networking:");
     let _ = writeln!(s, "  podSubnet: {}", q(&cluster.pod_subnet.to_string()));
-    let _ = writeln!(s, "  serviceSubnet: {}", q(&cluster.service_subnet.to_string()));
+    let _ = writeln!(
+        s,
+        "  serviceSubnet: {}",
+        q(&cluster.service_subnet.to_string())
+    );
     let _ = writeln!(s, "  dnsDomain: {}", q(&cluster.dns_domain));
     let _ = writeln!(s, "apiServer:\n  certSANs:");
     for san in cert_sans(cluster) {
@@ -103,14 +144,20 @@ pub fn init_config(cluster: &Cluster, api: &str, kubernetes_version: &str, image
     }
     let _ = writeln!(s, "etcd:\n  local:\n    dataDir: \"/var/lib/etcd\"");
     let _ = writeln!(s, "---");
-    let _ = writeln!(s, "apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration");
+    let _ = writeln!(
+        s,
+        "apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration"
+    );
     let _ = writeln!(s, "mode: {}", q(&cluster.proxy_mode));
     let _ = writeln!(s, "clusterCIDR: {}", q(&cluster.pod_subnet.to_string()));
     if cluster.proxy_mode == "ipvs" {
         let _ = writeln!(s, "ipvs:\n  scheduler: \"rr\"");
     }
     let _ = writeln!(s, "---");
-    let _ = writeln!(s, "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration");
+    let _ = writeln!(
+        s,
+        "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration"
+    );
     let _ = writeln!(s, "cgroupDriver: \"systemd\"");
     s
 }
@@ -120,17 +167,36 @@ pub fn init_config(cluster: &Cluster, api: &str, kubernetes_version: &str, image
 /// `unsafeSkipCAVerification`).
 pub fn join_config(cluster: &Cluster, api: &str, node: &Node) -> String {
     let mut s = String::new();
-    let _ = writeln!(s, "# Written by bundle for `kubeadm join --config`; secrets are filled in on the host.");
+    let _ = writeln!(
+        s,
+        "# Written by bundle for `kubeadm join --config`; secrets are filled in on the host."
+    );
     let _ = writeln!(s, "apiVersion: {api}\nkind: JoinConfiguration");
     let _ = writeln!(s, "discovery:\n  bootstrapToken:");
-    let _ = writeln!(s, "    apiServerEndpoint: {}", q(&host_port(&cluster.vip, cluster.lb_port)));
+    let _ = writeln!(
+        s,
+        "    apiServerEndpoint: {}",
+        q(&host_port(&cluster.vip, cluster.lb_port))
+    );
     let _ = writeln!(s, "    token: {}", q(&Secret::BootstrapToken.placeholder()));
-    let _ = writeln!(s, "    caCertHashes:\n      - {}", q(&runtime_placeholder(CA_CERT_HASH)));
+    let _ = writeln!(
+        s,
+        "    caCertHashes:\n      - {}",
+        q(&runtime_placeholder(CA_CERT_HASH))
+    );
     node_registration(&mut s, api, node);
     if node.master {
         let _ = writeln!(s, "controlPlane:");
-        let _ = writeln!(s, "  localAPIEndpoint:\n    advertiseAddress: {}\n    bindPort: 6443", q(&node.address.to_string()));
-        let _ = writeln!(s, "  certificateKey: {}", q(&Secret::CertificateKey.placeholder()));
+        let _ = writeln!(
+            s,
+            "  localAPIEndpoint:\n    advertiseAddress: {}\n    bindPort: 6443",
+            q(&node.address.to_string())
+        );
+        let _ = writeln!(
+            s,
+            "  certificateKey: {}",
+            q(&Secret::CertificateKey.placeholder())
+        );
     }
     s
 }

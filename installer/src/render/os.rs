@@ -7,7 +7,15 @@ pub const SYSCTL_PATH: &str = "/etc/sysctl.d/90-kubernetes.conf";
 
 /// Modules: overlay and bridge netfilter for containerd and the CNI, IPVS for
 /// kube-proxy, conntrack.
-pub const MODULES: &[&str] = &["br_netfilter", "overlay", "ip_vs", "ip_vs_rr", "ip_vs_wrr", "ip_vs_sh", "nf_conntrack"];
+pub const MODULES: &[&str] = &[
+    "br_netfilter",
+    "overlay",
+    "ip_vs",
+    "ip_vs_rr",
+    "ip_vs_wrr",
+    "ip_vs_sh",
+    "nf_conntrack",
+];
 
 /// Sysctls set by [`sysctl_conf`].
 pub const SYSCTLS: &[(&str, &str)] = &[
@@ -28,7 +36,8 @@ pub fn modules_conf() -> String {
 
 /// sysctl.d content.
 pub fn sysctl_conf() -> String {
-    let mut s = String::from("# Written by bundle: forwarding and bridged traffic through iptables.\n");
+    let mut s =
+        String::from("# Written by bundle: forwarding and bridged traffic through iptables.\n");
     for (k, v) in SYSCTLS {
         s.push_str(&format!("{k} = {v}\n"));
     }

@@ -34,7 +34,11 @@ pub fn repo_file(repo: &RpmRepoFacts, bundle: &str, base_url: &str) -> String {
         let _ = writeln!(s, "gpgcheck=0");
     } else {
         let _ = writeln!(s, "gpgcheck=1");
-        let keys: Vec<String> = repo.gpg_keys.iter().map(|k| format!("{base_url}{k}")).collect();
+        let keys: Vec<String> = repo
+            .gpg_keys
+            .iter()
+            .map(|k| format!("{base_url}{k}"))
+            .collect();
         let _ = writeln!(s, "gpgkey={}", keys.join(" "));
     }
     // The repodata is generated at build time and not signed by a GPG key.

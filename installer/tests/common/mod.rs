@@ -15,7 +15,10 @@ pub fn inventory_yaml(masters: usize, workers: usize) -> String {
     let mut hosts = String::new();
     for i in 0..masters + workers {
         let role = if i < masters { "master" } else { "worker" };
-        hosts.push_str(&format!("    - {{name: server{n}, address: 172.25.19.{n}, roles: [{role}]}}\n", n = i + 5));
+        hosts.push_str(&format!(
+            "    - {{name: server{n}, address: 172.25.19.{n}, roles: [{role}]}}\n",
+            n = i + 5
+        ));
     }
     format!(
         "apiVersion: bundle/v1alpha1
@@ -47,7 +50,11 @@ pub fn r(s: &str) -> ImageReference {
 }
 
 fn rpm(name: &str, version: &str, release: &str, arch: &str) -> RpmFact {
-    RpmFact { name: name.into(), nevra: format!("{name}-{version}-{release}.{arch}"), version: version.into() }
+    RpmFact {
+        name: name.into(),
+        nevra: format!("{name}-{version}-{release}.{arch}"),
+        version: version.into(),
+    }
 }
 
 /// A bundle carrying Kubernetes `k8s` (`v1.29.2`), containerd `containerd` (None: no
@@ -94,7 +101,11 @@ pub fn facts_with(k8s: &str, containerd: Option<&str>, cni: &str) -> BundleFacts
         cni: Some(CniFacts {
             name: cni.into(),
             file: format!("{cni}.yaml"),
-            manifest: if cni == "flannel" { FLANNEL.into() } else { CALICO.into() },
+            manifest: if cni == "flannel" {
+                FLANNEL.into()
+            } else {
+                CALICO.into()
+            },
         }),
         rpm_repos: vec![RpmRepoFacts {
             target: "el9-x86_64".into(),
@@ -111,10 +122,16 @@ pub fn facts() -> BundleFacts {
 }
 
 pub fn inputs() -> PlanInputs {
-    PlanInputs { registry_ca: Some(CA_PEM.into()), warnings: vec![] }
+    PlanInputs {
+        registry_ca: Some(CA_PEM.into()),
+        warnings: vec![],
+    }
 }
 
 /// The content of `path` in `host`'s steps.
 pub fn file_of(plan: &bundle_installer::Plan, host: &str, path: &str) -> String {
-    plan.host_files(host).find(|(p, ..)| *p == path).map(|(_, c, ..)| c.to_string()).unwrap_or_else(|| panic!("{host} gets no {path}"))
+    plan.host_files(host)
+        .find(|(p, ..)| *p == path)
+        .map(|(_, c, ..)| c.to_string())
+        .unwrap_or_else(|| panic!("{host} gets no {path}"))
 }
