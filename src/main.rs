@@ -12,7 +12,13 @@ mod report;
 mod ui;
 
 #[derive(Parser)]
-#[command(name = "bundle", version, about, propagate_version = true, max_term_width = 100)]
+#[command(
+    name = "bundle",
+    version,
+    about,
+    propagate_version = true,
+    max_term_width = 100
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

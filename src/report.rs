@@ -23,7 +23,10 @@ impl std::error::Error for Hinted {}
 
 /// Returns an error with a hint, for `anyhow` call sites in commands.
 pub fn hinted(message: impl Into<String>, hint: impl Into<String>) -> anyhow::Error {
-    anyhow::Error::new(Hinted { message: message.into(), hint: hint.into() })
+    anyhow::Error::new(Hinted {
+        message: message.into(),
+        hint: hint.into(),
+    })
 }
 
 fn hint_of(err: &(dyn std::error::Error + 'static)) -> Option<String> {
@@ -47,11 +50,25 @@ fn is_rejection(err: &(dyn std::error::Error + 'static)) -> bool {
     matches!(
         err.downcast_ref::<bundle_format::Error>(),
         Some(
-            NotZstd { .. } | Corrupt { .. } | IndexMissing { .. } | IndexTooLarge { .. } | IndexMalformed(_)
-                | IndexDuplicate { .. } | IndexDangling { .. } | Unsigned | SignatureMalformed { .. }
-                | SignatureOtherKey { .. } | SignatureInvalid { .. } | UnsafeEntry { .. }
-                | NotRegularFile { .. } | UnknownEntry { .. } | DuplicateEntry { .. } | MissingEntry { .. }
-                | OutOfOrder { .. } | SizeMismatch { .. } | DigestMismatch { .. }
+            NotZstd { .. }
+                | Corrupt { .. }
+                | IndexMissing { .. }
+                | IndexTooLarge { .. }
+                | IndexMalformed(_)
+                | IndexDuplicate { .. }
+                | IndexDangling { .. }
+                | Unsigned
+                | SignatureMalformed { .. }
+                | SignatureOtherKey { .. }
+                | SignatureInvalid { .. }
+                | UnsafeEntry { .. }
+                | NotRegularFile { .. }
+                | UnknownEntry { .. }
+                | DuplicateEntry { .. }
+                | MissingEntry { .. }
+                | OutOfOrder { .. }
+                | SizeMismatch { .. }
+                | DigestMismatch { .. }
         )
     )
 }

@@ -42,10 +42,18 @@ impl Ui {
         let indicatif_layer = tracing_indicatif::IndicatifLayer::new();
         let _ = tracing_subscriber::registry()
             .with(filter)
-            .with(tracing_subscriber::fmt::layer().with_target(false).with_writer(indicatif_layer.get_stderr_writer()))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_target(false)
+                    .with_writer(indicatif_layer.get_stderr_writer()),
+            )
             .with(indicatif_layer)
             .try_init();
-        Self { quiet: args.quiet, terminal, multi }
+        Self {
+            quiet: args.quiet,
+            terminal,
+            multi,
+        }
     }
 
     /// A cargo-style status line: a right-aligned verb, then the message.
@@ -67,9 +75,11 @@ impl Ui {
     pub fn bytes_bar(&self, label: &str, total: u64) -> ProgressBar {
         let bar = self.multi.add(ProgressBar::new(total));
         bar.set_style(
-            ProgressStyle::with_template("{prefix:>12.cyan.bold} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {msg}")
-                .expect("valid template")
-                .progress_chars("=> "),
+            ProgressStyle::with_template(
+                "{prefix:>12.cyan.bold} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {msg}",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
         );
         bar.set_prefix(label.to_string());
         bar

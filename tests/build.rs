@@ -10,7 +10,8 @@ use bundle_testbed::{FileServer, Registry};
 use common::{tool, Run, Session};
 use serde_json::Value;
 
-const CALICO: &[u8] = b"# calico-like manifest for tests\nkind: DaemonSet\nimage: docker.io/calico/node:v3.26.4\n";
+const CALICO: &[u8] =
+    b"# calico-like manifest for tests\nkind: DaemonSet\nimage: docker.io/calico/node:v3.26.4\n";
 
 /// A connected side in miniature: registry with the default manifest's images, a file
 /// server with calico.yaml, and a user session with a key.
@@ -40,7 +41,13 @@ fn upstream_with(list: Vec<TestImage>) -> Upstream {
     files.put("calico.yaml", CALICO);
     let s = Session::new();
     s.keygen("builder");
-    Upstream { registry, files, seeded, s, scratch }
+    Upstream {
+        registry,
+        files,
+        seeded,
+        s,
+        scratch,
+    }
 }
 
 fn sha256_hex(data: &[u8]) -> String {
@@ -49,14 +56,21 @@ fn sha256_hex(data: &[u8]) -> String {
 
 impl Upstream {
     fn seeded(&self, repository: &str) -> &SeededImage {
-        &self.seeded.iter().find(|(i, _)| i.repository == repository).unwrap().1
+        &self
+            .seeded
+            .iter()
+            .find(|(i, _)| i.repository == repository)
+            .unwrap()
+            .1
     }
 
     /// The default manifest's images, with files from the local server and no RPMs.
     fn manifest(&self, images: &[&str]) -> String {
         let list: String = match images {
             [] => " []\n".into(),
-            _ => std::iter::once("\n".to_string()).chain(images.iter().map(|i| format!("    - {i}\n"))).collect(),
+            _ => std::iter::once("\n".to_string())
+                .chain(images.iter().map(|i| format!("    - {i}\n")))
+                .collect(),
         };
         format!(
             "apiVersion: bundle/v1alpha1\nkind: BundleManifest\nmetadata:\n  name: test-k8s\n  version: 1.29.2-1\nspec:\n  kubernetesVersion: v1.29.2\n  cni: {{name: calico, manifest: calico.yaml}}\n  platforms: [linux/amd64]\n  images:{list}  files:\n    - name: calico.yaml\n      url: {}/calico.yaml\n      sha256: {}\n",
@@ -66,17 +80,31 @@ impl Upstream {
     }
 
     fn default_images() -> Vec<&'static str> {
-        let m = bundle_builder::manifest::ManifestSource::Default.load().unwrap();
-        m.spec.images.iter().map(|i| Box::leak(i.to_string().into_boxed_str()) as &str).collect()
+        let m = bundle_builder::manifest::ManifestSource::Default
+            .load()
+            .unwrap();
+        m.spec
+            .images
+            .iter()
+            .map(|i| Box::leak(i.to_string().into_boxed_str()) as &str)
+            .collect()
     }
 
     fn build(&self, manifest: &str, extra: &[&str]) -> Run {
         self.s.write("m.yaml", manifest);
         let addr = self.registry.addr.as_str();
         let mut args = vec![
-            "build", "--manifest", "m.yaml", "--key", "builder.key", "--plain-http", addr,
-            "--mirror", &*Box::leak(format!("registry.k8s.io={addr}").into_boxed_str()),
-            "--mirror", &*Box::leak(format!("docker.io={addr}").into_boxed_str()),
+            "build",
+            "--manifest",
+            "m.yaml",
+            "--key",
+            "builder.key",
+            "--plain-http",
+            addr,
+            "--mirror",
+            &*Box::leak(format!("registry.k8s.io={addr}").into_boxed_str()),
+            "--mirror",
+            &*Box::leak(format!("docker.io={addr}").into_boxed_str()),
         ];
         args.extend_from_slice(extra);
         self.s.run(&args)
@@ -87,25 +115,50 @@ impl Upstream {
     }
 
     fn inspect_json(&self) -> Value {
-        let run = self.s.run(&["inspect", "--json", self.bundle_path().to_str().unwrap()]);
+        let run = self
+            .s
+            .run(&["inspect", "--json", self.bundle_path().to_str().unwrap()]);
         assert_eq!(run.code, 0, "{}", run.transcript());
         serde_json::from_str(&run.stdout).unwrap()
     }
 
     fn image_record<'a>(index: &'a Value, reference: &str) -> &'a Value {
-        index["images"].as_array().unwrap().iter().find(|i| i["reference"] == reference).unwrap_or_else(|| panic!("{reference} in index"))
+        index["images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["reference"] == reference)
+            .unwrap_or_else(|| panic!("{reference} in index"))
     }
 }
 
 fn extract(bundle: &Path, into: &Path) {
     std::fs::create_dir_all(into).unwrap();
-    let (code, out) = tool("tar", &["-I", "zstd", "-xf", bundle.to_str().unwrap(), "-C", into.to_str().unwrap()], into);
+    let (code, out) = tool(
+        "tar",
+        &[
+            "-I",
+            "zstd",
+            "-xf",
+            bundle.to_str().unwrap(),
+            "-C",
+            into.to_str().unwrap(),
+        ],
+        into,
+    );
     assert_eq!(code, 0, "tar -x: {out}");
 }
 
 fn skopeo_raw(target: &str) -> Vec<u8> {
-    let out = std::process::Command::new("skopeo").args(["inspect", "--raw", "--tls-verify=false", target]).output().unwrap();
-    assert!(out.status.success(), "skopeo inspect {target}: {}", String::from_utf8_lossy(&out.stderr));
+    let out = std::process::Command::new("skopeo")
+        .args(["inspect", "--raw", "--tls-verify=false", target])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "skopeo inspect {target}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     out.stdout
 }
 
@@ -116,12 +169,26 @@ fn build_default_images_through_mirror_then_verify_inspect_and_read_with_skopeo(
     assert_eq!(run.code, 0, "{}", run.transcript());
     let bundle = up.bundle_path();
     assert_eq!(run.stdout.trim(), "bundles/test-k8s-1.29.2-1.tar.zst");
-    assert!(run.stderr.contains("Resolved registry.k8s.io/kube-apiserver:v1.29.2 → sha256:"), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("Resolved registry.k8s.io/kube-apiserver:v1.29.2 → sha256:"),
+        "{}",
+        run.stderr
+    );
 
     // sha256sum accepts the detached checksum; bundle verify accepts the bundle.
-    let (code, out) = tool("sha256sum", &["-c", "test-k8s-1.29.2-1.tar.zst.sha256"], &up.s.path("bundles"));
+    let (code, out) = tool(
+        "sha256sum",
+        &["-c", "test-k8s-1.29.2-1.tar.zst.sha256"],
+        &up.s.path("bundles"),
+    );
     assert_eq!(code, 0, "{out}");
-    let run = up.s.run(&["verify", bundle.to_str().unwrap(), "--pubkey", "builder.pub"]);
+    let run = up.s.run(&[
+        "verify",
+        bundle.to_str().unwrap(),
+        "--pubkey",
+        "builder.pub",
+    ]);
     assert_eq!(run.code, 0, "{}", run.transcript());
 
     // The index records original names, digests as upstream has them, and the subset.
@@ -131,30 +198,76 @@ fn build_default_images_through_mirror_then_verify_inspect_and_read_with_skopeo(
     assert_eq!(api["digest"], up.seeded("kube-apiserver").digest.as_str());
     let node = Upstream::image_record(&index, "docker.io/calico/node:v3.26.4");
     assert_eq!(node["platforms"], serde_json::json!(["linux/amd64"]));
-    assert_eq!(node["sourceDigest"], up.seeded("calico/node").digest.as_str());
+    assert_eq!(
+        node["sourceDigest"],
+        up.seeded("calico/node").digest.as_str()
+    );
     assert_ne!(node["digest"], node["sourceDigest"]);
 
     // skopeo reads the extracted layout and sees the upstream digests.
     let ex = up.s.path("extracted");
     extract(&bundle, &ex);
     let layout = ex.join("images");
-    let raw = skopeo_raw(&format!("oci:{}:registry.k8s.io/kube-apiserver:v1.29.2", layout.display()));
-    assert_eq!(format!("sha256:{}", sha256_hex(&raw)), up.seeded("kube-apiserver").digest);
-    let raw = skopeo_raw(&format!("oci:{}:docker.io/calico/node:v3.26.4", layout.display()));
+    let raw = skopeo_raw(&format!(
+        "oci:{}:registry.k8s.io/kube-apiserver:v1.29.2",
+        layout.display()
+    ));
+    assert_eq!(
+        format!("sha256:{}", sha256_hex(&raw)),
+        up.seeded("kube-apiserver").digest
+    );
+    let raw = skopeo_raw(&format!(
+        "oci:{}:docker.io/calico/node:v3.26.4",
+        layout.display()
+    ));
     let sub: Value = serde_json::from_slice(&raw).unwrap();
-    let amd64 = &up.seeded("calico/node").manifests.iter().find(|(a, _)| a == "amd64").unwrap().1;
+    let amd64 = &up
+        .seeded("calico/node")
+        .manifests
+        .iter()
+        .find(|(a, _)| a == "amd64")
+        .unwrap()
+        .1;
     assert_eq!(sub["manifests"].as_array().unwrap().len(), 1);
     assert_eq!(sub["manifests"][0]["digest"], amd64.as_str());
 
     // Shared base layer stored once; the arm64-only top layer is not carried.
-    let names: Vec<String> = common::craft::read_entries(&bundle).into_iter().map(|e| e.name).collect();
-    let base = format!("images/blobs/sha256/{}", sha256_hex(&images::layer_bytes(Layer { seed: 1, size: 64 * 1024 })));
+    let names: Vec<String> = common::craft::read_entries(&bundle)
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
+    let base = format!(
+        "images/blobs/sha256/{}",
+        sha256_hex(&images::layer_bytes(Layer {
+            seed: 1,
+            size: 64 * 1024
+        }))
+    );
     assert_eq!(names.iter().filter(|n| **n == base).count(), 1);
-    let arm = &up.seeded("calico/node").manifests.iter().find(|(a, _)| a == "arm64").unwrap().1;
-    assert!(!names.contains(&format!("images/blobs/sha256/{}", &arm[7..])), "arm64 manifest must not be carried");
+    let arm = &up
+        .seeded("calico/node")
+        .manifests
+        .iter()
+        .find(|(a, _)| a == "arm64")
+        .unwrap()
+        .1;
+    assert!(
+        !names.contains(&format!("images/blobs/sha256/{}", &arm[7..])),
+        "arm64 manifest must not be carried"
+    );
 
     // minisign checks the index signature on its own.
-    let (code, out) = tool("minisign", &["-V", "-p", "builder.pub", "-m", ex.join("bundle.json").to_str().unwrap()], &up.s.work());
+    let (code, out) = tool(
+        "minisign",
+        &[
+            "-V",
+            "-p",
+            "builder.pub",
+            "-m",
+            ex.join("bundle.json").to_str().unwrap(),
+        ],
+        &up.s.work(),
+    );
     assert_eq!(code, 0, "{out}");
 
     // The layout is complete: skopeo copies an image from it into a fresh registry,
@@ -162,17 +275,32 @@ fn build_default_images_through_mirror_then_verify_inspect_and_read_with_skopeo(
     let second = Registry::start().unwrap();
     let (code, out) = tool(
         "skopeo",
-        &["copy", "--all", "--preserve-digests", "--dest-tls-verify=false", &format!("oci:{}:docker.io/calico/node:v3.26.4", layout.display()), &format!("docker://{}/calico/node:v3.26.4", second.addr)],
+        &[
+            "copy",
+            "--all",
+            "--preserve-digests",
+            "--dest-tls-verify=false",
+            &format!("oci:{}:docker.io/calico/node:v3.26.4", layout.display()),
+            &format!("docker://{}/calico/node:v3.26.4", second.addr),
+        ],
         &up.s.work(),
     );
     assert_eq!(code, 0, "{out}");
     let pushed = skopeo_raw(&format!("docker://{}/calico/node:v3.26.4", second.addr));
-    assert_eq!(format!("sha256:{}", sha256_hex(&pushed)), node["digest"].as_str().unwrap());
+    assert_eq!(
+        format!("sha256:{}", sha256_hex(&pushed)),
+        node["digest"].as_str().unwrap()
+    );
 }
 
 #[test]
 fn build_keeps_whole_index_when_pinned_by_index_digest() {
-    let up = upstream_with(images::default_manifest_images(1).into_iter().filter(|i| i.repository == "calico/cni").collect());
+    let up = upstream_with(
+        images::default_manifest_images(1)
+            .into_iter()
+            .filter(|i| i.repository == "calico/cni")
+            .collect(),
+    );
     let digest = up.seeded("calico/cni").digest.clone();
     let reference = format!("docker.io/calico/cni@{digest}");
     let run = up.build(&up.manifest(&[&reference]), &[]);
@@ -180,7 +308,10 @@ fn build_keeps_whole_index_when_pinned_by_index_digest() {
     let index = up.inspect_json();
     let img = Upstream::image_record(&index, &reference);
     assert_eq!(img["digest"], digest.as_str());
-    assert_eq!(img["platforms"], serde_json::json!(["linux/amd64", "linux/arm64"]));
+    assert_eq!(
+        img["platforms"],
+        serde_json::json!(["linux/amd64", "linux/arm64"])
+    );
     assert!(img.get("sourceDigest").is_none());
 }
 
@@ -196,32 +327,75 @@ fn build_again_fetches_no_blob_it_already_has() {
         .filter(|(i, _)| !i.repository.starts_with("calico/"))
         .flat_map(|(_, s)| s.blobs.clone())
         .collect();
-    assert!(first >= unique.len(), "every blob fetched once: {first} < {}", unique.len());
+    assert!(
+        first >= unique.len(),
+        "every blob fetched once: {first} < {}",
+        unique.len()
+    );
     std::fs::remove_file(up.bundle_path()).unwrap();
     let run = up.build(&manifest, &[]);
     assert_eq!(run.code, 0, "{}", run.transcript());
-    assert_eq!(up.registry.blob_gets(), first, "the second build fetched blobs again");
+    assert_eq!(
+        up.registry.blob_gets(),
+        first,
+        "the second build fetched blobs again"
+    );
     assert!(up.bundle_path().exists());
 }
 
 #[test]
 fn build_killed_midway_resumes_without_fetching_again() {
     // Twelve 2 MiB layers pulled one at a time, so the kill lands between blobs.
-    let list: Vec<TestImage> = (0..12).map(|i| TestImage::new(&format!("big{i}"), "v1", &[Layer { seed: 100 + i, size: 2 << 20 }])).collect();
+    let list: Vec<TestImage> = (0..12)
+        .map(|i| {
+            TestImage::new(
+                &format!("big{i}"),
+                "v1",
+                &[Layer {
+                    seed: 100 + i,
+                    size: 2 << 20,
+                }],
+            )
+        })
+        .collect();
     let up = upstream_with(list);
-    let refs: Vec<String> = (0..12).map(|i| format!("registry.k8s.io/big{i}:v1")).collect();
+    let refs: Vec<String> = (0..12)
+        .map(|i| format!("registry.k8s.io/big{i}:v1"))
+        .collect();
     let refs: Vec<&str> = refs.iter().map(String::as_str).collect();
     up.s.write("m.yaml", up.manifest(&refs));
     let addr = up.registry.addr.clone();
-    let mut child = up
-        .s
-        .command(&["build", "--manifest", "m.yaml", "--key", "builder.key", "--plain-http", &addr, "--mirror", &format!("registry.k8s.io={addr}"), "--jobs", "1"])
+    let mut child =
+        up.s.command(&[
+            "build",
+            "--manifest",
+            "m.yaml",
+            "--key",
+            "builder.key",
+            "--plain-http",
+            &addr,
+            "--mirror",
+            &format!("registry.k8s.io={addr}"),
+            "--jobs",
+            "1",
+        ])
         .stderr(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
     let blobs = up.s.cache().join("bundle/blobs/sha256");
-    let complete = |d: &Path| std::fs::read_dir(d).map(|r| r.filter_map(Result::ok).filter(|e| e.metadata().map(|m| m.len() == 2 << 20).unwrap_or(false) && !e.file_name().to_string_lossy().contains('.')).count()).unwrap_or(0);
+    let complete = |d: &Path| {
+        std::fs::read_dir(d)
+            .map(|r| {
+                r.filter_map(Result::ok)
+                    .filter(|e| {
+                        e.metadata().map(|m| m.len() == 2 << 20).unwrap_or(false)
+                            && !e.file_name().to_string_lossy().contains('.')
+                    })
+                    .count()
+            })
+            .unwrap_or(0)
+    };
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while complete(&blobs) < 3 && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(5));
@@ -229,8 +403,14 @@ fn build_killed_midway_resumes_without_fetching_again() {
     child.kill().unwrap();
     child.wait().unwrap();
     let done_before_kill = complete(&blobs);
-    assert!(!up.bundle_path().exists(), "the build was killed before it finished");
-    assert!((3..12).contains(&done_before_kill), "killed midway: {done_before_kill} of 12 layers complete");
+    assert!(
+        !up.bundle_path().exists(),
+        "the build was killed before it finished"
+    );
+    assert!(
+        (3..12).contains(&done_before_kill),
+        "killed midway: {done_before_kill} of 12 layers complete"
+    );
     let gets_before = up.registry.blob_gets();
 
     let run = up.build(&up.manifest(&refs), &["--jobs", "1"]);
@@ -238,8 +418,16 @@ fn build_killed_midway_resumes_without_fetching_again() {
     let gets_after = up.registry.blob_gets() - gets_before;
     // 12 layers + 12 configs in all; the rerun fetches only those not complete before
     // (configs of finished images are tiny and were fetched along with them).
-    assert!(gets_after <= 24 - done_before_kill, "rerun fetched {gets_after} blobs; {done_before_kill} layers were already complete");
-    let run = up.s.run(&["verify", up.bundle_path().to_str().unwrap(), "--pubkey", "builder.pub"]);
+    assert!(
+        gets_after <= 24 - done_before_kill,
+        "rerun fetched {gets_after} blobs; {done_before_kill} layers were already complete"
+    );
+    let run = up.s.run(&[
+        "verify",
+        up.bundle_path().to_str().unwrap(),
+        "--pubkey",
+        "builder.pub",
+    ]);
     assert_eq!(run.code, 0, "{}", run.transcript());
 }
 
@@ -252,9 +440,19 @@ fn build_stops_on_file_checksum_mismatch_and_writes_nothing() {
     let found = sha256_hex(b"kind: Changed\n");
     let expected = sha256_hex(CALICO);
     assert!(run.stderr.contains(&format!("error: file `calico.yaml` from {}/calico.yaml has sha256 {found}, but the manifest pins {expected}", up.files.url)), "{}", run.stderr);
-    assert!(run.stderr.contains("hint: if the file changed upstream on purpose"), "{}", run.stderr);
-    assert!(!up.s.path("bundles").exists(), "no bundle folder after a failed build");
-    let cached = std::fs::read_dir(up.s.cache().join("bundle/blobs/sha256")).unwrap().count();
+    assert!(
+        run.stderr
+            .contains("hint: if the file changed upstream on purpose"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        !up.s.path("bundles").exists(),
+        "no bundle folder after a failed build"
+    );
+    let cached = std::fs::read_dir(up.s.cache().join("bundle/blobs/sha256"))
+        .unwrap()
+        .count();
     assert_eq!(cached, 0, "a mismatching download is not kept");
 }
 
@@ -269,14 +467,35 @@ fn build_retries_a_file_server_answering_503() {
 
 #[test]
 fn build_locked_catches_a_moved_tag() {
-    let up = upstream_with(images::default_manifest_images(1).into_iter().filter(|i| i.repository == "pause").collect());
+    let up = upstream_with(
+        images::default_manifest_images(1)
+            .into_iter()
+            .filter(|i| i.repository == "pause")
+            .collect(),
+    );
     let manifest = up.manifest(&["registry.k8s.io/pause:3.9"]);
     assert_eq!(up.build(&manifest, &[]).code, 0);
-    let lock: Value = serde_json::from_slice(&std::fs::read(up.s.path("m.lock.json")).unwrap()).unwrap();
-    assert_eq!(lock["images"][0]["digest"], up.seeded("pause").digest.as_str());
+    let lock: Value =
+        serde_json::from_slice(&std::fs::read(up.s.path("m.lock.json")).unwrap()).unwrap();
+    assert_eq!(
+        lock["images"][0]["digest"],
+        up.seeded("pause").digest.as_str()
+    );
 
     // Someone pushes new content under the same tag.
-    let moved = images::seed(&up.registry.addr, &TestImage::new("pause", "3.9", &[Layer { seed: 999, size: 2048 }]), up.scratch.path()).unwrap();
+    let moved = images::seed(
+        &up.registry.addr,
+        &TestImage::new(
+            "pause",
+            "3.9",
+            &[Layer {
+                seed: 999,
+                size: 2048,
+            }],
+        ),
+        up.scratch.path(),
+    )
+    .unwrap();
     let run = up.build(&manifest, &["--locked"]);
     assert_eq!(run.code, 1, "{}", run.transcript());
     assert!(
@@ -287,8 +506,14 @@ fn build_locked_catches_a_moved_tag() {
     // Without --locked the move is followed, said out loud, and the lock updated.
     let run = up.build(&manifest, &[]);
     assert_eq!(run.code, 0, "{}", run.transcript());
-    assert!(run.stderr.contains("warning: `registry.k8s.io/pause:3.9` moved upstream"), "{}", run.stderr);
-    let lock: Value = serde_json::from_slice(&std::fs::read(up.s.path("m.lock.json")).unwrap()).unwrap();
+    assert!(
+        run.stderr
+            .contains("warning: `registry.k8s.io/pause:3.9` moved upstream"),
+        "{}",
+        run.stderr
+    );
+    let lock: Value =
+        serde_json::from_slice(&std::fs::read(up.s.path("m.lock.json")).unwrap()).unwrap();
     assert_eq!(lock["images"][0]["digest"], moved.digest.as_str());
 }
 
@@ -297,18 +522,50 @@ fn build_reports_an_unreachable_registry_with_a_hint() {
     let up = upstream_with(vec![]);
     let dead = format!("127.0.0.1:{}", bundle_testbed::free_port());
     up.s.write("m.yaml", up.manifest(&["registry.k8s.io/pause:3.9"]));
-    let run = up.s.run(&["build", "--manifest", "m.yaml", "--key", "builder.key", "--plain-http", &dead, "--mirror", &format!("registry.k8s.io={dead}")]);
+    let run = up.s.run(&[
+        "build",
+        "--manifest",
+        "m.yaml",
+        "--key",
+        "builder.key",
+        "--plain-http",
+        &dead,
+        "--mirror",
+        &format!("registry.k8s.io={dead}"),
+    ]);
     assert_eq!(run.code, 1, "{}", run.transcript());
-    assert!(run.stderr.contains("error: image `registry.k8s.io/pause:3.9`"), "{}", run.stderr);
-    assert!(run.stderr.contains(&format!("Caused by: cannot reach registry `{dead}`")), "{}", run.stderr);
-    assert!(run.stderr.contains(&format!("hint: check that `{dead}` is up and reachable")), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("error: image `registry.k8s.io/pause:3.9`"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains(&format!("Caused by: cannot reach registry `{dead}`")),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains(&format!("hint: check that `{dead}` is up and reachable")),
+        "{}",
+        run.stderr
+    );
     assert!(!up.s.path("bundles").exists());
 }
 
 #[test]
 fn build_rejects_a_platform_the_image_does_not_have() {
-    let up = upstream_with(images::default_manifest_images(1).into_iter().filter(|i| i.repository == "calico/cni").collect());
-    let manifest = up.manifest(&["docker.io/calico/cni:v3.26.4"]).replace("platforms: [linux/amd64]", "platforms: [linux/s390x]");
+    let up = upstream_with(
+        images::default_manifest_images(1)
+            .into_iter()
+            .filter(|i| i.repository == "calico/cni")
+            .collect(),
+    );
+    let manifest = up
+        .manifest(&["docker.io/calico/cni:v3.26.4"])
+        .replace("platforms: [linux/amd64]", "platforms: [linux/s390x]");
     let run = up.build(&manifest, &[]);
     assert_eq!(run.code, 1, "{}", run.transcript());
     assert!(run.stderr.contains("error: image `docker.io/calico/cni:v3.26.4` has no manifest for linux/s390x; it has linux/amd64, linux/arm64"), "{}", run.stderr);
@@ -317,11 +574,22 @@ fn build_rejects_a_platform_the_image_does_not_have() {
 #[test]
 fn build_rejects_unknown_manifest_fields_naming_them() {
     let up = upstream_with(vec![]);
-    let manifest = up.manifest(&[]).replace("  platforms:", "  platfroms: [x]\n  platforms:");
+    let manifest = up
+        .manifest(&[])
+        .replace("  platforms:", "  platfroms: [x]\n  platforms:");
     let run = up.build(&manifest, &[]);
     assert_eq!(run.code, 1, "{}", run.transcript());
-    assert!(run.stderr.contains("error: manifest `m.yaml` is malformed") && run.stderr.contains("platfroms"), "{}", run.stderr);
-    assert!(run.stderr.contains("hint: see manifests/README.md"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("error: manifest `m.yaml` is malformed")
+            && run.stderr.contains("platfroms"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("hint: see manifests/README.md"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
@@ -332,9 +600,18 @@ fn build_without_key_creates_the_default_key_and_says_where_the_public_key_is() 
     assert_eq!(run.code, 0, "{}", run.transcript());
     assert!(run.stderr.contains("warning: the public key `[TEMP_DIR]/config/bundle/bundle.pub` must travel to the isolated side"), "{}", run.stderr);
     let run = up.s.run(&["verify", up.bundle_path().to_str().unwrap()]);
-    assert_eq!(run.code, 0, "verify with the default public key: {}", run.transcript());
+    assert_eq!(
+        run.code,
+        0,
+        "verify with the default public key: {}",
+        run.transcript()
+    );
     // The second build reuses the key without a notice.
     let run = up.s.run(&["build", "--manifest", "m.yaml"]);
     assert_eq!(run.code, 0, "{}", run.transcript());
-    assert!(!run.stderr.contains("created your default signing key"), "{}", run.stderr);
+    assert!(
+        !run.stderr.contains("created your default signing key"),
+        "{}",
+        run.stderr
+    );
 }

@@ -27,32 +27,79 @@ fn build_carries_rpms_that_dnf_installs_from_the_extracted_bundle() {
     assert_eq!(run.code, 0, "{}", run.transcript());
     let bundle = s.path("bundles/rpms-only-1.tar.zst");
 
-    let run = s.run(&["verify", bundle.to_str().unwrap(), "--pubkey", "builder.pub"]);
+    let run = s.run(&[
+        "verify",
+        bundle.to_str().unwrap(),
+        "--pubkey",
+        "builder.pub",
+    ]);
     assert_eq!(run.code, 0, "{}", run.transcript());
 
     // inspect lists the packages per target, with the pinned versions.
     let run = s.run(&["inspect", bundle.to_str().unwrap()]);
     assert_eq!(run.code, 0, "{}", run.transcript());
-    assert!(run.stdout.contains("rpms el9-x86_64 (releasever 9, x86_64;"), "{}", run.stdout);
+    assert!(
+        run.stdout
+            .contains("rpms el9-x86_64 (releasever 9, x86_64;"),
+        "{}",
+        run.stdout
+    );
     assert!(run.stdout.contains("kubeadm-1.29.2-"), "{}", run.stdout);
-    assert!(!run.stdout.contains("kubeadm-1.29.3"), "the pin decides, not the newest: {}", run.stdout);
+    assert!(
+        !run.stdout.contains("kubeadm-1.29.3"),
+        "the pin decides, not the newest: {}",
+        run.stdout
+    );
 
     // The lock records every NEVRA.
-    let lock: serde_json::Value = serde_json::from_slice(&std::fs::read(s.path("rpms.lock.json")).unwrap()).unwrap();
-    let locked: Vec<&str> = lock["rpms"][0]["packages"].as_array().unwrap().iter().map(|p| p["nevra"].as_str().unwrap()).collect();
-    assert!(locked.iter().any(|n| n.starts_with("kubelet-1.29.2-")), "{locked:?}");
+    let lock: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(s.path("rpms.lock.json")).unwrap()).unwrap();
+    let locked: Vec<&str> = lock["rpms"][0]["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["nevra"].as_str().unwrap())
+        .collect();
+    assert!(
+        locked.iter().any(|n| n.starts_with("kubelet-1.29.2-")),
+        "{locked:?}"
+    );
 
     // Extracted with tar, the repo is a yum repo dnf installs from, signatures checked.
     let ex = s.path("extracted");
     std::fs::create_dir_all(&ex).unwrap();
-    let (code, out) = tool("tar", &["-I", "zstd", "-xf", bundle.to_str().unwrap(), "-C", ex.to_str().unwrap()], &ex);
+    let (code, out) = tool(
+        "tar",
+        &[
+            "-I",
+            "zstd",
+            "-xf",
+            bundle.to_str().unwrap(),
+            "-C",
+            ex.to_str().unwrap(),
+        ],
+        &ex,
+    );
     assert_eq!(code, 0, "{out}");
     let repo = ex.join("rpms/el9-x86_64");
-    let keys: Vec<_> = std::fs::read_dir(repo.join("keys")).unwrap().map(|e| e.unwrap().path()).collect();
+    let keys: Vec<_> = std::fs::read_dir(repo.join("keys"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     assert_eq!(keys.len(), 3, "one key per upstream repo: {keys:?}");
     let scratch = tempfile::tempdir().unwrap();
-    let installed = dnf_install(scratch.path(), &repo, &keys, HA_PACKAGES).expect("dnf install from the bundle's repo");
-    for pinned in ["kubeadm-1.29.2-", "kubelet-1.29.2-", "kubectl-1.29.2-", "cri-tools-1.29.0-", "kubernetes-cni-1.3.0-"] {
-        assert!(installed.iter().any(|p| p.starts_with(pinned)), "{pinned} installed: {installed:?}");
+    let installed = dnf_install(scratch.path(), &repo, &keys, HA_PACKAGES)
+        .expect("dnf install from the bundle's repo");
+    for pinned in [
+        "kubeadm-1.29.2-",
+        "kubelet-1.29.2-",
+        "kubectl-1.29.2-",
+        "cri-tools-1.29.0-",
+        "kubernetes-cni-1.3.0-",
+    ] {
+        assert!(
+            installed.iter().any(|p| p.starts_with(pinned)),
+            "{pinned} installed: {installed:?}"
+        );
     }
 }

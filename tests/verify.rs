@@ -24,7 +24,12 @@ fn fixture() -> Fixture {
 
 impl Fixture {
     fn verify(&self, bundle: &std::path::Path) -> common::Run {
-        self.s.run(&["verify", bundle.to_str().unwrap(), "--pubkey", self.public.to_str().unwrap()])
+        self.s.run(&[
+            "verify",
+            bundle.to_str().unwrap(),
+            "--pubkey",
+            self.public.to_str().unwrap(),
+        ])
     }
 
     /// Re-packs the bundle after `change`, and verifies that.
@@ -42,9 +47,22 @@ impl Fixture {
 }
 
 fn assert_rejected(run: &common::Run, message: &str) {
-    assert_eq!(run.code, 3, "expected rejection (exit 3):\n{}", run.transcript());
-    assert!(run.stderr.contains(message), "stderr lacks `{message}`:\n{}", run.stderr);
-    assert!(run.stdout.is_empty(), "nothing on stdout for a rejected bundle: {}", run.stdout);
+    assert_eq!(
+        run.code,
+        3,
+        "expected rejection (exit 3):\n{}",
+        run.transcript()
+    );
+    assert!(
+        run.stderr.contains(message),
+        "stderr lacks `{message}`:\n{}",
+        run.stderr
+    );
+    assert!(
+        run.stdout.is_empty(),
+        "nothing on stdout for a rejected bundle: {}",
+        run.stdout
+    );
 }
 
 #[test]
@@ -52,7 +70,11 @@ fn verify_accepts_an_untouched_bundle() {
     let f = fixture();
     let run = f.verify(&f.bundle);
     assert_eq!(run.code, 0, "{}", run.transcript());
-    assert!(run.stdout.starts_with("verified sample 1: 3 entries"), "{}", run.stdout);
+    assert!(
+        run.stdout.starts_with("verified sample 1: 3 entries"),
+        "{}",
+        run.stdout
+    );
     // Control: re-packing without a change is still accepted, so the rejections below
     // come from the tampering and not from the re-packing.
     let run = f.tampered(|_| {});
@@ -90,10 +112,24 @@ fn verify_rejects_changed_index() {
 fn verify_rejects_signature_by_another_key() {
     let f = fixture();
     let (_, other) = f.s.keygen("other");
-    let run = f.s.run(&["verify", f.bundle.to_str().unwrap(), "--pubkey", other.to_str().unwrap()]);
+    let run = f.s.run(&[
+        "verify",
+        f.bundle.to_str().unwrap(),
+        "--pubkey",
+        other.to_str().unwrap(),
+    ]);
     assert_rejected(&run, "`bundle.json` is signed by key ");
-    assert!(run.stderr.contains("not by the trusted key"), "{}", run.stderr);
-    assert!(run.stderr.contains("hint: pass the public key of whoever built this bundle"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("not by the trusted key"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("hint: pass the public key of whoever built this bundle"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
@@ -102,7 +138,10 @@ fn verify_rejects_missing_last_entry() {
     let run = f.tampered(|e| {
         e.pop();
     });
-    assert_rejected(&run, "entry `files/c.yaml` is in the index but missing from the archive");
+    assert_rejected(
+        &run,
+        "entry `files/c.yaml` is in the index but missing from the archive",
+    );
 }
 
 #[test]
@@ -112,7 +151,10 @@ fn verify_rejects_missing_middle_entry() {
         let i = Fixture::position(e, "files/a.txt");
         e.remove(i);
     });
-    assert_rejected(&run, "entry `files/b.bin` is out of order: the index lists `files/a.txt` next");
+    assert_rejected(
+        &run,
+        "entry `files/b.bin` is out of order: the index lists `files/a.txt` next",
+    );
 }
 
 #[test]
@@ -140,15 +182,24 @@ fn verify_rejects_entries_out_of_order() {
         let a = Fixture::position(e, "files/a.txt");
         e.swap(a, a + 1);
     });
-    assert_rejected(&run, "entry `files/b.bin` is out of order: the index lists `files/a.txt` next");
+    assert_rejected(
+        &run,
+        "entry `files/b.bin` is out of order: the index lists `files/a.txt` next",
+    );
 }
 
 #[test]
 fn verify_rejects_unsafe_paths() {
-    for (name, reason) in [("files/../../etc/cron.d/x", "`..` component"), ("/etc/cron.d/x", "absolute path")] {
+    for (name, reason) in [
+        ("files/../../etc/cron.d/x", "`..` component"),
+        ("/etc/cron.d/x", "absolute path"),
+    ] {
         let f = fixture();
         let run = f.tampered(|e| e.insert(2, RawEntry::file(name, b"x")));
-        assert_rejected(&run, &format!("entry `{name}` has an unsafe path: {reason}"));
+        assert_rejected(
+            &run,
+            &format!("entry `{name}` has an unsafe path: {reason}"),
+        );
     }
 }
 
@@ -166,9 +217,17 @@ fn verify_rejects_links_and_devices() {
         let f = fixture();
         let run = f.tampered(|e| {
             let i = Fixture::position(e, "files/a.txt");
-            e[i] = RawEntry { kind, data: vec![], link: Some("/etc/passwd".into()), ..e[i].clone() };
+            e[i] = RawEntry {
+                kind,
+                data: vec![],
+                link: Some("/etc/passwd".into()),
+                ..e[i].clone()
+            };
         });
-        assert_rejected(&run, &format!("entry `files/a.txt` is a {word}; a bundle holds only regular files"));
+        assert_rejected(
+            &run,
+            &format!("entry `files/a.txt` is a {word}; a bundle holds only regular files"),
+        );
     }
 }
 
@@ -194,7 +253,8 @@ fn verify_rejects_truncated_bundle() {
 #[test]
 fn verify_rejects_a_file_that_is_not_zstd() {
     let f = fixture();
-    let plain = f.s.write("plain.tar.zst", b"just some text, not a bundle\n");
+    let plain =
+        f.s.write("plain.tar.zst", b"just some text, not a bundle\n");
     let run = f.verify(&plain);
     assert_rejected(&run, "is not a zstd-compressed bundle");
     let empty = f.s.write("empty.tar.zst", b"");
@@ -205,7 +265,10 @@ fn verify_rejects_a_file_that_is_not_zstd() {
 fn verify_rejects_zstd_that_is_not_tar() {
     let f = fixture();
     let noise: Vec<u8> = (0..5000u32).map(|i| (i * 7 + 3) as u8).collect();
-    let z = f.s.write("noise.tar.zst", zstd::encode_all(noise.as_slice(), 3).unwrap());
+    let z = f.s.write(
+        "noise.tar.zst",
+        zstd::encode_all(noise.as_slice(), 3).unwrap(),
+    );
     let run = f.verify(&z);
     assert_rejected(&run, "error: bundle is truncated or corrupt");
 }
@@ -222,14 +285,20 @@ fn verify_rejects_unsigned_bundle_unless_allowed() {
     assert_rejected(&run, "the bundle is not signed");
     assert!(run.stderr.contains("`--allow-unsigned`"), "{}", run.stderr);
 
-    let run = f.s.run(&["verify", unsigned.to_str().unwrap(), "--allow-unsigned"]);
+    let run =
+        f.s.run(&["verify", unsigned.to_str().unwrap(), "--allow-unsigned"]);
     assert_eq!(run.code, 0, "{}", run.transcript());
-    assert!(run.stderr.contains("warning:") && run.stderr.contains("NOT checked for a signature"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("warning:") && run.stderr.contains("NOT checked for a signature"),
+        "{}",
+        run.stderr
+    );
     // --allow-unsigned still checks every entry.
     let mut entries = read_entries(&unsigned);
     entries[2].data[0] ^= 1;
     write_entries(&entries, &unsigned);
-    let run = f.s.run(&["verify", unsigned.to_str().unwrap(), "--allow-unsigned"]);
+    let run =
+        f.s.run(&["verify", unsigned.to_str().unwrap(), "--allow-unsigned"]);
     assert_rejected(&run, "does not match the index");
 }
 
@@ -238,8 +307,17 @@ fn verify_without_any_public_key_says_how_to_pass_one() {
     let f = fixture();
     let run = f.s.run(&["verify", f.bundle.to_str().unwrap()]);
     assert_eq!(run.code, 1, "{}", run.transcript());
-    assert!(run.stderr.contains("error: no public key to check the bundle's signature with"), "{}", run.stderr);
-    assert!(run.stderr.contains("hint: pass `--pubkey FILE`"), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("error: no public key to check the bundle's signature with"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("hint: pass `--pubkey FILE`"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
@@ -248,12 +326,93 @@ fn minisign_cli_accepts_the_signature_and_sha256sum_the_checksum() {
     let entries = read_entries(&f.bundle);
     let index = f.s.write("bundle.json", &entries[0].data);
     let sig = f.s.write("bundle.json.minisig", &entries[1].data);
-    let (code, out) = common::tool("minisign", &["-V", "-p", f.public.to_str().unwrap(), "-m", index.to_str().unwrap(), "-x", sig.to_str().unwrap()], &f.s.work());
+    let (code, out) = common::tool(
+        "minisign",
+        &[
+            "-V",
+            "-p",
+            f.public.to_str().unwrap(),
+            "-m",
+            index.to_str().unwrap(),
+            "-x",
+            sig.to_str().unwrap(),
+        ],
+        &f.s.work(),
+    );
     assert_eq!(code, 0, "minisign -V: {out}");
     let (code, out) = common::tool("sha256sum", &["-c", "sample.tar.zst.sha256"], &f.s.work());
     assert_eq!(code, 0, "sha256sum -c: {out}");
     // Independent checks fail on tampering too.
-    std::fs::write(&index, String::from_utf8(entries[0].data.clone()).unwrap().replace("sample", "sampla")).unwrap();
-    let (code, _) = common::tool("minisign", &["-V", "-p", f.public.to_str().unwrap(), "-m", index.to_str().unwrap(), "-x", sig.to_str().unwrap()], &f.s.work());
+    std::fs::write(
+        &index,
+        String::from_utf8(entries[0].data.clone())
+            .unwrap()
+            .replace("sample", "sampla"),
+    )
+    .unwrap();
+    let (code, _) = common::tool(
+        "minisign",
+        &[
+            "-V",
+            "-p",
+            f.public.to_str().unwrap(),
+            "-m",
+            index.to_str().unwrap(),
+            "-x",
+            sig.to_str().unwrap(),
+        ],
+        &f.s.work(),
+    );
     assert_eq!(code, 1);
+}
+
+#[test]
+fn inspect_shows_what_the_bundle_carries_and_who_signed_it() {
+    let f = fixture();
+    let run = f.s.run(&[
+        "inspect",
+        f.bundle.to_str().unwrap(),
+        "--pubkey",
+        f.public.to_str().unwrap(),
+    ]);
+    insta::assert_snapshot!(redact(&run.transcript()), @r"
+    exit code: 0
+    ----- stdout -----
+    name:       sample
+    version:    1
+    created:    2026-01-01T00:00:00Z
+    signature:  good, key [KEY_ID]
+
+    images (0):
+
+    files (3):
+      a.txt   [DIGEST]  30 B        http://127.0.0.1/a.txt
+      b.bin   [DIGEST]  195.31 KiB  http://127.0.0.1/b.bin
+      c.yaml  [DIGEST]  16 B        http://127.0.0.1/c.yaml
+
+    total: 3 entries, 195.36 KiB
+    ----- stderr -----
+    ");
+    // Without a key the signature is said not to be checked, and the tampered index of
+    // another bundle is refused when a key is given.
+    let run = f.s.run(&["inspect", f.bundle.to_str().unwrap()]);
+    assert!(
+        run.stdout
+            .contains("signature:  not checked (pass --pubkey)"),
+        "{}",
+        run.stdout
+    );
+    let run = f.tampered(|e| {
+        let text = String::from_utf8(e[0].data.clone()).unwrap();
+        e[0].data = text.replace("\"sample\"", "\"sampla\"").into_bytes();
+    });
+    assert_eq!(run.code, 3);
+    let tampered = f.s.path("tampered.tar.zst");
+    let run = f.s.run(&[
+        "inspect",
+        tampered.to_str().unwrap(),
+        "--pubkey",
+        f.public.to_str().unwrap(),
+    ]);
+    assert_rejected(&run, "the signature of `bundle.json` does not verify");
 }

@@ -18,8 +18,13 @@ impl Cache {
     /// Opens (creating) the cache at `root`.
     pub fn open(root: &Path) -> Result<Self, Error> {
         let blobs = root.join("blobs").join("sha256");
-        std::fs::create_dir_all(&blobs).map_err(|source| Error::Cache { path: blobs.clone(), source })?;
-        Ok(Self { root: root.to_path_buf() })
+        std::fs::create_dir_all(&blobs).map_err(|source| Error::Cache {
+            path: blobs.clone(),
+            source,
+        })?;
+        Ok(Self {
+            root: root.to_path_buf(),
+        })
     }
 
     /// The cache root.
@@ -34,7 +39,10 @@ impl Cache {
 
     /// Size of a cached blob, if present.
     pub fn blob_size(&self, digest: &Sha256Digest) -> Option<u64> {
-        std::fs::metadata(self.blob_path(digest)).ok().filter(|m| m.is_file()).map(|m| m.len())
+        std::fs::metadata(self.blob_path(digest))
+            .ok()
+            .filter(|m| m.is_file())
+            .map(|m| m.len())
     }
 
     /// Stores small content (manifests) under its digest.
@@ -46,7 +54,10 @@ impl Cache {
         let partial = path.with_extension("partial");
         std::fs::write(&partial, bytes)
             .and_then(|()| std::fs::rename(&partial, &path))
-            .map_err(|source| Error::Cache { path: path.clone(), source })?;
+            .map_err(|source| Error::Cache {
+                path: path.clone(),
+                source,
+            })?;
         Ok(path)
     }
 }

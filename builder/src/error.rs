@@ -38,7 +38,7 @@ pub enum Error {
         reference: String,
         /// Cause.
         #[source]
-        source: bundle_registry::Error,
+        source: Box<bundle_registry::Error>,
     },
     /// An index has no child for any wanted platform.
     #[error("image `{reference}` has no manifest for {wanted}; it has {available}")]

@@ -26,34 +26,70 @@ impl std::fmt::Display for Attempt {
 }
 
 /// Downloads `file` unless the cache has it; returns its size and whether it was fetched.
-pub async fn fetch(http: &reqwest::Client, cache: &Cache, file: &FileSpec, retry: &RetryPolicy, on_bytes: &(dyn Fn(u64) + Sync)) -> Result<(u64, bool), Error> {
-    let expected = Sha256Digest::from_hex(&file.sha256).expect("checked when the manifest was read");
+pub async fn fetch(
+    http: &reqwest::Client,
+    cache: &Cache,
+    file: &FileSpec,
+    retry: &RetryPolicy,
+    on_bytes: &(dyn Fn(u64) + Sync),
+) -> Result<(u64, bool), Error> {
+    let expected =
+        Sha256Digest::from_hex(&file.sha256).expect("checked when the manifest was read");
     if let Some(size) = cache.blob_size(&expected) {
         return Ok((size, false));
     }
     let dest = cache.blob_path(&expected);
     let partial = dest.with_extension("partial");
     let result = retry
-        .run(&format!("file {}", file.name), |a| matches!(a, Attempt::Transient(_)), || download(http, file, &partial, &expected, on_bytes))
+        .run(
+            &format!("file {}", file.name),
+            |a| matches!(a, Attempt::Transient(_)),
+            || download(http, file, &partial, &expected, on_bytes),
+        )
         .await;
     match result {
         Ok(size) => {
-            tokio::fs::rename(&partial, &dest).await.map_err(|source| Error::Cache { path: dest.clone(), source })?;
+            tokio::fs::rename(&partial, &dest)
+                .await
+                .map_err(|source| Error::Cache {
+                    path: dest.clone(),
+                    source,
+                })?;
             Ok((size, true))
         }
         Err(a) => {
             let _ = tokio::fs::remove_file(&partial).await;
             Err(match a {
                 Attempt::Fatal(e) => e,
-                Attempt::Transient(detail) => Error::FileDownload { name: file.name.clone(), url: file.url.clone(), detail },
+                Attempt::Transient(detail) => Error::FileDownload {
+                    name: file.name.clone(),
+                    url: file.url.clone(),
+                    detail,
+                },
             })
         }
     }
 }
 
-async fn download(http: &reqwest::Client, file: &FileSpec, partial: &std::path::Path, expected: &Sha256Digest, on_bytes: &(dyn Fn(u64) + Sync)) -> Result<u64, Attempt> {
-    let fatal_dl = |detail: String| Attempt::Fatal(Error::FileDownload { name: file.name.clone(), url: file.url.clone(), detail });
-    let response = http.get(&file.url).send().await.map_err(|e| Attempt::Transient(error_chain(&e)))?;
+async fn download(
+    http: &reqwest::Client,
+    file: &FileSpec,
+    partial: &std::path::Path,
+    expected: &Sha256Digest,
+    on_bytes: &(dyn Fn(u64) + Sync),
+) -> Result<u64, Attempt> {
+    let fatal_dl = |detail: String| {
+        Attempt::Fatal(Error::FileDownload {
+            name: file.name.clone(),
+            url: file.url.clone(),
+            detail,
+        })
+    };
+    let response = http
+        .get(&file.url)
+        .send()
+        .await
+        .map_err(|e| Attempt::Transient(error_chain(&e)))?;
     let status = response.status();
     if status.is_server_error() || status.as_u16() == 429 {
         return Err(Attempt::Transient(format!("HTTP {status}")));
@@ -61,8 +97,14 @@ async fn download(http: &reqwest::Client, file: &FileSpec, partial: &std::path::
     if !status.is_success() {
         return Err(fatal_dl(format!("HTTP {status}")));
     }
-    let cache_err = |source| Attempt::Fatal(Error::Cache { path: partial.to_path_buf(), source });
-    let mut out = tokio::io::BufWriter::new(tokio::fs::File::create(partial).await.map_err(cache_err)?);
+    let cache_err = |source| {
+        Attempt::Fatal(Error::Cache {
+            path: partial.to_path_buf(),
+            source,
+        })
+    };
+    let mut out =
+        tokio::io::BufWriter::new(tokio::fs::File::create(partial).await.map_err(cache_err)?);
     let mut hasher = Hasher::new();
     let mut body = response.bytes_stream();
     while let Some(chunk) = body.next().await {

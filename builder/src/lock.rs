@@ -54,11 +54,22 @@ impl BuildLock {
         let data = match std::fs::read(path) {
             Ok(d) => d,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(Error::Lock { path: path.into(), detail: e.to_string() }),
+            Err(e) => {
+                return Err(Error::Lock {
+                    path: path.into(),
+                    detail: e.to_string(),
+                })
+            }
         };
-        let lock: Self = serde_json::from_slice(&data).map_err(|e| Error::Lock { path: path.into(), detail: e.to_string() })?;
+        let lock: Self = serde_json::from_slice(&data).map_err(|e| Error::Lock {
+            path: path.into(),
+            detail: e.to_string(),
+        })?;
         if lock.lock_version != LOCK_VERSION {
-            return Err(Error::Lock { path: path.into(), detail: format!("lock version {} is not {LOCK_VERSION}", lock.lock_version) });
+            return Err(Error::Lock {
+                path: path.into(),
+                detail: format!("lock version {} is not {LOCK_VERSION}", lock.lock_version),
+            });
         }
         Ok(Some(lock))
     }
@@ -70,9 +81,15 @@ impl BuildLock {
         let mut text = serde_json::to_vec_pretty(&lock).expect("lock serializes");
         text.push(b'\n');
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| Error::Lock { path: path.into(), detail: e.to_string() })?;
+            std::fs::create_dir_all(dir).map_err(|e| Error::Lock {
+                path: path.into(),
+                detail: e.to_string(),
+            })?;
         }
-        std::fs::write(path, text).map_err(|e| Error::Lock { path: path.into(), detail: e.to_string() })
+        std::fs::write(path, text).map_err(|e| Error::Lock {
+            path: path.into(),
+            detail: e.to_string(),
+        })
     }
 
     /// The locked digest of an image.
@@ -92,7 +109,10 @@ pub fn default_lock_path(manifest_file: Option<&Path>, output: &Path) -> PathBuf
     match manifest_file {
         Some(m) => m.with_extension("lock.json"),
         None => {
-            let name = output.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let name = output
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
             let stem = name.strip_suffix(".tar.zst").unwrap_or(&name);
             output.with_file_name(format!("{stem}.lock.json"))
         }

@@ -107,7 +107,10 @@ impl ManifestSource {
         let text = match self {
             ManifestSource::Default => DEFAULT_MANIFEST.to_string(),
             ManifestSource::File(p) => {
-                std::fs::read_to_string(p).map_err(|source| Error::ManifestRead { path: p.clone(), source })?
+                std::fs::read_to_string(p).map_err(|source| Error::ManifestRead {
+                    path: p.clone(),
+                    source,
+                })?
             }
         };
         parse(&text, &self.display())
@@ -116,67 +119,132 @@ impl ManifestSource {
 
 /// Parses manifest text; `origin` names it in errors.
 pub fn parse(text: &str, origin: &str) -> Result<BundleManifest, Error> {
-    let m: BundleManifest = serde_saphyr::from_str(text)
-        .map_err(|e| Error::ManifestParse { manifest: origin.to_string(), detail: e.to_string() })?;
+    let m: BundleManifest = serde_saphyr::from_str(text).map_err(|e| Error::ManifestParse {
+        manifest: origin.to_string(),
+        detail: e.to_string(),
+    })?;
     m.check(origin)?;
     Ok(m)
 }
 
 fn invalid(origin: &str, field: String, detail: impl Into<String>) -> Error {
-    Error::ManifestInvalid { manifest: origin.to_string(), field, detail: detail.into() }
+    Error::ManifestInvalid {
+        manifest: origin.to_string(),
+        field,
+        detail: detail.into(),
+    }
 }
 
 impl BundleManifest {
     fn check(&self, origin: &str) -> Result<(), Error> {
         if self.api_version != "bundle/v1alpha1" {
-            return Err(invalid(origin, "apiVersion".into(), format!("`{}` is not supported; use `bundle/v1alpha1`", self.api_version)));
+            return Err(invalid(
+                origin,
+                "apiVersion".into(),
+                format!(
+                    "`{}` is not supported; use `bundle/v1alpha1`",
+                    self.api_version
+                ),
+            ));
         }
         if self.kind != "BundleManifest" {
-            return Err(invalid(origin, "kind".into(), format!("`{}` is not `BundleManifest`", self.kind)));
+            return Err(invalid(
+                origin,
+                "kind".into(),
+                format!("`{}` is not `BundleManifest`", self.kind),
+            ));
         }
-        let safe = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-+".contains(&b));
+        let safe = |s: &str| {
+            !s.is_empty()
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._-+".contains(&b))
+        };
         if !safe(&self.metadata.name) {
-            return Err(invalid(origin, "metadata.name".into(), "must be non-empty [A-Za-z0-9._+-]"));
+            return Err(invalid(
+                origin,
+                "metadata.name".into(),
+                "must be non-empty [A-Za-z0-9._+-]",
+            ));
         }
         if !safe(&self.metadata.version) {
-            return Err(invalid(origin, "metadata.version".into(), "must be non-empty [A-Za-z0-9._+-]"));
+            return Err(invalid(
+                origin,
+                "metadata.version".into(),
+                "must be non-empty [A-Za-z0-9._+-]",
+            ));
         }
         if self.spec.platforms.is_empty() {
-            return Err(invalid(origin, "spec.platforms".into(), "list at least one platform, e.g. `linux/amd64`"));
+            return Err(invalid(
+                origin,
+                "spec.platforms".into(),
+                "list at least one platform, e.g. `linux/amd64`",
+            ));
         }
         for (i, p) in self.spec.platforms.iter().enumerate() {
             let parts = p.split('/').count();
             if !(2..=3).contains(&parts) || p.split('/').any(str::is_empty) {
-                return Err(invalid(origin, format!("spec.platforms[{i}]"), format!("`{p}` is not `os/arch[/variant]`")));
+                return Err(invalid(
+                    origin,
+                    format!("spec.platforms[{i}]"),
+                    format!("`{p}` is not `os/arch[/variant]`"),
+                ));
             }
         }
         let mut seen = std::collections::HashSet::new();
         for (i, r) in self.spec.images.iter().enumerate() {
             if r.tag.is_none() && r.digest.is_none() {
-                return Err(invalid(origin, format!("spec.images[{i}]"), format!("`{r}` has neither tag nor digest; pin it")));
+                return Err(invalid(
+                    origin,
+                    format!("spec.images[{i}]"),
+                    format!("`{r}` has neither tag nor digest; pin it"),
+                ));
             }
             if !seen.insert(r.to_string()) {
-                return Err(invalid(origin, format!("spec.images[{i}]"), format!("`{r}` is listed twice")));
+                return Err(invalid(
+                    origin,
+                    format!("spec.images[{i}]"),
+                    format!("`{r}` is listed twice"),
+                ));
             }
         }
         let mut names = std::collections::HashSet::new();
         for (i, f) in self.spec.files.iter().enumerate() {
             if bundle_format::EntryPath::new(&f.name).is_err() || f.name.contains('/') {
-                return Err(invalid(origin, format!("spec.files[{i}].name"), format!("`{}` must be a plain file name", f.name)));
+                return Err(invalid(
+                    origin,
+                    format!("spec.files[{i}].name"),
+                    format!("`{}` must be a plain file name", f.name),
+                ));
             }
             if !names.insert(f.name.as_str()) {
-                return Err(invalid(origin, format!("spec.files[{i}].name"), format!("`{}` is listed twice", f.name)));
+                return Err(invalid(
+                    origin,
+                    format!("spec.files[{i}].name"),
+                    format!("`{}` is listed twice", f.name),
+                ));
             }
             if Sha256Digest::from_hex(&f.sha256).is_err() {
-                return Err(invalid(origin, format!("spec.files[{i}].sha256"), "must be 64 lowercase hex digits"));
+                return Err(invalid(
+                    origin,
+                    format!("spec.files[{i}].sha256"),
+                    "must be 64 lowercase hex digits",
+                ));
             }
             if !(f.url.starts_with("http://") || f.url.starts_with("https://")) {
-                return Err(invalid(origin, format!("spec.files[{i}].url"), format!("`{}` is not an http(s) URL", f.url)));
+                return Err(invalid(
+                    origin,
+                    format!("spec.files[{i}].url"),
+                    format!("`{}` is not an http(s) URL", f.url),
+                ));
             }
         }
         if let Some(cni) = &self.spec.cni {
             if !names.contains(cni.manifest.as_str()) {
-                return Err(invalid(origin, "spec.cni.manifest".into(), format!("`{}` is not one of spec.files", cni.manifest)));
+                return Err(invalid(
+                    origin,
+                    "spec.cni.manifest".into(),
+                    format!("`{}` is not one of spec.files", cni.manifest),
+                ));
             }
         }
         Ok(())
@@ -184,7 +252,10 @@ impl BundleManifest {
 
     /// `bundles/<name>-<version>.tar.zst` under `dir`.
     pub fn default_output(&self, dir: &Path) -> PathBuf {
-        dir.join(format!("{}-{}.tar.zst", self.metadata.name, self.metadata.version))
+        dir.join(format!(
+            "{}-{}.tar.zst",
+            self.metadata.name, self.metadata.version
+        ))
     }
 }
 
@@ -196,17 +267,37 @@ mod tests {
     fn default_manifest_parses() {
         let m = ManifestSource::Default.load().unwrap();
         assert_eq!(m.spec.kubernetes_version.as_deref(), Some("v1.29.2"));
-        assert!(m.spec.images.iter().any(|i| i.to_string() == "registry.k8s.io/kube-apiserver:v1.29.2"));
+        assert!(m
+            .spec
+            .images
+            .iter()
+            .any(|i| i.to_string() == "registry.k8s.io/kube-apiserver:v1.29.2"));
     }
 
     #[test]
     fn unknown_fields_and_bad_values_name_the_field() {
         let base = "apiVersion: bundle/v1alpha1\nkind: BundleManifest\nmetadata: {name: n, version: '1'}\nspec:\n  platforms: [linux/amd64]\n";
-        let err = parse(&format!("{base}  imagez: []\n"), "m.yaml").unwrap_err().to_string();
+        let err = parse(&format!("{base}  imagez: []\n"), "m.yaml")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("imagez"), "{err}");
-        let err = parse(&format!("{base}  images: [registry.k8s.io/pause]\n"), "m.yaml").unwrap_err();
-        assert!(matches!(&err, Error::ManifestInvalid { field, .. } if field == "spec.images[0]"), "{err}");
-        let err = parse(&format!("{base}  files: [{{name: a, url: 'http://x/a', sha256: abc}}]\n"), "m.yaml").unwrap_err();
-        assert!(matches!(&err, Error::ManifestInvalid { field, .. } if field == "spec.files[0].sha256"), "{err}");
+        let err = parse(
+            &format!("{base}  images: [registry.k8s.io/pause]\n"),
+            "m.yaml",
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&err, Error::ManifestInvalid { field, .. } if field == "spec.images[0]"),
+            "{err}"
+        );
+        let err = parse(
+            &format!("{base}  files: [{{name: a, url: 'http://x/a', sha256: abc}}]\n"),
+            "m.yaml",
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&err, Error::ManifestInvalid { field, .. } if field == "spec.files[0].sha256"),
+            "{err}"
+        );
     }
 }

@@ -115,7 +115,10 @@ pub struct HashingWriter<W> {
 impl<W: Write> HashingWriter<W> {
     /// Wraps `inner`.
     pub fn new(inner: W) -> Self {
-        Self { inner, hasher: Hasher::new() }
+        Self {
+            inner,
+            hasher: Hasher::new(),
+        }
     }
     /// The inner writer and the digest and length of everything written.
     pub fn finish(self) -> (W, Sha256Digest, u64) {
@@ -165,8 +168,13 @@ mod tests {
         );
         assert_eq!(d.to_string().parse::<Sha256Digest>().unwrap(), d);
         assert!("sha256:abc".parse::<Sha256Digest>().is_err());
-        assert!(d.hex().parse::<Sha256Digest>().is_err(), "bare hex needs the prefix");
-        assert!(format!("sha256:{}", d.hex().to_uppercase()).parse::<Sha256Digest>().is_err());
+        assert!(
+            d.hex().parse::<Sha256Digest>().is_err(),
+            "bare hex needs the prefix"
+        );
+        assert!(format!("sha256:{}", d.hex().to_uppercase())
+            .parse::<Sha256Digest>()
+            .is_err());
     }
 
     #[test]
@@ -175,6 +183,9 @@ mod tests {
         w.write_all(b"ab").unwrap();
         w.write_all(b"c").unwrap();
         let (inner, d, n) = w.finish();
-        assert_eq!((inner.as_slice(), d, n), (&b"abc"[..], Sha256Digest::of(b"abc"), 3));
+        assert_eq!(
+            (inner.as_slice(), d, n),
+            (&b"abc"[..], Sha256Digest::of(b"abc"), 3)
+        );
     }
 }

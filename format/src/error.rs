@@ -38,7 +38,9 @@ pub enum Error {
         source: std::io::Error,
     },
     /// The file does not start with the zstd magic number.
-    #[error("`{path}` is not a zstd-compressed bundle (it does not start with the zstd magic number)")]
+    #[error(
+        "`{path}` is not a zstd-compressed bundle (it does not start with the zstd magic number)"
+    )]
     NotZstd {
         /// Bundle path.
         path: PathBuf,
@@ -70,7 +72,10 @@ pub enum Error {
     #[error("`bundle.json` is malformed")]
     IndexMalformed(#[source] serde_json::Error),
     /// `bundle.json` has a schema version this program does not know.
-    #[error("`bundle.json` has schema version {found}; this program reads version {}", crate::index::SCHEMA_VERSION)]
+    #[error(
+        "`bundle.json` has schema version {found}; this program reads version {}",
+        crate::index::SCHEMA_VERSION
+    )]
     IndexSchema {
         /// Version found.
         found: u32,

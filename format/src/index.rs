@@ -162,7 +162,9 @@ impl BundleIndex {
         }
         let probe: Probe = serde_json::from_slice(data).map_err(Error::IndexMalformed)?;
         if probe.schema_version != SCHEMA_VERSION {
-            return Err(Error::IndexSchema { found: probe.schema_version });
+            return Err(Error::IndexSchema {
+                found: probe.schema_version,
+            });
         }
         let index: BundleIndex = serde_json::from_slice(data).map_err(Error::IndexMalformed)?;
         index.check()?;
@@ -173,17 +175,28 @@ impl BundleIndex {
         let positions = self.positions();
         if positions.len() != self.entries.len() {
             let mut seen = std::collections::HashSet::new();
-            let dup = self.entries.iter().find(|e| !seen.insert(&e.path)).expect("a duplicate");
-            return Err(Error::IndexDuplicate { entry: dup.path.to_string() });
+            let dup = self
+                .entries
+                .iter()
+                .find(|e| !seen.insert(&e.path))
+                .expect("a duplicate");
+            return Err(Error::IndexDuplicate {
+                entry: dup.path.to_string(),
+            });
         }
         for reserved in [crate::INDEX_ENTRY, crate::SIGNATURE_ENTRY] {
             if positions.contains_key(reserved) {
-                return Err(Error::IndexDuplicate { entry: reserved.to_string() });
+                return Err(Error::IndexDuplicate {
+                    entry: reserved.to_string(),
+                });
             }
         }
         for f in &self.files {
             if !positions.contains_key(f.path.as_str()) {
-                return Err(Error::IndexDangling { what: format!("file `{}`", f.name), entry: f.path.to_string() });
+                return Err(Error::IndexDangling {
+                    what: format!("file `{}`", f.name),
+                    entry: f.path.to_string(),
+                });
             }
         }
         Ok(())
@@ -191,7 +204,11 @@ impl BundleIndex {
 
     /// Map from entry path to its position in [`BundleIndex::entries`].
     pub fn positions(&self) -> HashMap<&str, usize> {
-        self.entries.iter().enumerate().map(|(i, e)| (e.path.as_str(), i)).collect()
+        self.entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.path.as_str(), i))
+            .collect()
     }
 
     /// Sum of all entry sizes.
@@ -219,7 +236,11 @@ mod tests {
             generator: "bundle test".into(),
             kubernetes_version: None,
             cni: None,
-            entries: vec![EntryRecord { path: EntryPath::new("files/a").unwrap(), size: 1, sha256: d }],
+            entries: vec![EntryRecord {
+                path: EntryPath::new("files/a").unwrap(),
+                size: 1,
+                sha256: d,
+            }],
             images: vec![],
             rpms: vec![],
             files: vec![FileRecord {
@@ -242,18 +263,29 @@ mod tests {
     fn rejects_duplicate_entries_newer_schema_and_dangling_files() {
         let mut i = sample();
         i.entries.push(i.entries[0].clone());
-        assert!(matches!(BundleIndex::from_json(&i.to_json()), Err(Error::IndexDuplicate { .. })));
+        assert!(matches!(
+            BundleIndex::from_json(&i.to_json()),
+            Err(Error::IndexDuplicate { .. })
+        ));
         let mut i = sample();
         i.schema_version = 2;
-        assert!(matches!(BundleIndex::from_json(&i.to_json()), Err(Error::IndexSchema { found: 2 })));
+        assert!(matches!(
+            BundleIndex::from_json(&i.to_json()),
+            Err(Error::IndexSchema { found: 2 })
+        ));
         let mut i = sample();
         i.files[0].path = EntryPath::new("files/b").unwrap();
-        assert!(matches!(BundleIndex::from_json(&i.to_json()), Err(Error::IndexDangling { .. })));
+        assert!(matches!(
+            BundleIndex::from_json(&i.to_json()),
+            Err(Error::IndexDangling { .. })
+        ));
     }
 
     #[test]
     fn rejects_unsafe_paths_in_the_index() {
-        let json = String::from_utf8(sample().to_json()).unwrap().replace("files/a", "../a");
+        let json = String::from_utf8(sample().to_json())
+            .unwrap()
+            .replace("files/a", "../a");
         let err = BundleIndex::from_json(json.as_bytes()).unwrap_err();
         assert!(err.to_string().contains("`../a`"), "{err}");
     }

@@ -42,7 +42,9 @@ pub mod write;
 
 pub use digest::Sha256Digest;
 pub use error::Error;
-pub use index::{BundleIndex, CniRecord, EntryRecord, FileRecord, ImageRecord, RpmRecord, RpmRepoRecord};
+pub use index::{
+    BundleIndex, CniRecord, EntryRecord, FileRecord, ImageRecord, RpmRecord, RpmRepoRecord,
+};
 pub use path::EntryPath;
 pub use reference::ImageReference;
 

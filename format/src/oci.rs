@@ -115,12 +115,17 @@ pub fn layout_index(images: &[(String, Descriptor)]) -> Vec<u8> {
         .map(|(name, d)| {
             let mut d = d.clone();
             d.platform = None;
-            d.annotations.insert(ANNOTATION_REF_NAME.to_string(), name.clone());
+            d.annotations
+                .insert(ANNOTATION_REF_NAME.to_string(), name.clone());
             d
         })
         .collect();
     manifests.sort_by(|a, b| a.annotations.cmp(&b.annotations));
-    let index = ImageIndex { schema_version: 2, media_type: Some(MEDIA_OCI_INDEX.to_string()), manifests };
+    let index = ImageIndex {
+        schema_version: 2,
+        media_type: Some(MEDIA_OCI_INDEX.to_string()),
+        manifests,
+    };
     let mut out = serde_json::to_vec_pretty(&index).expect("index serializes");
     out.push(b'\n');
     out
@@ -132,7 +137,11 @@ mod tests {
 
     #[test]
     fn platform_matching_respects_variant_only_when_asked() {
-        let p = Platform { architecture: "arm64".into(), os: "linux".into(), variant: Some("v8".into()) };
+        let p = Platform {
+            architecture: "arm64".into(),
+            os: "linux".into(),
+            variant: Some("v8".into()),
+        };
         assert!(p.matches("linux/arm64"));
         assert!(p.matches("linux/arm64/v8"));
         assert!(!p.matches("linux/arm64/v7"));

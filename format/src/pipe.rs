@@ -24,38 +24,46 @@ impl DecompressedReader {
         // Accept the long windows `zstd --long` writes (up to 2 GiB).
         decoder.window_log_max(31)?;
         let (tx, rx) = sync_channel(CHUNKS_IN_FLIGHT);
-        let worker = std::thread::Builder::new().name("bundle-unzstd".into()).spawn(move || loop {
-            let mut buf = vec![0u8; CHUNK];
-            let mut filled = 0;
-            let result = loop {
-                match decoder.read(&mut buf[filled..]) {
-                    Ok(0) => break Ok(()),
-                    Ok(n) => {
-                        filled += n;
-                        if filled == buf.len() {
-                            break Ok(());
+        let worker = std::thread::Builder::new()
+            .name("bundle-unzstd".into())
+            .spawn(move || loop {
+                let mut buf = vec![0u8; CHUNK];
+                let mut filled = 0;
+                let result = loop {
+                    match decoder.read(&mut buf[filled..]) {
+                        Ok(0) => break Ok(()),
+                        Ok(n) => {
+                            filled += n;
+                            if filled == buf.len() {
+                                break Ok(());
+                            }
                         }
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => break Err(e),
                     }
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => break Err(e),
+                };
+                let end = filled < buf.len();
+                buf.truncate(filled);
+                let sent = match result {
+                    Err(e) => {
+                        let _ = tx.send(Ok(buf));
+                        let _ = tx.send(Err(e));
+                        return;
+                    }
+                    Ok(()) if buf.is_empty() => return,
+                    Ok(()) => tx.send(Ok(buf)),
+                };
+                if sent.is_err() || end {
+                    return; // reader gone, or end of stream
                 }
-            };
-            let end = filled < buf.len();
-            buf.truncate(filled);
-            let sent = match result {
-                Err(e) => {
-                    let _ = tx.send(Ok(buf));
-                    let _ = tx.send(Err(e));
-                    return;
-                }
-                Ok(()) if buf.is_empty() => return,
-                Ok(()) => tx.send(Ok(buf)),
-            };
-            if sent.is_err() || end {
-                return; // reader gone, or end of stream
-            }
-        })?;
-        Ok(Self { rx, current: Vec::new(), pos: 0, done: false, worker: Some(worker) })
+            })?;
+        Ok(Self {
+            rx,
+            current: Vec::new(),
+            pos: 0,
+            done: false,
+            worker: Some(worker),
+        })
     }
 }
 

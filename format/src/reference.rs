@@ -50,18 +50,25 @@ impl ImageReference {
 
     /// The same image with a known digest (keeps the tag for people to read).
     pub fn with_digest(&self, digest: Sha256Digest) -> Self {
-        Self { digest: Some(digest), ..self.clone() }
+        Self {
+            digest: Some(digest),
+            ..self.clone()
+        }
     }
 }
 
 fn bad(input: &str, reason: &'static str) -> ParseReferenceError {
-    ParseReferenceError { input: input.to_string(), reason }
+    ParseReferenceError {
+        input: input.to_string(),
+        reason,
+    }
 }
 
 fn valid_path_component(c: &str) -> bool {
     // lowercase alphanumerics separated by `.`, `_`, `__`, or runs of `-`
     !c.is_empty()
-        && c.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+        && c.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
         && c.as_bytes()[0].is_ascii_alphanumeric()
         && c.as_bytes()[c.len() - 1].is_ascii_alphanumeric()
 }
@@ -70,7 +77,8 @@ fn valid_tag(t: &str) -> bool {
     !t.is_empty()
         && t.len() <= 128
         && (t.as_bytes()[0].is_ascii_alphanumeric() || t.as_bytes()[0] == b'_')
-        && t.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+        && t.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
 }
 
 impl FromStr for ImageReference {
@@ -82,7 +90,9 @@ impl FromStr for ImageReference {
         }
         let (name_tag, digest) = match input.split_once('@') {
             Some((n, d)) => {
-                let d = d.parse().map_err(|_| bad(input, "the part after `@` is not `sha256:<64 hex>`"))?;
+                let d = d
+                    .parse()
+                    .map_err(|_| bad(input, "the part after `@` is not `sha256:<64 hex>`"))?;
                 (n, Some(d))
             }
             None => (input, None),
@@ -101,7 +111,10 @@ impl FromStr for ImageReference {
         };
         if let Some(t) = &tag {
             if !valid_tag(t) {
-                return Err(bad(input, "the tag must be 1-128 of [A-Za-z0-9_.-], not starting with `.` or `-`"));
+                return Err(bad(
+                    input,
+                    "the tag must be 1-128 of [A-Za-z0-9_.-], not starting with `.` or `-`",
+                ));
             }
         }
         if !path.split('/').all(valid_path_component) {
@@ -112,7 +125,12 @@ impl FromStr for ImageReference {
         } else {
             path.to_string()
         };
-        Ok(Self { registry, repository, tag, digest })
+        Ok(Self {
+            registry,
+            repository,
+            tag,
+            digest,
+        })
     }
 }
 
@@ -137,7 +155,9 @@ impl serde::Serialize for ImageReference {
 
 impl<'de> serde::Deserialize<'de> for ImageReference {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
     }
 }
 
@@ -152,14 +172,23 @@ mod tests {
     #[test]
     fn registry_is_first_component_only_when_it_looks_like_a_host() {
         let r = parse("registry.k8s.io/coredns/coredns:v1.11.1");
-        assert_eq!((r.registry.as_str(), r.repository.as_str()), ("registry.k8s.io", "coredns/coredns"));
+        assert_eq!(
+            (r.registry.as_str(), r.repository.as_str()),
+            ("registry.k8s.io", "coredns/coredns")
+        );
         assert_eq!(r.tag.as_deref(), Some("v1.11.1"));
         let r = parse("calico/node:v3.26.4");
-        assert_eq!((r.registry.as_str(), r.repository.as_str()), ("docker.io", "calico/node"));
+        assert_eq!(
+            (r.registry.as_str(), r.repository.as_str()),
+            ("docker.io", "calico/node")
+        );
         let r = parse("busybox");
         assert_eq!((r.repository.as_str(), r.tag), ("library/busybox", None));
         let r = parse("127.0.0.1:5000/a/b:1");
-        assert_eq!((r.registry.as_str(), r.repository.as_str()), ("127.0.0.1:5000", "a/b"));
+        assert_eq!(
+            (r.registry.as_str(), r.repository.as_str()),
+            ("127.0.0.1:5000", "a/b")
+        );
     }
 
     #[test]
@@ -175,8 +204,17 @@ mod tests {
 
     #[test]
     fn malformed_references_say_why() {
-        for s in ["", "Registry.k8s.io/UPPER:1", "x/y:bad tag", "x/y@sha256:123", "a//b:1"] {
-            assert!(s.parse::<ImageReference>().is_err(), "{s} should be rejected");
+        for s in [
+            "",
+            "Registry.k8s.io/UPPER:1",
+            "x/y:bad tag",
+            "x/y@sha256:123",
+            "a//b:1",
+        ] {
+            assert!(
+                s.parse::<ImageReference>().is_err(),
+                "{s} should be rejected"
+            );
         }
         let e = "reg.io/x@md5:abc".parse::<ImageReference>().unwrap_err();
         assert!(e.to_string().contains("`reg.io/x@md5:abc`"), "{e}");

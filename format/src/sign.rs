@@ -22,8 +22,14 @@ pub struct PublicKey {
 impl PublicKey {
     /// Reads a minisign public key file.
     pub fn from_file(path: &Path) -> Result<Self, Error> {
-        let text = fs::read_to_string(path).map_err(|source| Error::KeyRead { path: path.to_path_buf(), source })?;
-        Self::decode(&text).map_err(|detail| Error::KeyMalformed { path: path.to_path_buf(), detail })
+        let text = fs::read_to_string(path).map_err(|source| Error::KeyRead {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::decode(&text).map_err(|detail| Error::KeyMalformed {
+            path: path.to_path_buf(),
+            detail,
+        })
     }
 
     /// Parses the text of a `.pub` file (comment line + base64 line) or a bare base64 key.
@@ -45,19 +51,29 @@ impl PublicKey {
 
     /// Checks `signature` (text of a `.minisig`) over `data`.
     pub fn verify(&self, data: &[u8], signature: &str) -> Result<SignatureInfo, Error> {
-        let sig = minisign_verify::Signature::decode(signature)
-            .map_err(|e| Error::SignatureMalformed { detail: e.to_string() })?;
+        let sig = minisign_verify::Signature::decode(signature).map_err(|e| {
+            Error::SignatureMalformed {
+                detail: e.to_string(),
+            }
+        })?;
         let sig_key_id = signature
             .lines()
             .nth(1)
             .and_then(|l| key_id_of(l.trim(), 2))
             .unwrap_or_else(|| "unknown".to_string());
         match self.key.verify(data, &sig, false) {
-            Ok(()) => Ok(SignatureInfo { key_id: sig_key_id, trusted_comment: sig.trusted_comment().to_string() }),
-            Err(minisign_verify::Error::UnexpectedKeyId) => {
-                Err(Error::SignatureOtherKey { expected: self.key_id.clone(), found: sig_key_id })
-            }
-            Err(e) => Err(Error::SignatureInvalid { key_id: self.key_id.clone(), detail: e.to_string() }),
+            Ok(()) => Ok(SignatureInfo {
+                key_id: sig_key_id,
+                trusted_comment: sig.trusted_comment().to_string(),
+            }),
+            Err(minisign_verify::Error::UnexpectedKeyId) => Err(Error::SignatureOtherKey {
+                expected: self.key_id.clone(),
+                found: sig_key_id,
+            }),
+            Err(e) => Err(Error::SignatureInvalid {
+                key_id: self.key_id.clone(),
+                detail: e.to_string(),
+            }),
         }
     }
 }
@@ -73,7 +89,9 @@ pub struct SignatureInfo {
 
 /// Key IDs are the 8 bytes after the 2-byte algorithm tag, shown little-endian in hex.
 fn key_id_of(b64_line: &str, offset: usize) -> Option<String> {
-    let raw = base64::engine::general_purpose::STANDARD.decode(b64_line).ok()?;
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(b64_line)
+        .ok()?;
     let id = raw.get(offset..offset + 8)?;
     Some(id.iter().rev().map(|b| format!("{b:02X}")).collect())
 }
@@ -97,12 +115,22 @@ pub struct SecretKey {
 impl SecretKey {
     /// True when the key file at `path` is password-protected.
     pub fn is_encrypted(path: &Path) -> Result<bool, Error> {
-        let text = fs::read_to_string(path).map_err(|source| Error::KeyRead { path: path.to_path_buf(), source })?;
+        let text = fs::read_to_string(path).map_err(|source| Error::KeyRead {
+            path: path.to_path_buf(),
+            source,
+        })?;
         let raw = text
             .lines()
             .nth(1)
-            .and_then(|l| base64::engine::general_purpose::STANDARD.decode(l.trim()).ok())
-            .ok_or_else(|| Error::KeyMalformed { path: path.to_path_buf(), detail: "not a minisign secret key".into() })?;
+            .and_then(|l| {
+                base64::engine::general_purpose::STANDARD
+                    .decode(l.trim())
+                    .ok()
+            })
+            .ok_or_else(|| Error::KeyMalformed {
+                path: path.to_path_buf(),
+                detail: "not a minisign secret key".into(),
+            })?;
         // Layout: sig_alg(2) kdf_alg(2) …; kdf_alg is all zero when unencrypted.
         Ok(raw.get(2..4).is_some_and(|kdf| kdf != [0, 0]))
     }
@@ -110,31 +138,60 @@ impl SecretKey {
     /// Reads a minisign secret key file.
     pub fn from_file(path: &Path, password: KeyPassword) -> Result<Self, Error> {
         let encrypted = Self::is_encrypted(path)?;
-        let text = fs::read_to_string(path).map_err(|source| Error::KeyRead { path: path.to_path_buf(), source })?;
-        let sk_box = minisign::SecretKeyBox::from_string(&text)
-            .map_err(|e| Error::KeyMalformed { path: path.to_path_buf(), detail: e.to_string() })?;
+        let text = fs::read_to_string(path).map_err(|source| Error::KeyRead {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let sk_box =
+            minisign::SecretKeyBox::from_string(&text).map_err(|e| Error::KeyMalformed {
+                path: path.to_path_buf(),
+                detail: e.to_string(),
+            })?;
         let key = match (encrypted, password) {
             (false, _) => minisign::SecretKey::from_unencrypted_box(sk_box),
-            (true, KeyPassword::None) => return Err(Error::KeyNeedsPassword { path: path.to_path_buf() }),
+            (true, KeyPassword::None) => {
+                return Err(Error::KeyNeedsPassword {
+                    path: path.to_path_buf(),
+                })
+            }
             (true, KeyPassword::Given(p)) => minisign::SecretKey::from_box(sk_box, Some(p)),
             (true, KeyPassword::Prompt) => minisign::SecretKey::from_box(sk_box, None),
         }
-        .map_err(|e| Error::KeyMalformed { path: path.to_path_buf(), detail: e.to_string() })?;
-        let public = minisign::PublicKey::from_secret_key(&key)
-            .map_err(|e| Error::KeyMalformed { path: path.to_path_buf(), detail: e.to_string() })?;
+        .map_err(|e| Error::KeyMalformed {
+            path: path.to_path_buf(),
+            detail: e.to_string(),
+        })?;
+        let public =
+            minisign::PublicKey::from_secret_key(&key).map_err(|e| Error::KeyMalformed {
+                path: path.to_path_buf(),
+                detail: e.to_string(),
+            })?;
         Ok(Self { key, public })
     }
 
     /// Signs `data`; returns the `.minisig` text. The trusted comment is signed too.
     pub fn sign(&self, data: &[u8], trusted_comment: &str) -> Result<String, Error> {
-        let sig = minisign::sign(Some(&self.public), &self.key, data, Some(trusted_comment), Some("signature of bundle.json"))
-            .map_err(|e| Error::Sign { detail: e.to_string() })?;
+        let sig = minisign::sign(
+            Some(&self.public),
+            &self.key,
+            data,
+            Some(trusted_comment),
+            Some("signature of bundle.json"),
+        )
+        .map_err(|e| Error::Sign {
+            detail: e.to_string(),
+        })?;
         Ok(sig.into_string())
     }
 
     /// The matching public key's ID (as minisign prints it).
     pub fn key_id(&self) -> String {
-        self.public.keynum().iter().rev().map(|b| format!("{b:02X}")).collect()
+        self.public
+            .keynum()
+            .iter()
+            .rev()
+            .map(|b| format!("{b:02X}"))
+            .collect()
     }
 }
 
@@ -155,7 +212,10 @@ impl KeyPairPaths {
             p.push(ext);
             PathBuf::from(p)
         };
-        Self { secret: with(".key"), public: with(".pub") }
+        Self {
+            secret: with(".key"),
+            public: with(".pub"),
+        }
     }
 }
 
@@ -171,26 +231,50 @@ pub fn generate_key_pair(paths: &KeyPairPaths, password: Option<String>) -> Resu
         Some(p) => minisign::KeyPair::generate_encrypted_keypair(Some(p)),
         None => minisign::KeyPair::generate_unencrypted_keypair(),
     }
-    .map_err(|e| Error::Sign { detail: e.to_string() })?;
-    let sk_text = pair.sk.to_box(Some("bundle secret key")).map_err(|e| Error::Sign { detail: e.to_string() })?;
-    let pk_text = pair.pk.to_box().map_err(|e| Error::Sign { detail: e.to_string() })?;
+    .map_err(|e| Error::Sign {
+        detail: e.to_string(),
+    })?;
+    let sk_text = pair
+        .sk
+        .to_box(Some("bundle secret key"))
+        .map_err(|e| Error::Sign {
+            detail: e.to_string(),
+        })?;
+    let pk_text = pair.pk.to_box().map_err(|e| Error::Sign {
+        detail: e.to_string(),
+    })?;
     write_new(&paths.secret, &sk_text.to_bytes(), 0o600)?;
     write_new(&paths.public, &pk_text.to_bytes(), 0o644)?;
-    Ok(pair.pk.keynum().iter().rev().map(|b| format!("{b:02X}")).collect())
+    Ok(pair
+        .pk
+        .keynum()
+        .iter()
+        .rev()
+        .map(|b| format!("{b:02X}"))
+        .collect())
 }
 
 fn write_new(path: &Path, data: &[u8], mode: u32) -> Result<(), Error> {
     use std::os::unix::fs::OpenOptionsExt;
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        fs::create_dir_all(dir).map_err(|source| Error::KeyWrite { path: path.to_path_buf(), source })?;
+        fs::create_dir_all(dir).map_err(|source| Error::KeyWrite {
+            path: path.to_path_buf(),
+            source,
+        })?;
     }
     let mut f = fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(mode)
         .open(path)
-        .map_err(|source| Error::KeyWrite { path: path.to_path_buf(), source })?;
-    f.write_all(data).map_err(|source| Error::KeyWrite { path: path.to_path_buf(), source })
+        .map_err(|source| Error::KeyWrite {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    f.write_all(data).map_err(|source| Error::KeyWrite {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 #[cfg(test)]
@@ -209,8 +293,14 @@ mod tests {
         let sig = sk.sign(b"index", "name:test").unwrap();
         let pa = PublicKey::from_file(&a.public).unwrap();
         assert_eq!(pa.key_id(), id);
-        assert_eq!(pa.verify(b"index", &sig).unwrap().trusted_comment, "name:test");
-        assert!(matches!(pa.verify(b"indeX", &sig), Err(Error::SignatureInvalid { .. })));
+        assert_eq!(
+            pa.verify(b"index", &sig).unwrap().trusted_comment,
+            "name:test"
+        );
+        assert!(matches!(
+            pa.verify(b"indeX", &sig),
+            Err(Error::SignatureInvalid { .. })
+        ));
         let pb = PublicKey::from_file(&b.public).unwrap();
         match pb.verify(b"index", &sig) {
             Err(Error::SignatureOtherKey { found, .. }) => assert_eq!(found, id),
@@ -224,9 +314,15 @@ mod tests {
         let p = KeyPairPaths::for_prefix(&dir.path().join("k"));
         generate_key_pair(&p, Some("pw".into())).unwrap();
         assert!(SecretKey::is_encrypted(&p.secret).unwrap());
-        assert!(matches!(SecretKey::from_file(&p.secret, KeyPassword::None), Err(Error::KeyNeedsPassword { .. })));
+        assert!(matches!(
+            SecretKey::from_file(&p.secret, KeyPassword::None),
+            Err(Error::KeyNeedsPassword { .. })
+        ));
         assert!(SecretKey::from_file(&p.secret, KeyPassword::Given("wrong".into())).is_err());
         assert!(SecretKey::from_file(&p.secret, KeyPassword::Given("pw".into())).is_ok());
-        assert!(matches!(generate_key_pair(&p, None), Err(Error::KeyExists { .. })));
+        assert!(matches!(
+            generate_key_pair(&p, None),
+            Err(Error::KeyExists { .. })
+        ));
     }
 }

@@ -33,7 +33,10 @@ pub struct WriteOptions {
 
 impl Default for WriteOptions {
     fn default() -> Self {
-        Self { level: 3, threads: 0 }
+        Self {
+            level: 3,
+            threads: 0,
+        }
     }
 }
 
@@ -63,17 +66,29 @@ pub fn write_bundle(
     opts: WriteOptions,
     progress: WriteProgress<'_>,
 ) -> Result<WriteSummary, Error> {
-    assert_eq!(sources.len(), index.entries.len(), "one source per index entry");
+    assert_eq!(
+        sources.len(),
+        index.entries.len(),
+        "one source per index entry"
+    );
     let partial = with_suffix(out, ".partial");
-    let write_err = |source| Error::Write { path: partial.clone(), source };
+    let write_err = |source| Error::Write {
+        path: partial.clone(),
+        source,
+    };
     if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
-        fs::create_dir_all(dir).map_err(|source| Error::Write { path: dir.to_path_buf(), source })?;
+        fs::create_dir_all(dir).map_err(|source| Error::Write {
+            path: dir.to_path_buf(),
+            source,
+        })?;
     }
     let file = File::create(&partial).map_err(write_err)?;
     let hashed = HashingWriter::new(BufWriter::with_capacity(1 << 20, file));
     let mut encoder = zstd::stream::write::Encoder::new(hashed, opts.level).map_err(write_err)?;
     let threads = match opts.threads {
-        0 => std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1),
+        0 => std::thread::available_parallelism()
+            .map(|n| n.get() as u32)
+            .unwrap_or(1),
         n => n,
     };
     encoder.multithread(threads).map_err(write_err)?;
@@ -82,9 +97,21 @@ pub fn write_bundle(
     tar.mode(tar::HeaderMode::Deterministic);
 
     let index_json = index.to_json();
-    append(&mut tar, INDEX_ENTRY, index_json.len() as u64, &mut index_json.as_slice()).map_err(write_err)?;
+    append(
+        &mut tar,
+        INDEX_ENTRY,
+        index_json.len() as u64,
+        &mut index_json.as_slice(),
+    )
+    .map_err(write_err)?;
     if let Some(sig) = signature {
-        append(&mut tar, SIGNATURE_ENTRY, sig.len() as u64, &mut sig.as_bytes()).map_err(write_err)?;
+        append(
+            &mut tar,
+            SIGNATURE_ENTRY,
+            sig.len() as u64,
+            &mut sig.as_bytes(),
+        )
+        .map_err(write_err)?;
     }
     let mut written = 0;
     for (record, source) in index.entries.iter().zip(sources) {
@@ -95,39 +122,91 @@ pub fn write_bundle(
     let encoder = tar.into_inner().map_err(write_err)?;
     let hashed = encoder.finish().map_err(write_err)?;
     let (buffered, sha256, size) = hashed.finish();
-    let file = buffered.into_inner().map_err(|e| write_err(e.into_error()))?;
+    let file = buffered
+        .into_inner()
+        .map_err(|e| write_err(e.into_error()))?;
     file.sync_all().map_err(write_err)?;
-    fs::rename(&partial, out).map_err(|source| Error::Write { path: out.to_path_buf(), source })?;
+    fs::rename(&partial, out).map_err(|source| Error::Write {
+        path: out.to_path_buf(),
+        source,
+    })?;
 
     let checksum_path = with_suffix(out, ".sha256");
-    let file_name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    fs::write(&checksum_path, format!("{}  {file_name}\n", sha256.hex()))
-        .map_err(|source| Error::Write { path: checksum_path.clone(), source })?;
-    Ok(WriteSummary { path: out.to_path_buf(), checksum_path, sha256, size })
+    let file_name = out
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    fs::write(&checksum_path, format!("{}  {file_name}\n", sha256.hex())).map_err(|source| {
+        Error::Write {
+            path: checksum_path.clone(),
+            source,
+        }
+    })?;
+    Ok(WriteSummary {
+        path: out.to_path_buf(),
+        checksum_path,
+        sha256,
+        size,
+    })
 }
 
-fn write_entry<W: Write>(tar: &mut tar::Builder<W>, record: &EntryRecord, source: &EntrySource, partial: &Path) -> Result<(), Error> {
+fn write_entry<W: Write>(
+    tar: &mut tar::Builder<W>,
+    record: &EntryRecord,
+    source: &EntrySource,
+    partial: &Path,
+) -> Result<(), Error> {
     let name = record.path.as_str();
     let (mut reader, origin): (Box<dyn Read>, PathBuf) = match source {
-        EntrySource::Bytes(b) => (Box::new(io::Cursor::new(b.clone())), PathBuf::from("(generated)")),
+        EntrySource::Bytes(b) => (
+            Box::new(io::Cursor::new(b.clone())),
+            PathBuf::from("(generated)"),
+        ),
         EntrySource::File(p) => {
-            let f = File::open(p).map_err(|source| Error::Source { entry: name.into(), path: p.clone(), source })?;
-            (Box::new(io::BufReader::with_capacity(1 << 20, f)), p.clone())
+            let f = File::open(p).map_err(|source| Error::Source {
+                entry: name.into(),
+                path: p.clone(),
+                source,
+            })?;
+            (
+                Box::new(io::BufReader::with_capacity(1 << 20, f)),
+                p.clone(),
+            )
         }
     };
-    let mut checked = CheckedReader { inner: (&mut reader).take(record.size), hasher: Hasher::new(), remaining: record.size };
+    let mut checked = CheckedReader {
+        inner: (&mut reader).take(record.size),
+        hasher: Hasher::new(),
+        remaining: record.size,
+    };
     append(tar, name, record.size, &mut checked).map_err(|source| match source.kind() {
-        io::ErrorKind::UnexpectedEof => Error::Source { entry: name.into(), path: origin.clone(), source },
-        _ => Error::Write { path: partial.to_path_buf(), source },
+        io::ErrorKind::UnexpectedEof => Error::Source {
+            entry: name.into(),
+            path: origin.clone(),
+            source,
+        },
+        _ => Error::Write {
+            path: partial.to_path_buf(),
+            source,
+        },
     })?;
     let found = checked.hasher.finish();
     if found != record.sha256 {
-        return Err(Error::DigestMismatch { entry: name.into(), expected: record.sha256.to_string(), found: found.to_string() });
+        return Err(Error::DigestMismatch {
+            entry: name.into(),
+            expected: record.sha256.to_string(),
+            found: found.to_string(),
+        });
     }
     Ok(())
 }
 
-fn append<W: Write>(tar: &mut tar::Builder<W>, name: &str, size: u64, data: &mut dyn Read) -> io::Result<()> {
+fn append<W: Write>(
+    tar: &mut tar::Builder<W>,
+    name: &str,
+    size: u64,
+    data: &mut dyn Read,
+) -> io::Result<()> {
     let mut header = tar::Header::new_gnu();
     header.set_size(size);
     header.set_mode(0o644);
@@ -149,7 +228,10 @@ impl<R: Read> Read for CheckedReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         if n == 0 && self.remaining > 0 && !buf.is_empty() {
-            let msg = format!("source ended {} bytes before the size in the index", self.remaining);
+            let msg = format!(
+                "source ended {} bytes before the size in the index",
+                self.remaining
+            );
             return Err(io::Error::new(io::ErrorKind::UnexpectedEof, msg));
         }
         self.remaining -= n as u64;

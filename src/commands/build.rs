@@ -56,22 +56,37 @@ pub struct Args {
 pub fn run(args: Args, ui: &Ui) -> anyhow::Result<()> {
     let signer = keys::signing_key(args.key.as_deref(), ui)?;
     let opts = BuildOptions {
-        manifest: args.manifest.map(ManifestSource::File).unwrap_or(ManifestSource::Default),
+        manifest: args
+            .manifest
+            .map(ManifestSource::File)
+            .unwrap_or(ManifestSource::Default),
         output: args.output,
         output_dir: PathBuf::from("bundles"),
         signer,
         cache_dir: args.cache.map(Ok).unwrap_or_else(default_cache)?,
         mirrors: parse_mirrors(&args.mirror)?,
-        registry: ClientOptions { plain_http: args.plain_http, ca_files: args.ca_file, ..Default::default() },
+        registry: ClientOptions {
+            plain_http: args.plain_http,
+            ca_files: args.ca_file,
+            ..Default::default()
+        },
         jobs: args.jobs,
         locked: args.locked,
         lock_path: args.lock,
-        write: WriteOptions { level: args.level, threads: 0 },
+        write: WriteOptions {
+            level: args.level,
+            threads: 0,
+        },
         created: None,
     };
     ui.status("Building", opts.manifest.display());
-    let reporter = Reporter { ui, bar: Mutex::new(None) };
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let reporter = Reporter {
+        ui,
+        bar: Mutex::new(None),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     let summary = runtime.block_on(build(&opts, &reporter))?;
     let s = &summary;
     ui.status(
@@ -88,8 +103,17 @@ pub fn run(args: Args, ui: &Ui) -> anyhow::Result<()> {
             HumanBytes(s.bytes_cached)
         ),
     );
-    ui.status("Signed", format!("by key {} (check with `bundle verify` or `minisign -V`)", s.key_id));
-    ui.status("Checksum", format!("`{}`", s.bundle.checksum_path.display()));
+    ui.status(
+        "Signed",
+        format!(
+            "by key {} (check with `bundle verify` or `minisign -V`)",
+            s.key_id
+        ),
+    );
+    ui.status(
+        "Checksum",
+        format!("`{}`", s.bundle.checksum_path.display()),
+    );
     ui.status("Locked", format!("`{}`", s.lock_path.display()));
     println!("{}", s.bundle.path.display());
     Ok(())
@@ -112,7 +136,12 @@ fn parse_mirrors(specs: &[String]) -> anyhow::Result<Mirrors> {
             Some((from, to)) if !from.is_empty() && !to.is_empty() && !to.contains('/') => {
                 m.0.insert(from.to_string(), to.to_string());
             }
-            _ => return Err(hinted(format!("`--mirror {s}` is not REGISTRY=HOST[:PORT]"), "for example `--mirror registry.k8s.io=mirror.corp:5000`")),
+            _ => {
+                return Err(hinted(
+                    format!("`--mirror {s}` is not REGISTRY=HOST[:PORT]"),
+                    "for example `--mirror registry.k8s.io=mirror.corp:5000`",
+                ))
+            }
         }
     }
     Ok(m)
@@ -138,11 +167,25 @@ impl Reporter<'_> {
 
 impl BuildReporter for Reporter<'_> {
     fn resolved(&self, image: &ResolvedImage) {
-        let platforms = if image.platforms.is_empty() { String::new() } else { format!(" [{}]", image.platforms.join(", ")) };
-        self.ui.status("Resolved", format!("{} → {}{platforms}", image.reference, image.top.digest));
+        let platforms = if image.platforms.is_empty() {
+            String::new()
+        } else {
+            format!(" [{}]", image.platforms.join(", "))
+        };
+        self.ui.status(
+            "Resolved",
+            format!("{} → {}{platforms}", image.reference, image.top.digest),
+        );
     }
     fn fetch_started(&self, to_fetch: u64, cached: u64) {
-        self.ui.status("Fetching", format!("{} ({} already cached)", HumanBytes(to_fetch), HumanBytes(cached)));
+        self.ui.status(
+            "Fetching",
+            format!(
+                "{} ({} already cached)",
+                HumanBytes(to_fetch),
+                HumanBytes(cached)
+            ),
+        );
         self.start_bar("Fetching", to_fetch);
     }
     fn fetched(&self, bytes: u64) {
@@ -154,7 +197,8 @@ impl BuildReporter for Reporter<'_> {
         self.finish_bar();
     }
     fn write_started(&self, total: u64) {
-        self.ui.status("Writing", format!("{} of entries", HumanBytes(total)));
+        self.ui
+            .status("Writing", format!("{} of entries", HumanBytes(total)));
         self.start_bar("Writing", total);
     }
     fn written(&self, so_far: u64) {

@@ -21,40 +21,97 @@ pub struct Args {
 }
 
 pub fn run(args: Args, _ui: &Ui) -> anyhow::Result<()> {
-    let key = args.pubkey.as_deref().map(bundle_format::sign::PublicKey::from_file).transpose()?;
+    let key = args
+        .pubkey
+        .as_deref()
+        .map(bundle_format::sign::PublicKey::from_file)
+        .transpose()?;
     let (index, signature) = read_index(&args.bundle, key.as_ref())?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&index)?);
         return Ok(());
     }
-    println!("name:      {}", index.name);
-    println!("version:   {}", index.version);
-    println!("created:   {}", index.created);
+    let field =
+        |name: &str, value: &dyn std::fmt::Display| println!("{:<11} {value}", format!("{name}:"));
+    field("name", &index.name);
+    field("version", &index.version);
+    field("created", &index.created);
     if let Some(k) = &index.kubernetes_version {
-        println!("kubernetes: {k}");
+        field("kubernetes", k);
     }
     if let Some(c) = &index.cni {
-        println!("cni:       {} (files/{})", c.name, c.manifest);
+        field("cni", &format!("{} (files/{})", c.name, c.manifest));
     }
     match &signature {
-        Some(s) => println!("signature: good, key {}", s.key_id),
-        None => println!("signature: not checked (pass --pubkey)"),
+        Some(s) => field("signature", &format!("good, key {}", s.key_id)),
+        None => field("signature", &"not checked (pass --pubkey)"),
     }
     println!("\nimages ({}):", index.images.len());
-    for i in &index.images {
-        let platforms = if i.platforms.is_empty() { "-".to_string() } else { i.platforms.join(",") };
-        println!("  {}  {}  {}  {}", i.reference, i.digest, platforms, HumanBytes(i.size));
-    }
+    print_table(index.images.iter().map(|i| {
+        let platforms = if i.platforms.is_empty() {
+            "-".to_string()
+        } else {
+            i.platforms.join(",")
+        };
+        vec![
+            i.reference.to_string(),
+            i.digest.to_string(),
+            platforms,
+            HumanBytes(i.size).to_string(),
+        ]
+    }));
     println!("\nfiles ({}):", index.files.len());
-    for f in &index.files {
-        println!("  {}  sha256:{}  {}  {}", f.name, f.sha256.hex(), HumanBytes(f.size), f.url);
-    }
+    print_table(index.files.iter().map(|f| {
+        vec![
+            f.name.clone(),
+            f.sha256.to_string(),
+            HumanBytes(f.size).to_string(),
+            f.url.clone(),
+        ]
+    }));
     for r in &index.rpms {
-        println!("\nrpms {} (releasever {}, {}; {} packages):", r.target, r.releasever, r.arch, r.packages.len());
-        for p in &r.packages {
-            println!("  {}  {}  {}", p.nevra, HumanBytes(p.size), p.source_repo);
-        }
+        println!(
+            "\nrpms {} (releasever {}, {}; {} packages):",
+            r.target,
+            r.releasever,
+            r.arch,
+            r.packages.len()
+        );
+        print_table(r.packages.iter().map(|p| {
+            vec![
+                p.nevra.clone(),
+                HumanBytes(p.size).to_string(),
+                p.source_repo.clone(),
+            ]
+        }));
     }
-    println!("\ntotal: {} entries, {}", index.entries.len(), HumanBytes(index.total_size()));
+    println!(
+        "\ntotal: {} entries, {}",
+        index.entries.len(),
+        HumanBytes(index.total_size())
+    );
     Ok(())
+}
+
+/// Prints rows with columns padded to their widest cell, two spaces apart.
+fn print_table(rows: impl Iterator<Item = Vec<String>>) {
+    let rows: Vec<Vec<String>> = rows.collect();
+    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..columns)
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.get(c))
+                .map(|s| s.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    for row in rows {
+        let cells: Vec<String> = row
+            .iter()
+            .enumerate()
+            .map(|(c, s)| format!("{s:<width$}", width = widths[c]))
+            .collect();
+        println!("  {}", cells.join("  ").trim_end());
+    }
 }

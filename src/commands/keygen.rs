@@ -21,10 +21,24 @@ pub struct Args {
 
 pub fn run(args: Args, ui: &Ui) -> anyhow::Result<()> {
     let paths = KeyPairPaths::for_prefix(&args.output);
-    let password = if args.unencrypted { None } else { Some(new_password()?) };
+    let password = if args.unencrypted {
+        None
+    } else {
+        Some(new_password()?)
+    };
     let key_id = generate_key_pair(&paths, password)?;
-    ui.status("Created", format!("key pair {key_id}: secret key `{}`, public key `{}`", paths.secret.display(), paths.public.display()));
-    ui.status("", "copy the public key to the isolated side; keep the secret key on the build machine");
+    ui.status(
+        "Created",
+        format!(
+            "key pair {key_id}: secret key `{}`, public key `{}`",
+            paths.secret.display(),
+            paths.public.display()
+        ),
+    );
+    ui.status(
+        "",
+        "copy the public key to the isolated side; keep the secret key on the build machine",
+    );
     Ok(())
 }
 

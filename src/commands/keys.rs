@@ -15,10 +15,17 @@ pub fn default_pair() -> anyhow::Result<KeyPairPaths> {
         Some(dir) => PathBuf::from(dir),
         None => match std::env::var_os("HOME").filter(|v| !v.is_empty()) {
             Some(home) => PathBuf::from(home).join(".config"),
-            None => return Err(hinted("cannot find a config folder for the default key", "set XDG_CONFIG_HOME or HOME, or pass `--key`")),
+            None => {
+                return Err(hinted(
+                    "cannot find a config folder for the default key",
+                    "set XDG_CONFIG_HOME or HOME, or pass `--key`",
+                ))
+            }
         },
     };
-    Ok(KeyPairPaths::for_prefix(&config.join("bundle").join("bundle")))
+    Ok(KeyPairPaths::for_prefix(
+        &config.join("bundle").join("bundle"),
+    ))
 }
 
 /// The signing key: `--key PATH`, or the default pair, created on first use.
@@ -33,7 +40,10 @@ pub fn signing_key(path: Option<&Path>, ui: &Ui) -> anyhow::Result<SecretKey> {
                     "created your default signing key {id} at `{}` (no password; make a protected one with `bundle keygen` and pass `--key`)",
                     pair.secret.display()
                 ));
-                ui.warn(format!("the public key `{}` must travel to the isolated side to verify bundles", pair.public.display()));
+                ui.warn(format!(
+                    "the public key `{}` must travel to the isolated side to verify bundles",
+                    pair.public.display()
+                ));
             }
             pair.secret
         }

@@ -5,7 +5,7 @@ pub mod build;
 pub mod init;
 pub mod inspect;
 pub mod install;
-pub mod keys;
 pub mod keygen;
+pub mod keys;
 pub mod push;
 pub mod verify;

@@ -27,7 +27,10 @@ pub struct Args {
 
 pub fn run(args: Args, ui: &Ui) -> anyhow::Result<()> {
     let key = keys::public_key(args.pubkey.as_deref(), args.allow_unsigned)?;
-    let opts = VerifyOptions { key, allow_unsigned: args.allow_unsigned };
+    let opts = VerifyOptions {
+        key,
+        allow_unsigned: args.allow_unsigned,
+    };
     let report = verify(&args.bundle, &opts, &mut CheckOnly)?;
     if report.signature.is_none() {
         ui.warn(format!("`{}` was NOT checked for a signature (--allow-unsigned): its content matches its own index, but nothing proves who made it", args.bundle.display()));

@@ -45,12 +45,21 @@ impl FileServer {
                 }
             }
         });
-        Ok(Self { url: format!("http://{addr}"), state, addr, thread: Some(thread) })
+        Ok(Self {
+            url: format!("http://{addr}"),
+            state,
+            addr,
+            thread: Some(thread),
+        })
     }
 
     /// Serves `data` at `/path`; returns its URL.
     pub fn put(&self, path: &str, data: &[u8]) -> String {
-        self.state.files.lock().expect("lock").insert(format!("/{path}"), data.to_vec());
+        self.state
+            .files
+            .lock()
+            .expect("lock")
+            .insert(format!("/{path}"), data.to_vec());
         format!("{}/{path}", self.url)
     }
 
@@ -78,17 +87,30 @@ fn serve(stream: TcpStream, state: &State) -> std::io::Result<()> {
     state.requests.fetch_add(1, Ordering::SeqCst);
     let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
     let mut out = stream;
-    let failing = state.fail_next.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok();
+    let failing = state
+        .fail_next
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok();
     if failing {
-        return write!(out, "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        return write!(
+            out,
+            "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        );
     }
     let body = state.files.lock().expect("lock").get(&path).cloned();
     match body {
         Some(b) => {
-            write!(out, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", b.len())?;
+            write!(
+                out,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                b.len()
+            )?;
             out.write_all(&b)
         }
-        None => write!(out, "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"),
+        None => write!(
+            out,
+            "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        ),
     }
 }
 

@@ -36,7 +36,12 @@ pub struct TestImage {
 impl TestImage {
     /// A single-platform (amd64) image with these layers.
     pub fn new(repository: &str, tag: &str, layers: &[Layer]) -> Self {
-        Self { repository: repository.into(), tag: tag.into(), architectures: vec!["amd64".into()], layers: layers.to_vec() }
+        Self {
+            repository: repository.into(),
+            tag: tag.into(),
+            architectures: vec!["amd64".into()],
+            layers: layers.to_vec(),
+        }
     }
 
     /// The same image as a multi-arch index over these architectures.
@@ -97,13 +102,23 @@ impl Layout<'_> {
 pub fn write_layout(image: &TestImage, dir: &Path) -> anyhow::Result<SeededImage> {
     std::fs::create_dir_all(dir.join("blobs/sha256"))?;
     std::fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#)?;
-    let mut layout = Layout { root: dir, blobs: vec![] };
+    let mut layout = Layout {
+        root: dir,
+        blobs: vec![],
+    };
     let mut manifests = Vec::new();
     for (i, arch) in image.architectures.iter().enumerate() {
         let mut layers = Vec::new();
         for (j, l) in image.layers.iter().enumerate() {
             let top = j + 1 == image.layers.len() && image.architectures.len() > 1;
-            let layer = if top { Layer { seed: l.seed ^ ((i as u64 + 1) << 40), size: l.size } } else { *l };
+            let layer = if top {
+                Layer {
+                    seed: l.seed ^ ((i as u64 + 1) << 40),
+                    size: l.size,
+                }
+            } else {
+                *l
+            };
             let (d, size) = layout.put(&layer_bytes(layer))?;
             layers.push(json!({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": d, "size": size}));
         }
@@ -131,26 +146,51 @@ pub fn write_layout(image: &TestImage, dir: &Path) -> anyhow::Result<SeededImage
         json!({"mediaType": "application/vnd.oci.image.index.v1+json", "digest": d, "size": s, "annotations": {"org.opencontainers.image.ref.name": image.tag}})
     };
     let top_digest = top["digest"].as_str().expect("digest").to_string();
-    std::fs::write(dir.join("index.json"), serde_json::to_vec(&json!({"schemaVersion": 2, "manifests": [top]}))?)?;
+    std::fs::write(
+        dir.join("index.json"),
+        serde_json::to_vec(&json!({"schemaVersion": 2, "manifests": [top]}))?,
+    )?;
     let mut blobs = layout.blobs;
     blobs.sort();
     blobs.dedup();
-    Ok(SeededImage { digest: top_digest, manifests: manifests.into_iter().map(|(a, d, _)| (a, d)).collect(), blobs })
+    Ok(SeededImage {
+        digest: top_digest,
+        manifests: manifests.into_iter().map(|(a, d, _)| (a, d)).collect(),
+        blobs,
+    })
 }
 
 /// Writes `image` to a layout under `work` and copies it into the registry at `addr`
 /// (plain HTTP) with `skopeo copy --all --preserve-digests`.
 pub fn seed(addr: &str, image: &TestImage, work: &Path) -> anyhow::Result<SeededImage> {
-    let dir = work.join(format!("{}-{}", image.repository.replace('/', "_"), image.tag));
+    let dir = work.join(format!(
+        "{}-{}",
+        image.repository.replace('/', "_"),
+        image.tag
+    ));
     let seeded = write_layout(image, &dir)?;
     let out = Command::new("skopeo")
-        .args(["copy", "--all", "--preserve-digests", "--quiet", "--dest-tls-verify=false"])
+        .args([
+            "copy",
+            "--all",
+            "--preserve-digests",
+            "--quiet",
+            "--dest-tls-verify=false",
+        ])
         .arg(format!("oci:{}:{}", dir.display(), image.tag))
-        .arg(format!("docker://{addr}/{}:{}", image.repository, image.tag))
+        .arg(format!(
+            "docker://{addr}/{}:{}",
+            image.repository, image.tag
+        ))
         .output()
         .context("running skopeo")?;
     if !out.status.success() {
-        bail!("skopeo copy of {}:{} failed: {}", image.repository, image.tag, String::from_utf8_lossy(&out.stderr));
+        bail!(
+            "skopeo copy of {}:{} failed: {}",
+            image.repository,
+            image.tag,
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     Ok(seeded)
 }
@@ -158,18 +198,90 @@ pub fn seed(addr: &str, image: &TestImage, work: &Path) -> anyhow::Result<Seeded
 /// The default manifest's images with small synthetic content: the control plane
 /// shares a base layer, coredns and pause are small, calico is multi-arch.
 pub fn default_manifest_images(scale: usize) -> Vec<TestImage> {
-    let base = Layer { seed: 1, size: 64 * 1024 * scale };
-    let k8s = |name: &str, tag: &str, seed: u64| TestImage::new(name, tag, &[base, Layer { seed, size: 32 * 1024 * scale }]);
+    let base = Layer {
+        seed: 1,
+        size: 64 * 1024 * scale,
+    };
+    let k8s = |name: &str, tag: &str, seed: u64| {
+        TestImage::new(
+            name,
+            tag,
+            &[
+                base,
+                Layer {
+                    seed,
+                    size: 32 * 1024 * scale,
+                },
+            ],
+        )
+    };
     vec![
         k8s("kube-apiserver", "v1.29.2", 10),
         k8s("kube-controller-manager", "v1.29.2", 11),
         k8s("kube-scheduler", "v1.29.2", 12),
         k8s("kube-proxy", "v1.29.2", 13),
-        TestImage::new("etcd", "3.5.10-0", &[Layer { seed: 14, size: 48 * 1024 * scale }]),
-        TestImage::new("coredns/coredns", "v1.11.1", &[Layer { seed: 15, size: 16 * 1024 * scale }]),
-        TestImage::new("pause", "3.9", &[Layer { seed: 16, size: 1024 }]),
-        TestImage::new("calico/cni", "v3.26.4", &[Layer { seed: 20, size: 32 * 1024 * scale }, Layer { seed: 21, size: 8 * 1024 }]).multi_arch(&["amd64", "arm64"]),
-        TestImage::new("calico/node", "v3.26.4", &[Layer { seed: 20, size: 32 * 1024 * scale }, Layer { seed: 22, size: 8 * 1024 }]).multi_arch(&["amd64", "arm64"]),
-        TestImage::new("calico/kube-controllers", "v3.26.4", &[Layer { seed: 23, size: 16 * 1024 * scale }]).multi_arch(&["amd64", "arm64"]),
+        TestImage::new(
+            "etcd",
+            "3.5.10-0",
+            &[Layer {
+                seed: 14,
+                size: 48 * 1024 * scale,
+            }],
+        ),
+        TestImage::new(
+            "coredns/coredns",
+            "v1.11.1",
+            &[Layer {
+                seed: 15,
+                size: 16 * 1024 * scale,
+            }],
+        ),
+        TestImage::new(
+            "pause",
+            "3.9",
+            &[Layer {
+                seed: 16,
+                size: 1024,
+            }],
+        ),
+        TestImage::new(
+            "calico/cni",
+            "v3.26.4",
+            &[
+                Layer {
+                    seed: 20,
+                    size: 32 * 1024 * scale,
+                },
+                Layer {
+                    seed: 21,
+                    size: 8 * 1024,
+                },
+            ],
+        )
+        .multi_arch(&["amd64", "arm64"]),
+        TestImage::new(
+            "calico/node",
+            "v3.26.4",
+            &[
+                Layer {
+                    seed: 20,
+                    size: 32 * 1024 * scale,
+                },
+                Layer {
+                    seed: 22,
+                    size: 8 * 1024,
+                },
+            ],
+        )
+        .multi_arch(&["amd64", "arm64"]),
+        TestImage::new(
+            "calico/kube-controllers",
+            "v3.26.4",
+            &[Layer {
+                seed: 23,
+                size: 16 * 1024 * scale,
+            }],
+        )
+        .multi_arch(&["amd64", "arm64"]),
     ]
 }

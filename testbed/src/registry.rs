@@ -41,16 +41,26 @@ impl Registry {
             dir.path().join("data").display()
         );
         if let Some((cert, key)) = &opts.tls {
-            config.push_str(&format!("  tls:\n    certificate: {}\n    key: {}\n", cert.display(), key.display()));
+            config.push_str(&format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                cert.display(),
+                key.display()
+            ));
         }
         if let Some((user, pass)) = &opts.basic_auth {
-            let out = Command::new("htpasswd").args(["-Bbn", user, pass]).output().context("running htpasswd (apache2-utils)")?;
+            let out = Command::new("htpasswd")
+                .args(["-Bbn", user, pass])
+                .output()
+                .context("running htpasswd (apache2-utils)")?;
             if !out.status.success() {
                 bail!("htpasswd failed: {}", String::from_utf8_lossy(&out.stderr));
             }
             let htpasswd = dir.path().join("htpasswd");
             std::fs::write(&htpasswd, &out.stdout)?;
-            config.push_str(&format!("auth:\n  htpasswd:\n    realm: test-registry\n    path: {}\n", htpasswd.display()));
+            config.push_str(&format!(
+                "auth:\n  htpasswd:\n    realm: test-registry\n    path: {}\n",
+                htpasswd.display()
+            ));
         }
         let config_path = dir.path().join("config.yml");
         std::fs::write(&config_path, config)?;
@@ -84,7 +94,11 @@ impl Registry {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        bail!("docker-registry did not come up on {}; log:\n{}", self.addr, self.log())
+        bail!(
+            "docker-registry did not come up on {}; log:\n{}",
+            self.addr,
+            self.log()
+        )
     }
 
     /// The registry's log (access log included).
@@ -94,7 +108,10 @@ impl Registry {
 
     /// How many blob GETs the registry served (from its access log).
     pub fn blob_gets(&self) -> usize {
-        self.log().lines().filter(|l| l.contains("\"GET /v2/") && l.contains("/blobs/sha256:")).count()
+        self.log()
+            .lines()
+            .filter(|l| l.contains("\"GET /v2/") && l.contains("/blobs/sha256:"))
+            .count()
     }
 
     /// Where the registry stores its data.

@@ -23,7 +23,13 @@ pub struct RawEntry {
 
 impl RawEntry {
     pub fn file(name: &str, data: &[u8]) -> Self {
-        Self { name: name.into(), kind: tar::EntryType::Regular, data: data.to_vec(), declared_size: None, link: None }
+        Self {
+            name: name.into(),
+            kind: tar::EntryType::Regular,
+            data: data.to_vec(),
+            declared_size: None,
+            link: None,
+        }
     }
 }
 
@@ -31,7 +37,12 @@ impl RawEntry {
 pub fn sample_files() -> Vec<(&'static str, Vec<u8>)> {
     vec![
         ("a.txt", b"hello from the connected side\n".to_vec()),
-        ("b.bin", (0..200_000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect()),
+        (
+            "b.bin",
+            (0..200_000u32)
+                .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+                .collect(),
+        ),
         ("c.yaml", b"kind: ConfigMap\n".to_vec()),
     ]
 }
@@ -47,8 +58,18 @@ pub fn sample_bundle(out: &Path, secret_key: &Path) {
         std::fs::write(&src, &data).expect("write source");
         let path = EntryPath::new(&format!("files/{name}")).expect("path");
         let sha256 = Sha256Digest::of(&data);
-        entries.push(EntryRecord { path: path.clone(), size: data.len() as u64, sha256 });
-        files.push(FileRecord { name: name.into(), url: format!("http://127.0.0.1/{name}"), path, size: data.len() as u64, sha256 });
+        entries.push(EntryRecord {
+            path: path.clone(),
+            size: data.len() as u64,
+            sha256,
+        });
+        files.push(FileRecord {
+            name: name.into(),
+            url: format!("http://127.0.0.1/{name}"),
+            path,
+            size: data.len() as u64,
+            sha256,
+        });
         sources.push(EntrySource::File(src));
     }
     let index = BundleIndex {
@@ -66,7 +87,15 @@ pub fn sample_bundle(out: &Path, secret_key: &Path) {
     };
     let key = SecretKey::from_file(secret_key, KeyPassword::None).expect("secret key");
     let sig = key.sign(&index.to_json(), "sample").expect("sign");
-    write_bundle(out, &index, Some(&sig), &sources, WriteOptions::default(), &|_| {}).expect("write bundle");
+    write_bundle(
+        out,
+        &index,
+        Some(&sig),
+        &sources,
+        WriteOptions::default(),
+        &|_| {},
+    )
+    .expect("write bundle");
 }
 
 /// Reads every entry of a (small) bundle.
@@ -82,7 +111,13 @@ pub fn read_entries(bundle: &Path) -> Vec<RawEntry> {
             let kind = e.header().entry_type();
             let mut data = Vec::new();
             e.read_to_end(&mut data).expect("read");
-            RawEntry { name, kind, data, declared_size: None, link: None }
+            RawEntry {
+                name,
+                kind,
+                data,
+                declared_size: None,
+                link: None,
+            }
         })
         .collect()
 }

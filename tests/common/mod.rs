@@ -65,7 +65,10 @@ impl Session {
     pub fn keygen(&self, prefix: &str) -> (PathBuf, PathBuf) {
         let r = self.run(&["keygen", "--unencrypted", "--output", prefix]);
         assert_eq!(r.code, 0, "keygen: {}", r.stderr);
-        (self.path(&format!("{prefix}.key")), self.path(&format!("{prefix}.pub")))
+        (
+            self.path(&format!("{prefix}.key")),
+            self.path(&format!("{prefix}.pub")),
+        )
     }
 }
 
@@ -82,12 +85,19 @@ impl Run {
             let text = String::from_utf8_lossy(b).into_owned();
             text.replace(&s.dir.path().display().to_string(), "[TEMP_DIR]")
         };
-        Self { code: out.status.code().unwrap_or(-1), stdout: norm(&out.stdout), stderr: norm(&out.stderr) }
+        Self {
+            code: out.status.code().unwrap_or(-1),
+            stdout: norm(&out.stdout),
+            stderr: norm(&out.stderr),
+        }
     }
 
     /// Exit code, stdout and stderr as one text for snapshots.
     pub fn transcript(&self) -> String {
-        format!("exit code: {}\n----- stdout -----\n{}----- stderr -----\n{}", self.code, self.stdout, self.stderr)
+        format!(
+            "exit code: {}\n----- stdout -----\n{}----- stderr -----\n{}",
+            self.code, self.stdout, self.stderr
+        )
     }
 }
 
@@ -98,7 +108,10 @@ pub fn redact(text: &str) -> String {
     while let Some(i) = rest.find("sha256:") {
         let (head, tail) = rest.split_at(i);
         out.push_str(head);
-        let hex_len = tail[7..].bytes().take_while(|b| b.is_ascii_hexdigit()).count();
+        let hex_len = tail[7..]
+            .bytes()
+            .take_while(|b| b.is_ascii_hexdigit())
+            .count();
         if hex_len == 64 {
             out.push_str("[DIGEST]");
             rest = &tail[7 + 64..];
@@ -115,7 +128,11 @@ fn redact_key_ids(text: &str) -> String {
     text.split_inclusive(|c: char| c.is_whitespace() || c == ',' || c == ':')
         .map(|w| {
             let word = w.trim_end_matches(|c: char| c.is_whitespace() || c == ',' || c == ':');
-            if word.len() == 16 && word.bytes().all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(&b)) {
+            if word.len() == 16
+                && word
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(&b))
+            {
                 w.replacen(word, "[KEY_ID]", 1)
             } else {
                 w.to_string()
@@ -126,7 +143,11 @@ fn redact_key_ids(text: &str) -> String {
 
 /// Runs an external tool, returning (exit code, stdout+stderr).
 pub fn tool(cmd: &str, args: &[&str], dir: &Path) -> (i32, String) {
-    let out = Command::new(cmd).args(args).current_dir(dir).output().unwrap_or_else(|e| panic!("running {cmd}: {e}"));
+    let out = Command::new(cmd)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| panic!("running {cmd}: {e}"));
     let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
     text.push_str(&String::from_utf8_lossy(&out.stderr));
     (out.status.code().unwrap_or(-1), text)

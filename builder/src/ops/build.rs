@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use bundle_format::index::{BundleIndex, CniRecord, EntryRecord, FileRecord, ImageRecord, SCHEMA_VERSION};
+use bundle_format::index::{
+    BundleIndex, CniRecord, EntryRecord, FileRecord, ImageRecord, SCHEMA_VERSION,
+};
 use bundle_format::oci::{self, Descriptor};
 use bundle_format::sign::SecretKey;
 use bundle_format::write::{write_bundle, EntrySource, WriteOptions, WriteSummary};
@@ -70,24 +72,50 @@ pub struct BuildSummary {
 /// Runs a build.
 pub async fn build(opts: &BuildOptions, report: &dyn BuildReporter) -> Result<BuildSummary, Error> {
     let manifest = opts.manifest.load()?;
-    let output = opts.output.clone().unwrap_or_else(|| manifest.default_output(&opts.output_dir));
+    let output = opts
+        .output
+        .clone()
+        .unwrap_or_else(|| manifest.default_output(&opts.output_dir));
     let manifest_file = match &opts.manifest {
         ManifestSource::File(p) => Some(p.as_path()),
         ManifestSource::Default => None,
     };
-    let lock_path = opts.lock_path.clone().unwrap_or_else(|| default_lock_path(manifest_file, &output));
+    let lock_path = opts
+        .lock_path
+        .clone()
+        .unwrap_or_else(|| default_lock_path(manifest_file, &output));
     let old_lock = BuildLock::read(&lock_path)?;
     if opts.locked && old_lock.is_none() {
-        return Err(Error::Lock { path: lock_path, detail: "`--locked` needs a lock, and there is none".into() });
+        return Err(Error::Lock {
+            path: lock_path,
+            detail: "`--locked` needs a lock, and there is none".into(),
+        });
     }
     let cache = Cache::open(&opts.cache_dir)?;
-    let client = RegistryClient::new(&opts.registry).map_err(|source| Error::Image { reference: "(client setup)".into(), source })?;
+    let client = RegistryClient::new(&opts.registry).map_err(|source| Error::Image {
+        reference: "(client setup)".into(),
+        source: Box::new(source),
+    })?;
     let jobs = opts.jobs.max(1);
 
-    let resolved = resolve_images(&client, &cache, &manifest, &opts.mirrors, jobs, report).await?;
-    check_lock(opts.locked, old_lock.as_ref(), &lock_path, &manifest, &resolved, report)?;
+    let mut resolved =
+        resolve_images(&client, &cache, &manifest, &opts.mirrors, jobs, report).await?;
+    check_lock(
+        opts.locked,
+        old_lock.as_ref(),
+        &lock_path,
+        &manifest,
+        &resolved,
+        report,
+    )?;
 
-    let (blobs, fetch_stats) = fetch_content(&client, &cache, &manifest, &resolved, opts, report).await?;
+    let (blobs, fetch_stats) =
+        fetch_content(&client, &cache, &manifest, &resolved, opts, report).await?;
+    for image in resolved.iter_mut().filter(|i| i.platforms.is_empty()) {
+        image
+            .platforms
+            .extend(images::platform_from_config(&cache, image));
+    }
     let http = http_client(&opts.registry)?;
     let rpm_output = rpm::fetch(
         &manifest.spec.rpms,
@@ -96,13 +124,28 @@ pub async fn build(opts: &BuildOptions, report: &dyn BuildReporter) -> Result<Bu
             work_dir: opts.cache_dir.join("work").join(&manifest.metadata.name),
             http,
             jobs,
-            locked: if opts.locked { old_lock.as_ref().map(|l| l.rpms.clone()) } else { None },
+            locked: if opts.locked {
+                old_lock.as_ref().map(|l| l.rpms.clone())
+            } else {
+                None
+            },
         },
     )
     .await?;
 
-    let (index, sources) = assemble_index(&manifest, &resolved, &blobs, &cache, rpm_output.entries, rpm_output.records, opts.created.clone());
-    let trusted = format!("bundle:{} version:{} created:{}", index.name, index.version, index.created);
+    let (index, sources) = assemble_index(
+        &manifest,
+        &resolved,
+        &blobs,
+        &cache,
+        rpm_output.entries,
+        rpm_output.records,
+        opts.created.clone(),
+    );
+    let trusted = format!(
+        "bundle:{} version:{} created:{}",
+        index.name, index.version, index.created
+    );
     let signature = opts.signer.sign(&index.to_json(), &trusted)?;
     report.write_started(index.total_size());
     let write_opts = opts.write;
@@ -111,14 +154,37 @@ pub async fn build(opts: &BuildOptions, report: &dyn BuildReporter) -> Result<Bu
     let progress = std::sync::Arc::new(AtomicU64::new(0));
     let bundle = {
         let report_progress = |n: u64| progress.store(n, Ordering::Relaxed);
-        let written = write_in_background(&out, &idx, &signature, &sources, write_opts, &report_progress, report, &progress);
+        let written = write_in_background(
+            &out,
+            &idx,
+            &signature,
+            &sources,
+            write_opts,
+            &report_progress,
+            report,
+            &progress,
+        );
         written?
     };
     report.write_finished();
     let lock = BuildLock {
         lock_version: LOCK_VERSION,
-        images: resolved.iter().map(|i| LockedImage { reference: i.reference.clone(), digest: i.upstream_digest }).collect(),
-        files: index.files.iter().map(|f| LockedFile { name: f.name.clone(), url: f.url.clone(), sha256: f.sha256 }).collect(),
+        images: resolved
+            .iter()
+            .map(|i| LockedImage {
+                reference: i.reference.clone(),
+                digest: i.upstream_digest,
+            })
+            .collect(),
+        files: index
+            .files
+            .iter()
+            .map(|f| LockedFile {
+                name: f.name.clone(),
+                url: f.url.clone(),
+                sha256: f.sha256,
+            })
+            .collect(),
         rpms: index.rpms.clone(),
     };
     lock.write(&lock_path)?;
@@ -147,24 +213,40 @@ fn write_in_background(
     progress: &AtomicU64,
 ) -> Result<WriteSummary, Error> {
     std::thread::scope(|s| {
-        let writer = s.spawn(|| write_bundle(out, index, Some(signature), sources, opts, on_progress));
+        let writer =
+            s.spawn(|| write_bundle(out, index, Some(signature), sources, opts, on_progress));
         while !writer.is_finished() {
             report.written(progress.load(Ordering::Relaxed));
             std::thread::sleep(std::time::Duration::from_millis(100));
         }
         report.written(progress.load(Ordering::Relaxed));
-        writer.join().expect("writer thread does not panic").map_err(Error::from)
+        writer
+            .join()
+            .expect("writer thread does not panic")
+            .map_err(Error::from)
     })
 }
 
 fn http_client(opts: &ClientOptions) -> Result<reqwest::Client, Error> {
-    let mut b = reqwest::Client::builder().connect_timeout(std::time::Duration::from_secs(10)).user_agent(concat!("bundle/", env!("CARGO_PKG_VERSION")));
+    let mut b = reqwest::Client::builder()
+        .connect_timeout(std::time::Duration::from_secs(10))
+        .user_agent(concat!("bundle/", env!("CARGO_PKG_VERSION")));
     for path in &opts.ca_files {
-        let pem = std::fs::read(path).map_err(|e| Error::Lock { path: path.clone(), detail: e.to_string() })?;
-        let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| Error::Lock { path: path.clone(), detail: e.to_string() })?;
+        let pem = std::fs::read(path).map_err(|e| Error::Lock {
+            path: path.clone(),
+            detail: e.to_string(),
+        })?;
+        let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| Error::Lock {
+            path: path.clone(),
+            detail: e.to_string(),
+        })?;
         b = b.add_root_certificate(cert);
     }
-    b.build().map_err(|e| Error::FileDownload { name: "(client setup)".into(), url: String::new(), detail: e.to_string() })
+    b.build().map_err(|e| Error::FileDownload {
+        name: "(client setup)".into(),
+        url: String::new(),
+        detail: e.to_string(),
+    })
 }
 
 async fn resolve_images(
@@ -177,7 +259,14 @@ async fn resolve_images(
 ) -> Result<Vec<ResolvedImage>, Error> {
     futures_util::stream::iter(&manifest.spec.images)
         .map(|r| async move {
-            let image = images::resolve(client, cache, r, mirrors.source_of(r), &manifest.spec.platforms).await?;
+            let image = images::resolve(
+                client,
+                cache,
+                r,
+                mirrors.source_of(r),
+                &manifest.spec.platforms,
+            )
+            .await?;
             report.resolved(&image);
             Ok::<_, Error>(image)
         })
@@ -199,10 +288,22 @@ fn check_lock(
         match (lock.image(&image.reference), locked) {
             (Some(l), _) if l.digest == image.upstream_digest => {}
             (Some(l), true) => {
-                return Err(Error::LockMismatch { what: image.reference.to_string(), locked: l.digest.to_string(), upstream: image.upstream_digest.to_string() })
+                return Err(Error::LockMismatch {
+                    what: image.reference.to_string(),
+                    locked: l.digest.to_string(),
+                    upstream: image.upstream_digest.to_string(),
+                })
             }
-            (Some(l), false) => report.warn(&format!("`{}` moved upstream: was {}, now {}; the lock is updated", image.reference, l.digest, image.upstream_digest)),
-            (None, true) => return Err(Error::LockMissing { what: image.reference.to_string(), lock: lock_path.into() }),
+            (Some(l), false) => report.warn(&format!(
+                "`{}` moved upstream: was {}, now {}; the lock is updated",
+                image.reference, l.digest, image.upstream_digest
+            )),
+            (None, true) => {
+                return Err(Error::LockMissing {
+                    what: image.reference.to_string(),
+                    lock: lock_path.into(),
+                })
+            }
             (None, false) => {}
         }
     }
@@ -211,8 +312,19 @@ fn check_lock(
             let pinned = Sha256Digest::from_hex(&f.sha256).expect("checked when read");
             match lock.file(&f.name) {
                 Some(l) if l.sha256 == pinned => {}
-                Some(l) => return Err(Error::LockMismatch { what: format!("file {}", f.name), locked: l.sha256.hex(), upstream: f.sha256.clone() }),
-                None => return Err(Error::LockMissing { what: format!("file {}", f.name), lock: lock_path.into() }),
+                Some(l) => {
+                    return Err(Error::LockMismatch {
+                        what: format!("file {}", f.name),
+                        locked: l.sha256.hex(),
+                        upstream: f.sha256.clone(),
+                    })
+                }
+                None => {
+                    return Err(Error::LockMissing {
+                        what: format!("file {}", f.name),
+                        lock: lock_path.into(),
+                    })
+                }
             }
         }
     }
@@ -243,7 +355,10 @@ async fn fetch_content(
             wanted.entry(*d).or_insert((*s, &image.source, image));
         }
     }
-    let missing: Vec<_> = wanted.iter().filter(|(d, (s, _, _))| cache.blob_size(d) != Some(*s)).collect();
+    let missing: Vec<_> = wanted
+        .iter()
+        .filter(|(d, (s, _, _))| cache.blob_size(d) != Some(*s))
+        .collect();
     let to_fetch: u64 = missing.iter().map(|(_, (s, _, _))| s).sum();
     let cached: u64 = all.values().sum::<u64>() - to_fetch;
     report.fetch_started(to_fetch, cached);
@@ -251,9 +366,17 @@ async fn fetch_content(
     futures_util::stream::iter(missing)
         .map(|(digest, (size, source, image))| async move {
             client
-                .pull_blob_to_file(&source.registry, &source.repository, digest, &cache.blob_path(digest))
+                .pull_blob_to_file(
+                    &source.registry,
+                    &source.repository,
+                    digest,
+                    &cache.blob_path(digest),
+                )
                 .await
-                .map_err(|e| Error::Image { reference: image.reference.to_string(), source: e })?;
+                .map_err(|e| Error::Image {
+                    reference: image.reference.to_string(),
+                    source: Box::new(e),
+                })?;
             report.fetched(*size);
             Ok::<_, Error>(())
         })
@@ -263,7 +386,10 @@ async fn fetch_content(
     let http = http_client(&opts.registry)?;
     let mut stats = (count, to_fetch, cached);
     for f in &manifest.spec.files {
-        let (size, fetched) = files::fetch(&http, cache, f, &opts.registry.retry, &|n| report.fetched(n)).await?;
+        let (size, fetched) = files::fetch(&http, cache, f, &opts.registry.retry, &|n| {
+            report.fetched(n)
+        })
+        .await?;
         if fetched {
             stats.0 += 1;
             stats.1 += size;
@@ -276,7 +402,11 @@ async fn fetch_content(
 }
 
 fn entry(path: String, size: u64, sha256: Sha256Digest) -> EntryRecord {
-    EntryRecord { path: EntryPath::new(&path).expect("generated paths are safe"), size, sha256 }
+    EntryRecord {
+        path: EntryPath::new(&path).expect("generated paths are safe"),
+        size,
+        sha256,
+    }
 }
 
 /// Lays out the archive: `images/oci-layout`, `images/index.json`, blobs sorted by
@@ -297,12 +427,36 @@ fn assemble_index(
         sources.push(source);
     };
     if !images.is_empty() {
-        let named: Vec<(String, Descriptor)> = images.iter().map(|i| (i.reference.to_string(), i.top.clone())).collect();
+        let named: Vec<(String, Descriptor)> = images
+            .iter()
+            .map(|i| (i.reference.to_string(), i.top.clone()))
+            .collect();
         let layout_index = oci::layout_index(&named);
-        push(entry("images/oci-layout".into(), oci::OCI_LAYOUT_FILE.len() as u64, Sha256Digest::of(oci::OCI_LAYOUT_FILE)), EntrySource::Bytes(oci::OCI_LAYOUT_FILE.to_vec()));
-        push(entry("images/index.json".into(), layout_index.len() as u64, Sha256Digest::of(&layout_index)), EntrySource::Bytes(layout_index));
+        push(
+            entry(
+                "images/oci-layout".into(),
+                oci::OCI_LAYOUT_FILE.len() as u64,
+                Sha256Digest::of(oci::OCI_LAYOUT_FILE),
+            ),
+            EntrySource::Bytes(oci::OCI_LAYOUT_FILE.to_vec()),
+        );
+        push(
+            entry(
+                "images/index.json".into(),
+                layout_index.len() as u64,
+                Sha256Digest::of(&layout_index),
+            ),
+            EntrySource::Bytes(layout_index),
+        );
         for (digest, size) in blobs {
-            push(entry(format!("images/blobs/sha256/{}", digest.hex()), *size, *digest), EntrySource::File(cache.blob_path(digest)));
+            push(
+                entry(
+                    format!("images/blobs/sha256/{}", digest.hex()),
+                    *size,
+                    *digest,
+                ),
+                EntrySource::File(cache.blob_path(digest)),
+            );
         }
     }
     let mut files = Vec::new();
@@ -310,8 +464,17 @@ fn assemble_index(
         let sha256 = Sha256Digest::from_hex(&f.sha256).expect("checked when read");
         let size = cache.blob_size(&sha256).expect("fetched before assembly");
         let path = format!("files/{}", f.name);
-        push(entry(path.clone(), size, sha256), EntrySource::File(cache.blob_path(&sha256)));
-        files.push(FileRecord { name: f.name.clone(), url: f.url.clone(), path: EntryPath::new(&path).expect("checked name"), size, sha256 });
+        push(
+            entry(path.clone(), size, sha256),
+            EntrySource::File(cache.blob_path(&sha256)),
+        );
+        files.push(FileRecord {
+            name: f.name.clone(),
+            url: f.url.clone(),
+            path: EntryPath::new(&path).expect("checked name"),
+            size,
+            sha256,
+        });
     }
     for (record, path) in rpm_entries {
         push(record, EntrySource::File(path));
@@ -323,7 +486,10 @@ fn assemble_index(
         created: created.unwrap_or_else(now_rfc3339),
         generator: concat!("bundle ", env!("CARGO_PKG_VERSION")).into(),
         kubernetes_version: manifest.spec.kubernetes_version.clone(),
-        cni: manifest.spec.cni.as_ref().map(|c| CniRecord { name: c.name.clone(), manifest: c.manifest.clone() }),
+        cni: manifest.spec.cni.as_ref().map(|c| CniRecord {
+            name: c.name.clone(),
+            manifest: c.manifest.clone(),
+        }),
         entries,
         images: images
             .iter()

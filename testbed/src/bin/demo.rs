@@ -13,10 +13,16 @@ use bundle_testbed::rpms::{Upstream, HA_PACKAGES};
 use bundle_testbed::{FileServer, Registry};
 
 fn main() -> anyhow::Result<()> {
-    let keep = std::env::args().skip_while(|a| a != "--keep").nth(1).map(PathBuf::from);
+    let keep = std::env::args()
+        .skip_while(|a| a != "--keep")
+        .nth(1)
+        .map(PathBuf::from);
     let bundle_bin = std::env::current_exe()?.with_file_name("bundle");
     if !bundle_bin.exists() {
-        bail!("`{}` not found; build it first with the same profile (cargo build --release)", bundle_bin.display());
+        bail!(
+            "`{}` not found; build it first with the same profile (cargo build --release)",
+            bundle_bin.display()
+        );
     }
     let scratch = tempfile::tempdir()?;
     let work = match &keep {
@@ -40,23 +46,48 @@ fn main() -> anyhow::Result<()> {
     let manifest = manifest(&calico_url, calico, &rpms);
     std::fs::write(work.join("demo.yaml"), manifest)?;
     let addr = registry.addr.as_str();
-    let env = [("XDG_CONFIG_HOME", scratch.path().join("config")), ("XDG_CACHE_HOME", scratch.path().join("cache"))];
+    let env = [
+        ("XDG_CONFIG_HOME", scratch.path().join("config")),
+        ("XDG_CACHE_HOME", scratch.path().join("cache")),
+    ];
     let run = |args: &[&str]| -> anyhow::Result<()> {
         println!("\n$ bundle {}", args.join(" "));
-        let status = Command::new(&bundle_bin).args(args).current_dir(&work).envs(env.iter().map(|(k, v)| (k, v))).status()?;
+        let status = Command::new(&bundle_bin)
+            .args(args)
+            .current_dir(&work)
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .status()?;
         if !status.success() {
             bail!("bundle {} failed", args[0]);
         }
         Ok(())
     };
     run(&["keygen", "--unencrypted", "--output", "demo"])?;
-    let (k8s, docker) = (format!("registry.k8s.io={addr}"), format!("docker.io={addr}"));
-    run(&["build", "--manifest", "demo.yaml", "--key", "demo.key", "--plain-http", addr, "--mirror", &k8s, "--mirror", &docker])?;
+    let (k8s, docker) = (
+        format!("registry.k8s.io={addr}"),
+        format!("docker.io={addr}"),
+    );
+    run(&[
+        "build",
+        "--manifest",
+        "demo.yaml",
+        "--key",
+        "demo.key",
+        "--plain-http",
+        addr,
+        "--mirror",
+        &k8s,
+        "--mirror",
+        &docker,
+    ])?;
     let bundle = "bundles/demo-1.29.2-1.tar.zst";
     run(&["verify", bundle, "--pubkey", "demo.pub"])?;
     run(&["inspect", bundle, "--pubkey", "demo.pub"])?;
     match keep {
-        Some(dir) => println!("\nthe bundle, key pair and manifest are in `{}`", dir.display()),
+        Some(dir) => println!(
+            "\nthe bundle, key pair and manifest are in `{}`",
+            dir.display()
+        ),
         None => println!("\n(pass `--keep DIR` to keep the bundle)"),
     }
     Ok(())
@@ -69,7 +100,14 @@ fn step(what: &str) {
 fn manifest(calico_url: &str, calico: &[u8], rpms: &Upstream) -> String {
     use sha2::Digest;
     let default = include_str!("../../../manifests/kubernetes-v1.29.2-calico.yaml");
-    let images: String = default.lines().filter(|l| l.trim_start().starts_with("- registry.k8s.io/") || l.trim_start().starts_with("- docker.io/")).map(|l| format!("{l}\n")).collect();
+    let images: String = default
+        .lines()
+        .filter(|l| {
+            l.trim_start().starts_with("- registry.k8s.io/")
+                || l.trim_start().starts_with("- docker.io/")
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
     format!(
         "apiVersion: bundle/v1alpha1\nkind: BundleManifest\nmetadata: {{name: demo, version: 1.29.2-1}}\nspec:\n  kubernetesVersion: v1.29.2\n  cni: {{name: calico, manifest: calico.yaml}}\n  platforms: [linux/amd64]\n  images:\n{images}  files:\n    - {{name: calico.yaml, url: '{calico_url}', sha256: {}}}\n  rpms:\n    - target: el9-x86_64\n      releasever: \"9\"\n      arch: x86_64\n      repos:\n        - {{name: kubernetes, baseurl: '{}', gpgkey: '{}'}}\n        - {{name: docker-ce, baseurl: '{}', gpgkey: '{}'}}\n        - {{name: base, baseurl: '{}', gpgkey: '{}'}}\n      packages: [{}]\n",
         hex::encode(sha2::Sha256::digest(calico)),
