@@ -1,0 +1,175 @@
+#!/bin/bash
+# FAKE kubectl @VERSION@ (bundle-testbed test double, shipped in the test `kubectl` RPM).
+# Not for real machines.
+#
+# Records every call in /var/log/fake-k8s/calls.log ("kubectl ARGS"; the manifest read
+# from stdin with `-f -` follows, indented). Needs a kubeconfig (--kubeconfig, $KUBECONFIG
+# or ~/.kube/config) whose API server answers (the fake one kubeadm starts, usually
+# through the VIP). Reads the cluster from /var/lib/fake-k8s-shared (see fake kubeadm):
+#   get nodes [--no-headers] [-o wide|name]  the registered nodes; Ready once a manifest
+#                                   with a DaemonSet (the CNI) was applied, NotReady before
+#   apply [--server-side] -f F|-    copies F to /var/log/fake-k8s/applied/ and the shared
+#                                   applied/ folder, prints one line per object
+#   rollout status daemonset/NAME   succeeds once NAME was applied
+#   -n kube-system get pods -l component=etcd|kube-apiserver
+#   -n kube-system exec etcd-NODE -- etcdctl … member list | endpoint health
+#   delete node N, drain N, cordon N, uncordon N, get --raw /readyz, version, cluster-info
+set -u
+VERSION=@VERSION@
+LOG=/var/log/fake-k8s
+SHARED=/var/lib/fake-k8s-shared
+mkdir -p "$LOG/applied"
+echo "kubectl $*" >>"$LOG/calls.log"
+die() {
+    echo "$*" >&2
+    exit 1
+}
+
+kubeconfig=${KUBECONFIG:-$HOME/.kube/config} explicit="" ns=default selector="" output="" noheaders="" file="" raw="" serverside=""
+pos=() rest=()
+while [ $# -gt 0 ]; do
+    case $1 in
+    --kubeconfig) kubeconfig=$2; explicit=1; shift ;;
+    --kubeconfig=*) kubeconfig=${1#*=}; explicit=1 ;;
+    -n | --namespace) ns=$2; shift ;;
+    --namespace=*) ns=${1#*=} ;;
+    -l | --selector) selector=$2; shift ;;
+    --selector=*) selector=${1#*=} ;;
+    -o | --output) output=$2; shift ;;
+    -o=* | --output=*) output=${1#*=} ;;
+    -f | --filename) file=$2; shift ;;
+    --filename=*) file=${1#*=} ;;
+    --raw) raw=$2; shift ;;
+    --no-headers) noheaders=1 ;;
+    --server-side) serverside=1 ;;
+    --) shift; rest=("$@"); break ;;
+    -*) ;;
+    *) pos+=("$1") ;;
+    esac
+    shift
+done
+
+if [ ! -f "$kubeconfig" ]; then
+    [ -n "$explicit" ] && die "error: stat $kubeconfig: no such file or directory"
+    die "The connection to the server localhost:8080 was refused - did you specify the right host or port?"
+fi
+server=$(sed -n 's/^ *server: *https:\/\///p' "$kubeconfig" | head -n 1)
+curl -ksf -o /dev/null --max-time 5 "https://$server/readyz" ||
+    die "The connection to the server $server was refused - did you specify the right host or port?"
+
+ready() { [ -f "$SHARED/cni" ] && echo Ready || echo NotReady; }
+nodes() { cat "$SHARED/nodes" 2>/dev/null; }
+
+case "${pos[*]:-}" in
+"get nodes" | "get node" | "get no")
+    [ -n "$noheaders" ] || {
+        if [ "$output" = wide ]; then echo "NAME STATUS ROLES AGE VERSION INTERNAL-IP"; elif [ "$output" != name ]; then echo "NAME STATUS ROLES AGE VERSION"; fi
+    }
+    nodes | while read -r name role addr; do
+        r=$role
+        [ "$r" = worker ] && r="<none>"
+        case $output in
+        name) echo "node/$name" ;;
+        wide) echo "$name $(ready) $r 5m v$VERSION $addr" ;;
+        *) echo "$name $(ready) $r 5m v$VERSION" ;;
+        esac
+    done | column -t
+    ;;
+apply)
+    [ -n "$file" ] || die "error: must specify one of -f and -k"
+    if [ "$file" = - ]; then
+        dest="$LOG/applied/stdin-$(date +%s%N).yaml"
+        cat >"$dest"
+        sed 's/^/    /' "$dest" >>"$LOG/calls.log"
+    else
+        [ -f "$file" ] || die "error: the path \"$file\" does not exist"
+        dest="$LOG/applied/$(basename "$file")"
+        cp "$file" "$dest"
+    fi
+    mkdir -p "$SHARED/applied"
+    cp "$dest" "$SHARED/applied/"
+    verb=created
+    [ -n "$serverside" ] && verb=serverside-applied
+    # one line per object: kind/name (metadata.name), DaemonSets remembered for rollout
+    awk -v verb="$verb" -v ns="$ns" -v ds="$SHARED/daemonsets" '
+        function flush() { if (kind != "" && name != "") { print tolower(kind) "/" name " " verb; if (kind == "DaemonSet") print (n == "" ? ns : n) " " name >> ds } kind = ""; name = ""; n = ""; meta = 0 }
+        /^---/ { flush(); next }
+        /^kind:/ { kind = $2 }
+        /^metadata:/ { meta = 1; next }
+        meta && /^  name:/ && name == "" { name = $2; gsub(/"/, "", name) }
+        meta && /^  namespace:/ { n = $2; gsub(/"/, "", n) }
+        meta && /^[^ ]/ { meta = 0 }
+        END { flush() }' "$dest"
+    grep -q '^kind: DaemonSet' "$dest" && touch "$SHARED/cni"
+    ;;
+"rollout status "*)
+    what=${pos[2]}
+    name=${what#*/}
+    grep -qx "$ns $name" "$SHARED/daemonsets" 2>/dev/null ||
+        die "Error from server (NotFound): daemonsets.apps \"$name\" not found"
+    echo "daemon set \"$name\" successfully rolled out"
+    ;;
+"get pods" | "get pod" | "get po")
+    comp=${selector#component=}
+    case $comp in
+    etcd) list=$(cut -d' ' -f1 "$SHARED/etcd-members" 2>/dev/null) ;;
+    kube-apiserver | kube-controller-manager | kube-scheduler) list=$(awk '$2 == "control-plane" {print $1}' "$SHARED/nodes" 2>/dev/null) ;;
+    *) list="" ;;
+    esac
+    if [ "$ns" != kube-system ] || [ -z "$list" ]; then
+        echo "No resources found in $ns namespace." >&2
+        exit 0
+    fi
+    {
+        [ -n "$noheaders" ] || echo "NAME READY STATUS RESTARTS AGE"
+        for n in $list; do echo "$comp-$n 1/1 Running 0 5m"; done
+    } | column -t
+    ;;
+"exec "*)
+    pod=${pos[1]}
+    member=${pod#etcd-}
+    if [ "$ns" != kube-system ] || [ "$pod" = "$member" ] || ! grep -q "^$member " "$SHARED/etcd-members" 2>/dev/null; then
+        die "Error from server (NotFound): pods \"$pod\" not found"
+    fi
+    case " ${rest[*]} " in
+    *" member list "*)
+        while read -r name addr; do
+            id=$(echo -n "$name" | sha256sum | cut -c1-16)
+            echo "$id, started, $name, https://$addr:2380, https://$addr:2379, false"
+        done <"$SHARED/etcd-members"
+        ;;
+    *" endpoint health "*) echo "https://127.0.0.1:2379 is healthy: successfully committed proposal: took = 2.1ms" ;;
+    *) die "fake kubectl exec: only etcdctl member list and endpoint health are faked" ;;
+    esac
+    ;;
+"delete node "*)
+    name=${pos[2]}
+    grep -q "^$name " "$SHARED/nodes" 2>/dev/null || die "Error from server (NotFound): nodes \"$name\" not found"
+    (
+        flock 9
+        grep -v "^$name " "$SHARED/nodes" >"$SHARED/nodes.new"
+        mv "$SHARED/nodes.new" "$SHARED/nodes"
+    ) 9>"$SHARED/.lock"
+    echo "node \"$name\" deleted"
+    ;;
+"drain "* | "cordon "* | "uncordon "*)
+    name=${pos[1]}
+    grep -q "^$name " "$SHARED/nodes" 2>/dev/null || die "Error from server (NotFound): nodes \"$name\" not found"
+    echo "node/$name ${pos[0]}ed"
+    ;;
+get)
+    [ -n "$raw" ] || die "error: you must specify the type of resource to get"
+    case $raw in /readyz | /livez | /healthz) echo ok ;; *) die "Error from server (Forbidden): fake kubectl serves /readyz, /livez and /healthz only" ;; esac
+    ;;
+version)
+    echo "Client Version: v$VERSION"
+    echo "Kustomize Version: v5.0.4-0.20230601165947-6ce0bf390ce3"
+    echo "Server Version: v$VERSION"
+    ;;
+cluster-info)
+    echo "Kubernetes control plane is running at https://$server"
+    ;;
+*)
+    die "error: unknown command \"${pos[*]:-}\" for \"kubectl\" (bundle-testbed fake: see the header of $0)"
+    ;;
+esac

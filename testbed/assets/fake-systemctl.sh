@@ -1,0 +1,180 @@
+#!/bin/bash
+# TEST DOUBLE of systemctl, installed by bundle-testbed on its test hosts (which have no
+# systemd: their PID 1 is the testbed's init). It is the only service-manager double
+# issue 6 allows. Not for real machines.
+#
+# - haproxy and keepalived really run in this host's namespaces: start/restart (and
+#   `enable --now`) launch them as the packaged units would, with pid files under
+#   /run/fake-systemd; stop sends SIGTERM (SIGKILL after 5 s); is-active answers from the
+#   pid's liveness.
+# - A unit file in /etc/systemd/system (the units `bundle install` writes, such as
+#   bundle-repo.service) runs its ExecStart= line in the background the same way.
+# - Every other unit only has its state recorded: start/restart make it "active" until
+#   stop or a host restart (/run is a tmpfs), enable/disable make it (not) "enabled".
+# - Every call is appended to /var/log/fake-systemd/calls.log; daemon-reload and unknown
+#   verbs succeed.
+LOG=/var/log/fake-systemd
+RUN=/run/fake-systemd
+ENABLED=/var/lib/fake-systemd/enabled
+mkdir -p "$LOG" "$RUN" "$ENABLED"
+echo "systemctl $*" >>"$LOG/calls.log"
+
+quiet= now=
+args=()
+for a in "$@"; do
+    case $a in
+    -q | --quiet) quiet=1 ;;
+    --now) now=1 ;;
+    -*) ;;
+    *) args+=("$a") ;;
+    esac
+done
+verb=${args[0]:-list-units}
+units=("${args[@]:1}")
+
+say() { [ -n "$quiet" ] || echo "$@"; }
+name() { local u=${1%.service}; echo "$u"; }
+
+pid_alive() {
+    local pid
+    pid=$(cat "$RUN/$1.pid" 2>/dev/null) || return 1
+    [ -n "$pid" ] && [ -r "/proc/$pid/stat" ] || return 1
+    # a zombie is not running
+    ! awk '{ sub(/^.*\) /, ""); exit ($1 == "Z") ? 0 : 1 }' "/proc/$pid/stat"
+}
+
+unit_file() {
+    local f=/etc/systemd/system/$1.service
+    [ -f "$f" ] && grep -q '^ExecStart=' "$f" && echo "$f"
+}
+
+is_active() {
+    case $1 in
+    haproxy | keepalived) pid_alive "$1" ;;
+    *)
+        if [ -n "$(unit_file "$1")" ]; then pid_alive "$1"; else [ -e "$RUN/$1.active" ]; fi
+        ;;
+    esac
+}
+
+wait_pidfile() { # unit: wait up to 5 s for a live pid
+    for _ in $(seq 50); do
+        pid_alive "$1" && return 0
+        sleep 0.1
+    done
+    echo "Job for $1.service failed because the control process exited with error code." >&2
+    echo "See \"$LOG/$1.log\" for details." >&2
+    return 1
+}
+
+start() {
+    local u=$1 f
+    is_active "$u" && return 0
+    case $u in
+    haproxy)
+        # as haproxy.service: check the configuration, then run it (-D: daemon)
+        haproxy -c -q -f /etc/haproxy/haproxy.cfg >>"$LOG/haproxy.log" 2>&1 || {
+            echo "Job for haproxy.service failed: haproxy -c rejected /etc/haproxy/haproxy.cfg (see $LOG/haproxy.log)" >&2
+            return 1
+        }
+        rm -f "$RUN/haproxy.pid"
+        setsid haproxy -D -f /etc/haproxy/haproxy.cfg -p "$RUN/haproxy.pid" \
+            </dev/null >>"$LOG/haproxy.log" 2>&1
+        wait_pidfile haproxy
+        ;;
+    keepalived)
+        # as keepalived.service, in the foreground (-n) of a detached session
+        rm -f "$RUN/keepalived.pid" "$RUN/keepalived-vrrp.pid"
+        setsid keepalived -n -l -D -P -f /etc/keepalived/keepalived.conf \
+            -p "$RUN/keepalived.pid" -r "$RUN/keepalived-vrrp.pid" \
+            </dev/null >>"$LOG/keepalived.log" 2>&1 &
+        echo $! >"$RUN/keepalived.pid"
+        wait_pidfile keepalived
+        ;;
+    *)
+        f=$(unit_file "$u")
+        if [ -n "$f" ]; then
+            local cmd
+            cmd=$(sed -n 's/^ExecStart=-\{0,1\}//p' "$f" | head -n 1)
+            setsid sh -c "exec $cmd" </dev/null >>"$LOG/$u.log" 2>&1 &
+            echo $! >"$RUN/$u.pid"
+            sleep 0.2
+            wait_pidfile "$u"
+        else
+            touch "$RUN/$u.active"
+        fi
+        ;;
+    esac
+}
+
+stop() {
+    local u=$1 pid
+    rm -f "$RUN/$u.active"
+    pid=$(cat "$RUN/$u.pid" 2>/dev/null) || return 0
+    if pid_alive "$u"; then
+        kill -TERM "$pid" 2>/dev/null
+        for _ in $(seq 50); do
+            pid_alive "$u" || break
+            sleep 0.1
+        done
+        pid_alive "$u" && kill -KILL "$pid" 2>/dev/null
+    fi
+    rm -f "$RUN/$u.pid" "$RUN/$u-vrrp.pid"
+    return 0
+}
+
+rc=0
+case $verb in
+start | restart | try-restart | reload-or-restart | reload | stop | enable | disable | is-active | is-enabled | is-failed | status | mask | unmask) ;;
+*)
+    # daemon-reload, reset-failed, list-units, ...: recorded, nothing to do
+    exit 0
+    ;;
+esac
+for u in "${units[@]}"; do
+    u=$(name "$u")
+    case $verb in
+    start) start "$u" || rc=1 ;;
+    restart | try-restart | reload-or-restart | reload)
+        stop "$u"
+        start "$u" || rc=1
+        ;;
+    stop) stop "$u" ;;
+    enable)
+        touch "$ENABLED/$u"
+        [ -n "$now" ] && { start "$u" || rc=1; }
+        ;;
+    disable)
+        rm -f "$ENABLED/$u"
+        [ -n "$now" ] && stop "$u"
+        ;;
+    mask | unmask) ;;
+    is-active)
+        if is_active "$u"; then say active; else
+            say inactive
+            rc=3
+        fi
+        ;;
+    is-failed)
+        say inactive
+        rc=1
+        ;;
+    is-enabled)
+        if [ -e "$ENABLED/$u" ]; then say enabled; else
+            say disabled
+            rc=1
+        fi
+        ;;
+    status)
+        if is_active "$u"; then
+            say "● $u.service - $u (bundle-testbed systemctl double)"
+            say "     Active: active (running); Main PID: $(cat "$RUN/$u.pid" 2>/dev/null || echo -)"
+        else
+            say "○ $u.service - $u (bundle-testbed systemctl double)"
+            say "     Active: inactive (dead)"
+            rc=3
+        fi
+        ;;
+    esac
+done
+exit $rc

@@ -1,0 +1,183 @@
+//! Fake `kubeadm`, `kubectl` and `kubelet`: the Kubernetes test doubles issue 6 allows,
+//! shipped as RPMs so that test hosts install them with dnf from the bundle's repo.
+//!
+//! They are small shell scripts (`assets/fake-*.sh`, each documented in its header) that
+//! record their arguments in `/var/log/fake-k8s/calls.log` on the host, check the files
+//! they are given, and answer like the real commands for exactly what `bundle install`'s
+//! plan runs (see `installer/src/planner.rs`): `kubeadm config images pull`, `kubeadm init
+//! --config F --upload-certs` (prints the join commands, writes `admin.conf` and a real
+//! CA in `pki/ca.crt`), `kubeadm init phase upload-certs`, `kubeadm token create
+//! --print-join-command`, `kubeadm join --config F` (checks the token, CA hash and
+//! certificate key against the cluster), `kubeadm reset -f`; `kubectl get nodes`,
+//! `apply --server-side -f`, `rollout status daemonset/…`, `exec etcd-… -- etcdctl member
+//! list`. Masters run a fake API server on :6443 (`assets/fake-apiserver.py`, started
+//! by the fake kubeadm like a static pod) answering `/readyz` over TLS, for haproxy's
+//! health checks and the VIP checks.
+//!
+//! The cluster's state lives in `/var/lib/fake-k8s-shared`, a folder the testbed
+//! bind-mounts into every host ([`crate::hosts::TestCluster::shared_dir`]): joining hosts
+//! register there and the fake kubectl on any master reads it.
+//!
+//! ```no_run
+//! # fn main() -> anyhow::Result<()> {
+//! let tmp = tempfile::tempdir()?;
+//! let rpms = bundle_testbed::kube_fakes::build_rpms(tmp.path(), &tmp.path().join("repo"),
+//!     bundle_testbed::kube_fakes::VERSION, bundle_testbed::kube_fakes::RELEASE)?;
+//! bundle_testbed::rpms::createrepo(&tmp.path().join("repo"))?;
+//! # Ok(()) }
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+
+use crate::rpms::RpmSpec;
+
+/// The Kubernetes version the fakes claim by default (the default manifest's).
+pub const VERSION: &str = "1.29.2";
+/// The RPM release of the default fakes (as pkgs.k8s.io names it).
+pub const RELEASE: &str = "150500.1.1";
+
+const KUBEADM: &str = include_str!("../assets/fake-kubeadm.sh");
+const KUBECTL: &str = include_str!("../assets/fake-kubectl.sh");
+const KUBELET: &str = include_str!("../assets/fake-kubelet.sh");
+const APISERVER: &str = include_str!("../assets/fake-apiserver.py");
+
+/// Where the fakes record their calls on a host.
+pub const CALLS_LOG: &str = "/var/log/fake-k8s/calls.log";
+/// Where the fake kubeadm copies each `--config` file (`<subcommand>-<file name>`).
+pub const CONFIGS_DIR: &str = "/var/log/fake-k8s/configs";
+/// Where the fake kubectl copies each applied manifest.
+pub const APPLIED_DIR: &str = "/var/log/fake-k8s/applied";
+
+/// The fakes' files for `version`: (absolute path on the host, content), all mode 0755.
+pub fn scripts(version: &str) -> Vec<(&'static str, String)> {
+    let v = |s: &str| s.replace("@VERSION@", version);
+    vec![
+        ("/usr/bin/kubeadm", v(KUBEADM)),
+        ("/usr/libexec/fake-k8s/apiserver.py", APISERVER.to_string()),
+        ("/usr/bin/kubectl", v(KUBECTL)),
+        ("/usr/bin/kubelet", v(KUBELET)),
+    ]
+}
+
+/// The three packages: `kubeadm` (with the fake API server), `kubectl`, `kubelet`, at
+/// `version-release` for x86_64, with no requirements (add some with
+/// [`RpmSpec::requires`] to mirror upstream's) and their files.
+pub fn rpm_specs(version: &str, release: &str) -> Vec<(RpmSpec, Vec<(&'static str, String)>)> {
+    let files = scripts(version);
+    let vr = format!("{version}-{release}");
+    let pick = |paths: &[&str]| -> Vec<(&'static str, String)> {
+        files
+            .iter()
+            .filter(|(p, _)| paths.contains(p))
+            .cloned()
+            .collect()
+    };
+    vec![
+        (
+            RpmSpec::new("kubeadm", &vr, "x86_64"),
+            pick(&["/usr/bin/kubeadm", "/usr/libexec/fake-k8s/apiserver.py"]),
+        ),
+        (
+            RpmSpec::new("kubectl", &vr, "x86_64"),
+            pick(&["/usr/bin/kubectl"]),
+        ),
+        (
+            RpmSpec::new("kubelet", &vr, "x86_64"),
+            pick(&["/usr/bin/kubelet"]),
+        ),
+    ]
+}
+
+/// Builds the three fake RPMs into `out_dir` (scratch under `work`); returns their paths.
+pub fn build_rpms(
+    work: &Path,
+    out_dir: &Path,
+    version: &str,
+    release: &str,
+) -> Result<Vec<PathBuf>> {
+    rpm_specs(version, release)
+        .iter()
+        .map(|(spec, files)| build_with_files(spec, files, work, out_dir))
+        .collect()
+}
+
+/// Builds `spec` as an RPM whose files have the given contents (mode 0755, root-owned),
+/// besides `/usr/share/<name>/README`.
+///
+/// [`RpmSpec::build`] writes one line of text into each file, which cannot carry a
+/// script; this builds from the same [`RpmSpec`] with `rpmbuild`, taking the files as
+/// `SourceN` (so their text is never macro-expanded).
+pub fn build_with_files(
+    spec: &RpmSpec,
+    files: &[(&str, String)],
+    work: &Path,
+    out_dir: &Path,
+) -> Result<PathBuf> {
+    let top = work.join(format!(
+        "rpmbuild-fake-{}-{}-{}",
+        spec.name, spec.version, spec.release
+    ));
+    let sources = top.join("SOURCES");
+    std::fs::create_dir_all(&sources)?;
+    let mut text = format!(
+        "Name: {}\nVersion: {}\nRelease: {}\nSummary: fake {} for bundle's tests (bundle-testbed)\nLicense: MIT\nBuildArch: {}\nAutoReqProv: no\n",
+        spec.name, spec.version, spec.release, spec.name, spec.arch
+    );
+    if spec.epoch != 0 {
+        text.push_str(&format!("Epoch: {}\n", spec.epoch));
+    }
+    for r in &spec.requires {
+        text.push_str(&format!("Requires: {r}\n"));
+    }
+    for p in &spec.provides {
+        text.push_str(&format!("Provides: {p}\n"));
+    }
+    for (i, (_, body)) in files.iter().enumerate() {
+        let src = format!("source{i}");
+        std::fs::write(sources.join(&src), body)?;
+        text.push_str(&format!("Source{i}: {src}\n"));
+    }
+    text.push_str(
+        "%description\nA test double built by bundle-testbed: not for real machines.\n%install\n",
+    );
+    text.push_str(&format!(
+        "mkdir -p %{{buildroot}}/usr/share/{n}\necho 'fake {n} (bundle-testbed)' > %{{buildroot}}/usr/share/{n}/README\n",
+        n = spec.name
+    ));
+    for (i, (path, _)) in files.iter().enumerate() {
+        text.push_str(&format!(
+            "install -D -m 0755 %{{SOURCE{i}}} %{{buildroot}}{path}\n"
+        ));
+    }
+    text.push_str("%files\n");
+    text.push_str(&format!("/usr/share/{}/README\n", spec.name));
+    for (path, _) in files {
+        text.push_str(&format!("%attr(0755, root, root) {path}\n"));
+    }
+    let spec_path = top.join(format!("{}.spec", spec.name));
+    std::fs::write(&spec_path, text)?;
+    let out = Command::new("rpmbuild")
+        .arg("--define")
+        .arg(format!("_topdir {}", top.display()))
+        .args(["--define", "_build_id_links none", "--quiet", "-bb"])
+        .arg(&spec_path)
+        .env("HOME", work)
+        .output()
+        .context("running rpmbuild (apt-get install rpm)")?;
+    if !out.status.success() {
+        bail!(
+            "rpmbuild of fake `{}` failed: {}",
+            spec.name,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let built = top.join("RPMS").join(&spec.arch).join(spec.file_name());
+    std::fs::create_dir_all(out_dir)?;
+    let dest = out_dir.join(spec.file_name());
+    std::fs::rename(&built, &dest).with_context(|| format!("moving {}", built.display()))?;
+    std::fs::remove_dir_all(&top)?;
+    Ok(dest)
+}
