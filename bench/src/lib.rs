@@ -1,0 +1,89 @@
+//! Shared pieces of the benchmarks: running a command under `/usr/bin/time -v` for wall
+//! time and peak RSS, finding the release binary, printing comparison rows.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+
+/// Wall time and peak resident memory of one command (children included).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Measure {
+    /// Seconds.
+    pub wall: f64,
+    /// Peak RSS in KiB.
+    pub peak_kib: u64,
+}
+
+impl Measure {
+    /// Sequential steps: times add, memory is the largest.
+    pub fn then(self, other: Measure) -> Measure {
+        Measure {
+            wall: self.wall + other.wall,
+            peak_kib: self.peak_kib.max(other.peak_kib),
+        }
+    }
+}
+
+/// Runs `sh -c script` in `dir` under `/usr/bin/time -v`; fails when it fails.
+pub fn measure(dir: &Path, script: &str) -> anyhow::Result<Measure> {
+    let report = dir.join(".time-report");
+    let start = Instant::now();
+    let out = Command::new("/usr/bin/time")
+        .arg("-v")
+        .arg("-o")
+        .arg(&report)
+        .args(["sh", "-c", script])
+        .current_dir(dir)
+        .output()
+        .context("running /usr/bin/time (Debian package `time`)")?;
+    let wall = start.elapsed().as_secs_f64();
+    if !out.status.success() {
+        bail!(
+            "`{script}` failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let text = std::fs::read_to_string(&report)?;
+    let peak_kib = text
+        .lines()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("Maximum resident set size (kbytes): ")
+        })
+        .and_then(|v| v.trim().parse().ok())
+        .context("no peak RSS in /usr/bin/time output")?;
+    Ok(Measure { wall, peak_kib })
+}
+
+/// The release `bundle` binary beside this benchmark's own executable.
+pub fn bundle_binary() -> anyhow::Result<PathBuf> {
+    let p = std::env::current_exe()?.with_file_name("bundle");
+    if !p.exists() {
+        bail!(
+            "`{}` not found: run `cargo build --release` first",
+            p.display()
+        );
+    }
+    Ok(p)
+}
+
+/// Prints one comparison row.
+pub fn row(what: &str, ours: Measure, theirs: Measure, target: &str) {
+    println!(
+        "| {what} | {:.2} s | {:.2} s | {:.2}× | {} MiB | {} MiB | {target} |",
+        ours.wall,
+        theirs.wall,
+        ours.wall / theirs.wall,
+        ours.peak_kib / 1024,
+        theirs.peak_kib / 1024
+    );
+}
+
+/// The table header matching [`row`].
+pub fn header(ours: &str, theirs: &str) {
+    println!("| step | {ours} | {theirs} | ratio | {ours} peak RSS | {theirs} peak RSS | target |");
+    println!("|---|---|---|---|---|---|---|");
+}
