@@ -158,6 +158,219 @@ pub enum Error {
     /// The install is run without `--dry-run`.
     #[error("executing a plan on hosts is not built yet; only `--dry-run --plan-out DIR` is")]
     ExecutionNotBuilt,
+
+    /// The host's key is not in `known_hosts`.
+    #[error(
+        "host `{host}` ({address}) offered a host key that is not in `{known_hosts}`{}",
+        fingerprint_list(fingerprints)
+    )]
+    HostKeyUnknown {
+        /// Host name.
+        host: String,
+        /// `user@address:port`.
+        address: String,
+        /// The `known_hosts` file checked.
+        known_hosts: String,
+        /// The name the host has in `known_hosts` (`[addr]:port`).
+        known_hosts_name: String,
+        /// Port.
+        port: u16,
+        /// Address.
+        ip: String,
+        /// `TYPE SHA256:…` as `ssh-keyscan` saw them (empty behind a jump host).
+        fingerprints: Vec<String>,
+    },
+
+    /// The host's key differs from the one in `known_hosts`.
+    #[error("host `{host}` ({address}) offered a host key that differs from the one in `{known_hosts}`{}: the host was reinstalled, or someone is in between", fingerprint.as_ref().map(|f| format!(" (now {f})")).unwrap_or_default())]
+    HostKeyChanged {
+        /// Host name.
+        host: String,
+        /// `user@address:port`.
+        address: String,
+        /// The `known_hosts` file checked.
+        known_hosts: String,
+        /// The name the host has in `known_hosts`.
+        known_hosts_name: String,
+        /// The new key's fingerprint, as ssh reported it.
+        fingerprint: Option<String>,
+    },
+
+    /// ssh could not log in.
+    #[error("cannot log in to `{host}` ({address}): {detail}")]
+    SshAuth {
+        /// Host name.
+        host: String,
+        /// `user@address:port`.
+        address: String,
+        /// ssh's message.
+        detail: String,
+    },
+
+    /// ssh could not reach the host.
+    #[error("cannot reach `{host}` ({address}) over ssh: {detail}")]
+    Unreachable {
+        /// Host name.
+        host: String,
+        /// `user@address:port`.
+        address: String,
+        /// ssh's message.
+        detail: String,
+    },
+
+    /// The connection broke while a command ran.
+    #[error("lost the ssh connection to `{host}` ({address})")]
+    SshLost {
+        /// Host name.
+        host: String,
+        /// `user@address:port`.
+        address: String,
+        /// What openssh reported.
+        #[source]
+        source: openssh::Error,
+    },
+
+    /// sudo refused the password.
+    #[error("sudo on `{host}` refused the password of `{user}`{}", if detail.is_empty() { String::new() } else { format!(": {detail}") })]
+    BecomeFailed {
+        /// Host name.
+        host: String,
+        /// Login user.
+        user: String,
+        /// sudo's message.
+        detail: String,
+    },
+
+    /// sudo needs a password and none was given.
+    #[error("sudo on `{host}` needs the password of `{user}`, and none was given")]
+    BecomePasswordNeeded {
+        /// Host name.
+        host: String,
+        /// Login user.
+        user: String,
+    },
+
+    /// A step failed: the phase stopped.
+    #[error("step `{step}` failed on `{host}` (phase {phase}): `{command}` {}{}\n  full log: {}", match exit_code { Some(c) => format!("exited with {c}"), None => "was killed".to_string() }, if output_tail.is_empty() { String::new() } else { format!("; last lines of its output:\n{}", indent(output_tail)) }, log.display())]
+    StepFailed {
+        /// Host name.
+        host: String,
+        /// Phase.
+        phase: String,
+        /// Step id.
+        step: String,
+        /// The command (no secrets: plans hold none).
+        command: String,
+        /// Its exit code.
+        exit_code: Option<i32>,
+        /// Its last lines of output, secrets redacted.
+        output_tail: String,
+        /// The host's full log.
+        log: PathBuf,
+        /// The command that resumes the install.
+        resume: String,
+        /// Other hosts that failed in the same wave.
+        others: Vec<String>,
+    },
+
+    /// Preflight checks failed (every failure on every host).
+    #[error("preflight found {} problem{}; nothing was changed:{}", failures.len(), if failures.len() == 1 { "" } else { "s" }, failures.iter().map(|f| format!("\n  - {f}")).collect::<String>())]
+    Preflight {
+        /// `host: step: message` lines.
+        failures: Vec<String>,
+        /// The command that resumes the install.
+        resume: String,
+    },
+
+    /// The state folder cannot be used.
+    #[error("cannot use the state folder `{path}`: {detail}")]
+    State {
+        /// The folder or file.
+        path: PathBuf,
+        /// What is wrong.
+        detail: String,
+    },
+
+    /// Another `bundle` works on the same state folder.
+    #[error("another `bundle` (pid {pid}) is working with the state folder `{path}`")]
+    Locked {
+        /// The folder.
+        path: PathBuf,
+        /// Its process.
+        pid: u32,
+    },
+
+    /// The plan changed since the last run and the change was not confirmed.
+    #[error("the plan changed since the last run (shown above) and the change was not confirmed; nothing was done")]
+    PlanChangeNotConfirmed,
+
+    /// A host named on the command line is not in the plan.
+    #[error("host `{host}` is not in the inventory `{inventory}`")]
+    UnknownHost {
+        /// The name given.
+        host: String,
+        /// The inventory.
+        inventory: PathBuf,
+    },
+
+    /// The yum repository server could not start.
+    #[error("cannot serve the yum repository on `{address}`")]
+    RepoServe {
+        /// `ip:port`.
+        address: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The confirmation needed for a destructive action was not given.
+    #[error("{what} was not confirmed; nothing was done")]
+    NotConfirmed {
+        /// What.
+        what: String,
+    },
+
+    /// The HA drill found the cluster not failing over.
+    #[error("HA drill: {what}")]
+    Drill {
+        /// What did not happen.
+        what: String,
+    },
+
+    /// `bundle nodes add` was asked to add a master.
+    #[error("`{host}` is a master; `bundle nodes add` joins workers")]
+    NodesAddMaster {
+        /// The host.
+        host: String,
+    },
+
+    /// Pushing the images failed.
+    #[error("pushing the bundle's images to `{registry}` failed")]
+    Push {
+        /// Registry.
+        registry: String,
+        /// Why.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+fn indent(text: &str) -> String {
+    text.lines()
+        .map(|l| format!("    | {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn fingerprint_list(fps: &[String]) -> String {
+    if fps.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "; it offers:{}",
+            fps.iter().map(|f| format!("\n    {f}")).collect::<String>()
+        )
+    }
 }
 
 impl Error {
@@ -182,6 +395,26 @@ impl Error {
                 Some("restore the file from the earlier plan, or remove it to generate new secrets (hosts already installed keep the old ones)".into())
             }
             Error::ExecutionNotBuilt => Some("run with `--dry-run --plan-out DIR` to write the plan".into()),
+            Error::HostKeyUnknown { known_hosts, known_hosts_name, port, ip, fingerprints, .. } => Some(if fingerprints.is_empty() {
+                format!("compare the key with `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` run on the host itself, then add it to `{known_hosts}` (`ssh-keyscan -p {port} {ip}` run where the host is reachable prints the line for `{known_hosts_name}`)")
+            } else {
+                format!("compare the fingerprint with `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` run on the host itself; if it matches, accept it with `ssh-keyscan -p {port} {ip} >> {known_hosts}`")
+            }),
+            Error::HostKeyChanged { known_hosts, known_hosts_name, .. } => Some(format!(
+                "if the host was reinstalled, check its new key with `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` on the host, remove the old one with `ssh-keygen -R '{known_hosts_name}' -f {known_hosts}` and add the new one (`ssh-keyscan`); otherwise do not connect"
+            )),
+            Error::SshAuth { .. } => Some("check `spec.ssh.user` and `identityFile` (or your ssh agent) in the inventory; `ssh` with the same options must log in without a password".into()),
+            Error::Unreachable { .. } => Some("check the host's address and `spec.ssh.port` (or `proxyJump`), and that sshd runs there; then run the same command again".into()),
+            Error::SshLost { .. } => Some("run the same command again: finished steps are skipped".into()),
+            Error::BecomeFailed { .. } => Some("run again and give the right sudo password (`--ask-become-pass`, or `BUNDLE_BECOME_PASSWORD` in the environment)".into()),
+            Error::BecomePasswordNeeded { .. } => Some("pass `--ask-become-pass` (or set `BUNDLE_BECOME_PASSWORD`), or allow the user `NOPASSWD` in sudoers".into()),
+            Error::StepFailed { resume, .. } => Some(format!("fix the cause on the host, then resume with: {resume}")),
+            Error::Preflight { resume, .. } => Some(format!("fix the hosts, then run again: {resume}")),
+            Error::Locked { .. } => Some("wait for it to finish; if it was killed, the lock is taken over automatically once its process is gone".into()),
+            Error::PlanChangeNotConfirmed => Some("review the change and run again with `--yes` to apply it".into()),
+            Error::UnknownHost { .. } => Some("add the host to `spec.hosts` first, or check the name".into()),
+            Error::RepoServe { .. } => Some("`spec.repo.address` must be an address of this machine the hosts can reach, and `spec.repo.port` free".into()),
+            Error::NotConfirmed { .. } => Some("pass `--yes` to confirm".into()),
             _ => None,
         }
     }

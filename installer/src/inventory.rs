@@ -17,6 +17,8 @@ use crate::net::Cidr;
 
 /// `apiVersion` this version reads.
 pub const API_VERSION: &str = "bundle/v1alpha1";
+/// `spec.repo.servedBy` value for the machine running `bundle install`.
+pub const DEPLOY: &str = "deploy";
 /// `kind` of an inventory.
 pub const KIND: &str = "Cluster";
 
@@ -78,6 +80,9 @@ pub struct HostSpec {
     /// `spec.controlPlaneEndpoint.interface`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interface: Option<String>,
+    /// How to reach this host when it differs from `spec.ssh` (fields given here win).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh: Option<SshSpec>,
 }
 
 /// `spec.ssh`.
@@ -93,6 +98,43 @@ pub struct SshSpec {
     /// Private key file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identity_file: Option<String>,
+    /// `known_hosts` file checked strictly (ssh's default files when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub known_hosts_file: Option<String>,
+    /// Jump host(s), as ssh's `-J` takes them (`admin@bastion:22,other`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy_jump: Option<String>,
+    /// An ssh configuration file used instead of `~/.ssh/config` (ssh's `-F`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_file: Option<String>,
+    /// `sudo` to run commands as root when `user` is not root.
+    #[serde(default, rename = "become", skip_serializing_if = "Option::is_none")]
+    pub become_method: Option<String>,
+}
+
+impl SshSpec {
+    /// `self` with the fields `over` sets replaced.
+    pub fn merged(&self, over: Option<&SshSpec>) -> SshSpec {
+        let Some(o) = over else { return self.clone() };
+        SshSpec {
+            user: o.user.clone().or_else(|| self.user.clone()),
+            port: o.port.or(self.port),
+            identity_file: o
+                .identity_file
+                .clone()
+                .or_else(|| self.identity_file.clone()),
+            known_hosts_file: o
+                .known_hosts_file
+                .clone()
+                .or_else(|| self.known_hosts_file.clone()),
+            proxy_jump: o.proxy_jump.clone().or_else(|| self.proxy_jump.clone()),
+            config_file: o.config_file.clone().or_else(|| self.config_file.clone()),
+            become_method: o
+                .become_method
+                .clone()
+                .or_else(|| self.become_method.clone()),
+        }
+    }
 }
 
 /// `spec.controlPlaneEndpoint`.
@@ -164,8 +206,13 @@ pub struct KubeProxySpec {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RepoSpec {
-    /// Host serving the bundle's yum repository to the others.
+    /// Host serving the bundle's yum repository to the others, or `deploy`: the
+    /// machine running `bundle install` serves it while the install runs.
     pub served_by: String,
+    /// With `servedBy: deploy`: the deploy node's address as the hosts reach it (the
+    /// repository server binds to it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
     /// HTTP port (8081).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub port: Option<u16>,
@@ -228,8 +275,11 @@ pub struct Cluster {
     pub dns_domain: String,
     /// kube-proxy mode.
     pub proxy_mode: String,
-    /// Index in `nodes` of the repo host.
-    pub repo_host: usize,
+    /// Index in `nodes` of the repo host; `None`: the deploy node serves the
+    /// repository while the install runs.
+    pub repo_host: Option<usize>,
+    /// Address the hosts fetch the repository from.
+    pub repo_address: IpAddr,
     /// Repo HTTP port.
     pub repo_port: u16,
     /// RPM target asked for.
@@ -253,9 +303,9 @@ impl Cluster {
         self.masters().next().expect("validation requires a master")
     }
 
-    /// The host serving the yum repository.
-    pub fn repo_node(&self) -> &Node {
-        &self.nodes[self.repo_host]
+    /// The host serving the yum repository (`None`: the deploy node does).
+    pub fn repo_node(&self) -> Option<&Node> {
+        self.repo_host.map(|i| &self.nodes[i])
     }
 }
 
@@ -589,12 +639,50 @@ impl Inventory {
             );
         }
 
+        let by_deploy = spec.repo.served_by == DEPLOY;
         let repo_host = nodes.iter().position(|n| n.name == spec.repo.served_by);
-        if repo_host.is_none() && !spec.hosts.iter().any(|h| h.name == spec.repo.served_by) {
+        let mut repo_address = repo_host.map(|i| nodes[i].address);
+        if by_deploy {
+            if spec.hosts.iter().any(|h| h.name == DEPLOY) {
+                p(
+                    "spec.repo.servedBy",
+                    format!("`{DEPLOY}` names the deploy node, but a host is also called `{DEPLOY}`; rename the host"),
+                );
+            }
+            match spec.repo.address.as_deref().map(str::parse::<IpAddr>) {
+                None => p(
+                    "spec.repo.address",
+                    "`servedBy: deploy` needs the deploy node's address as the hosts reach it"
+                        .into(),
+                ),
+                Some(Err(_)) => p(
+                    "spec.repo.address",
+                    format!(
+                        "`{}` is not an IP address",
+                        spec.repo.address.as_deref().unwrap_or_default()
+                    ),
+                ),
+                Some(Ok(a)) => {
+                    if let Some(&i) = addresses.get(&a) {
+                        p("spec.repo.address", format!("`{a}` is the address of `spec.hosts[{i}]`; to serve from that host use `servedBy: {}`", spec.hosts[i].name));
+                    }
+                    repo_address = Some(a);
+                }
+            }
+        } else if spec.repo.address.is_some() {
+            p(
+                "spec.repo.address",
+                "only used with `servedBy: deploy` (a host serves from its own address)".into(),
+            );
+        }
+        if !by_deploy
+            && repo_host.is_none()
+            && !spec.hosts.iter().any(|h| h.name == spec.repo.served_by)
+        {
             p(
                 "spec.repo.servedBy",
                 format!(
-                    "`{}` is not the name of a host in `spec.hosts`",
+                    "`{}` is not the name of a host in `spec.hosts` (or `{DEPLOY}` for the deploy node)",
                     spec.repo.served_by
                 ),
             );
@@ -613,9 +701,39 @@ impl Inventory {
                 );
             }
         }
-        if let Some(user) = &spec.ssh.user {
-            if user.is_empty() || user.contains(char::is_whitespace) {
-                p("spec.ssh.user", format!("`{user}` is not a user name"));
+        let mut ssh_specs = vec![("spec.ssh".to_string(), &spec.ssh)];
+        for (i, h) in spec.hosts.iter().enumerate() {
+            if let Some(s) = &h.ssh {
+                ssh_specs.push((format!("spec.hosts[{i}].ssh"), s));
+            }
+        }
+        for (field, s) in ssh_specs {
+            if let Some(user) = &s.user {
+                if user.is_empty() || user.contains(char::is_whitespace) || user.starts_with('-') {
+                    p(
+                        &format!("{field}.user"),
+                        format!("`{user}` is not a user name"),
+                    );
+                }
+            }
+            if s.port == Some(0) {
+                p(&format!("{field}.port"), "0 is not a port".into());
+            }
+            if let Some(b) = &s.become_method {
+                if b != "sudo" {
+                    p(
+                        &format!("{field}.become"),
+                        format!("`{b}` is not supported; use `sudo`"),
+                    );
+                }
+            }
+            if let Some(j) = &s.proxy_jump {
+                if j.is_empty() || j.starts_with('-') || j.contains(char::is_whitespace) {
+                    p(
+                        &format!("{field}.proxyJump"),
+                        format!("`{j}` is not a jump host list"),
+                    );
+                }
             }
         }
 
@@ -639,7 +757,8 @@ impl Inventory {
             service_subnet: svc.expect("checked"),
             dns_domain,
             proxy_mode,
-            repo_host: repo_host.expect("checked"),
+            repo_host,
+            repo_address: repo_address.expect("checked"),
             repo_port,
             repo_target: spec.repo.target.clone(),
         };

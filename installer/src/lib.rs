@@ -33,6 +33,7 @@
 #![deny(missing_docs)]
 
 mod error;
+pub mod exec;
 pub mod facts;
 pub mod inventory;
 pub mod net;
@@ -40,7 +41,9 @@ pub mod ops;
 pub mod plan;
 mod planner;
 pub mod render;
+pub mod repo_server;
 pub mod secrets;
+pub mod state;
 
 pub use error::{Error, Problem, Problems};
 pub use facts::BundleFacts;

@@ -9,12 +9,12 @@
 use std::fmt::Write as _;
 use std::path::{Component, Path, PathBuf};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::Error;
 
 /// The nine phases, in order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PhaseName {
     /// Checks that change nothing; every failure on every host is reported together.
@@ -68,7 +68,7 @@ impl PhaseName {
 }
 
 /// What to do when a step fails.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum OnFailure {
     /// Stop the install (in preflight: after every check on every host has run).
@@ -79,7 +79,7 @@ pub enum OnFailure {
 
 /// One typed action on a host. Commands run as root with `sh -c`; they hold no
 /// secrets (those live in files, as placeholders the executor fills in).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "camelCase")]
 pub enum HostStep {
     /// Write a file (parent folders created, mode and owner set); skipped when the
@@ -113,10 +113,10 @@ pub enum HostStep {
         check: Option<String>,
         /// Also run (even when `check` passes) when one of these files was written
         /// by this execution: restarts after a configuration change.
-        #[serde(skip_serializing_if = "Vec::is_empty")]
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
         after_change_of: Vec<String>,
         /// Store the trimmed standard output under this name (`<runtime:NAME>`).
-        #[serde(skip_serializing_if = "Option::is_none")]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         capture: Option<String>,
         /// What a failure means.
         on_failure: OnFailure,
@@ -132,7 +132,7 @@ pub enum HostStep {
 }
 
 /// A step with its stable id and a sentence for people.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Step {
     /// Unique within the host and stable across plans: `phase/what`.
     pub id: String,
@@ -144,7 +144,7 @@ pub struct Step {
 }
 
 /// One host's steps in one phase.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HostSteps {
     /// Host name.
     pub host: String,
@@ -155,7 +155,7 @@ pub struct HostSteps {
 }
 
 /// One phase.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Phase {
     /// Which.
     pub name: PhaseName,
@@ -163,8 +163,20 @@ pub struct Phase {
     pub hosts: Vec<HostSteps>,
 }
 
+/// The yum repository the deploy node serves while the install runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeployRepo {
+    /// Address bound (the deploy node's address as the hosts reach it).
+    pub bind: String,
+    /// Port.
+    pub port: u16,
+    /// Entry prefix in the bundle (`rpms/el9-x86_64/`); served under its last part.
+    pub entries: String,
+}
+
 /// A host in the plan's summary.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlanHost {
     /// Name.
     pub name: String,
@@ -177,7 +189,7 @@ pub struct PlanHost {
 }
 
 /// The whole plan.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Plan {
     /// Plan format version.
@@ -198,6 +210,9 @@ pub struct Plan {
     pub registry: String,
     /// Yum repository URL.
     pub repo_url: String,
+    /// Set when the deploy node serves the repository while the install runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repo_served_by_deploy: Option<DeployRepo>,
     /// Hosts in inventory order.
     pub hosts: Vec<PlanHost>,
     /// Things the operator should know (assumptions, warnings).
@@ -284,8 +299,14 @@ impl Plan {
         );
         let _ = writeln!(
             w,
-            "  registry {}, yum repository {}",
-            self.registry, self.repo_url
+            "  registry {}, yum repository {}{}",
+            self.registry,
+            self.repo_url,
+            if self.repo_served_by_deploy.is_some() {
+                " (served by the deploy node while the install runs)"
+            } else {
+                ""
+            }
         );
         let _ = writeln!(
             w,

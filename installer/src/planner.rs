@@ -385,9 +385,10 @@ pub fn plan(
 
     let first = cluster.first_master();
     let repo_node = cluster.repo_node();
+    let repo_served_here = |n: &Node| repo_node.is_some_and(|r| r.name == n.name);
     let repo_base = format!(
         "http://{}/{}/",
-        render::host_port(&repo_node.address, cluster.repo_port),
+        render::host_port(&cluster.repo_address, cluster.repo_port),
         rpm_repo.target
     );
     let endpoint = render::host_port(&cluster.vip, cluster.lb_port);
@@ -474,7 +475,7 @@ pub fn plan(
             format!("used=$(ss -Htln | awk '{{print $4}}' | grep -Eo ':({list})$' | sort -u | tr -d : | tr '\\n' ' '); [ -z \"$used\" ] || {{ echo \"ports in use: $used\" >&2; exit 1; }}"),
             Some("test -f /etc/kubernetes/kubelet.conf".into()),
         ));
-        if n.name == repo_node.name {
+        if repo_served_here(n) {
             s.push(run(
                 "preflight/repo-port",
                 &format!("port {} free for the yum repository", cluster.repo_port),
@@ -567,7 +568,15 @@ pub fn plan(
     // 2. repo
     for n in &cluster.nodes {
         let mut s = Vec::new();
-        let serving = n.name == repo_node.name;
+        let serving = repo_served_here(n);
+        if repo_node.is_none() {
+            s.push(wait(
+                "repo/reachable",
+                "the deploy node's repository answers (served while `bundle install` runs)",
+                format!("curl -fsS -o /dev/null {repo_base}repodata/repomd.xml"),
+                60,
+            ));
+        }
         if serving {
             let dest = format!("{}/{}", repo::SERVE_ROOT, rpm_repo.target);
             s.push(step(
@@ -1051,7 +1060,7 @@ pub fn plan(
                     keepalived::priority(i)
                 ));
             }
-            if n.name == repo_node.name {
+            if repo_served_here(n) {
                 duties.push(format!("yum repository on port {}", cluster.repo_port));
             }
             PlanHost {
@@ -1083,6 +1092,11 @@ pub fn plan(
         control_plane_endpoint: endpoint,
         registry: cluster.registry_host.clone(),
         repo_url: repo_base,
+        repo_served_by_deploy: repo_node.is_none().then(|| crate::plan::DeployRepo {
+            bind: cluster.repo_address.to_string(),
+            port: cluster.repo_port,
+            entries: format!("rpms/{}/", rpm_repo.target),
+        }),
         hosts,
         notes,
         unique_captures: vec![

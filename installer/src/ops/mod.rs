@@ -1,4 +1,14 @@
 //! Operations the CLI calls: one function per command, taking an options struct.
+//!
+//! - [`init`], [`plan_install`]: the inventory template and the dry run.
+//! - [`apply::apply`]: the install over SSH; [`reset::reset`]: its undoing;
+//!   [`nodes::add`]: a worker joined later. They report through [`report::Reporter`].
+
+pub mod apply;
+mod drill;
+pub mod nodes;
+pub mod report;
+pub mod reset;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -73,13 +83,17 @@ pub struct PlanOutcome {
 }
 
 /// Captures the CNI manifest's text while the verifier streams the bundle; the text
-/// is kept only once its entry's hash matched.
+/// is kept only once its entry's hash matched. With `extract`, the entries under
+/// `rpms/` are extracted too (each renamed into place once verified).
 #[derive(Default)]
 struct CniCapture {
     entry: Option<String>,
     pending: Option<String>,
     text: Option<String>,
+    extract: Option<bundle_format::verify::ExtractSink>,
 }
+
+const RPMS_PREFIX: &str = "rpms/";
 
 impl EntrySink for CniCapture {
     fn index(
@@ -108,6 +122,12 @@ impl EntrySink for CniCapture {
             data.read_to_string(&mut text)
                 .map_err(|e| format!("the CNI manifest is not UTF-8 text: {e}"))?;
             self.pending = Some(text);
+        } else if let Some(x) = self
+            .extract
+            .as_mut()
+            .filter(|_| record.path.as_str().starts_with(RPMS_PREFIX))
+        {
+            x.entry(record, data)?;
         }
         Ok(())
     }
@@ -115,6 +135,12 @@ impl EntrySink for CniCapture {
     fn verified(&mut self, record: &EntryRecord) -> Result<(), BoxError> {
         if self.entry.as_deref() == Some(record.path.as_str()) {
             self.text = self.pending.take();
+        } else if let Some(x) = self
+            .extract
+            .as_mut()
+            .filter(|_| record.path.as_str().starts_with(RPMS_PREFIX))
+        {
+            x.verified(record)?;
         }
         Ok(())
     }
@@ -124,54 +150,15 @@ impl EntrySink for CniCapture {
 /// writes the plan folder. Nothing is written unless every check passed; an earlier
 /// plan's `secrets.json` in the folder is kept.
 pub fn plan_install(opts: &PlanOptions) -> Result<PlanOutcome, Error> {
-    let (cluster, warnings) = Inventory::load_cluster(&opts.inventory, opts.force)?;
-    let registry_ca = match &cluster.registry_ca_file {
-        None => None,
-        Some(file) => {
-            let path = resolve_relative(&opts.inventory, file);
-            let field = "spec.registry.caFile".to_string();
-            let text = std::fs::read_to_string(&path).map_err(|source| Error::InventoryFile {
-                field: field.clone(),
-                path: path.clone(),
-                source,
-            })?;
-            if !text.contains("-----BEGIN CERTIFICATE-----") {
-                return Err(Error::Inventory {
-                    path: opts.inventory.clone(),
-                    problems: Problems(vec![Problem::new(
-                        field,
-                        format!("`{}` holds no PEM certificate", path.display()),
-                    )]),
-                });
-            }
-            Some(text)
-        }
-    };
     check_plan_out(&opts.plan_out)?;
-
-    let key = PublicKey::from_file(&opts.pubkey).map_err(|source| Error::PublicKey {
-        path: opts.pubkey.clone(),
-        source,
-    })?;
-    let mut capture = CniCapture::default();
-    let report =
-        verify(&opts.bundle, &VerifyOptions::signed_by(key), &mut capture).map_err(|source| {
-            Error::BundleRejected {
-                path: opts.bundle.clone(),
-                source,
-            }
-        })?;
-    let facts = BundleFacts::from_index(&report.index, capture.text)?;
-
-    let inputs = PlanInputs {
-        registry_ca,
-        warnings: warnings.clone(),
-    };
-    let plan = plan(&cluster, &facts, &inputs).map_err(|problems| Error::Inventory {
-        path: opts.inventory.clone(),
-        problems: Problems(problems),
-    })?;
-
+    let prepared = prepare(
+        &opts.inventory,
+        &opts.bundle,
+        &opts.pubkey,
+        opts.force,
+        None,
+    )?;
+    let plan = prepared.plan;
     std::fs::create_dir_all(&opts.plan_out).map_err(|source| Error::Write {
         path: opts.plan_out.clone(),
         source,
@@ -182,10 +169,102 @@ pub fn plan_install(opts: &PlanOptions) -> Result<PlanOutcome, Error> {
     write_plan_dir(&plan, &opts.plan_out)?;
     Ok(PlanOutcome {
         plan,
-        warnings,
-        entries_verified: report.entries,
+        warnings: prepared.warnings,
+        entries_verified: prepared.entries_verified,
         secrets_created,
     })
+}
+
+/// A checked inventory, a verified bundle and the plan made from them.
+pub(crate) struct Prepared {
+    pub inventory: Inventory,
+    pub cluster: crate::Cluster,
+    pub plan: Plan,
+    pub warnings: Vec<Problem>,
+    pub entries_verified: usize,
+}
+
+/// Loads and checks the inventory, verifies the bundle (extracting its `rpms/` under
+/// `extract_to` when given) and plans.
+pub(crate) fn prepare(
+    inventory_path: &Path,
+    bundle: &Path,
+    pubkey: &Path,
+    force: bool,
+    extract_to: Option<&Path>,
+) -> Result<Prepared, Error> {
+    let opts = PlanOptionsRef {
+        inventory: inventory_path,
+        bundle,
+        pubkey,
+    };
+    let inventory = Inventory::load(opts.inventory)?;
+    let (cluster, warnings) = inventory
+        .validate(force)
+        .map_err(|problems| Error::Inventory {
+            path: opts.inventory.to_path_buf(),
+            problems: Problems(problems),
+        })?;
+    let registry_ca = match &cluster.registry_ca_file {
+        None => None,
+        Some(file) => {
+            let path = resolve_relative(opts.inventory, file);
+            let field = "spec.registry.caFile".to_string();
+            let text = std::fs::read_to_string(&path).map_err(|source| Error::InventoryFile {
+                field: field.clone(),
+                path: path.clone(),
+                source,
+            })?;
+            if !text.contains("-----BEGIN CERTIFICATE-----") {
+                return Err(Error::Inventory {
+                    path: opts.inventory.to_path_buf(),
+                    problems: Problems(vec![Problem::new(
+                        field,
+                        format!("`{}` holds no PEM certificate", path.display()),
+                    )]),
+                });
+            }
+            Some(text)
+        }
+    };
+    let key = PublicKey::from_file(opts.pubkey).map_err(|source| Error::PublicKey {
+        path: opts.pubkey.to_path_buf(),
+        source,
+    })?;
+    let mut capture = CniCapture {
+        extract: extract_to.map(bundle_format::verify::ExtractSink::new),
+        ..CniCapture::default()
+    };
+    let report =
+        verify(opts.bundle, &VerifyOptions::signed_by(key), &mut capture).map_err(|source| {
+            Error::BundleRejected {
+                path: opts.bundle.to_path_buf(),
+                source,
+            }
+        })?;
+    let facts = BundleFacts::from_index(&report.index, capture.text)?;
+
+    let inputs = PlanInputs {
+        registry_ca,
+        warnings: warnings.clone(),
+    };
+    let plan = plan(&cluster, &facts, &inputs).map_err(|problems| Error::Inventory {
+        path: opts.inventory.to_path_buf(),
+        problems: Problems(problems),
+    })?;
+    Ok(Prepared {
+        inventory,
+        cluster,
+        plan,
+        warnings,
+        entries_verified: report.entries,
+    })
+}
+
+struct PlanOptionsRef<'a> {
+    inventory: &'a Path,
+    bundle: &'a Path,
+    pubkey: &'a Path,
 }
 
 /// The plan folder must be new, empty, or hold an earlier plan.

@@ -1,0 +1,407 @@
+//! A host reached over SSH: the system `ssh` through the `openssh` crate, one
+//! ControlMaster connection per host (every command reuses it).
+//!
+//! Host keys are checked strictly (`StrictHostKeyChecking=yes`): an unknown or changed
+//! key stops with its fingerprint and how to accept it. Commands run as `sh -c` (as
+//! root, or through `sudo` with `become: sudo`); files are written with `cat >` to a
+//! temporary name (mode 0600 while written), then owner and mode are set and the file
+//! is renamed into place. File contents and the sudo password travel on standard
+//! input, never on a command line.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use openssh::{ControlPersist, KnownHosts, SessionBuilder, Stdio};
+use tokio::io::AsyncWriteExt;
+
+use super::{shell_quote, Output};
+use crate::inventory::{resolve_relative, Inventory};
+use crate::Error;
+
+/// How to reach one host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SshTarget {
+    /// Host name in the inventory.
+    pub name: String,
+    /// Address (or a name ssh resolves).
+    pub address: String,
+    /// Login user.
+    pub user: String,
+    /// Port.
+    pub port: u16,
+    /// Private key (only this key is offered when set).
+    pub identity_file: Option<PathBuf>,
+    /// `known_hosts` file (ssh's own files when `None`).
+    pub known_hosts_file: Option<PathBuf>,
+    /// Jump hosts (`ssh -J`).
+    pub proxy_jump: Option<String>,
+    /// ssh configuration file (`ssh -F`).
+    pub config_file: Option<PathBuf>,
+    /// Run commands through `sudo`.
+    pub become_sudo: bool,
+    /// Give up connecting after this long.
+    pub connect_timeout: Duration,
+}
+
+impl SshTarget {
+    /// The target for `host` of `inventory` (read from `inventory_path`, against whose
+    /// folder relative files are resolved): `spec.ssh` with the host's overrides.
+    pub fn from_inventory(
+        inventory: &Inventory,
+        inventory_path: &Path,
+        host: &str,
+    ) -> Option<Self> {
+        let h = inventory.spec.hosts.iter().find(|h| h.name == host)?;
+        let ssh = inventory.spec.ssh.merged(h.ssh.as_ref());
+        let file = |f: &Option<String>| f.as_deref().map(|f| resolve_relative(inventory_path, f));
+        let user = ssh.user.clone().unwrap_or_else(|| "root".into());
+        Some(SshTarget {
+            name: h.name.clone(),
+            address: h.address.clone(),
+            become_sudo: ssh.become_method.as_deref() == Some("sudo") && user != "root",
+            user,
+            port: ssh.port.unwrap_or(22),
+            identity_file: file(&ssh.identity_file),
+            known_hosts_file: file(&ssh.known_hosts_file),
+            proxy_jump: ssh.proxy_jump.clone(),
+            config_file: file(&ssh.config_file),
+            connect_timeout: Duration::from_secs(15),
+        })
+    }
+
+    /// `user@address:port`, for messages.
+    pub fn display(&self) -> String {
+        if self.address.contains(':') {
+            format!("{}@[{}]:{}", self.user, self.address, self.port)
+        } else {
+            format!("{}@{}:{}", self.user, self.address, self.port)
+        }
+    }
+
+    /// How the host appears in `known_hosts` (`[addr]:port` off port 22).
+    pub fn known_hosts_name(&self) -> String {
+        if self.port == 22 {
+            self.address.clone()
+        } else {
+            format!("[{}]:{}", self.address, self.port)
+        }
+    }
+
+    fn known_hosts_display(&self) -> String {
+        self.known_hosts_file
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "~/.ssh/known_hosts".into())
+    }
+}
+
+/// How commands get root.
+#[derive(Debug, Clone)]
+enum Sudo {
+    /// Logged in as root (or `become` not asked for).
+    No,
+    /// `sudo -n`: no password needed.
+    NoPassword,
+    /// `sudo -S`: the password goes first on standard input.
+    Password(String),
+}
+
+/// A connected host.
+pub struct SshHost {
+    target: SshTarget,
+    session: openssh::Session,
+    sudo: Sudo,
+}
+
+impl std::fmt::Debug for SshHost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SshHost")
+            .field("target", &self.target)
+            .finish()
+    }
+}
+
+impl SshHost {
+    /// Opens the master connection, checking the host key strictly. The control
+    /// socket lives in `control_dir` (keep the path short: sockets are limited to
+    /// about 100 bytes).
+    pub async fn connect(target: SshTarget, control_dir: &Path) -> Result<Self, Error> {
+        let mut b = SessionBuilder::default();
+        b.user(target.user.clone())
+            .port(target.port)
+            .known_hosts_check(KnownHosts::Strict)
+            .control_directory(control_dir)
+            // A killed `bundle` leaves no ssh master behind for long.
+            .control_persist(ControlPersist::IdleFor(
+                std::num::NonZeroUsize::new(60).expect("non-zero"),
+            ))
+            .connect_timeout(target.connect_timeout)
+            .server_alive_interval(Duration::from_secs(15));
+        if let Some(k) = &target.identity_file {
+            b.keyfile(k);
+        }
+        if let Some(k) = &target.known_hosts_file {
+            b.user_known_hosts_file(k);
+        }
+        if let Some(c) = &target.config_file {
+            b.config_file(c);
+        }
+        if let Some(j) = &target.proxy_jump {
+            b.jump_hosts(j.split(','));
+        }
+        match b.connect(&target.address).await {
+            Ok(session) => Ok(SshHost {
+                target,
+                session,
+                sudo: Sudo::No,
+            }),
+            Err(e) => Err(connect_error(&target, e).await),
+        }
+    }
+
+    /// The target.
+    pub fn target(&self) -> &SshTarget {
+        &self.target
+    }
+
+    /// With `become: sudo`: finds out whether sudo needs a password and checks the
+    /// one given. Returns `Ok(false)` when a password is needed and none was given.
+    pub async fn set_up_become(&mut self, password: Option<&str>) -> Result<bool, Error> {
+        if !self.target.become_sudo {
+            return Ok(true);
+        }
+        let probe = self.raw("sudo -n true", None).await?;
+        if probe.success() {
+            self.sudo = Sudo::NoPassword;
+            return Ok(true);
+        }
+        let Some(password) = password else {
+            return Ok(false);
+        };
+        let mut input = password.as_bytes().to_vec();
+        input.push(b'\n');
+        let out = self.raw("sudo -k -S -p '' true", Some(&input)).await?;
+        if !out.success() {
+            return Err(Error::BecomeFailed {
+                host: self.target.name.clone(),
+                user: self.target.user.clone(),
+                detail: super::last_lines(&String::from_utf8_lossy(&out.stderr), 3),
+            });
+        }
+        self.sudo = Sudo::Password(password.to_string());
+        Ok(true)
+    }
+
+    /// Runs `script` with `sh -c` as root, `stdin` on its standard input.
+    pub async fn run(&self, script: &str, stdin: Option<&[u8]>) -> Result<Output, Error> {
+        let quoted = shell_quote(script);
+        match &self.sudo {
+            Sudo::No => self.raw(&format!("sh -c {quoted}"), stdin).await,
+            Sudo::NoPassword => self.raw(&format!("sudo -n -- sh -c {quoted}"), stdin).await,
+            Sudo::Password(p) => {
+                let mut input = p.as_bytes().to_vec();
+                input.push(b'\n');
+                input.extend_from_slice(stdin.unwrap_or_default());
+                self.raw(&format!("sudo -k -S -p '' -- sh -c {quoted}"), Some(&input))
+                    .await
+            }
+        }
+    }
+
+    /// Runs `command` as the login user (the remote shell parses it).
+    async fn raw(&self, command: &str, stdin: Option<&[u8]>) -> Result<Output, Error> {
+        let mut cmd = self.session.raw_command(command);
+        cmd.stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+        let mut child = cmd.spawn().await.map_err(|e| self.lost(e))?;
+        let input = child.stdin().take();
+        let write = async move {
+            if let (Some(mut pipe), Some(data)) = (input, stdin) {
+                // A command that does not read its input closes the pipe early.
+                let _ = pipe.write_all(data).await;
+                let _ = pipe.shutdown().await;
+            }
+        };
+        let (_, out) = tokio::join!(write, child.wait_with_output());
+        match out {
+            Ok(o) => Ok(Output {
+                code: o.status.code(),
+                stdout: o.stdout,
+                stderr: o.stderr,
+            }),
+            Err(openssh::Error::RemoteProcessTerminated) | Err(openssh::Error::Disconnected) => {
+                // The process impl cannot tell exit 255 from a lost connection.
+                match self.session.check().await {
+                    Ok(()) => Ok(Output {
+                        code: Some(255),
+                        ..Output::default()
+                    }),
+                    Err(e) => Err(self.lost(e)),
+                }
+            }
+            Err(e) => Err(self.lost(e)),
+        }
+    }
+
+    fn lost(&self, e: openssh::Error) -> Error {
+        Error::SshLost {
+            host: self.target.name.clone(),
+            address: self.target.display(),
+            source: e,
+        }
+    }
+
+    /// Whether `path` exists with exactly `content`, `mode` (octal) and `owner`.
+    pub async fn file_matches(
+        &self,
+        path: &str,
+        content: &[u8],
+        mode: &str,
+        owner: &str,
+    ) -> Result<bool, Error> {
+        // The digest is computed on the host and compared here: a digest of a file
+        // holding a short secret must not appear on a command line.
+        let p = shell_quote(path);
+        let out = self
+            .run(
+                &format!("if [ -f {p} ]; then sha256sum < {p} | cut -d' ' -f1; stat -c '%a %U:%G' {p}; fi"),
+                None,
+            )
+            .await?;
+        if !out.success() {
+            return Ok(false);
+        }
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut lines = text.lines();
+        let (Some(digest), Some(meta)) = (lines.next(), lines.next()) else {
+            return Ok(false);
+        };
+        let want_mode = mode.trim_start_matches('0');
+        let want = format!("{want_mode} {owner}");
+        Ok(digest.trim() == bundle_format::Sha256Digest::of(content).hex() && meta.trim() == want)
+    }
+
+    /// Writes `content` to `path` (parent folders created) with `mode` and `owner`,
+    /// atomically: a temporary file in the same folder, renamed into place.
+    pub async fn write_file(
+        &self,
+        path: &str,
+        content: &[u8],
+        mode: &str,
+        owner: &str,
+    ) -> Result<Output, Error> {
+        let script = format!(
+            "set -e; p={p}; d=$(dirname \"$p\"); mkdir -p \"$d\"; t=$(mktemp \"$d/.bundle.XXXXXX\"); trap 'rm -f \"$t\"' EXIT; cat > \"$t\"; chown {owner} \"$t\"; chmod {mode} \"$t\"; mv -f \"$t\" \"$p\"; trap - EXIT",
+            p = shell_quote(path),
+            owner = shell_quote(owner),
+            mode = shell_quote(mode),
+        );
+        self.run(&script, Some(content)).await
+    }
+
+    /// Reads a file (for tests and checks); `None` when it does not exist.
+    pub async fn read_file(&self, path: &str) -> Result<Option<Vec<u8>>, Error> {
+        let p = shell_quote(path);
+        let out = self.run(&format!("[ -f {p} ] && cat {p}"), None).await?;
+        Ok(out.success().then_some(out.stdout))
+    }
+
+    /// Closes the master connection.
+    pub async fn close(self) {
+        let _ = self.session.close().await;
+    }
+}
+
+/// Turns ssh's complaint into an error naming the host, with the fingerprint of an
+/// unknown or changed host key.
+async fn connect_error(target: &SshTarget, e: openssh::Error) -> Error {
+    let detail = match &e {
+        openssh::Error::Connect(io) | openssh::Error::Master(io) => io.to_string(),
+        other => other.to_string(),
+    };
+    let known_hosts = target.known_hosts_display();
+    if detail.contains("REMOTE HOST IDENTIFICATION HAS CHANGED")
+        || detail.contains("Host key for") && detail.contains("has changed")
+    {
+        let fingerprint = detail
+            .split_whitespace()
+            .find(|w| w.starts_with("SHA256:"))
+            .map(|w| w.trim_end_matches('.').to_string());
+        return Error::HostKeyChanged {
+            host: target.name.clone(),
+            address: target.display(),
+            known_hosts,
+            known_hosts_name: target.known_hosts_name(),
+            fingerprint,
+        };
+    }
+    if detail.contains("Host key verification failed") || detail.contains("host key is known for") {
+        let fingerprints = if target.proxy_jump.is_none() {
+            scan_fingerprints(target).await
+        } else {
+            Vec::new()
+        };
+        return Error::HostKeyUnknown {
+            host: target.name.clone(),
+            address: target.display(),
+            known_hosts,
+            known_hosts_name: target.known_hosts_name(),
+            port: target.port,
+            ip: target.address.clone(),
+            fingerprints,
+        };
+    }
+    if detail.contains("Permission denied") {
+        return Error::SshAuth {
+            host: target.name.clone(),
+            address: target.display(),
+            detail: detail.trim().to_string(),
+        };
+    }
+    Error::Unreachable {
+        host: target.name.clone(),
+        address: target.display(),
+        detail: super::last_lines(detail.trim(), 3),
+    }
+}
+
+/// The host's key fingerprints as `ssh-keyscan | ssh-keygen -lf -` shows them.
+async fn scan_fingerprints(target: &SshTarget) -> Vec<String> {
+    let scan = tokio::process::Command::new("ssh-keyscan")
+        .args(["-T", "5", "-p", &target.port.to_string(), &target.address])
+        .stderr(std::process::Stdio::null())
+        .output()
+        .await;
+    let Ok(scan) = scan else { return vec![] };
+    let Ok(mut child) = tokio::process::Command::new("ssh-keygen")
+        .args(["-l", "-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+    else {
+        return vec![];
+    };
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(&scan.stdout).await;
+    }
+    let Ok(out) = child.wait_with_output().await else {
+        return vec![];
+    };
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            // "256 SHA256:abc… [127.0.0.1]:2222 (ED25519)"
+            let parts: Vec<&str> = l.split_whitespace().collect();
+            match parts.as_slice() {
+                [_, fp, .., kind] => Some(format!("{} {fp}", kind.trim_matches(['(', ')']))),
+                _ => None,
+            }
+        })
+        .collect()
+}
