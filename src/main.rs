@@ -42,6 +42,10 @@ enum Command {
     Init(commands::init::Args),
     /// Install a bundle on a cluster's hosts (`--dry-run` writes the plan only)
     Install(commands::install::Args),
+    /// Undo an install on its hosts (kubeadm reset, services, files, repo file)
+    Reset(commands::reset::Args),
+    /// Work on the nodes of an installed cluster
+    Nodes(commands::nodes::Args),
 }
 
 fn main() -> ExitCode {
@@ -55,6 +59,8 @@ fn main() -> ExitCode {
         Command::Push(args) => commands::push::run(args, &ui),
         Command::Init(args) => commands::init::run(args, &ui),
         Command::Install(args) => commands::install::run(args, &ui),
+        Command::Reset(args) => commands::reset::run(args, &ui),
+        Command::Nodes(args) => commands::nodes::run(args, &ui),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -412,8 +412,20 @@ fn install_refuses_a_plan_folder_holding_other_files() {
 }
 
 #[test]
-fn install_without_dry_run_says_execution_is_not_built() {
+fn install_names_an_unreachable_host_and_how_to_check_it() {
     let s = site();
+    // Every host is sent to a closed port on 127.0.0.1 by the inventory's ssh config,
+    // so no packet leaves the machine.
+    std::fs::write(
+        s.path("ssh_config"),
+        "Host 172.25.19.*\n  HostName 127.0.0.1\n",
+    )
+    .unwrap();
+    let inv = inventory(1).replace(
+        "ssh: {user: root, port: 22, identityFile: ~/.ssh/id_ed25519}",
+        "ssh: {user: root, port: 1, configFile: ssh_config}",
+    );
+    std::fs::write(s.path("cluster.yaml"), inv).unwrap();
     let o = s.bundle(&[
         "install",
         "k8s.tar.zst",
@@ -421,12 +433,22 @@ fn install_without_dry_run_says_execution_is_not_built() {
         "cluster.yaml",
         "--pubkey",
         "k.pub",
+        "--skip-push",
     ]);
     assert_eq!(o.status.code(), Some(1));
-    assert_eq!(
-        stderr(&o),
-        "error: executing a plan on hosts is not built yet; only `--dry-run --plan-out DIR` is\nhint: run with `--dry-run --plan-out DIR` to write the plan\n"
+    let err = stderr(&o);
+    assert!(
+        err.contains("error: cannot reach `server5` (root@172.25.19.5:1) over ssh: ")
+            && err.contains("Connection refused"),
+        "{err}"
     );
+    assert!(
+        err.contains("hint: check the host's address and `spec.ssh.port` (or `proxyJump`), and that sshd runs there"),
+        "{err}"
+    );
+    // Nothing ran: the plan is recorded, no step is.
+    assert!(s.path("bundle-state/prod/plan.json").is_file());
+    assert!(!s.path("bundle-state/prod/_state/records/server5.jsonl").exists());
 }
 
 #[test]

@@ -6,6 +6,8 @@ pub mod init;
 pub mod inspect;
 pub mod install;
 pub mod keygen;
+pub mod nodes;
 pub mod keys;
 pub mod push;
+pub mod reset;
 pub mod verify;
