@@ -88,7 +88,8 @@ start() {
         setsid keepalived -n -l -D -P -f /etc/keepalived/keepalived.conf \
             -p "$RUN/keepalived.pid" -r "$RUN/keepalived-vrrp.pid" \
             </dev/null >>"$LOG/keepalived.log" 2>&1 &
-        echo $! >"$RUN/keepalived.pid"
+        # keepalived writes its pid file itself (and refuses to start if it names a
+        # live process, so it must not be written here)
         wait_pidfile keepalived
         ;;
     *)

@@ -21,6 +21,7 @@ mount -t proc proc "$R/proc"
 mount --bind "$R/proc/sys" "$R/proc/sys"
 mount -o remount,bind,ro "$R/proc/sys"
 mount --bind "$R/proc/sys/net" "$R/proc/sys/net"
+mount -o remount,bind,rw "$R/proc/sys/net"
 mount --rbind /dev "$R/dev"
 mount -t tmpfs -o mode=0755 tmpfs "$R/run"
 # /sys: a read-only view of this network namespace's sysfs (mounted by `ip netns exec`)

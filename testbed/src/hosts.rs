@@ -442,6 +442,17 @@ impl TestCluster {
                 ),
             )?;
             std::fs::write(etc.join("machine-id"), format!("{}\n", random_hex(16)))?;
+            // As on EL: dnf knows the release, rpm keeps its database in /var/lib/rpm
+            // (Debian's rpm would use ~/.rpmdb).
+            std::fs::create_dir_all(etc.join("dnf/vars"))?;
+            std::fs::create_dir_all(etc.join("yum.repos.d"))?;
+            std::fs::write(etc.join("dnf/vars/releasever"), "9\n")?;
+            std::fs::create_dir_all(up.join("root"))?;
+            std::fs::set_permissions(
+                up.join("root"),
+                std::os::unix::fs::PermissionsExt::from_mode(0o700),
+            )?;
+            std::fs::write(up.join("root/.rpmmacros"), "%_dbpath /var/lib/rpm\n")?;
             std::fs::write(h.dir.join("product_uuid"), format!("{}\n", uuid()))?;
             let lib = up.join("usr/local/lib/bundle-testbed");
             write_exec(&lib.join("init"), HOST_INIT)?;
