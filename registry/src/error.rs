@@ -80,6 +80,78 @@ pub enum Error {
         /// What is wrong.
         detail: String,
     },
+    /// The registry could not be reached while pushing (connection refused, DNS, TLS).
+    #[error("cannot reach registry `{registry}` ({url})")]
+    Connect {
+        /// Host[:port].
+        registry: String,
+        /// The URL asked for.
+        url: String,
+        /// Cause.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The registry or its token service refused the credentials (or needs some).
+    #[error("registry `{registry}` refused {}", account_text(.account))]
+    BadCredentials {
+        /// Host[:port].
+        registry: String,
+        /// The account tried, if any.
+        account: Option<String>,
+        /// Where the credentials were checked (the registry or its token realm).
+        checked_at: String,
+    },
+    /// The account is known but lacks a right.
+    #[error("{} may not {action} `{repository}` in registry `{registry}`", account_text(.account))]
+    Denied {
+        /// Host[:port].
+        registry: String,
+        /// The account, if any.
+        account: Option<String>,
+        /// The repository (or Harbor project).
+        repository: String,
+        /// What was refused (`push to`, `pull from`, `create the Harbor project for`).
+        action: String,
+        /// HTTP status.
+        status: u16,
+    },
+    /// The registry answered something unexpected.
+    #[error("registry `{registry}` answered {status} to {what}{}", if .detail.is_empty() { String::new() } else { format!(": {}", .detail) })]
+    Status {
+        /// Host[:port].
+        registry: String,
+        /// The request (`PUT manifest k8s/pause@sha256:…`).
+        what: String,
+        /// HTTP status.
+        status: u16,
+        /// The body's error message, shortened.
+        detail: String,
+    },
+    /// The bundle failed verification: nothing was tagged.
+    #[error("bundle `{path}` failed verification; no manifest or tag was pushed")]
+    Bundle {
+        /// The bundle.
+        path: PathBuf,
+        /// What is wrong with it.
+        #[source]
+        source: bundle_format::Error,
+    },
+    /// The bundle's index and its image layout disagree.
+    #[error("bundle `{path}` is inconsistent: {detail}")]
+    Inconsistent {
+        /// The bundle.
+        path: PathBuf,
+        /// What is missing or wrong.
+        detail: String,
+    },
+    /// Credentials could not be read from the docker configuration.
+    #[error("cannot read credentials for `{registry}` from the docker configuration: {detail}")]
+    DockerConfig {
+        /// Host[:port].
+        registry: String,
+        /// What went wrong.
+        detail: String,
+    },
     /// A local file could not be written or read.
     #[error("cannot write `{path}`")]
     Io {
@@ -111,10 +183,54 @@ impl Error {
                     format!("check that `{registry}` is up and reachable from here; for a registry without TLS pass `--plain-http {registry}`")
                 }
             }
+            Error::Connect { registry, source, .. } => connect_hint(registry, source),
+            Error::BadCredentials { registry, account: None, .. } => format!("`{registry}` needs credentials: pass `--username USER --password-stdin`, set BUNDLE_REGISTRY_USERNAME and BUNDLE_REGISTRY_PASSWORD, or log in with `docker login {registry}`"),
+            Error::BadCredentials { checked_at, account: Some(a), .. } => format!("check the password of `{a}` (checked by {checked_at}); pass it with `--password-stdin` or BUNDLE_REGISTRY_PASSWORD"),
+            Error::Denied { registry, account, repository, action, .. } if action.starts_with("create") => format!(
+                "ask a Harbor administrator of `{registry}` to create project `{repository}` (or to give {} the project creator role), then push again",
+                account_text(account)
+            ),
+            Error::Denied { registry, account, repository, .. } => format!(
+                "give {} the Developer (push) role in the Harbor project or registry ACL for `{repository}` on `{registry}`, or push with an account that has it",
+                account_text(account)
+            ),
+            Error::Status { status, .. } if *status >= 500 => "the registry failed; its logs say why (disk full, storage backend down); pushing again resumes where this stopped".into(),
+            Error::Bundle { .. } => "get a fresh copy of the bundle and check it with `bundle verify`; nothing from this bundle was tagged in the registry".into(),
+            Error::DockerConfig { .. } => "fix the docker config.json or credential helper, or pass `--username USER --password-stdin`".into(),
             Error::Unauthorized { registry, .. } => format!("check the credentials for `{registry}` and that the account may read or write this repository"),
             Error::NotFound { .. } => "check the tag or digest in the manifest; a tag may have been removed upstream".into(),
             Error::DigestMismatch { .. } => "the registry served different content than was pinned; if the tag moved upstream, update the manifest's pin deliberately".into(),
             _ => return None,
         })
+    }
+}
+
+fn account_text(account: &Option<String>) -> String {
+    match account {
+        Some(a) => format!("account `{a}`"),
+        None => "anonymous access".into(),
+    }
+}
+
+/// Says what to do about a connection failure: an untrusted certificate, TLS spoken to
+/// a plain HTTP registry, or a registry that is down.
+fn connect_hint(registry: &str, source: &reqwest::Error) -> String {
+    let mut text = format!("{source:?}");
+    let mut cause: Option<&dyn std::error::Error> = std::error::Error::source(source);
+    while let Some(c) = cause {
+        text.push_str(&format!(" {c} {c:?}"));
+        cause = c.source();
+    }
+    if text.contains("UnknownIssuer") || text.contains("ertificate") {
+        format!("the TLS certificate of `{registry}` is not trusted here; pass the CA that signed it with `--ca-file PEM`")
+    } else if text.contains("InvalidContentType")
+        || text.contains("corrupt message")
+        || text.contains("wrong version number")
+    {
+        format!(
+            "`{registry}` does not speak TLS; if it is a plain HTTP registry pass `--plain-http`"
+        )
+    } else {
+        format!("check that `{registry}` is up and reachable from here (address, port, firewall); for a registry without TLS pass `--plain-http`")
     }
 }

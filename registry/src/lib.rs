@@ -6,6 +6,14 @@
 //!   connection errors. Built on `oci-client`.
 //! - [`mapping`]: how a source image name maps into a target registry (`bundle push`
 //!   and the installer's manifest rewriting share it).
+//! - [`push`]: a bundle's images into a registry: [`push::plan`] (signature, manifests,
+//!   names; no network) then [`push::push`] (HEAD-skip, cross-repository mounts,
+//!   parallel streamed uploads while the bundle is verified, raw manifests, tags last),
+//!   reporting through [`push::PushReporter`]. Talks to the registry with `reqwest`
+//!   directly (see `push/http.rs` for why not oci-client).
+//! - [`harbor`]: Harbor detection and project creation, used by `push`.
+//! - [`credentials`]: where registry credentials come from (flags, environment, docker
+//!   `config.json` and credential helpers).
 //!
 //! It knows nothing about bundles beyond the digest and reference types of
 //! `bundle-format`.
@@ -23,8 +31,11 @@
 #![deny(missing_docs)]
 
 mod client;
+pub mod credentials;
 mod error;
+pub mod harbor;
 pub mod mapping;
+pub mod push;
 mod retry;
 
 pub use client::{ClientOptions, Credentials, RawManifest, RegistryClient};

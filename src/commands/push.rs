@@ -1,9 +1,285 @@
+//! `bundle push`: a bundle's images into Harbor or any OCI registry.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use bundle_registry::mapping::{ImageMapping, Override};
+use bundle_registry::push::{
+    plan, push, Connection, PlannedImage, PushOptions, PushPlan, PushReporter, PushSummary,
+};
+use bundle_registry::{credentials, RetryPolicy};
+use indicatif::{HumanBytes, ProgressBar};
+
+use crate::commands::keys;
+use crate::report::hinted;
 use crate::ui::Ui;
 
 /// Arguments of `bundle push`.
 #[derive(clap::Args, Debug)]
-pub struct Args {}
+#[command(after_long_help = "\
+The bundle is verified while it is pushed, in one pass: the signature before the first \
+request, every entry against the signed index. Blobs the registry lacks are spooled to a \
+scratch folder (--scratch, default: the system temp folder) as they stream by and \
+uploaded in parallel; each file is removed once uploaded. Free space needed: at most the \
+size of the blobs missing from the registry, never more than the bundle's size. No \
+manifest and no tag is pushed unless the whole bundle verified.
 
-pub fn run(_args: Args, _ui: &Ui) -> anyhow::Result<()> {
-    anyhow::bail!("`bundle push` is not built yet")
+Names: registry.k8s.io/kube-apiserver:v1.29.2 → HOST/k8s/kube-apiserver:v1.29.2, \
+registry.k8s.io/coredns/coredns → HOST/k8s/coredns, docker.io/calico/node → \
+HOST/calico/node; other registries keep their path. --map overrides by source prefix.
+
+Credentials: --username with --password-stdin, else BUNDLE_REGISTRY_USERNAME and \
+BUNDLE_REGISTRY_PASSWORD, else your docker config.json (auths and credential helpers).
+
+A push that stopped midway can simply be run again: what the registry has is skipped.")]
+pub struct Args {
+    /// The bundle (`.tar.zst`)
+    bundle: PathBuf,
+    /// Public key of the bundle's builder (default: your own key pair's, if any)
+    #[arg(long, value_name = "PUB")]
+    pubkey: Option<PathBuf>,
+    /// Accept a bundle without signature (prints a warning)
+    #[arg(long)]
+    allow_unsigned: bool,
+    /// Target registry: Harbor or any OCI registry
+    #[arg(long, value_name = "HOST[:PORT]")]
+    registry: String,
+    /// Extra CA certificate(s) to trust for the registry, PEM
+    #[arg(long, value_name = "PEM")]
+    ca_file: Vec<PathBuf>,
+    /// Speak plain HTTP to the registry (no TLS)
+    #[arg(long)]
+    plain_http: bool,
+    /// Registry account (or BUNDLE_REGISTRY_USERNAME)
+    #[arg(long, value_name = "USER")]
+    username: Option<String>,
+    /// Read the password (or token) from standard input (or set BUNDLE_REGISTRY_PASSWORD)
+    #[arg(long)]
+    password_stdin: bool,
+    /// Send images under SRC_PREFIX to DEST_PREFIX instead: docker.io/calico=cni/calico (repeatable)
+    #[arg(long = "map", value_name = "SRC=DEST")]
+    maps: Vec<Override>,
+    /// Parallel requests
+    #[arg(long, short, default_value_t = 8, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
+    jobs: u16,
+    /// Folder for blobs waiting to be uploaded (default: the system temp folder)
+    #[arg(long, value_name = "DIR")]
+    scratch: Option<PathBuf>,
+    /// Print the name mapping and what would be created, push nothing
+    #[arg(long)]
+    dry_run: bool,
+    /// Print the result as JSON
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: Args, ui: &Ui) -> anyhow::Result<()> {
+    let key = keys::public_key(args.pubkey.as_deref(), args.allow_unsigned)?;
+    let mapping = ImageMapping::new(&args.registry, args.maps.clone())?;
+    let plan = plan(&args.bundle, key.as_ref(), args.allow_unsigned, &mapping)?;
+    if plan.signed_by.is_none() {
+        ui.warn(format!(
+            "`{}` was NOT checked for a signature (--allow-unsigned)",
+            args.bundle.display()
+        ));
+    }
+    if args.dry_run {
+        print_plan(&plan, args.json)?;
+        return Ok(());
+    }
+    let password = if args.password_stdin {
+        let mut p = String::new();
+        std::io::stdin().read_to_string(&mut p)?;
+        let p = p.trim_end_matches(['\r', '\n']).to_string();
+        if p.is_empty() {
+            return Err(hinted(
+                "`--password-stdin` read an empty password",
+                "pipe the password in: `bundle push … --password-stdin < file`",
+            ));
+        }
+        Some(p)
+    } else {
+        None
+    };
+    let (credentials, source) =
+        credentials::resolve(&args.registry, args.username.clone(), password)?;
+    if let Some(c) = &credentials {
+        tracing::info!("registry account `{}` (from {source:?})", c.username);
+    }
+    let opts = PushOptions {
+        connection: Connection {
+            host: args.registry.clone(),
+            plain_http: args.plain_http,
+            ca_files: args.ca_file.clone(),
+            credentials,
+        },
+        jobs: args.jobs as usize,
+        scratch_dir: args.scratch.clone(),
+        retry: RetryPolicy::default(),
+        key,
+        allow_unsigned: args.allow_unsigned,
+    };
+    if let Some(k) = &plan.signed_by {
+        ui.status(
+            "Checked",
+            format!("signature of `{}` by key {k}", args.bundle.display()),
+        );
+    }
+    ui.status(
+        "Pushing",
+        format!(
+            "{} images ({} in {} blobs) into `{}`",
+            plan.images.len(),
+            HumanBytes(plan.blob_bytes()),
+            plan.blobs.len(),
+            plan.host
+        ),
+    );
+    let reporter = Reporter {
+        ui,
+        verify_bar: Mutex::new(None),
+        upload_bar: Mutex::new(None),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let summary = runtime.block_on(push(&args.bundle, &plan, &opts, &reporter))?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        print_summary(&summary);
+    }
+    Ok(())
+}
+
+fn print_plan(plan: &PushPlan, json: bool) -> anyhow::Result<()> {
+    if json {
+        let images: Vec<_> = plan
+            .images
+            .iter()
+            .map(|i| serde_json::json!({"source": i.source.to_string(), "target": i.target.to_string(), "digest": i.digest.to_string(), "manifests": i.manifests.len(), "size": i.size}))
+            .collect();
+        let out = serde_json::json!({
+            "registry": plan.host,
+            "images": images,
+            "projects": plan.projects,
+            "repositories": plan.repositories(),
+            "blobs": plan.blobs.len(),
+            "blobBytes": plan.blob_bytes(),
+            "manifests": plan.manifests.len(),
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
+    let width = plan
+        .images
+        .iter()
+        .map(|i| i.source.to_string().len())
+        .max()
+        .unwrap_or(0);
+    for i in &plan.images {
+        println!(
+            "{:width$}  →  {}  ({})",
+            i.source.to_string(),
+            i.target,
+            i.digest
+        );
+    }
+    println!();
+    println!(
+        "Harbor projects (created when missing): {}",
+        plan.projects.join(", ")
+    );
+    println!("repositories: {}", plan.repositories().join(", "));
+    println!(
+        "{} blobs ({}), {} manifests; nothing was pushed (--dry-run)",
+        plan.blobs.len(),
+        HumanBytes(plan.blob_bytes()),
+        plan.manifests.len()
+    );
+    Ok(())
+}
+
+fn print_summary(s: &PushSummary) {
+    for i in &s.images {
+        println!("{}  →  {}", i.source, i.target);
+    }
+    eprintln!(
+        "{:>12} {} images into `{}` in {:.1}s: {} blobs pushed ({}), {} mounted, {} already present; {} manifests pushed, {} present; {} tags set, {} unchanged{}{}",
+        "Finished",
+        s.images.len(),
+        s.registry,
+        s.seconds,
+        s.blobs_pushed,
+        HumanBytes(s.bytes_pushed),
+        s.blobs_mounted,
+        s.blobs_skipped,
+        s.manifests_pushed,
+        s.manifests_skipped,
+        s.tags_pushed,
+        s.tags_skipped,
+        if s.projects_created.is_empty() { String::new() } else { format!("; Harbor projects created: {}", s.projects_created.join(", ")) },
+        if s.retries == 0 { String::new() } else { format!("; {} requests retried", s.retries) },
+    );
+}
+
+/// Shows a push's progress: status lines everywhere, byte bars on a terminal.
+struct Reporter<'a> {
+    ui: &'a Ui,
+    verify_bar: Mutex<Option<ProgressBar>>,
+    upload_bar: Mutex<Option<ProgressBar>>,
+}
+
+impl PushReporter for Reporter<'_> {
+    fn connected(&self, registry: &str, harbor: bool) {
+        if harbor {
+            self.ui
+                .status("Connected", format!("to Harbor at `{registry}`"));
+        }
+    }
+    fn project(&self, name: &str, created: bool) {
+        if created {
+            self.ui
+                .status("Created", format!("Harbor project `{name}` (private)"));
+        }
+    }
+    fn transfer_started(&self, to_upload: u64, present: u64, bundle_bytes: u64) {
+        self.ui.status(
+            "Uploading",
+            format!(
+                "{} ({} already in the registry)",
+                HumanBytes(to_upload),
+                HumanBytes(present)
+            ),
+        );
+        *self.verify_bar.lock().expect("bar") = Some(self.ui.bytes_bar("Verifying", bundle_bytes));
+        if to_upload > 0 {
+            *self.upload_bar.lock().expect("bar") = Some(self.ui.bytes_bar("Uploading", to_upload));
+        }
+    }
+    fn verified(&self, bytes: u64) {
+        if let Some(b) = &*self.verify_bar.lock().expect("bar") {
+            b.set_position(bytes);
+        }
+    }
+    fn uploaded(&self, bytes: u64) {
+        if let Some(b) = &*self.upload_bar.lock().expect("bar") {
+            b.inc(bytes);
+        }
+    }
+    fn transfer_finished(&self) {
+        for bar in [&self.verify_bar, &self.upload_bar] {
+            if let Some(b) = bar.lock().expect("bar").take() {
+                b.finish_and_clear();
+            }
+        }
+    }
+    fn image_pushed(&self, image: &PlannedImage) {
+        self.ui
+            .status("Pushed", format!("{} → {}", image.source, image.target));
+    }
+    fn retrying(&self, what: &str, error: &str) {
+        self.ui.warn(format!("{what}: {error}; retrying"));
+    }
 }

@@ -12,8 +12,10 @@
 
 pub mod files;
 pub mod hosts;
+pub mod harbor;
 pub mod images;
 pub mod kube_fakes;
+pub mod proxy;
 pub mod registry;
 pub mod rpms;
 

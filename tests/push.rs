@@ -1,0 +1,956 @@
+//! `bundle push` against real registries (distribution: plain, Basic auth behind TLS,
+//! token auth from the Harbor stand-in), with skopeo as the independent check, a
+//! fault-injecting proxy, and a push killed midway.
+
+mod common;
+#[path = "common/upstream.rs"]
+mod upstream;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use bundle_testbed::harbor::{HarborOptions, HarborStandIn, HarborUser};
+use bundle_testbed::images::{self, Layer, TestImage};
+use bundle_testbed::proxy::{Fault, FaultPattern, Proxy};
+use bundle_testbed::registry::RegistryOptions;
+use bundle_testbed::Registry;
+use common::{tool, Run, Session};
+use serde_json::Value;
+use upstream::Upstream;
+
+/// The default manifest's images, as the bundle names them.
+const DEFAULT_IMAGES: &[&str] = &[
+    "registry.k8s.io/kube-apiserver:v1.29.2",
+    "registry.k8s.io/kube-controller-manager:v1.29.2",
+    "registry.k8s.io/kube-scheduler:v1.29.2",
+    "registry.k8s.io/kube-proxy:v1.29.2",
+    "registry.k8s.io/etcd:3.5.10-0",
+    "registry.k8s.io/coredns/coredns:v1.11.1",
+    "registry.k8s.io/pause:3.9",
+    "docker.io/calico/cni:v3.26.4",
+    "docker.io/calico/node:v3.26.4",
+    "docker.io/calico/kube-controllers:v3.26.4",
+];
+
+/// Where each default image lands under the target host.
+const TARGETS: &[&str] = &[
+    "k8s/kube-apiserver:v1.29.2",
+    "k8s/kube-controller-manager:v1.29.2",
+    "k8s/kube-scheduler:v1.29.2",
+    "k8s/kube-proxy:v1.29.2",
+    "k8s/etcd:3.5.10-0",
+    "k8s/coredns:v1.11.1",
+    "k8s/pause:3.9",
+    "calico/cni:v3.26.4",
+    "calico/node:v3.26.4",
+    "calico/kube-controllers:v3.26.4",
+];
+
+fn default_bundle() -> (Upstream, PathBuf) {
+    let up = Upstream::start(images::default_manifest_images(1));
+    let bundle = up.build_ok(DEFAULT_IMAGES);
+    (up, bundle)
+}
+
+fn push(s: &Session, bundle: &Path, registry: &str, extra: &[&str]) -> Run {
+    let mut args = vec![
+        "push",
+        bundle.to_str().unwrap(),
+        "--pubkey",
+        "builder.pub",
+        "--registry",
+        registry,
+    ];
+    args.extend_from_slice(extra);
+    s.run(&args)
+}
+
+fn push_json(s: &Session, bundle: &Path, registry: &str, extra: &[&str]) -> Value {
+    let mut args = extra.to_vec();
+    args.push("--json");
+    let run = push(s, bundle, registry, &args);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {}", run.stdout))
+}
+
+/// The bundle's digests by original reference.
+fn bundle_digests(up: &Upstream) -> BTreeMap<String, String> {
+    let run =
+        up.s.run(&["inspect", "--json", up.bundle_path().to_str().unwrap()]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    let v: Value = serde_json::from_str(&run.stdout).unwrap();
+    v["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["reference"].as_str().unwrap().to_string(),
+                i["digest"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// `skopeo inspect --raw` of `reference`, hashed.
+fn skopeo_digest(reference: &str, opts: &[&str]) -> String {
+    let out = Command::new("skopeo")
+        .arg("inspect")
+        .arg("--raw")
+        .args(opts)
+        .arg(format!("docker://{reference}"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "skopeo inspect {reference}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    format!(
+        "sha256:{}",
+        bundle_format::Sha256Digest::of(&out.stdout).hex()
+    )
+}
+
+/// Every default image reads back with the bundle's digest.
+fn assert_digests_match(up: &Upstream, host: &str, opts: &[&str]) {
+    let digests = bundle_digests(up);
+    for (source, target) in DEFAULT_IMAGES.iter().zip(TARGETS) {
+        assert_eq!(
+            skopeo_digest(&format!("{host}/{target}"), opts),
+            digests[*source],
+            "{source} → {host}/{target}"
+        );
+    }
+}
+
+/// Blob uploads finished by the registry: `PUT …/blobs/uploads/…` answered 201.
+fn finished_uploads(log: &str) -> usize {
+    log.lines()
+        .filter(|l| {
+            l.contains("\"PUT /v2/") && l.contains("/blobs/uploads/") && l.contains("\" 201 ")
+        })
+        .count()
+}
+
+/// Manifest PUTs answered 201.
+fn manifest_puts(log: &str) -> usize {
+    log.lines()
+        .filter(|l| l.contains("\"PUT /v2/") && l.contains("/manifests/") && l.contains("\" 201 "))
+        .count()
+}
+
+fn extract(bundle: &Path, into: &Path) {
+    std::fs::create_dir_all(into).unwrap();
+    let (code, out) = tool(
+        "tar",
+        &[
+            "-I",
+            "zstd",
+            "-xf",
+            bundle.to_str().unwrap(),
+            "-C",
+            into.to_str().unwrap(),
+        ],
+        into,
+    );
+    assert_eq!(code, 0, "tar -x: {out}");
+}
+
+/// Repositories in the registry's catalog.
+fn catalog(addr: &str) -> Vec<String> {
+    let out = Command::new("curl")
+        .args(["-sf", &format!("http://{addr}/v2/_catalog")])
+        .output()
+        .unwrap();
+    if !out.status.success() {
+        return vec![];
+    }
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["repositories"]
+        .as_array()
+        .map(|a| a.iter().map(|r| r.as_str().unwrap().to_string()).collect())
+        .unwrap_or_default()
+}
+
+/// Tags of every repository in the registry's storage (read from disk, so it works
+/// whatever the registry's auth).
+fn stored_tags(data: &Path) -> Vec<String> {
+    let root = data.join("docker/registry/v2/repositories");
+    let mut out = Vec::new();
+    fn walk(dir: &Path, root: &Path, out: &mut Vec<String>) {
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.file_name().is_some_and(|n| n == "_manifests") {
+                let repo = p
+                    .parent()
+                    .unwrap()
+                    .strip_prefix(root)
+                    .unwrap()
+                    .display()
+                    .to_string();
+                if let Ok(tags) = std::fs::read_dir(p.join("tags")) {
+                    out.extend(
+                        tags.flatten()
+                            .map(|t| format!("{repo}:{}", t.file_name().to_string_lossy())),
+                    );
+                }
+            } else if p.is_dir()
+                && !p
+                    .file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with('_'))
+            {
+                walk(&p, root, out);
+            }
+        }
+    }
+    walk(&root, &root, &mut out);
+    out.sort();
+    out
+}
+
+#[test]
+fn push_into_plain_registry_keeps_every_digest_and_blob() {
+    let (up, bundle) = default_bundle();
+    let target = Registry::start().unwrap();
+    let summary = push_json(&up.s, &bundle, &target.addr, &["--plain-http"]);
+    assert_eq!(summary["images"].as_array().unwrap().len(), 10);
+    assert_eq!(summary["harbor"], false);
+    assert_eq!(summary["blobsSkipped"], 0);
+    assert!(
+        summary["blobsMounted"].as_u64().unwrap() > 0,
+        "the shared base layer is mounted, not sent again: {summary}"
+    );
+    assert_eq!(summary["tagsPushed"], 10);
+    let uploads = finished_uploads(&target.log());
+    assert_eq!(
+        uploads as u64,
+        summary["blobsPushed"].as_u64().unwrap(),
+        "each distinct blob uploaded once"
+    );
+
+    // skopeo sees the bundle's digests under the mapped names.
+    assert_digests_match(&up, &target.addr, &["--tls-verify=false"]);
+
+    // skopeo copies everything back into a layout; every blob is byte-identical.
+    let ex = up.s.path("extracted");
+    extract(&bundle, &ex);
+    let back = up.s.path("back");
+    for t in TARGETS {
+        let (code, out) = tool(
+            "skopeo",
+            &[
+                "copy",
+                "--all",
+                "--preserve-digests",
+                "--src-tls-verify=false",
+                &format!("docker://{}/{t}", target.addr),
+                &format!("oci:{}:{t}", back.display()),
+            ],
+            &up.s.work(),
+        );
+        assert_eq!(code, 0, "skopeo copy {t}: {out}");
+    }
+    let blobs = std::fs::read_dir(back.join("blobs/sha256"))
+        .unwrap()
+        .flatten()
+        .collect::<Vec<_>>();
+    assert!(blobs.len() > 20, "{} blobs", blobs.len());
+    for b in blobs {
+        let ours = ex.join("images/blobs/sha256").join(b.file_name());
+        assert_eq!(
+            std::fs::read(b.path()).unwrap(),
+            std::fs::read(&ours).unwrap(),
+            "blob {:?}",
+            b.file_name()
+        );
+    }
+}
+
+#[test]
+fn push_again_skips_everything_already_present() {
+    let (up, bundle) = default_bundle();
+    let target = Registry::start().unwrap();
+    push_json(&up.s, &bundle, &target.addr, &["--plain-http"]);
+    let (uploads, manifests) = (
+        finished_uploads(&target.log()),
+        manifest_puts(&target.log()),
+    );
+    let summary = push_json(&up.s, &bundle, &target.addr, &["--plain-http"]);
+    assert_eq!(summary["blobsPushed"], 0, "{summary}");
+    assert_eq!(summary["blobsMounted"], 0, "{summary}");
+    assert_eq!(summary["bytesPushed"], 0, "{summary}");
+    assert_eq!(summary["manifestsPushed"], 0, "{summary}");
+    assert_eq!(summary["tagsPushed"], 0, "{summary}");
+    assert_eq!(summary["tagsSkipped"], 10, "{summary}");
+    assert_eq!(finished_uploads(&target.log()), uploads);
+    assert_eq!(manifest_puts(&target.log()), manifests);
+}
+
+#[test]
+fn push_dry_run_prints_the_mapping_and_pushes_nothing() {
+    let (up, bundle) = default_bundle();
+    let run = push(
+        &up.s,
+        &bundle,
+        "harbor.example.com",
+        &["--dry-run", "--map", "docker.io/calico=cni/calico"],
+    );
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    let digests = bundle_digests(&up);
+    for (source, line) in [
+        (
+            "registry.k8s.io/kube-apiserver:v1.29.2",
+            "harbor.example.com/k8s/kube-apiserver:v1.29.2",
+        ),
+        (
+            "registry.k8s.io/coredns/coredns:v1.11.1",
+            "harbor.example.com/k8s/coredns:v1.11.1",
+        ),
+        (
+            "docker.io/calico/node:v3.26.4",
+            "harbor.example.com/cni/calico/node:v3.26.4",
+        ),
+    ] {
+        let expected = format!("→  {line}  ({})", digests[source]);
+        assert!(
+            run.stdout
+                .lines()
+                .any(|l| l.starts_with(source) && l.ends_with(&expected)),
+            "{source}: {}",
+            run.stdout
+        );
+    }
+    assert!(
+        run.stdout
+            .contains("Harbor projects (created when missing): cni, k8s"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("nothing was pushed (--dry-run)"),
+        "{}",
+        run.stdout
+    );
+}
+
+/// A CA and a server certificate for 127.0.0.1 signed by it.
+fn tls_files(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let p = |n: &str| dir.join(n).to_str().unwrap().to_string();
+    let run = |args: &[&str]| {
+        let (code, out) = tool("openssl", args, dir);
+        assert_eq!(code, 0, "openssl {args:?}: {out}");
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        &p("ca.key"),
+        "-out",
+        &p("ca.crt"),
+        "-days",
+        "2",
+        "-subj",
+        "/CN=bundle test CA",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        &p("server.key"),
+        "-out",
+        &p("server.csr"),
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    std::fs::write(dir.join("ext.cnf"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        &p("server.csr"),
+        "-CA",
+        &p("ca.crt"),
+        "-CAkey",
+        &p("ca.key"),
+        "-CAcreateserial",
+        "-out",
+        &p("server.crt"),
+        "-days",
+        "2",
+        "-extfile",
+        &p("ext.cnf"),
+    ]);
+    (
+        dir.join("ca.crt"),
+        dir.join("server.crt"),
+        dir.join("server.key"),
+    )
+}
+
+fn push_with_stdin(s: &Session, args: &[&str], stdin: &str) -> Run {
+    let mut child = s
+        .command(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let norm = |b: &[u8]| {
+        String::from_utf8_lossy(b).replace(&s.dir.path().display().to_string(), "[TEMP_DIR]")
+    };
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: norm(&out.stdout),
+        stderr: norm(&out.stderr),
+    }
+}
+
+#[test]
+fn push_with_basic_auth_over_tls_trusting_a_ca_file() {
+    let (up, bundle) = default_bundle();
+    let certs = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = tls_files(certs.path());
+    let target = Registry::start_with(&RegistryOptions {
+        basic_auth: Some(("pusher".into(), "s3cret pass".into())),
+        tls: Some((cert, key)),
+    })
+    .unwrap();
+    let b = bundle.to_str().unwrap();
+    let ca_s = ca.to_str().unwrap();
+    let run = push_with_stdin(
+        &up.s,
+        &[
+            "push",
+            b,
+            "--pubkey",
+            "builder.pub",
+            "--registry",
+            &target.addr,
+            "--ca-file",
+            ca_s,
+            "--username",
+            "pusher",
+            "--password-stdin",
+        ],
+        "s3cret pass\n",
+    );
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    assert!(
+        !run.stderr.contains("s3cret"),
+        "the password never shows: {}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("Finished 10 images into"),
+        "{}",
+        run.stderr
+    );
+    // skopeo trusts the same CA (a cert dir holding ca.crt) and logs in.
+    let cert_dir = up.s.path("certs.d");
+    std::fs::create_dir_all(&cert_dir).unwrap();
+    std::fs::copy(&ca, cert_dir.join("ca.crt")).unwrap();
+    let cert_dir_arg = format!("--cert-dir={}", cert_dir.display());
+    assert_digests_match(
+        &up,
+        &target.addr,
+        &[&cert_dir_arg, "--creds=pusher:s3cret pass"],
+    );
+
+    // The environment works as well, and the second push sends nothing.
+    let mut cmd = up.s.command(&[
+        "push",
+        b,
+        "--pubkey",
+        "builder.pub",
+        "--registry",
+        &target.addr,
+        "--ca-file",
+        ca_s,
+        "--json",
+    ]);
+    cmd.env("BUNDLE_REGISTRY_USERNAME", "pusher")
+        .env("BUNDLE_REGISTRY_PASSWORD", "s3cret pass");
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["blobsPushed"], 0);
+}
+
+#[test]
+fn push_with_a_wrong_password_says_so_and_tags_nothing() {
+    let (up, bundle) = default_bundle();
+    let certs = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = tls_files(certs.path());
+    let target = Registry::start_with(&RegistryOptions {
+        basic_auth: Some(("pusher".into(), "right".into())),
+        tls: Some((cert, key)),
+    })
+    .unwrap();
+    let args = [
+        "push",
+        bundle.to_str().unwrap(),
+        "--pubkey",
+        "builder.pub",
+        "--registry",
+        &target.addr,
+        "--ca-file",
+        ca.to_str().unwrap(),
+        "--username",
+        "pusher",
+        "--password-stdin",
+    ];
+    let run = push_with_stdin(&up.s, &args, "wrong\n");
+    assert_eq!(run.code, 1, "{}", run.transcript());
+    assert!(
+        run.stderr.contains(&format!(
+            "error: registry `{}` refused account `pusher`",
+            target.addr
+        )),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("hint: check the password of `pusher`"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("wrong"), "{}", run.stderr);
+    assert_eq!(stored_tags(&target.data_dir()), Vec::<String>::new());
+
+    // Without any credentials the hint says how to give them.
+    let run = push(
+        &up.s,
+        &bundle,
+        &target.addr,
+        &["--ca-file", ca.to_str().unwrap()],
+    );
+    assert_eq!(run.code, 1, "{}", run.transcript());
+    assert!(
+        run.stderr.contains("refused anonymous access"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("--password-stdin"), "{}", run.stderr);
+}
+
+#[test]
+fn push_to_tls_registry_with_unknown_ca_hints_at_ca_file() {
+    let (up, bundle) = default_bundle();
+    let certs = tempfile::tempdir().unwrap();
+    let (_ca, cert, key) = tls_files(certs.path());
+    let target = Registry::start_with(&RegistryOptions {
+        basic_auth: None,
+        tls: Some((cert, key)),
+    })
+    .unwrap();
+    let run = push(&up.s, &bundle, &target.addr, &[]);
+    assert_eq!(run.code, 1, "{}", run.transcript());
+    assert!(
+        run.stderr
+            .contains(&format!("error: cannot reach registry `{}`", target.addr)),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("is not trusted here; pass the CA that signed it with `--ca-file PEM`"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(stored_tags(&target.data_dir()), Vec::<String>::new());
+}
+
+#[test]
+fn push_to_unreachable_registry_says_where_and_what_to_check() {
+    let (up, bundle) = default_bundle();
+    let dead = format!("127.0.0.1:{}", bundle_testbed::free_port());
+    let run = push(&up.s, &bundle, &dead, &["--plain-http"]);
+    assert_eq!(run.code, 1, "{}", run.transcript());
+    assert!(
+        run.stderr.contains(&format!(
+            "error: cannot reach registry `{dead}` (http://{dead}/v2/)"
+        )),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains(&format!("hint: check that `{dead}` is up and reachable")),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn push_of_a_tampered_bundle_exits_3_and_tags_nothing() {
+    let (up, bundle) = default_bundle();
+    // Flip a byte in the largest layer: its entry no longer matches the signed index.
+    let mut entries = common::craft::read_entries(&bundle);
+    let victim = entries
+        .iter_mut()
+        .filter(|e| e.name.starts_with("images/blobs/"))
+        .max_by_key(|e| e.data.len())
+        .unwrap();
+    victim.data[100] ^= 0xff;
+    let name = victim.name.clone();
+    let tampered = up.s.path("tampered.tar.zst");
+    common::craft::write_entries(&entries, &tampered);
+    let target = Registry::start().unwrap();
+    let run = push(&up.s, &tampered, &target.addr, &["--plain-http"]);
+    assert_eq!(run.code, 3, "{}", run.transcript());
+    assert!(run.stderr.contains("error: bundle `[TEMP_DIR]/work/tampered.tar.zst` failed verification; no manifest or tag was pushed"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&format!(
+            "Caused by: entry `{name}` does not match the index"
+        )),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(manifest_puts(&target.log()), 0);
+    assert_eq!(stored_tags(&target.data_dir()), Vec::<String>::new());
+    assert!(catalog(&target.addr).is_empty() || stored_tags(&target.data_dir()).is_empty());
+}
+
+#[test]
+fn push_of_a_bundle_signed_by_another_key_makes_no_request() {
+    let (up, bundle) = default_bundle();
+    up.s.keygen("other");
+    let target = Registry::start().unwrap();
+    let requests = |log: &str| {
+        log.lines()
+            .filter(|l| l.contains("\"GET /v2/") || l.contains("\"HEAD /v2/"))
+            .count()
+    };
+    let before = requests(&target.log());
+    let run = up.s.run(&[
+        "push",
+        bundle.to_str().unwrap(),
+        "--pubkey",
+        "other.pub",
+        "--registry",
+        &target.addr,
+        "--plain-http",
+    ]);
+    assert_eq!(run.code, 3, "{}", run.transcript());
+    assert!(run.stderr.contains("is signed by key"), "{}", run.stderr);
+    assert_eq!(
+        requests(&target.log()),
+        before,
+        "no request before the signature is checked"
+    );
+}
+
+fn harbor_users() -> Vec<HarborUser> {
+    vec![
+        HarborUser::new("admin", "Harbor12345", true),
+        HarborUser::new("ci", "ci-pass", false),
+    ]
+}
+
+#[test]
+fn push_into_harbor_creates_projects_and_uses_its_token_realm() {
+    let (up, bundle) = default_bundle();
+    let harbor = HarborStandIn::start(&HarborOptions {
+        users: harbor_users(),
+        projects: vec!["calico".into()],
+        ..Default::default()
+    })
+    .unwrap();
+    let args = [
+        "push",
+        bundle.to_str().unwrap(),
+        "--pubkey",
+        "builder.pub",
+        "--registry",
+        &harbor.addr,
+        "--plain-http",
+        "--username",
+        "admin",
+        "--password-stdin",
+        "--json",
+    ];
+    let run = push_with_stdin(&up.s, &args, "Harbor12345");
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    let summary: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(summary["harbor"], true);
+    assert_eq!(summary["projectsCreated"], serde_json::json!(["k8s"]));
+    assert_eq!(harbor.projects(), vec!["calico", "k8s"]);
+    assert!(
+        harbor
+            .log()
+            .contains(&"POST /api/v2.0/projects 201".to_string()),
+        "{:?}",
+        harbor.log()
+    );
+    assert!(harbor.token_requests() > 0);
+    assert_digests_match(
+        &up,
+        &harbor.addr,
+        &["--tls-verify=false", "--creds=admin:Harbor12345"],
+    );
+
+    // Again: the projects exist, nothing is sent.
+    let run = push_with_stdin(&up.s, &args, "Harbor12345");
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    let summary: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(summary["projectsCreated"], serde_json::json!([]));
+    assert_eq!(summary["blobsPushed"], 0);
+    assert_eq!(harbor.project_posts(), 1);
+}
+
+#[test]
+fn push_into_harbor_gets_a_new_token_when_one_dies_mid_push() {
+    let (up, bundle) = default_bundle();
+    let harbor = HarborStandIn::start(&HarborOptions {
+        users: harbor_users(),
+        projects: vec![],
+        first_token_dies: true,
+    })
+    .unwrap();
+    let args = [
+        "push",
+        bundle.to_str().unwrap(),
+        "--pubkey",
+        "builder.pub",
+        "--registry",
+        &harbor.addr,
+        "--plain-http",
+        "--username",
+        "admin",
+        "--password-stdin",
+        "--json",
+    ];
+    let run = push_with_stdin(&up.s, &args, "Harbor12345");
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    let summary: Value = serde_json::from_str(&run.stdout).unwrap();
+    let repos = TARGETS.len() as u64;
+    assert!(
+        summary["tokenRequests"].as_u64().unwrap() > repos,
+        "dead tokens were replaced: {summary}"
+    );
+    assert!(
+        harbor.registry_log().contains("token not to be used after")
+            || harbor.registry_log().contains("invalid token"),
+        "the registry refused dead tokens"
+    );
+    assert_digests_match(
+        &up,
+        &harbor.addr,
+        &["--tls-verify=false", "--creds=admin:Harbor12345"],
+    );
+}
+
+#[test]
+fn push_into_harbor_without_right_to_create_a_project_names_account_and_project() {
+    let (up, bundle) = default_bundle();
+    let harbor = HarborStandIn::start(&HarborOptions {
+        users: harbor_users(),
+        projects: vec!["calico".into()],
+        ..Default::default()
+    })
+    .unwrap();
+    let args = [
+        "push",
+        bundle.to_str().unwrap(),
+        "--pubkey",
+        "builder.pub",
+        "--registry",
+        &harbor.addr,
+        "--plain-http",
+        "--username",
+        "ci",
+        "--password-stdin",
+    ];
+    let run = push_with_stdin(&up.s, &args, "ci-pass");
+    assert_eq!(run.code, 1, "{}", run.transcript());
+    assert!(
+        run.stderr.contains(&format!(
+            "error: account `ci` may not create the Harbor project `k8s` in registry `{}`",
+            harbor.addr
+        )),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("hint: ask a Harbor administrator"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(harbor.projects(), vec!["calico"]);
+    assert!(
+        !harbor.registry_log().contains("/manifests/"),
+        "nothing was pushed"
+    );
+
+    // A wrong password is caught at Harbor's token service.
+    let run = push_with_stdin(&up.s, &args, "nope");
+    assert_eq!(run.code, 1, "{}", run.transcript());
+    assert!(
+        run.stderr.contains("refused account `ci`"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("/service/token"), "{}", run.stderr);
+}
+
+#[test]
+fn push_through_a_proxy_that_resets_and_503s_every_fifth_request_still_completes() {
+    let (up, bundle) = default_bundle();
+    let target = Registry::start().unwrap();
+    let proxy = Proxy::start(
+        &target.addr,
+        FaultPattern {
+            every: 5,
+            skip: 0,
+            fault: Fault::Both,
+        },
+    )
+    .unwrap();
+    let summary = push_json(&up.s, &bundle, &proxy.addr, &["--plain-http"]);
+    assert!(
+        proxy.faults() >= 3,
+        "faults injected: {} of {} requests",
+        proxy.faults(),
+        proxy.requests()
+    );
+    assert!(summary["retries"].as_u64().unwrap() >= 3, "{summary}");
+    assert!(
+        proxy.log().iter().any(|l| l.starts_with("FAULT Reset PUT")),
+        "a reset landed on an upload: {:?}",
+        proxy.log()
+    );
+    assert_digests_match(&up, &target.addr, &["--tls-verify=false"]);
+    // Content checks out: skopeo copies every image (all blobs readable, digests checked).
+    for t in TARGETS {
+        let (code, out) = tool(
+            "skopeo",
+            &[
+                "copy",
+                "--all",
+                "--src-tls-verify=false",
+                &format!("docker://{}/{t}", target.addr),
+                &format!("oci:{}:{t}", up.s.path("back").display()),
+            ],
+            &up.s.work(),
+        );
+        assert_eq!(code, 0, "{out}");
+    }
+}
+
+#[test]
+fn push_killed_midway_uploads_only_the_rest_when_run_again() {
+    // Twelve images of one 4 MiB layer each, uploaded one at a time.
+    let list: Vec<TestImage> = (0..12)
+        .map(|i| {
+            TestImage::new(
+                &format!("big{i}"),
+                "v1",
+                &[Layer {
+                    seed: 500 + i,
+                    size: 4 << 20,
+                }],
+            )
+        })
+        .collect();
+    let up = Upstream::start(list);
+    let refs: Vec<String> = (0..12)
+        .map(|i| format!("registry.k8s.io/big{i}:v1"))
+        .collect();
+    let refs: Vec<&str> = refs.iter().map(String::as_str).collect();
+    let bundle = up.build_ok(&refs);
+    let target = Registry::start().unwrap();
+    let mut child =
+        up.s.command(&[
+            "push",
+            bundle.to_str().unwrap(),
+            "--pubkey",
+            "builder.pub",
+            "--registry",
+            &target.addr,
+            "--plain-http",
+            "--jobs",
+            "1",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let layer_uploads = |log: &str| {
+        log.lines()
+            .filter(|l| {
+                l.contains("\"PUT /v2/")
+                    && l.contains("/blobs/uploads/")
+                    && l.contains("\" 201 ")
+                    && l.contains("k8s/big")
+            })
+            .count()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while finished_uploads(&target.log()) < 4 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let before = finished_uploads(&target.log());
+    assert!(
+        (4..24).contains(&before),
+        "killed midway: {before} of 24 blobs uploaded"
+    );
+    assert_eq!(
+        stored_tags(&target.data_dir()),
+        Vec::<String>::new(),
+        "no tag before everything is there"
+    );
+    let _ = layer_uploads;
+
+    let summary = push_json(
+        &up.s,
+        &bundle,
+        &target.addr,
+        &["--plain-http", "--jobs", "1"],
+    );
+    let after = finished_uploads(&target.log()) - before;
+    assert_eq!(after as u64, summary["blobsPushed"].as_u64().unwrap());
+    assert!(
+        after <= 24 - before,
+        "the rerun uploaded {after}; {before} of 24 were already there"
+    );
+    assert_eq!(
+        summary["blobsSkipped"].as_u64().unwrap() as usize,
+        24 - after,
+        "{summary}"
+    );
+    assert_eq!(stored_tags(&target.data_dir()).len(), 12);
+    let digests = bundle_digests(&up);
+    for i in 0..12 {
+        assert_eq!(
+            skopeo_digest(
+                &format!("{}/k8s/big{i}:v1", target.addr),
+                &["--tls-verify=false"]
+            ),
+            digests[&format!("registry.k8s.io/big{i}:v1")]
+        );
+    }
+}
