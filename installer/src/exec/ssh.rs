@@ -341,11 +341,7 @@ async fn connect_error(target: &SshTarget, e: openssh::Error) -> Error {
         };
     }
     if detail.contains("Host key verification failed") || detail.contains("host key is known for") {
-        let fingerprints = if target.proxy_jump.is_none() {
-            scan_fingerprints(target).await
-        } else {
-            Vec::new()
-        };
+        let fingerprints = scan_fingerprints(target).await;
         return Error::HostKeyUnknown {
             host: target.name.clone(),
             address: target.display(),
@@ -370,38 +366,57 @@ async fn connect_error(target: &SshTarget, e: openssh::Error) -> Error {
     }
 }
 
-/// The host's key fingerprints as `ssh-keyscan | ssh-keygen -lf -` shows them.
+/// The host's key fingerprints (`TYPE SHA256:…`), learned the way ssh itself reaches
+/// the host (same port, config file and jump hosts), without logging in: every
+/// authentication method is off, and any key is accepted for this look only.
 async fn scan_fingerprints(target: &SshTarget) -> Vec<String> {
-    let scan = tokio::process::Command::new("ssh-keyscan")
-        .args(["-T", "5", "-p", &target.port.to_string(), &target.address])
-        .stderr(std::process::Stdio::null())
-        .output()
-        .await;
-    let Ok(scan) = scan else { return vec![] };
-    let Ok(mut child) = tokio::process::Command::new("ssh-keygen")
-        .args(["-l", "-f", "-"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-    else {
-        return vec![];
-    };
-    if let Some(mut stdin) = child.stdin.take() {
-        let _ = stdin.write_all(&scan.stdout).await;
+    let mut cmd = tokio::process::Command::new("ssh");
+    cmd.arg("-v")
+        .args(["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no"])
+        .args([
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "GlobalKnownHostsFile=/dev/null",
+        ])
+        .args([
+            "-o",
+            "PubkeyAuthentication=no",
+            "-o",
+            "PasswordAuthentication=no",
+        ])
+        .args([
+            "-o",
+            "KbdInteractiveAuthentication=no",
+            "-o",
+            "GSSAPIAuthentication=no",
+        ])
+        .args([
+            "-o",
+            "HostbasedAuthentication=no",
+            "-o",
+            "ConnectTimeout=10",
+        ])
+        .args(["-p", &target.port.to_string(), "-l", &target.user]);
+    if let Some(c) = &target.config_file {
+        cmd.arg("-F").arg(c);
     }
-    let Ok(out) = child.wait_with_output().await else {
+    if let Some(j) = &target.proxy_jump {
+        cmd.args(["-J", j]);
+    }
+    cmd.arg(&target.address)
+        .arg("true")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null());
+    let Ok(out) = cmd.output().await else {
         return vec![];
     };
-    String::from_utf8_lossy(&out.stdout)
+    // "debug1: Server host key: ssh-ed25519 SHA256:abc…"
+    String::from_utf8_lossy(&out.stderr)
         .lines()
         .filter_map(|l| {
-            // "256 SHA256:abc… [127.0.0.1]:2222 (ED25519)"
-            let parts: Vec<&str> = l.split_whitespace().collect();
-            match parts.as_slice() {
-                [_, fp, .., kind] => Some(format!("{} {fp}", kind.trim_matches(['(', ')']))),
-                _ => None,
-            }
+            l.split_once("Server host key: ")
+                .map(|(_, k)| k.trim().to_string())
         })
         .collect()
 }

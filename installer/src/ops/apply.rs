@@ -176,41 +176,26 @@ async fn apply_async(opts: &ApplyOptions, reporter: &dyn Reporter) -> Result<App
     state.set_applied_plan(&plan)?;
 
     let resume = resume_command(opts, &state_root);
+    let run = RunOptions {
+        parallel: opts.parallel,
+        from: opts.from,
+        only: opts.only.clone(),
+        become_password: opts.become_password.clone(),
+        resume,
+    };
     let engine = Engine::connect(
         &plan,
         &state,
         &secrets,
         &prepared.inventory,
         &opts.inventory,
-        &opts.only,
-        opts.parallel,
-        opts.become_password.clone(),
-        resume,
+        &run.only,
+        run.parallel,
+        run.become_password.clone(),
+        run.resume.clone(),
         reporter,
     )
     .await?;
-
-    let _server = match &plan.repo_served_by_deploy {
-        Some(r) => {
-            let server = RepoServer::start(
-                &crate::render::host_port(
-                    &r.bind.parse().map_err(|_| Error::RepoServe {
-                        address: r.bind.clone(),
-                        source: std::io::Error::other("not an IP address"),
-                    })?,
-                    r.port,
-                ),
-                &repo_dir.join("rpms"),
-            )
-            .await?;
-            reporter.event(&Event::RepoServing {
-                url: plan.repo_url.clone(),
-            });
-            Some(server)
-        }
-        None => None,
-    };
-
     if opts.skip_push {
         reporter.event(&Event::Note {
             message: "images not pushed (`--skip-push`)".into(),
@@ -218,15 +203,7 @@ async fn apply_async(opts: &ApplyOptions, reporter: &dyn Reporter) -> Result<App
     } else {
         push_images(opts, &plan, reporter).await?;
     }
-
-    let start = opts.from.unwrap_or(PhaseName::Preflight);
-    let mut ran = 0;
-    let mut skipped = 0;
-    for phase in plan.phases.iter().filter(|p| p.name >= start) {
-        let (r, s) = engine.run_phase(phase).await?;
-        ran += r;
-        skipped += s;
-    }
+    let (ran, skipped) = execute(&engine, &plan, &state, run.from, reporter).await?;
     if opts.drill {
         super::drill::drill(&engine, &prepared.cluster).await?;
     }
@@ -239,6 +216,93 @@ async fn apply_async(opts: &ApplyOptions, reporter: &dyn Reporter) -> Result<App
         skipped,
         warnings,
     })
+}
+
+/// How to carry out a plan already made (see [`run_plan`]).
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Hosts worked on at the same time within a wave.
+    pub parallel: usize,
+    /// Start at this phase.
+    pub from: Option<PhaseName>,
+    /// These hosts only (all when empty).
+    pub only: Vec<String>,
+    /// The sudo password for `become: sudo`.
+    pub become_password: Option<String>,
+    /// The command that resumes (shown with a failure).
+    pub resume: String,
+}
+
+/// Carries out `plan` on the hosts of `inventory` (read from `inventory_path`),
+/// recording in the state folder `state` (its `secrets.json` fills the placeholders;
+/// created when missing). [`apply`] is this after verification and planning; tests and
+/// benchmarks call it with plans of their own. Returns (steps carried out, skipped).
+pub fn run_plan(
+    plan: &Plan,
+    inventory_path: &Path,
+    state: &Path,
+    opts: &RunOptions,
+    reporter: &dyn Reporter,
+) -> Result<(usize, usize), Error> {
+    runtime()?.block_on(async {
+        let inventory = Inventory::load(inventory_path)?;
+        let state_dir = StateDir::open(state)?;
+        let _lock = state_dir.lock()?;
+        let secrets = Secrets::load_or_create(&state.join("secrets.json"))?;
+        state_dir.set_applied_plan(plan)?;
+        let engine = Engine::connect(
+            plan,
+            &state_dir,
+            &secrets,
+            &inventory,
+            inventory_path,
+            &opts.only,
+            opts.parallel,
+            opts.become_password.clone(),
+            opts.resume.clone(),
+            reporter,
+        )
+        .await?;
+        let r = execute(&engine, plan, &state_dir, opts.from, reporter).await;
+        engine.close().await;
+        r
+    })
+}
+
+/// Serves the repository when the plan says so, then runs the phases from `from`.
+async fn execute(
+    engine: &Engine<'_>,
+    plan: &Plan,
+    state: &StateDir,
+    from: Option<PhaseName>,
+    reporter: &dyn Reporter,
+) -> Result<(usize, usize), Error> {
+    let _server = match &plan.repo_served_by_deploy {
+        Some(r) => {
+            let ip: std::net::IpAddr = r.bind.parse().map_err(|_| Error::RepoServe {
+                address: r.bind.clone(),
+                source: std::io::Error::other("not an IP address"),
+            })?;
+            let server = RepoServer::start(
+                &crate::render::host_port(&ip, r.port),
+                &state.repo_dir().join("rpms"),
+            )
+            .await?;
+            reporter.event(&Event::RepoServing {
+                url: plan.repo_url.clone(),
+            });
+            Some(server)
+        }
+        None => None,
+    };
+    let start = from.unwrap_or(PhaseName::Preflight);
+    let (mut ran, mut skipped) = (0, 0);
+    for phase in plan.phases.iter().filter(|p| p.name >= start) {
+        let (r, s) = engine.run_phase(phase).await?;
+        ran += r;
+        skipped += s;
+    }
+    Ok((ran, skipped))
 }
 
 /// Shows how the plan differs from the last run's and asks (or needs `--yes`).

@@ -1,0 +1,452 @@
+//! The SSH executor against real sshd on test hosts (network namespaces with overlay
+//! roots, `bundle_testbed::hosts::TestCluster`): steps run, files get content, mode and
+//! owner, a re-run skips what is done, failures name host, step, command, exit code
+//! and output, host keys are checked strictly, secrets never reach a command line.
+//!
+//! The test process stays in the machine's network namespace and reaches the hosts
+//! through the deploy namespace with an ssh `ProxyCommand` (the inventory's
+//! `configFile`): the same path a jump host takes.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use bundle_installer::ops::apply::{run_plan, RunOptions};
+use bundle_installer::ops::report::Silent;
+use bundle_installer::plan::{
+    HostStep, HostSteps, OnFailure, Phase, PhaseName, Plan, PlanHost, Step,
+};
+use bundle_installer::Error;
+use bundle_testbed::hosts::{ClusterSpec, TestCluster};
+
+/// Tests that change `PATH` (the ssh argv recorder) must not overlap the others.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+struct Site {
+    c: TestCluster,
+    dir: tempfile::TempDir,
+}
+
+impl Site {
+    fn start() -> Site {
+        let c = TestCluster::start(&ClusterSpec {
+            masters: 1,
+            workers: 1,
+            kube_fakes: false,
+        })
+        .expect("starting the test hosts");
+        let dir = tempfile::tempdir().unwrap();
+        let s = Site { c, dir };
+        std::fs::write(
+            s.path("ssh_config"),
+            format!(
+                "Host 10.77.0.*\n  ProxyCommand ip netns exec {} socat - TCP:%h:%p\n",
+                s.c.deploy_netns()
+            ),
+        )
+        .unwrap();
+        std::fs::copy(s.c.known_hosts(), s.path("known_hosts")).unwrap();
+        s.inventory("known_hosts");
+        s
+    }
+
+    fn path(&self, p: &str) -> PathBuf {
+        self.dir.path().join(p)
+    }
+
+    fn inventory(&self, known_hosts: &str) {
+        let m1 = self.c.host("m1").address;
+        let w1 = self.c.host("w1").address;
+        std::fs::write(
+            self.path("cluster.yaml"),
+            format!(
+                "apiVersion: bundle/v1alpha1
+kind: Cluster
+metadata: {{name: t}}
+spec:
+  hosts:
+    - {{name: m1, address: {m1}, roles: [master]}}
+    - {{name: w1, address: {w1}, roles: [worker]}}
+  ssh: {{user: root, identityFile: {key}, knownHostsFile: {known_hosts}, configFile: ssh_config}}
+  controlPlaneEndpoint: {{vip: 10.77.0.200, interface: eth0}}
+  registry: {{host: registry.test}}
+  network: {{cni: calico, podSubnet: 10.244.0.0/16, serviceSubnet: 10.96.0.0/12}}
+  repo: {{servedBy: m1}}
+",
+                key = self.c.identity_file().display()
+            ),
+        )
+        .unwrap();
+    }
+
+    fn run(&self, plan: &Plan) -> Result<(usize, usize), Error> {
+        run_plan(
+            plan,
+            &self.path("cluster.yaml"),
+            &self.path("state"),
+            &RunOptions {
+                parallel: 4,
+                from: None,
+                only: vec![],
+                become_password: None,
+                resume: "bundle install … --skip-push".into(),
+            },
+            &Silent,
+        )
+    }
+
+    fn on_host(&self, host: &str, script: &str) -> String {
+        let o = self.c.run_in_host(host, script);
+        assert!(
+            o.status.success(),
+            "{script}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    }
+
+    fn secret(&self, name: &str) -> String {
+        let s: BTreeMap<String, String> =
+            serde_json::from_slice(&std::fs::read(self.path("state/secrets.json")).unwrap())
+                .unwrap();
+        s[name].clone()
+    }
+}
+
+fn run(id: &str, command: &str, check: Option<&str>) -> Step {
+    Step {
+        id: id.into(),
+        description: format!("test step {id}"),
+        action: HostStep::Run {
+            command: command.into(),
+            check: check.map(Into::into),
+            after_change_of: vec![],
+            capture: None,
+            on_failure: OnFailure::Stop,
+        },
+    }
+}
+
+fn write(id: &str, path: &str, content: &str, mode: &str) -> Step {
+    Step {
+        id: id.into(),
+        description: format!("test file {id}"),
+        action: HostStep::WriteFile {
+            path: path.into(),
+            content: content.into(),
+            mode: mode.into(),
+            owner: "root:root".into(),
+        },
+    }
+}
+
+fn plan(phases: Vec<(PhaseName, Vec<(&str, u32, Vec<Step>)>)>) -> Plan {
+    Plan {
+        plan_version: 1,
+        cluster: "t".into(),
+        bundle: "test".into(),
+        kubernetes_version: "v1.29.2".into(),
+        kubeadm_api_version: "kubeadm.k8s.io/v1beta3".into(),
+        containerd_config_version: 2,
+        control_plane_endpoint: "10.77.0.200:8443".into(),
+        registry: "registry.test".into(),
+        repo_url: "http://10.77.0.11:8081/el9-x86_64/".into(),
+        repo_served_by_deploy: None,
+        hosts: ["m1", "w1"]
+            .iter()
+            .map(|n| PlanHost {
+                name: n.to_string(),
+                address: String::new(),
+                roles: vec![],
+                duties: vec![],
+            })
+            .collect(),
+        notes: vec![],
+        unique_captures: vec![],
+        phases: phases
+            .into_iter()
+            .map(|(name, hosts)| Phase {
+                name,
+                hosts: hosts
+                    .into_iter()
+                    .map(|(h, wave, steps)| HostSteps {
+                        host: h.into(),
+                        wave,
+                        steps,
+                    })
+                    .collect(),
+            })
+            .collect(),
+    }
+}
+
+fn all_text(dir: &Path) -> String {
+    let mut out = String::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.push_str(&all_text(&p));
+        } else if p.file_name().unwrap() != "secrets.json" {
+            out.push_str(&String::from_utf8_lossy(&std::fs::read(&p).unwrap()));
+        }
+    }
+    out
+}
+
+#[test]
+fn steps_run_files_get_mode_and_owner_and_a_rerun_skips_what_is_done() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let s = Site::start();
+    // A recorder first in PATH logs every `ssh` the executor starts, with its argv.
+    let bin = s.path("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let argv_log = s.path("ssh-argv.log");
+    std::fs::write(
+        bin.join("ssh"),
+        format!(
+            "#!/bin/sh\nprintf '%s\\n' \"$*\" >> {}\nexec /usr/bin/ssh \"$@\"\n",
+            argv_log.display()
+        ),
+    )
+    .unwrap();
+    std::process::Command::new("chmod")
+        .args(["+x"])
+        .arg(bin.join("ssh"))
+        .status()
+        .unwrap();
+    let old_path = std::env::var("PATH").unwrap();
+    std::env::set_var("PATH", format!("{}:{old_path}", bin.display()));
+
+    let steps = |host: &str| {
+        vec![
+            write(
+                "t/conf",
+                "/etc/bundle-test/app.conf",
+                &format!("host {host}\npassword <secret:keepalived-auth>\n"),
+                "0640",
+            ),
+            write(
+                "t/script",
+                "/usr/local/bin/bundle-test",
+                "#!/bin/sh\necho ok\n",
+                "0755",
+            ),
+            run("t/count", "echo run >> /var/tmp/bundle-test-count", None),
+            run(
+                "t/touch",
+                "touch /var/tmp/bundle-test-marker",
+                Some("test -f /var/tmp/bundle-test-marker"),
+            ),
+        ]
+    };
+    let p = plan(vec![(
+        PhaseName::Os,
+        vec![("m1", 0, steps("m1")), ("w1", 0, steps("w1"))],
+    )]);
+    let first = s.run(&p);
+    std::env::set_var("PATH", &old_path);
+    assert_eq!(first.unwrap(), (8, 0));
+
+    let password = s.secret("keepalived-auth");
+    for h in ["m1", "w1"] {
+        assert_eq!(
+            s.on_host(h, "cat /etc/bundle-test/app.conf"),
+            format!("host {h}\npassword {password}")
+        );
+        assert_eq!(
+            s.on_host(
+                h,
+                "stat -c '%a %U:%G' /etc/bundle-test/app.conf /usr/local/bin/bundle-test"
+            ),
+            "640 root:root\n755 root:root"
+        );
+        assert_eq!(s.on_host(h, "/usr/local/bin/bundle-test"), "ok");
+        // No temporary file left beside it.
+        assert_eq!(s.on_host(h, "ls -A /etc/bundle-test"), "app.conf");
+    }
+    // The secret went over stdin only: never in an ssh argv, a log or a record.
+    let argv = std::fs::read_to_string(&argv_log).unwrap();
+    assert!(argv.contains("/etc/bundle-test/app.conf"), "{argv}");
+    assert!(!argv.contains(&password), "{argv}");
+    let state_text = all_text(&s.path("state"));
+    assert!(state_text.contains("t/conf"));
+    assert!(!state_text.contains(&password));
+
+    // Again: nothing is carried out; the counter ran once.
+    assert_eq!(s.run(&p).unwrap(), (0, 8));
+    assert_eq!(s.on_host("m1", "cat /var/tmp/bundle-test-count"), "run");
+
+    // A file changed on the host is written again, and only that.
+    s.on_host(
+        "w1",
+        "echo tampered > /etc/bundle-test/app.conf; chmod 600 /usr/local/bin/bundle-test",
+    );
+    assert_eq!(s.run(&p).unwrap(), (2, 6));
+    assert_eq!(
+        s.on_host("w1", "stat -c '%a' /usr/local/bin/bundle-test"),
+        "755"
+    );
+}
+
+#[test]
+fn a_failing_step_stops_the_phase_and_a_rerun_resumes_after_the_finished_steps() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let s = Site::start();
+    let p = plan(vec![
+        (
+            PhaseName::Os,
+            vec![(
+                "m1",
+                0,
+                vec![
+                    run("os/one", "echo one >> /var/tmp/bundle-test-count", None),
+                    run(
+                        "os/needs-fix",
+                        "echo 'first line'; echo 'the fix is missing' >&2; test -f /var/tmp/fixed || exit 3",
+                        None,
+                    ),
+                    run("os/three", "echo three >> /var/tmp/bundle-test-count", None),
+                ],
+            )],
+        ),
+        (
+            PhaseName::Lb,
+            vec![("w1", 0, vec![run("lb/later", "touch /var/tmp/later", None)])],
+        ),
+    ]);
+    let err = s.run(&p).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.starts_with("step `os/needs-fix` failed on `m1` (phase os): `echo 'first line'; echo 'the fix is missing' >&2; test -f /var/tmp/fixed || exit 3` exited with 3; last lines of its output:\n    | first line\n    | the fix is missing\n  full log: "),
+        "{text}"
+    );
+    assert!(text.ends_with("_state/logs/m1.log"), "{text}");
+    assert_eq!(
+        err.hint().unwrap(),
+        "fix the cause on the host, then resume with: bundle install … --skip-push --from os"
+    );
+    // The phase stopped: nothing after the failure, nothing of the next phase.
+    assert_eq!(s.on_host("m1", "cat /var/tmp/bundle-test-count"), "one");
+    assert!(!s
+        .c
+        .run_in_host("w1", "test -f /var/tmp/later")
+        .status
+        .success());
+    let log = std::fs::read_to_string(s.path("state/_state/logs/m1.log")).unwrap();
+    assert!(log.contains("the fix is missing"), "{log}");
+
+    s.on_host("m1", "touch /var/tmp/fixed");
+    // os/one finished before and is not run again.
+    assert_eq!(s.run(&p).unwrap(), (3, 1));
+    assert_eq!(
+        s.on_host("m1", "cat /var/tmp/bundle-test-count"),
+        "one\nthree"
+    );
+    s.on_host("w1", "test -f /var/tmp/later");
+}
+
+#[test]
+fn an_unknown_host_key_stops_with_its_fingerprint_and_how_to_accept_it() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let s = Site::start();
+    // known_hosts without w1.
+    let kh = std::fs::read_to_string(s.c.known_hosts()).unwrap();
+    let only_m1: String = kh
+        .lines()
+        .filter(|l| l.starts_with("m1,"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(s.path("known_hosts_m1"), only_m1).unwrap();
+    s.inventory("known_hosts_m1");
+    let p = plan(vec![(
+        PhaseName::Os,
+        vec![("w1", 0, vec![run("os/x", "true", None)])],
+    )]);
+    let err = s.run(&p).unwrap_err();
+    // The fingerprint the real key has.
+    let line = kh.lines().find(|l| l.starts_with("w1,")).unwrap();
+    let fp = String::from_utf8(
+        std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "echo '{line}' | ssh-keygen -lf - | awk '{{print $2}}'"
+            ))
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let w1 = s.c.host("w1").address;
+    let text = err.to_string();
+    assert_eq!(
+        text,
+        format!(
+            "host `w1` (root@{w1}:22) offered a host key that is not in `{}`; it offers:\n    ssh-ed25519 {}",
+            s.path("known_hosts_m1").display(),
+            fp.trim()
+        )
+    );
+    let hint = err.hint().unwrap();
+    assert!(
+        hint.contains(&format!(
+            "ssh-keyscan -p 22 {w1} >> {}",
+            s.path("known_hosts_m1").display()
+        )),
+        "{hint}"
+    );
+    // Nothing ran on any host.
+    assert!(!s.path("state/_state/records/m1.jsonl").exists());
+}
+
+#[test]
+fn a_changed_host_key_and_an_unreachable_host_are_named() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let s = Site::start();
+    // m1's entry carries w1's key: a changed key.
+    let kh = std::fs::read_to_string(s.c.known_hosts()).unwrap();
+    let w1_key: Vec<&str> = kh
+        .lines()
+        .find(|l| l.starts_with("w1,"))
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    let m1_names = kh
+        .lines()
+        .find(|l| l.starts_with("m1,"))
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap();
+    std::fs::write(
+        s.path("known_hosts_bad"),
+        format!("{m1_names} {} {}\n", w1_key[1], w1_key[2]),
+    )
+    .unwrap();
+    s.inventory("known_hosts_bad");
+    let p = plan(vec![(
+        PhaseName::Os,
+        vec![("m1", 0, vec![run("os/x", "true", None)])],
+    )]);
+    let err = s.run(&p).unwrap_err();
+    assert!(matches!(err, Error::HostKeyChanged { .. }), "{err}");
+    assert!(err.to_string().starts_with("host `m1` ("), "{err}");
+    assert!(
+        err.hint().unwrap().contains("ssh-keygen -R"),
+        "{:?}",
+        err.hint()
+    );
+
+    s.inventory("known_hosts");
+    s.c.stop_sshd("w1").unwrap();
+    let p = plan(vec![(
+        PhaseName::Os,
+        vec![("w1", 0, vec![run("os/x", "true", None)])],
+    )]);
+    let err = s.run(&p).unwrap_err();
+    let w1 = s.c.host("w1").address;
+    assert!(
+        err.to_string()
+            .starts_with(&format!("cannot reach `w1` (root@{w1}:22) over ssh: ")),
+        "{err}"
+    );
+}
