@@ -804,6 +804,9 @@ fn init_pid(unshare: u32) -> Option<u32> {
     // `ip netns exec` execs unshare, so the spawned PID is unshare's.
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
+        if !alive(unshare) {
+            return None;
+        }
         let children =
             std::fs::read_to_string(format!("/proc/{unshare}/task/{unshare}/children")).ok()?;
         if let Some(p) = children

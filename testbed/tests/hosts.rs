@@ -652,6 +652,25 @@ fn keepalived_vip_moves_and_haproxy_serves_through_the_systemctl_double() {
         "{calls}"
     );
 
+    // a unit `bundle install` writes runs its ExecStart (the repo server on a master)
+    let m1 = c.host("m1").address;
+    put(
+        &c,
+        "m1",
+        "/etc/systemd/system/bundle-repo.service",
+        &format!("[Service]\nExecStart=/usr/bin/python3 -m http.server --bind {m1} --directory /etc 8081\n"),
+    );
+    ok(c.ssh("m1", "systemctl daemon-reload && systemctl enable bundle-repo.service && systemctl restart bundle-repo.service"));
+    ok(c.ssh("m1", "systemctl is-active --quiet bundle-repo.service"));
+    wait_for("the unit's server", Duration::from_secs(20), || {
+        c.run_in_deploy(&format!("curl -fsS -o /dev/null http://{m1}:8081/hostname"))
+            .status
+            .success()
+            .then_some(())
+    });
+    ok(c.ssh("m1", "systemctl stop bundle-repo.service"));
+    fails(c.ssh("m1", "systemctl is-active --quiet bundle-repo.service"));
+
     // the VIP comes up on the MASTER (priority 200) and answers from the deploy node
     let first = wait_for("the VIP", Duration::from_secs(60), || vip_holder(&c, &vip));
     assert_eq!(first, "m1");
