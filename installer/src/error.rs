@@ -160,41 +160,12 @@ pub enum Error {
     ExecutionNotBuilt,
 
     /// The host's key is not in `known_hosts`.
-    #[error(
-        "host `{host}` ({address}) offered a host key that is not in `{known_hosts}`{}",
-        fingerprint_list(fingerprints)
-    )]
-    HostKeyUnknown {
-        /// Host name.
-        host: String,
-        /// `user@address:port`.
-        address: String,
-        /// The `known_hosts` file checked.
-        known_hosts: String,
-        /// The name the host has in `known_hosts` (`[addr]:port`).
-        known_hosts_name: String,
-        /// Port.
-        port: u16,
-        /// Address.
-        ip: String,
-        /// `TYPE SHA256:…` as `ssh-keyscan` saw them (empty behind a jump host).
-        fingerprints: Vec<String>,
-    },
+    #[error(transparent)]
+    HostKeyUnknown(Box<HostKeyUnknown>),
 
     /// The host's key differs from the one in `known_hosts`.
-    #[error("host `{host}` ({address}) offered a host key that differs from the one in `{known_hosts}`{}: the host was reinstalled, or someone is in between", fingerprint.as_ref().map(|f| format!(" (now {f})")).unwrap_or_default())]
-    HostKeyChanged {
-        /// Host name.
-        host: String,
-        /// `user@address:port`.
-        address: String,
-        /// The `known_hosts` file checked.
-        known_hosts: String,
-        /// The name the host has in `known_hosts`.
-        known_hosts_name: String,
-        /// The new key's fingerprint, as ssh reported it.
-        fingerprint: Option<String>,
-    },
+    #[error(transparent)]
+    HostKeyChanged(Box<HostKeyChanged>),
 
     /// ssh could not log in.
     #[error("cannot log in to `{host}` ({address}): {detail}")]
@@ -251,27 +222,8 @@ pub enum Error {
     },
 
     /// A step failed: the phase stopped.
-    #[error("step `{step}` failed on `{host}` (phase {phase}): `{command}` {}{}\n  full log: {}", match exit_code { Some(c) => format!("exited with {c}"), None => "was killed".to_string() }, if output_tail.is_empty() { String::new() } else { format!("; last lines of its output:\n{}", indent(output_tail)) }, log.display())]
-    StepFailed {
-        /// Host name.
-        host: String,
-        /// Phase.
-        phase: String,
-        /// Step id.
-        step: String,
-        /// The command (no secrets: plans hold none).
-        command: String,
-        /// Its exit code.
-        exit_code: Option<i32>,
-        /// Its last lines of output, secrets redacted.
-        output_tail: String,
-        /// The host's full log.
-        log: PathBuf,
-        /// The command that resumes the install.
-        resume: String,
-        /// Other hosts that failed in the same wave.
-        others: Vec<String>,
-    },
+    #[error(transparent)]
+    StepFailed(Box<StepFailure>),
 
     /// Preflight checks failed (every failure on every host).
     #[error("preflight found {} problem{}; nothing was changed:{}", failures.len(), if failures.len() == 1 { "" } else { "s" }, failures.iter().map(|f| format!("\n  - {f}")).collect::<String>())]
@@ -395,20 +347,21 @@ impl Error {
                 Some("restore the file from the earlier plan, or remove it to generate new secrets (hosts already installed keep the old ones)".into())
             }
             Error::ExecutionNotBuilt => Some("run with `--dry-run --plan-out DIR` to write the plan".into()),
-            Error::HostKeyUnknown { known_hosts, known_hosts_name, port, ip, fingerprints, .. } => Some(if fingerprints.is_empty() {
-                format!("compare the key with `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` run on the host itself, then add it to `{known_hosts}` (`ssh-keyscan -p {port} {ip}` run where the host is reachable prints the line for `{known_hosts_name}`)")
+            Error::HostKeyUnknown(e) => Some(if e.fingerprints.is_empty() {
+                format!("compare the key with `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` run on the host itself, then add it to `{}` (`ssh-keyscan -p {} {}` run where the host is reachable prints the line for `{}`)", e.known_hosts, e.port, e.ip, e.known_hosts_name)
             } else {
-                format!("compare the fingerprint with `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` run on the host itself; if it matches, accept it with `ssh-keyscan -p {port} {ip} >> {known_hosts}`")
+                format!("compare the fingerprint with `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` run on the host itself; if it matches, accept it with `ssh-keyscan -p {} {} >> {}`", e.port, e.ip, e.known_hosts)
             }),
-            Error::HostKeyChanged { known_hosts, known_hosts_name, .. } => Some(format!(
-                "if the host was reinstalled, check its new key with `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` on the host, remove the old one with `ssh-keygen -R '{known_hosts_name}' -f {known_hosts}` and add the new one (`ssh-keyscan`); otherwise do not connect"
+            Error::HostKeyChanged(e) => Some(format!(
+                "if the host was reinstalled, check its new key with `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` on the host, remove the old one with `ssh-keygen -R '{}' -f {}` and add the new one (`ssh-keyscan`); otherwise do not connect",
+                e.known_hosts_name, e.known_hosts
             )),
             Error::SshAuth { .. } => Some("check `spec.ssh.user` and `identityFile` (or your ssh agent) in the inventory; `ssh` with the same options must log in without a password".into()),
             Error::Unreachable { .. } => Some("check the host's address and `spec.ssh.port` (or `proxyJump`), and that sshd runs there; then run the same command again".into()),
             Error::SshLost { .. } => Some("run the same command again: finished steps are skipped".into()),
             Error::BecomeFailed { .. } => Some("run again and give the right sudo password (`--ask-become-pass`, or `BUNDLE_BECOME_PASSWORD` in the environment)".into()),
             Error::BecomePasswordNeeded { .. } => Some("pass `--ask-become-pass` (or set `BUNDLE_BECOME_PASSWORD`), or allow the user `NOPASSWD` in sudoers".into()),
-            Error::StepFailed { resume, .. } => Some(format!("fix the cause on the host, then resume with: {resume}")),
+            Error::StepFailed(f) => Some(format!("fix the cause on the host, then resume with: {}", f.resume)),
             Error::Preflight { resume, .. } => Some(format!("fix the hosts, then run again: {resume}")),
             Error::Locked { .. } => Some("wait for it to finish; if it was killed, the lock is taken over automatically once its process is gone".into()),
             Error::PlanChangeNotConfirmed => Some("review the change and run again with `--yes` to apply it".into()),
@@ -418,4 +371,67 @@ impl Error {
             _ => None,
         }
     }
+}
+
+/// The host's key is not in `known_hosts`.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "host `{host}` ({address}) offered a host key that is not in `{known_hosts}`{}",
+    fingerprint_list(fingerprints)
+)]
+pub struct HostKeyUnknown {
+    /// Host name.
+    pub host: String,
+    /// `user@address:port`.
+    pub address: String,
+    /// The `known_hosts` file checked.
+    pub known_hosts: String,
+    /// The name the host has in `known_hosts` (`[addr]:port`).
+    pub known_hosts_name: String,
+    /// Port.
+    pub port: u16,
+    /// Address.
+    pub ip: String,
+    /// `TYPE SHA256:…` as `ssh-keyscan` saw them (empty behind a jump host).
+    pub fingerprints: Vec<String>,
+}
+
+/// The host's key differs from the one in `known_hosts`.
+#[derive(Debug, thiserror::Error)]
+#[error("host `{host}` ({address}) offered a host key that differs from the one in `{known_hosts}`{}: the host was reinstalled, or someone is in between", fingerprint.as_ref().map(|f| format!(" (now {f})")).unwrap_or_default())]
+pub struct HostKeyChanged {
+    /// Host name.
+    pub host: String,
+    /// `user@address:port`.
+    pub address: String,
+    /// The `known_hosts` file checked.
+    pub known_hosts: String,
+    /// The name the host has in `known_hosts`.
+    pub known_hosts_name: String,
+    /// The new key's fingerprint, as ssh reported it.
+    pub fingerprint: Option<String>,
+}
+
+/// A step failed: the phase stopped.
+#[derive(Debug, thiserror::Error)]
+#[error("step `{step}` failed on `{host}` (phase {phase}): `{command}` {}{}\n  full log: {}", match exit_code { Some(c) => format!("exited with {c}"), None => "was killed".to_string() }, if output_tail.is_empty() { String::new() } else { format!("; last lines of its output:\n{}", indent(output_tail)) }, log.display())]
+pub struct StepFailure {
+    /// Host name.
+    pub host: String,
+    /// Phase.
+    pub phase: String,
+    /// Step id.
+    pub step: String,
+    /// The command (no secrets: plans hold none).
+    pub command: String,
+    /// Its exit code.
+    pub exit_code: Option<i32>,
+    /// Its last lines of output, secrets redacted.
+    pub output_tail: String,
+    /// The host's full log.
+    pub log: PathBuf,
+    /// The command that resumes the install.
+    pub resume: String,
+    /// Other hosts that failed in the same wave.
+    pub others: Vec<String>,
 }

@@ -45,7 +45,7 @@ pub mod repo_server;
 pub mod secrets;
 pub mod state;
 
-pub use error::{Error, Problem, Problems};
+pub use error::{Error, HostKeyChanged, HostKeyUnknown, Problem, Problems, StepFailure};
 pub use facts::BundleFacts;
 pub use inventory::{Cluster, Inventory};
 pub use plan::{HostStep, Plan};

@@ -332,17 +332,17 @@ async fn connect_error(target: &SshTarget, e: openssh::Error) -> Error {
             .split_whitespace()
             .find(|w| w.starts_with("SHA256:"))
             .map(|w| w.trim_end_matches('.').to_string());
-        return Error::HostKeyChanged {
+        return Error::HostKeyChanged(Box::new(crate::error::HostKeyChanged {
             host: target.name.clone(),
             address: target.display(),
             known_hosts,
             known_hosts_name: target.known_hosts_name(),
             fingerprint,
-        };
+        }));
     }
     if detail.contains("Host key verification failed") || detail.contains("host key is known for") {
         let fingerprints = scan_fingerprints(target).await;
-        return Error::HostKeyUnknown {
+        return Error::HostKeyUnknown(Box::new(crate::error::HostKeyUnknown {
             host: target.name.clone(),
             address: target.display(),
             known_hosts,
@@ -350,7 +350,7 @@ async fn connect_error(target: &SshTarget, e: openssh::Error) -> Error {
             port: target.port,
             ip: target.address.clone(),
             fingerprints,
-        };
+        }));
     }
     if detail.contains("Permission denied") {
         return Error::SshAuth {

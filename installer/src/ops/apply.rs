@@ -630,7 +630,7 @@ impl<'a> Engine<'a> {
                 {
                     self.host_event(phase.name, later, HostStatus::NotRun, 0, 0);
                 }
-                return Err(Error::StepFailed {
+                return Err(Error::StepFailed(Box::new(crate::error::StepFailure {
                     host: h.host.clone(),
                     phase: name,
                     step: f.step.clone(),
@@ -644,7 +644,7 @@ impl<'a> Engine<'a> {
                         .skip(1)
                         .map(|(h, f)| format!("{}: {}", h.host, f.step))
                         .collect(),
-                });
+                })));
             }
         }
         if preflight {

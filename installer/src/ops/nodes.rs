@@ -101,7 +101,7 @@ async fn add_async(opts: &AddOptions, reporter: &dyn Reporter) -> Result<AddOutc
         .await?;
     let token = String::from_utf8_lossy(&out.stdout).trim().to_string();
     if !out.success() || token.is_empty() {
-        return Err(Error::StepFailed {
+        return Err(Error::StepFailed(Box::new(crate::error::StepFailure {
             host: first.clone(),
             phase: "join".into(),
             step: "nodes/token".into(),
@@ -111,7 +111,7 @@ async fn add_async(opts: &AddOptions, reporter: &dyn Reporter) -> Result<AddOutc
             log: state.log_path(&first),
             resume: "run the same command again".into(),
             others: vec![],
-        });
+        })));
     }
     engine.add_secret("fresh-bootstrap-token", &token);
     engine

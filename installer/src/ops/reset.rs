@@ -206,7 +206,7 @@ async fn reset_one(
             ),
         );
         if !out.success() {
-            return Err(Error::StepFailed {
+            return Err(Error::StepFailed(Box::new(crate::error::StepFailure {
                 host: name.clone(),
                 phase: "reset".into(),
                 step: "reset".into(),
@@ -219,7 +219,7 @@ async fn reset_one(
                     opts.inventory.display()
                 ),
                 others: vec![],
-            });
+            })));
         }
         state.forget(&name)?;
         reporter.event(&Event::HostPhase {
