@@ -368,6 +368,7 @@ impl Error {
             Error::UnknownHost { .. } => Some("add the host to `spec.hosts` first, or check the name".into()),
             Error::RepoServe { .. } => Some("`spec.repo.address` must be an address of this machine the hosts can reach, and `spec.repo.port` free".into()),
             Error::NotConfirmed { .. } => Some("pass `--yes` to confirm".into()),
+            Error::Push { .. } => Some("check the registry with `bundle push BUNDLE --registry HOST --dry-run`; once the images are there, pass `--skip-push`".into()),
             _ => None,
         }
     }

@@ -201,7 +201,7 @@ async fn apply_async(opts: &ApplyOptions, reporter: &dyn Reporter) -> Result<App
             message: "images not pushed (`--skip-push`)".into(),
         });
     } else {
-        push_images(opts, &plan, reporter).await?;
+        push_images(opts, &prepared.cluster, reporter).await?;
     }
     let (ran, skipped) = execute(&engine, &plan, &state, run.from, reporter).await?;
     if opts.drill {
@@ -352,20 +352,71 @@ fn resume_command(opts: &ApplyOptions, state: &Path) -> String {
     s
 }
 
-/// Pushes the bundle's images to the registry before any host needs them.
+/// Pushes the bundle's images to the registry before any host needs them, with
+/// `bundle push`'s code and the inventory's mapping (`spec.registry.map`); the
+/// registry's CA is `spec.registry.caFile`, credentials as `bundle push` finds them
+/// (`BUNDLE_REGISTRY_USERNAME`/`_PASSWORD`, docker config).
 async fn push_images(
-    _opts: &ApplyOptions,
-    plan: &Plan,
+    opts: &ApplyOptions,
+    cluster: &crate::Cluster,
     reporter: &dyn Reporter,
 ) -> Result<(), Error> {
-    // TODO(push): call `bundle_registry::push::push` once it lands in the registry
-    // crate (same mapping as `spec.registry.map`). Until then the operator runs
-    // `bundle push` first and the install says so.
-    reporter.event(&Event::Warning {
-        host: None,
+    use bundle_registry::push::{plan as push_plan, push, Connection, NoReport, PushOptions};
+    let err = |source: bundle_registry::Error| Error::Push {
+        registry: cluster.registry_host.clone(),
+        source: Box::new(source),
+    };
+    let key = bundle_format::sign::PublicKey::from_file(&opts.pubkey).map_err(|source| {
+        Error::PublicKey {
+            path: opts.pubkey.clone(),
+            source,
+        }
+    })?;
+    let plan = {
+        let (b, k, m) = (opts.bundle.clone(), key.clone(), cluster.mapping.clone());
+        tokio::task::spawn_blocking(move || push_plan(&b, Some(&k), false, &m))
+            .await
+            .expect("push planning does not panic")
+            .map_err(err)?
+    };
+    let (credentials, _) =
+        bundle_registry::credentials::resolve(&cluster.registry_host, None, None).map_err(err)?;
+    let ca_files = cluster
+        .registry_ca_file
+        .iter()
+        .map(|f| crate::inventory::resolve_relative(&opts.inventory, f))
+        .collect();
+    reporter.event(&Event::Note {
         message: format!(
-            "this build cannot push images yet: run `bundle push` to `{}` first (or pass `--skip-push` to silence this)",
-            plan.registry
+            "pushing {} images to `{}`",
+            plan.images.len(),
+            cluster.registry_host
+        ),
+    });
+    let summary = push(
+        &opts.bundle,
+        &plan,
+        &PushOptions {
+            connection: Connection {
+                host: cluster.registry_host.clone(),
+                plain_http: false,
+                ca_files,
+                credentials,
+            },
+            key: Some(key),
+            ..PushOptions::default()
+        },
+        &NoReport,
+    )
+    .await
+    .map_err(err)?;
+    reporter.event(&Event::Note {
+        message: format!(
+            "pushed {} images to `{}` ({} blobs sent, {} already there)",
+            summary.images.len(),
+            summary.registry,
+            summary.blobs_pushed,
+            summary.blobs_skipped
         ),
     });
     Ok(())
