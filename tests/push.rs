@@ -63,7 +63,21 @@ fn push(s: &Session, bundle: &Path, registry: &str, extra: &[&str]) -> Run {
         registry,
     ];
     args.extend_from_slice(extra);
-    s.run(&args)
+    push_with_stdin(s, &args, "")
+}
+
+/// The command with the user's docker and podman credentials out of reach (each test
+/// gives its own, or none).
+fn command(s: &Session, args: &[&str]) -> Command {
+    let mut c = s.command(args);
+    c.env("DOCKER_CONFIG", s.dir.path().join("docker"))
+        .env(
+            "REGISTRY_AUTH_FILE",
+            s.dir.path().join("containers-auth.json"),
+        )
+        .env_remove("BUNDLE_REGISTRY_USERNAME")
+        .env_remove("BUNDLE_REGISTRY_PASSWORD");
+    c
 }
 
 fn push_json(s: &Session, bundle: &Path, registry: &str, extra: &[&str]) -> Value {
@@ -398,8 +412,7 @@ fn tls_files(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
 }
 
 fn push_with_stdin(s: &Session, args: &[&str], stdin: &str) -> Run {
-    let mut child = s
-        .command(args)
+    let mut child = command(s, args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -475,17 +488,20 @@ fn push_with_basic_auth_over_tls_trusting_a_ca_file() {
     );
 
     // The environment works as well, and the second push sends nothing.
-    let mut cmd = up.s.command(&[
-        "push",
-        b,
-        "--pubkey",
-        "builder.pub",
-        "--registry",
-        &target.addr,
-        "--ca-file",
-        ca_s,
-        "--json",
-    ]);
+    let mut cmd = command(
+        &up.s,
+        &[
+            "push",
+            b,
+            "--pubkey",
+            "builder.pub",
+            "--registry",
+            &target.addr,
+            "--ca-file",
+            ca_s,
+            "--json",
+        ],
+    );
     cmd.env("BUNDLE_REGISTRY_USERNAME", "pusher")
         .env("BUNDLE_REGISTRY_PASSWORD", "s3cret pass");
     let out = cmd.output().unwrap();
@@ -881,8 +897,9 @@ fn push_killed_midway_uploads_only_the_rest_when_run_again() {
     let refs: Vec<&str> = refs.iter().map(String::as_str).collect();
     let bundle = up.build_ok(&refs);
     let target = Registry::start().unwrap();
-    let mut child =
-        up.s.command(&[
+    let mut child = command(
+        &up.s,
+        &[
             "push",
             bundle.to_str().unwrap(),
             "--pubkey",
@@ -892,11 +909,12 @@ fn push_killed_midway_uploads_only_the_rest_when_run_again() {
             "--plain-http",
             "--jobs",
             "1",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+        ],
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
     let layer_uploads = |log: &str| {
         log.lines()
             .filter(|l| {
@@ -953,4 +971,26 @@ fn push_killed_midway_uploads_only_the_rest_when_run_again() {
             digests[&format!("registry.k8s.io/big{i}:v1")]
         );
     }
+}
+
+#[test]
+fn push_takes_credentials_from_docker_config_json() {
+    let (up, bundle) = default_bundle();
+    let target = Registry::start_with(&RegistryOptions {
+        basic_auth: Some(("robot".into(), "from-config".into())),
+        tls: None,
+    })
+    .unwrap();
+    // base64("robot:from-config")
+    let auth = "cm9ib3Q6ZnJvbS1jb25maWc=";
+    let docker = up.s.dir.path().join("docker");
+    std::fs::create_dir_all(&docker).unwrap();
+    std::fs::write(
+        docker.join("config.json"),
+        format!(r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#, target.addr),
+    )
+    .unwrap();
+    let run = push(&up.s, &bundle, &target.addr, &["--plain-http"]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    assert_eq!(stored_tags(&target.data_dir()).len(), 10);
 }

@@ -4,7 +4,9 @@
 //! 2. the environment: `BUNDLE_REGISTRY_USERNAME` and `BUNDLE_REGISTRY_PASSWORD`;
 //! 3. the user's docker `config.json` (`$DOCKER_CONFIG/config.json` or
 //!    `~/.docker/config.json`): `auths` entries and credential helpers
-//!    (`credsStore`, `credHelpers`), read with the `docker_credential` crate.
+//!    (`credsStore`, `credHelpers`), read with the `docker_credential` crate; then
+//!    the `auth.json` of `podman login` / `skopeo login` (`$REGISTRY_AUTH_FILE` or
+//!    `$XDG_RUNTIME_DIR/containers/auth.json`).
 //!
 //! Passwords never go through argv and never appear in `Debug` output.
 
@@ -61,7 +63,17 @@ pub fn resolve(
             Source::Environment,
         ));
     }
-    match docker_credential::get_credential(registry) {
+    // Docker's config.json first, then the auth.json that `podman login` and
+    // `skopeo login` write.
+    let found = match docker_credential::get_credential(registry) {
+        Err(
+            CredentialRetrievalError::ConfigNotFound
+            | CredentialRetrievalError::NoCredentialConfigured
+            | CredentialRetrievalError::ConfigReadError,
+        ) => docker_credential::get_podman_credential(registry),
+        other => other,
+    };
+    match found {
         Ok(DockerCredential::UsernamePassword(u, p)) => {
             if username.as_ref().is_some_and(|want| *want != u) {
                 return Ok((None, Source::None));

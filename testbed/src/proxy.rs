@@ -121,11 +121,12 @@ fn handle(
     };
     let n = state.requests.fetch_add(1, Ordering::SeqCst) + 1;
     let line = head.lines().next().unwrap_or_default().to_string();
-    let fail = pattern.every > 0 && n > pattern.skip && (n - pattern.skip) % pattern.every == 0;
+    let fail =
+        pattern.every > 0 && n > pattern.skip && (n - pattern.skip).is_multiple_of(pattern.every);
     if fail {
         let k = state.faults.fetch_add(1, Ordering::SeqCst);
         let fault = match pattern.fault {
-            Fault::Both if k % 2 == 0 => Fault::Reset,
+            Fault::Both if k.is_multiple_of(2) => Fault::Reset,
             Fault::Both => Fault::Unavailable,
             f => f,
         };
@@ -154,6 +155,12 @@ pub(crate) fn read_head(stream: &mut TcpStream) -> std::io::Result<Option<String
             return Ok(None);
         }
         head.push(byte[0]);
+        if head == [0x16] {
+            // A TLS handshake on this plain port: answer as Go's server does, so that
+            // clients that try HTTPS first (skopeo) fall back to HTTP at once.
+            let _ = stream.write_all(b"HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n");
+            return Ok(None);
+        }
         if head.len() > 64 * 1024 {
             return Ok(None);
         }

@@ -310,11 +310,7 @@ fn read_manifests(
             .take(size)
             .read_to_end(&mut data)
             .map_err(corrupt(Some(name.clone())))?;
-        if !data
-            .iter()
-            .find(|b| !b.is_ascii_whitespace())
-            .is_some_and(|b| *b == b'{')
-        {
+        if data.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
             continue;
         }
         let digest = Sha256Digest::of(&data);
