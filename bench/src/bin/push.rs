@@ -129,6 +129,9 @@ fn main() -> anyhow::Result<()> {
         );
         drop(ours_target);
         drop(theirs_target);
+        if std::env::var_os("BENCH_KEEP").is_some() {
+            println!("kept {}", work.keep().display());
+        }
     }
     Ok(())
 }

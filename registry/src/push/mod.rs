@@ -338,6 +338,11 @@ pub async fn push(
         .collect();
     let upload_bytes: u64 = to_upload.values().map(|w| w.size).sum();
     let present_bytes: u64 = plan.blob_bytes() - upload_bytes;
+    tracing::info!(
+        "presence checked in {:.2?}: {} blobs to upload ({upload_bytes} bytes), {present_bytes} bytes present or mounted",
+        started.elapsed(),
+        to_upload.len()
+    );
     reporter.transfer_started(upload_bytes, present_bytes, plan.index.total_size());
     let scratch = match &opts.scratch_dir {
         Some(d) => {
@@ -381,18 +386,14 @@ pub async fn push(
         let mut first_error: Option<Error> = None;
         let (mut pushed, mut mounted, mut bytes) = (0usize, 0usize, 0u64);
         let mut open = true;
+        let mut pending = std::collections::VecDeque::new();
         loop {
             tokio::select! {
-                msg = rx.recv(), if open && running.len() < jobs => match msg {
+                // Always listening: the verifier never waits for uploads; blobs wait
+                // in the scratch folder until an upload slot is free.
+                msg = rx.recv(), if open => match msg {
                     Some(Spooled::Verified(n)) => reporter.verified(n),
-                    Some(Spooled::Blob(w, file)) => {
-                        let ctx = &ctx;
-                        running.push(async move {
-                            let r = upload_one(ctx, &w, &file).await;
-                            let _ = std::fs::remove_file(&file);
-                            r.map(|m| (w.size, m))
-                        });
-                    }
+                    Some(Spooled::Blob(w, file)) => pending.push_back((w, file)),
                     None => open = false,
                 },
                 Some(done) = running.next(), if !running.is_empty() => match done {
@@ -408,12 +409,30 @@ pub async fn push(
                 },
                 else => break,
             }
+            while running.len() < jobs {
+                let Some((w, file)) = pending.pop_front() else {
+                    break;
+                };
+                let ctx = &ctx;
+                running.push(async move {
+                    let r = upload_one(ctx, &w, &file).await;
+                    let _ = std::fs::remove_file(&file);
+                    r.map(|m| (w.size, m))
+                });
+            }
+            if first_error.is_some() {
+                pending.clear();
+            }
         }
         (first_error, pushed, mounted, bytes)
     };
     let (verified, (upload_error, pushed, mounted, bytes)) = tokio::join!(verifying, uploads);
     let verified = verified.expect("the verifier thread does not panic");
     reporter.transfer_finished();
+    tracing::info!(
+        "bundle verified and blobs uploaded after {:.2?}",
+        started.elapsed()
+    );
     drop(scratch);
     if let Some(e) = upload_error {
         return Err(e);
@@ -522,6 +541,7 @@ pub async fn push(
     summary.retries = ctx.retries.load(Ordering::Relaxed);
     summary.token_requests = s.token_requests.load(Ordering::Relaxed);
     summary.seconds = started.elapsed().as_secs_f64();
+    tracing::info!("manifests and tags done after {:.2?}", started.elapsed());
     Ok(summary)
 }
 
