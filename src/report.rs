@@ -39,6 +39,10 @@ fn hint_of(err: &(dyn std::error::Error + 'static)) -> Option<String> {
     if let Some(e) = err.downcast_ref::<bundle_registry::Error>() {
         return e.hint();
     }
+    // A boxed error shows up in the chain as the Box, not as what it holds.
+    if let Some(e) = err.downcast_ref::<Box<bundle_registry::Error>>() {
+        return e.hint();
+    }
     if let Some(e) = err.downcast_ref::<bundle_installer::Error>() {
         return e.hint();
     }

@@ -151,6 +151,7 @@ impl Error {
             Error::LockMismatch { .. } => "upstream changed since the lock was written; build without `--locked` to accept the new content, after checking it".into(),
             Error::LockMissing { .. } => "build once without `--locked` to record it".into(),
             Error::Rpm(e) => return e.hint(),
+            Error::Image { source, .. } => return source.hint(),
             _ => return None,
         })
     }
