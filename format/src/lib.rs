@@ -21,9 +21,9 @@
 //! # Example
 //!
 //! ```no_run
-//! use bundle_format::{sign::PublicKey, verify::{verify, VerifyOptions}};
+//! use bundle_format::{sign::PublicKey, verify::{verify, CheckOnly, VerifyOptions}};
 //! let key = PublicKey::from_file("bundle.pub".as_ref())?;
-//! let report = verify("k8s.tar.zst".as_ref(), &VerifyOptions::signed_by(key), |_entry, _data| Ok(()))?;
+//! let report = verify("k8s.tar.zst".as_ref(), &VerifyOptions::signed_by(key), &mut CheckOnly)?;
 //! println!("{} entries verified", report.entries);
 //! # Ok::<(), bundle_format::Error>(())
 //! ```
