@@ -63,7 +63,8 @@ pub struct Args {
     /// Parallel requests
     #[arg(long, short, default_value_t = 8, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
     jobs: u16,
-    /// Folder for blobs waiting to be uploaded (default: the system temp folder)
+    /// Folder for verified blobs waiting for upload (default: the system temp folder); needs
+    /// free space up to the size of the blobs the registry lacks, at most the bundle's size
     #[arg(long, value_name = "DIR")]
     scratch: Option<PathBuf>,
     /// Print the name mapping and what would be created, push nothing

@@ -152,6 +152,9 @@ struct Ctx<'a> {
     retry: RetryPolicy,
     reporter: &'a dyn PushReporter,
     retries: AtomicU64,
+    /// Bytes sent by uploads so far (failed attempts taken back); reported by the
+    /// upload loop on a timer, as uploads run on other tasks.
+    sent: Arc<AtomicU64>,
 }
 
 impl Ctx<'_> {
@@ -216,6 +219,7 @@ pub async fn push(
         retry: opts.retry,
         reporter,
         retries: AtomicU64::new(0),
+        sent: Arc::new(AtomicU64::new(0)),
     };
     let s = &ctx.session;
     let mut summary = PushSummary {
@@ -387,8 +391,17 @@ pub async fn push(
         let (mut pushed, mut mounted, mut bytes) = (0usize, 0usize, 0u64);
         let mut open = true;
         let mut pending = std::collections::VecDeque::new();
+        let mut tick = tokio::time::interval(std::time::Duration::from_millis(100));
+        let mut reported = 0u64;
         loop {
             tokio::select! {
+                _ = tick.tick() => {
+                    let now = ctx.sent.load(Ordering::Relaxed);
+                    if now > reported {
+                        reporter.uploaded(now - reported);
+                        reported = now;
+                    }
+                }
                 // Always listening: the verifier never waits for uploads; blobs wait
                 // in the scratch folder until an upload slot is free.
                 msg = rx.recv(), if open => match msg {
@@ -407,7 +420,6 @@ pub async fn push(
                         first_error.get_or_insert(e);
                     }
                 },
-                else => break,
             }
             while running.len() < jobs {
                 let Some((w, file)) = pending.pop_front() else {
@@ -423,6 +435,13 @@ pub async fn push(
             if first_error.is_some() {
                 pending.clear();
             }
+            if !open && running.is_empty() && pending.is_empty() {
+                break;
+            }
+        }
+        let now = ctx.sent.load(Ordering::Relaxed);
+        if now > reported {
+            reporter.uploaded(now - reported);
         }
         (first_error, pushed, mounted, bytes)
     };
@@ -548,21 +567,26 @@ pub async fn push(
 /// Uploads one spooled blob into its first missing repository and mounts it into the
 /// others (uploading again where a mount is refused). Returns how many were mounted.
 async fn upload_one(ctx: &Ctx<'_>, w: &BlobWork, file: &Path) -> Result<usize, Error> {
-    let reporter = ctx.reporter;
     let (first, rest) = w.missing.split_first().expect("a missing repository");
-    // Bytes of a failed attempt are taken back from the progress total.
-    let sent = Arc::new(AtomicU64::new(0));
-    let counter = sent.clone();
+    // Progress counts bytes as they leave; a failed attempt's bytes are taken back.
+    let attempt = Arc::new(AtomicU64::new(0));
+    let (this, total) = (attempt.clone(), ctx.sent.clone());
     let report: Arc<dyn Fn(u64) + Send + Sync> = Arc::new(move |n| {
-        counter.fetch_add(n, Ordering::Relaxed);
+        this.fetch_add(n, Ordering::Relaxed);
+        total.fetch_add(n, Ordering::Relaxed);
     });
+    let start_attempt = || {
+        let previous = attempt.swap(0, Ordering::Relaxed);
+        ctx.sent.fetch_sub(previous, Ordering::Relaxed);
+    };
     ctx.retry(&format!("upload {} into {first}", w.digest), || {
-        sent.store(0, Ordering::Relaxed);
+        start_attempt();
         ctx.session
             .upload(first, &w.digest, w.size, file, report.clone())
     })
     .await?;
-    reporter.uploaded(w.size);
+    // Kept: the bytes of the successful attempt stay counted.
+    attempt.store(0, Ordering::Relaxed);
     let mut mounted = 0;
     for to in rest {
         if ctx
@@ -574,6 +598,7 @@ async fn upload_one(ctx: &Ctx<'_>, w: &BlobWork, file: &Path) -> Result<usize, E
             mounted += 1;
         } else {
             ctx.retry(&format!("upload {} into {to}", w.digest), || {
+                start_attempt();
                 ctx.session
                     .upload(to, &w.digest, w.size, file, report.clone())
             })
