@@ -345,6 +345,7 @@ fn push_dry_run_prints_the_mapping_and_pushes_nothing() {
         "{}",
         run.stdout
     );
+    insta::assert_snapshot!("push_dry_run_mapping", common::redact(&run.stdout));
     assert!(
         run.stdout.contains("nothing was pushed (--dry-run)"),
         "{}",
@@ -897,6 +898,7 @@ fn push_killed_midway_uploads_only_the_rest_when_run_again() {
     let refs: Vec<&str> = refs.iter().map(String::as_str).collect();
     let bundle = up.build_ok(&refs);
     let target = Registry::start().unwrap();
+    let scratch = up.s.path("scratch");
     let mut child = command(
         &up.s,
         &[
@@ -909,6 +911,8 @@ fn push_killed_midway_uploads_only_the_rest_when_run_again() {
             "--plain-http",
             "--jobs",
             "1",
+            "--scratch",
+            scratch.to_str().unwrap(),
         ],
     )
     .stdout(Stdio::null())
@@ -942,12 +946,25 @@ fn push_killed_midway_uploads_only_the_rest_when_run_again() {
         "no tag before everything is there"
     );
     let _ = layer_uploads;
+    let left = std::fs::read_dir(&scratch).unwrap().count();
+    assert_eq!(left, 1, "the killed push left its scratch folder");
 
     let summary = push_json(
         &up.s,
         &bundle,
         &target.addr,
-        &["--plain-http", "--jobs", "1"],
+        &[
+            "--plain-http",
+            "--jobs",
+            "1",
+            "--scratch",
+            scratch.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        std::fs::read_dir(&scratch).unwrap().count(),
+        0,
+        "the rerun removed the killed push's scratch folder and its own"
     );
     let after = finished_uploads(&target.log()) - before;
     assert_eq!(after as u64, summary["blobsPushed"].as_u64().unwrap());

@@ -348,20 +348,9 @@ pub async fn push(
         to_upload.len()
     );
     reporter.transfer_started(upload_bytes, present_bytes, plan.index.total_size());
-    let scratch = match &opts.scratch_dir {
-        Some(d) => {
-            std::fs::create_dir_all(d).map_err(|source| Error::Io {
-                path: d.clone(),
-                source,
-            })?;
-            tempfile::Builder::new()
-                .prefix("bundle-push-")
-                .tempdir_in(d)
-        }
-        None => tempfile::Builder::new().prefix("bundle-push-").tempdir(),
-    }
-    .map_err(|source| Error::Io {
-        path: opts.scratch_dir.clone().unwrap_or_else(std::env::temp_dir),
+    let scratch_base = opts.scratch_dir.clone().unwrap_or_else(std::env::temp_dir);
+    let scratch = open_scratch(&scratch_base).map_err(|source| Error::Io {
+        path: scratch_base.clone(),
         source,
     })?;
 
@@ -562,6 +551,35 @@ pub async fn push(
     summary.seconds = started.elapsed().as_secs_f64();
     tracing::info!("manifests and tags done after {:.2?}", started.elapsed());
     Ok(summary)
+}
+
+/// A scratch folder `bundle-push-<pid>-…` under `base`. Folders left by pushes that
+/// were killed (their PID is gone) are removed first, so an interrupted push does not
+/// leak disk space.
+fn open_scratch(base: &Path) -> io::Result<tempfile::TempDir> {
+    std::fs::create_dir_all(base)?;
+    if Path::new("/proc/self").exists() {
+        for entry in std::fs::read_dir(base)?.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(pid) = name
+                .strip_prefix("bundle-push-")
+                .and_then(|r| r.split('-').next())
+                .and_then(|p| p.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+                tracing::info!(
+                    "removing `{}`, left by an interrupted push",
+                    entry.path().display()
+                );
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+    tempfile::Builder::new()
+        .prefix(&format!("bundle-push-{}-", std::process::id()))
+        .tempdir_in(base)
 }
 
 /// Uploads one spooled blob into its first missing repository and mounts it into the
