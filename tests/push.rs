@@ -681,6 +681,7 @@ fn push_of_a_bundle_signed_by_another_key_makes_no_request() {
 
 fn harbor_users() -> Vec<HarborUser> {
     vec![
+        HarborUser::new("guest", "guest-pass", false).guest(),
         HarborUser::new("admin", "Harbor12345", true),
         HarborUser::new("ci", "ci-pass", false),
     ]
@@ -1010,4 +1011,45 @@ fn push_takes_credentials_from_docker_config_json() {
     let run = push(&up.s, &bundle, &target.addr, &["--plain-http"]);
     assert_eq!(run.code, 0, "{}", run.transcript());
     assert_eq!(stored_tags(&target.data_dir()).len(), 10);
+}
+
+#[test]
+fn push_into_harbor_with_a_pull_only_account_names_account_and_repository() {
+    let (up, bundle) = default_bundle();
+    let harbor = HarborStandIn::start(&HarborOptions {
+        users: harbor_users(),
+        projects: vec!["calico".into(), "k8s".into()],
+        ..Default::default()
+    })
+    .unwrap();
+    let args = [
+        "push",
+        bundle.to_str().unwrap(),
+        "--pubkey",
+        "builder.pub",
+        "--registry",
+        &harbor.addr,
+        "--plain-http",
+        "--username",
+        "guest",
+        "--password-stdin",
+    ];
+    let run = push_with_stdin(&up.s, &args, "guest-pass");
+    assert_eq!(run.code, 1, "{}", run.transcript());
+    assert!(
+        run.stderr
+            .contains("error: account `guest` may not push to `"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("hint: give account `guest` the Developer (push) role"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        !harbor.registry_log().contains("PUT /v2/"),
+        "nothing was pushed"
+    );
 }

@@ -42,6 +42,8 @@ pub struct HarborUser {
     pub password: String,
     /// May create projects (Harbor's "project creation" right; admins have it).
     pub create_projects: bool,
+    /// May push (Harbor's Developer role in every project); otherwise pull only (Guest).
+    pub push: bool,
 }
 
 impl HarborUser {
@@ -51,7 +53,14 @@ impl HarborUser {
             name: name.into(),
             password: password.into(),
             create_projects,
+            push: true,
         }
+    }
+
+    /// The same account with pull rights only (Harbor's Guest role).
+    pub fn guest(mut self) -> Self {
+        self.push = false;
+        self
     }
 }
 
@@ -468,9 +477,13 @@ fn issue(s: &State, user: Option<&str>, scopes: &[String]) -> String {
         if !projects.contains_key(project) || !name.contains('/') {
             continue;
         }
+        let may_push = s
+            .users
+            .iter()
+            .any(|u| Some(u.name.as_str()) == user && u.push);
         let granted: Vec<&str> = actions
             .split(',')
-            .filter(|a| matches!(*a, "pull" | "push" | "delete" | "*"))
+            .filter(|a| *a == "pull" || (may_push && matches!(*a, "push" | "delete" | "*")))
             .collect();
         access.push(serde_json::json!({"type": "repository", "name": name, "actions": granted}));
     }
