@@ -18,6 +18,29 @@
 //! A push stopped anywhere and run again finds what is already there with `HEAD` and
 //! sends only the rest. A bundle that fails verification leaves blobs at most (inert,
 //! unnamed); no manifest and no tag.
+//!
+//! Harbor projects are created in step 1, before the bundle is fully verified (a
+//! project is an empty namespace; manifests and tags wait for verification).
+//!
+//! # Example
+//!
+//! ```no_run
+//! # async fn f() -> Result<(), bundle_registry::Error> {
+//! use bundle_registry::mapping::ImageMapping;
+//! use bundle_registry::push::{plan, push, Connection, NoReport, PushOptions};
+//! let key = bundle_format::sign::PublicKey::from_file("bundle.pub".as_ref()).unwrap();
+//! let bundle = std::path::Path::new("k8s.tar.zst");
+//! let mapping = ImageMapping::new("harbor.example.com", vec![]).unwrap();
+//! let plan = plan(bundle, Some(&key), false, &mapping)?;
+//! let opts = PushOptions {
+//!     connection: Connection { host: "harbor.example.com".into(), ..Default::default() },
+//!     key: Some(key),
+//!     ..Default::default()
+//! };
+//! let summary = push(bundle, &plan, &opts, &NoReport).await?;
+//! println!("{} blobs pushed, {} skipped", summary.blobs_pushed, summary.blobs_skipped);
+//! # Ok(()) }
+//! ```
 
 pub(crate) mod http;
 mod plan;
