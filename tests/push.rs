@@ -714,6 +714,13 @@ fn push_into_harbor_creates_projects_and_uses_its_token_realm() {
     let summary: Value = serde_json::from_str(&run.stdout).unwrap();
     assert_eq!(summary["harbor"], true);
     assert_eq!(summary["projectsCreated"], serde_json::json!(["k8s"]));
+    // One token per scope set, shared by parallel requests: a login, one per
+    // repository, one per mount (target and source); never one per request.
+    let tokens = summary["tokenRequests"].as_u64().unwrap();
+    assert!(
+        tokens <= 1 + 2 * TARGETS.len() as u64,
+        "{tokens} token requests"
+    );
     assert_eq!(harbor.projects(), vec!["calico", "k8s"]);
     assert!(
         harbor

@@ -97,6 +97,9 @@ pub(crate) struct Session {
     credentials: Option<Credentials>,
     challenge: Mutex<Option<Challenge>>,
     tokens: Mutex<HashMap<String, Arc<Token>>>,
+    /// One token request at a time per scope set: parallel requests for one repository
+    /// share the token instead of each asking (a Harbor checks the password each time).
+    fetching: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Token requests made (tests and `-v` output use it).
     pub token_requests: AtomicU64,
 }
@@ -148,6 +151,7 @@ impl Session {
             credentials: conn.credentials.clone(),
             challenge: Mutex::new(None),
             tokens: Mutex::new(HashMap::new()),
+            fetching: Mutex::new(HashMap::new()),
             token_requests: AtomicU64::new(0),
         })
     }
@@ -252,10 +256,27 @@ impl Session {
     /// A token for `scopes`, from the cache while it is fresh.
     async fn token(&self, scopes: &[String]) -> AttemptResult<Arc<Token>> {
         let key = scopes.join(" ");
-        if let Some(t) = self.tokens.lock().expect("token lock").get(&key) {
-            if t.expires > Instant::now() {
-                return Ok(t.clone());
-            }
+        let cached = || {
+            self.tokens
+                .lock()
+                .expect("token lock")
+                .get(&key)
+                .filter(|t| t.expires > Instant::now())
+                .cloned()
+        };
+        if let Some(t) = cached() {
+            return Ok(t);
+        }
+        let gate = self
+            .fetching
+            .lock()
+            .expect("fetch lock")
+            .entry(key.clone())
+            .or_default()
+            .clone();
+        let _turn = gate.lock().await;
+        if let Some(t) = cached() {
+            return Ok(t);
         }
         let Challenge::Bearer { realm, service } = self.challenge() else {
             unreachable!("tokens are asked for only after a Bearer challenge")
