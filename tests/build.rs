@@ -5,131 +5,46 @@ mod common;
 
 use std::path::Path;
 
-use bundle_testbed::images::{self, Layer, SeededImage, TestImage};
-use bundle_testbed::{FileServer, Registry};
-use common::{tool, Run, Session};
+use bundle_testbed::images::{self, Layer, TestImage};
+use bundle_testbed::Registry;
+use common::tool;
+use common::upstream::{Upstream, CALICO};
 use serde_json::Value;
-
-const CALICO: &[u8] =
-    b"# calico-like manifest for tests\nkind: DaemonSet\nimage: docker.io/calico/node:v3.26.4\n";
-
-/// A connected side in miniature: registry with the default manifest's images, a file
-/// server with calico.yaml, and a user session with a key.
-struct Upstream {
-    registry: Registry,
-    files: FileServer,
-    seeded: Vec<(TestImage, SeededImage)>,
-    s: Session,
-    scratch: tempfile::TempDir,
-}
 
 fn upstream() -> Upstream {
     upstream_with(images::default_manifest_images(1))
 }
 
 fn upstream_with(list: Vec<TestImage>) -> Upstream {
-    let registry = Registry::start().expect("registry");
-    let scratch = tempfile::tempdir().unwrap();
-    let seeded = list
-        .into_iter()
-        .map(|img| {
-            let seeded = images::seed(&registry.addr, &img, scratch.path()).expect("seed");
-            (img, seeded)
-        })
-        .collect();
-    let files = FileServer::start().expect("file server");
-    files.put("calico.yaml", CALICO);
-    let s = Session::new();
-    s.keygen("builder");
-    Upstream {
-        registry,
-        files,
-        seeded,
-        s,
-        scratch,
-    }
+    Upstream::start(list)
 }
 
 fn sha256_hex(data: &[u8]) -> String {
     bundle_format::Sha256Digest::of(data).hex()
 }
 
-impl Upstream {
-    fn seeded(&self, repository: &str) -> &SeededImage {
-        &self
-            .seeded
-            .iter()
-            .find(|(i, _)| i.repository == repository)
-            .unwrap()
-            .1
-    }
+/// The default manifest's image references.
+fn default_images() -> Vec<String> {
+    let m = bundle_builder::manifest::ManifestSource::Default
+        .load()
+        .unwrap();
+    m.spec.images.iter().map(|i| i.to_string()).collect()
+}
 
-    /// The default manifest's images, with files from the local server and no RPMs.
-    fn manifest(&self, images: &[&str]) -> String {
-        let list: String = match images {
-            [] => " []\n".into(),
-            _ => std::iter::once("\n".to_string())
-                .chain(images.iter().map(|i| format!("    - {i}\n")))
-                .collect(),
-        };
-        format!(
-            "apiVersion: bundle/v1alpha1\nkind: BundleManifest\nmetadata:\n  name: test-k8s\n  version: 1.29.2-1\nspec:\n  kubernetesVersion: v1.29.2\n  cni: {{name: calico, manifest: calico.yaml}}\n  platforms: [linux/amd64]\n  images:{list}  files:\n    - name: calico.yaml\n      url: {}/calico.yaml\n      sha256: {}\n",
-            self.files.url,
-            sha256_hex(CALICO)
-        )
-    }
+fn inspect_json(up: &Upstream) -> Value {
+    let run =
+        up.s.run(&["inspect", "--json", up.bundle_path().to_str().unwrap()]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    serde_json::from_str(&run.stdout).unwrap()
+}
 
-    fn default_images() -> Vec<&'static str> {
-        let m = bundle_builder::manifest::ManifestSource::Default
-            .load()
-            .unwrap();
-        m.spec
-            .images
-            .iter()
-            .map(|i| Box::leak(i.to_string().into_boxed_str()) as &str)
-            .collect()
-    }
-
-    fn build(&self, manifest: &str, extra: &[&str]) -> Run {
-        self.s.write("m.yaml", manifest);
-        let addr = self.registry.addr.as_str();
-        let mut args = vec![
-            "build",
-            "--manifest",
-            "m.yaml",
-            "--key",
-            "builder.key",
-            "--plain-http",
-            addr,
-            "--mirror",
-            &*Box::leak(format!("registry.k8s.io={addr}").into_boxed_str()),
-            "--mirror",
-            &*Box::leak(format!("docker.io={addr}").into_boxed_str()),
-        ];
-        args.extend_from_slice(extra);
-        self.s.run(&args)
-    }
-
-    fn bundle_path(&self) -> std::path::PathBuf {
-        self.s.path("bundles/test-k8s-1.29.2-1.tar.zst")
-    }
-
-    fn inspect_json(&self) -> Value {
-        let run = self
-            .s
-            .run(&["inspect", "--json", self.bundle_path().to_str().unwrap()]);
-        assert_eq!(run.code, 0, "{}", run.transcript());
-        serde_json::from_str(&run.stdout).unwrap()
-    }
-
-    fn image_record<'a>(index: &'a Value, reference: &str) -> &'a Value {
-        index["images"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|i| i["reference"] == reference)
-            .unwrap_or_else(|| panic!("{reference} in index"))
-    }
+fn image_record<'a>(index: &'a Value, reference: &str) -> &'a Value {
+    index["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["reference"] == reference)
+        .unwrap_or_else(|| panic!("{reference} in index"))
 }
 
 fn extract(bundle: &Path, into: &Path) {
@@ -165,7 +80,15 @@ fn skopeo_raw(target: &str) -> Vec<u8> {
 #[test]
 fn build_default_images_through_mirror_then_verify_inspect_and_read_with_skopeo() {
     let up = upstream();
-    let run = up.build(&up.manifest(&Upstream::default_images()), &[]);
+    let run = up.build(
+        &up.manifest(
+            &default_images()
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>(),
+        ),
+        &[],
+    );
     assert_eq!(run.code, 0, "{}", run.transcript());
     let bundle = up.bundle_path();
     assert_eq!(run.stdout.trim(), "bundles/test-k8s-1.29.2-1.tar.zst");
@@ -192,11 +115,11 @@ fn build_default_images_through_mirror_then_verify_inspect_and_read_with_skopeo(
     assert_eq!(run.code, 0, "{}", run.transcript());
 
     // The index records original names, digests as upstream has them, and the subset.
-    let index = up.inspect_json();
+    let index = inspect_json(&up);
     assert_eq!(index["images"].as_array().unwrap().len(), 10);
-    let api = Upstream::image_record(&index, "registry.k8s.io/kube-apiserver:v1.29.2");
+    let api = image_record(&index, "registry.k8s.io/kube-apiserver:v1.29.2");
     assert_eq!(api["digest"], up.seeded("kube-apiserver").digest.as_str());
-    let node = Upstream::image_record(&index, "docker.io/calico/node:v3.26.4");
+    let node = image_record(&index, "docker.io/calico/node:v3.26.4");
     assert_eq!(node["platforms"], serde_json::json!(["linux/amd64"]));
     assert_eq!(
         node["sourceDigest"],
@@ -305,8 +228,8 @@ fn build_keeps_whole_index_when_pinned_by_index_digest() {
     let reference = format!("docker.io/calico/cni@{digest}");
     let run = up.build(&up.manifest(&[&reference]), &[]);
     assert_eq!(run.code, 0, "{}", run.transcript());
-    let index = up.inspect_json();
-    let img = Upstream::image_record(&index, &reference);
+    let index = inspect_json(&up);
+    let img = image_record(&index, &reference);
     assert_eq!(img["digest"], digest.as_str());
     assert_eq!(
         img["platforms"],
@@ -318,7 +241,12 @@ fn build_keeps_whole_index_when_pinned_by_index_digest() {
 #[test]
 fn build_again_fetches_no_blob_it_already_has() {
     let up = upstream();
-    let manifest = up.manifest(&Upstream::default_images());
+    let manifest = up.manifest(
+        &default_images()
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
     assert_eq!(up.build(&manifest, &[]).code, 0);
     let first = up.registry.blob_gets();
     let unique: std::collections::BTreeSet<String> = up

@@ -3,8 +3,6 @@
 //! fault-injecting proxy, and a push killed midway.
 
 mod common;
-#[path = "common/upstream.rs"]
-mod upstream;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -15,9 +13,9 @@ use bundle_testbed::images::{self, Layer, TestImage};
 use bundle_testbed::proxy::{Fault, FaultPattern, Proxy};
 use bundle_testbed::registry::RegistryOptions;
 use bundle_testbed::Registry;
+use common::upstream::Upstream;
 use common::{tool, Run, Session};
 use serde_json::Value;
-use upstream::Upstream;
 
 /// The default manifest's images, as the bundle names them.
 const DEFAULT_IMAGES: &[&str] = &[

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 pub mod craft;
+pub mod upstream;
 
 /// A user's session: a work folder, and config/cache folders of its own.
 pub struct Session {
