@@ -163,6 +163,8 @@ while [ $# -gt 0 ]; do
     --control-plane-endpoint) cpe=$2; shift ;;
     --control-plane-endpoint=*) cpe=${1#*=} ;;
     --print-join-command) print=1 ;;
+    --ttl | --description | --groups | --usages | --kubeconfig) shift ;; # flags with a value
+    --ttl=* | --description=* | --groups=* | --usages=* | --kubeconfig=*) ;;
     -f | --force) force=1 ;;
     -o | --output) output=$2; shift ;;
     -o=* | --output=*) output=${1#*=} ;;

@@ -78,7 +78,13 @@ start() {
             return 1
         }
         rm -f "$RUN/haproxy.pid"
-        setsid haproxy -D -f /etc/haproxy/haproxy.cfg -p "$RUN/haproxy.pid" \
+        # systemd would start it with a hard limit of 524288 open files; this machine's
+        # is lower and cannot be raised (no CAP_SYS_RESOURCE), and haproxy refuses a
+        # global maxconn it cannot back with file descriptors: -n caps maxconn to fit.
+        local fds
+        fds=$(ulimit -Hn)
+        [ "$fds" = unlimited ] && fds=524288
+        setsid haproxy -D -n $(((fds - 100) / 2)) -f /etc/haproxy/haproxy.cfg -p "$RUN/haproxy.pid" \
             </dev/null >>"$LOG/haproxy.log" 2>&1
         wait_pidfile haproxy
         ;;

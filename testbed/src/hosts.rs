@@ -15,7 +15,9 @@
 //! the machine's programs, e.g. the `bundle` binary, with [`TestCluster::run_in_deploy`]).
 //!
 //! Test doubles installed into every host (and only these, as issue 6 allows): the
-//! `systemctl` double (`assets/fake-systemctl.sh`), and, when [`ClusterSpec::kube_fakes`]
+//! `systemctl` double (`assets/fake-systemctl.sh`), the `modprobe` and `swapoff` doubles
+//! (`assets/fake-kernel-tool.sh`: hosts share the machine's kernel, so loading modules or
+//! turning swap off from a host would act on the machine), and, when [`ClusterSpec::kube_fakes`]
 //! is set, the fake `kubeadm`, `kubectl` and `kubelet` of [`crate::kube_fakes`] (which
 //! are otherwise installed from their RPMs). The folder `/var/lib/fake-k8s-shared` is
 //! bind-mounted into every host from [`TestCluster::shared_dir`]: the fakes' node registry.
@@ -53,6 +55,11 @@ const HOST_SETUP: &str = include_str!("../assets/host-setup.sh");
 const HOST_INIT: &str = include_str!("../assets/host-init.sh");
 /// The `systemctl` test double (see the script's header).
 pub const FAKE_SYSTEMCTL: &str = include_str!("../assets/fake-systemctl.sh");
+/// The `modprobe`/`swapoff` test double (see the script's header); `@TOOL@` is its name.
+pub const FAKE_KERNEL_TOOL: &str = include_str!("../assets/fake-kernel-tool.sh");
+/// Programs replaced by [`FAKE_KERNEL_TOOL`] in every host: they would act on the
+/// machine's own kernel (modules) or swap.
+pub const KERNEL_TOOL_DOUBLES: &[&str] = &["modprobe", "swapoff"];
 
 /// The cluster's subnet (inside its own namespaces only).
 pub const SUBNET: &str = "10.77.0.0/24";
@@ -459,6 +466,14 @@ impl TestCluster {
             // The systemctl double, first on PATH and over the machine's own.
             write_exec(&up.join("usr/local/bin/systemctl"), FAKE_SYSTEMCTL)?;
             write_exec(&up.join("usr/bin/systemctl"), FAKE_SYSTEMCTL)?;
+            // The modprobe and swapoff doubles, over the machine's (hosts share its
+            // kernel: see the script's header).
+            for tool in KERNEL_TOOL_DOUBLES {
+                write_exec(
+                    &up.join("usr/sbin").join(tool),
+                    &FAKE_KERNEL_TOOL.replace("@TOOL@", tool),
+                )?;
+            }
             if spec.kube_fakes {
                 for (path, body) in crate::kube_fakes::scripts(crate::kube_fakes::VERSION) {
                     write_exec(&up.join(path.trim_start_matches('/')), &body)?;

@@ -1,4 +1,5 @@
-//! Fake `kubeadm`, `kubectl` and `kubelet`: the Kubernetes test doubles issue 6 allows,
+//! Fake `kubeadm`, `kubectl`, `kubelet` (and `crictl`, in [`cri_tools_spec`]): the
+//! Kubernetes test doubles issue 6 allows,
 //! shipped as RPMs so that test hosts install them with dnf from the bundle's repo.
 //!
 //! They are small shell scripts (`assets/fake-*.sh`, each documented in its header) that
@@ -43,6 +44,10 @@ const KUBEADM: &str = include_str!("../assets/fake-kubeadm.sh");
 const KUBECTL: &str = include_str!("../assets/fake-kubectl.sh");
 const KUBELET: &str = include_str!("../assets/fake-kubelet.sh");
 const APISERVER: &str = include_str!("../assets/fake-apiserver.py");
+const CRICTL: &str = include_str!("../assets/fake-crictl.sh");
+
+/// The version of the fake `cri-tools` (as pkgs.k8s.io ships it beside 1.29).
+pub const CRI_TOOLS_VERSION: &str = "1.29.0";
 
 /// Where the fakes record their calls on a host.
 pub const CALLS_LOG: &str = "/var/log/fake-k8s/calls.log";
@@ -89,6 +94,26 @@ pub fn rpm_specs(version: &str, release: &str) -> Vec<(RpmSpec, Vec<(&'static st
             pick(&["/usr/bin/kubelet"]),
         ),
     ]
+}
+
+/// The fake `cri-tools` package (`/usr/bin/crictl`, `assets/fake-crictl.sh`): records
+/// its calls and answers `info`, `pull` (fetching the manifest from the registry with
+/// containerd's CA), `inspecti`, `images`, `ps`, `stop`.
+pub fn cri_tools_spec(release: &str) -> (RpmSpec, Vec<(&'static str, String)>) {
+    (
+        RpmSpec::new(
+            "cri-tools",
+            &format!("{CRI_TOOLS_VERSION}-{release}"),
+            "x86_64",
+        ),
+        vec![("/usr/bin/crictl", CRICTL.to_string())],
+    )
+}
+
+/// Builds the fake `cri-tools` RPM into `out_dir` (scratch under `work`).
+pub fn build_cri_tools_rpm(work: &Path, out_dir: &Path, release: &str) -> Result<PathBuf> {
+    let (spec, files) = cri_tools_spec(release);
+    build_with_files(&spec, &files, work, out_dir)
 }
 
 /// Builds the three fake RPMs into `out_dir` (scratch under `work`); returns their paths.

@@ -33,9 +33,24 @@ impl Registry {
 
     /// With options.
     pub fn start_with(opts: &RegistryOptions) -> anyhow::Result<Self> {
+        let addr = format!("127.0.0.1:{}", crate::free_port());
+        Self::spawn(opts, addr, None)
+    }
+
+    /// Inside network namespace `netns` (a test cluster's deploy node: see
+    /// [`crate::hosts::TestCluster::deploy_netns`]), listening on `ip:port` there; the
+    /// process is `ip netns exec … docker-registry`, whose PID is the registry's.
+    pub fn start_in_netns(
+        netns: &str,
+        ip: &str,
+        port: u16,
+        opts: &RegistryOptions,
+    ) -> anyhow::Result<Self> {
+        Self::spawn(opts, format!("{ip}:{port}"), Some(netns))
+    }
+
+    fn spawn(opts: &RegistryOptions, addr: String, netns: Option<&str>) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
-        let port = crate::free_port();
-        let addr = format!("127.0.0.1:{port}");
         let mut config = format!(
             "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: false\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n",
             dir.path().join("data").display()
@@ -65,7 +80,15 @@ impl Registry {
         let config_path = dir.path().join("config.yml");
         std::fs::write(&config_path, config)?;
         let log = std::fs::File::create(dir.path().join("registry.log"))?;
-        let child = Command::new("docker-registry")
+        let mut cmd = match netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, "docker-registry"]);
+                c
+            }
+            None => Command::new("docker-registry"),
+        };
+        let child = cmd
             .arg("serve")
             .arg(&config_path)
             .stdin(Stdio::null())
@@ -74,8 +97,39 @@ impl Registry {
             .spawn()
             .context("starting docker-registry (Debian package docker-registry)")?;
         let registry = Self { addr, dir, child };
-        registry.wait_ready(opts.tls.is_some())?;
+        match netns {
+            Some(ns) => registry.wait_listening(ns)?,
+            None => registry.wait_ready(opts.tls.is_some())?,
+        }
         Ok(registry)
+    }
+
+    fn wait_listening(&self, netns: &str) -> anyhow::Result<()> {
+        let port = self.addr.rsplit_once(':').map(|(_, p)| p).unwrap_or("");
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            let out = Command::new("ip")
+                .args([
+                    "netns",
+                    "exec",
+                    netns,
+                    "ss",
+                    "-Htln",
+                    "sport",
+                    "=",
+                    &format!(":{port}"),
+                ])
+                .output()?;
+            if !out.stdout.is_empty() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        bail!(
+            "docker-registry did not come up on {} in `{netns}`; log:\n{}",
+            self.addr,
+            self.log()
+        )
     }
 
     fn wait_ready(&self, tls: bool) -> anyhow::Result<()> {
@@ -135,4 +189,86 @@ impl Drop for Registry {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A test CA and a server certificate it signed, for a TLS registry.
+pub struct TestTls {
+    /// The CA's certificate (what clients trust: `caFile`, `--cert-dir`).
+    pub ca: PathBuf,
+    /// The server's certificate.
+    pub cert: PathBuf,
+    /// The server's key.
+    pub key: PathBuf,
+}
+
+/// Makes a CA and a server certificate for `ip` (subjectAltName IP) in `dir`, with
+/// `openssl`.
+pub fn test_tls(dir: &Path, ip: &str) -> anyhow::Result<TestTls> {
+    std::fs::create_dir_all(dir)?;
+    let p = |f: &str| dir.join(f);
+    let openssl = |args: &[&std::ffi::OsStr]| -> anyhow::Result<()> {
+        let out = Command::new("openssl")
+            .args(args)
+            .output()
+            .context("running openssl")?;
+        if !out.status.success() {
+            bail!("openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(())
+    };
+    let os = |s: &str| std::ffi::OsString::from(s);
+    let (ca, ca_key, csr, cert, key, ext) = (
+        p("ca.crt"),
+        p("ca.key"),
+        p("server.csr"),
+        p("server.crt"),
+        p("server.key"),
+        p("ext.cnf"),
+    );
+    openssl(&[
+        &os("req"),
+        &os("-x509"),
+        &os("-newkey"),
+        &os("rsa:2048"),
+        &os("-nodes"),
+        &os("-keyout"),
+        ca_key.as_os_str(),
+        &os("-out"),
+        ca.as_os_str(),
+        &os("-days"),
+        &os("2"),
+        &os("-subj"),
+        &os("/CN=bundle-testbed CA"),
+    ])?;
+    openssl(&[
+        &os("req"),
+        &os("-newkey"),
+        &os("rsa:2048"),
+        &os("-nodes"),
+        &os("-keyout"),
+        key.as_os_str(),
+        &os("-out"),
+        csr.as_os_str(),
+        &os("-subj"),
+        &os(&format!("/CN={ip}")),
+    ])?;
+    std::fs::write(&ext, format!("subjectAltName=IP:{ip}\n"))?;
+    openssl(&[
+        &os("x509"),
+        &os("-req"),
+        &os("-in"),
+        csr.as_os_str(),
+        &os("-CA"),
+        ca.as_os_str(),
+        &os("-CAkey"),
+        ca_key.as_os_str(),
+        &os("-CAcreateserial"),
+        &os("-out"),
+        cert.as_os_str(),
+        &os("-days"),
+        &os("2"),
+        &os("-extfile"),
+        ext.as_os_str(),
+    ])?;
+    Ok(TestTls { ca, cert, key })
 }

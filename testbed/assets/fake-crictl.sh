@@ -1,0 +1,112 @@
+#!/bin/bash
+# FAKE crictl (bundle-testbed test double, shipped in the test `cri-tools` RPM).
+# Not for real machines.
+#
+# Records every call in /var/log/fake-k8s/calls.log ("crictl ARGS") and answers what
+# `bundle install`'s plan and kubeadm's checks ask:
+#   info                 the CRI status as JSON, once containerd runs (its socket exists or
+#                        the systemctl double says the unit is active); fails like crictl
+#                        when it does not
+#   pull IMAGE           fetches IMAGE's manifest from its registry over HTTPS, with the
+#                        CA containerd is given (/etc/containerd/certs.d/HOST/*.crt), as
+#                        containerd would; remembers the image; fails like crictl when the
+#                        registry does not have it or its certificate is not trusted
+#   inspecti IMAGE       succeeds for an image pulled before
+#   images [-q]          the images pulled so far
+#   ps [-q] [-a]         no containers; stop/rm ID: succeed
+#   version              versions
+set -u
+LOG=/var/log/fake-k8s
+STATE=/var/lib/fake-crictl
+SOCK=/run/containerd/containerd.sock
+mkdir -p "$LOG" "$STATE"
+echo "crictl $*" >>"$LOG/calls.log"
+die() {
+    echo "$*" >&2
+    exit 1
+}
+running() { [ -S "$SOCK" ] || systemctl is-active --quiet containerd; }
+need_runtime() {
+    running || die "E0101 00:00:00.000000 validate service connection: validate CRI v1 runtime API for endpoint \"unix://$SOCK\": rpc error: code = Unavailable desc = connection error: desc = \"transport: Error while dialing: dial unix $SOCK: connect: no such file or directory\""
+}
+
+pos=() quiet=""
+for a in "$@"; do
+    case $a in
+    -q | --quiet) quiet=1 ;;
+    -*) ;;
+    *) pos+=("$a") ;;
+    esac
+done
+cmd=${pos[0]:-}
+arg=${pos[1]:-}
+
+case $cmd in
+info)
+    need_runtime
+    cat <<'JSON'
+{
+  "status": {
+    "conditions": [
+      {"type": "RuntimeReady", "status": true, "reason": "", "message": ""},
+      {"type": "NetworkReady", "status": true, "reason": "", "message": ""}
+    ]
+  },
+  "config": {"sandboxImage": "fake (bundle-testbed crictl)"}
+}
+JSON
+    ;;
+pull)
+    need_runtime
+    [ -n "$arg" ] || die "image name cannot be empty"
+    host=${arg%%/*}
+    rest=${arg#*/}
+    if [[ $rest == *@* ]]; then
+        repo=${rest%@*} ref=${rest#*@}
+    elif [[ ${rest##*/} == *:* ]]; then
+        repo=${rest%:*} ref=${rest##*:}
+    else
+        repo=$rest ref=latest
+    fi
+    ca=()
+    for c in /etc/containerd/certs.d/"$host"/*.crt; do
+        [ -f "$c" ] && ca=(--cacert "$c")
+    done
+    accept="application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json"
+    err=$(curl -sS -f --max-time 20 "${ca[@]}" -H "Accept: $accept" -o "$STATE/last-manifest" \
+        "https://$host/v2/$repo/manifests/$ref" 2>&1) ||
+        die "E0101 00:00:00.000000 pull image \"$arg\" failed: rpc error: code = Unknown desc = failed to pull and unpack image \"$arg\": failed to resolve reference \"$arg\": $err"
+    digest=$(sha256sum "$STATE/last-manifest" | cut -d' ' -f1)
+    grep -qxF "$arg sha256:$digest" "$STATE/images" 2>/dev/null || echo "$arg sha256:$digest" >>"$STATE/images"
+    echo "Image is up to date for sha256:$digest"
+    ;;
+inspecti)
+    need_runtime
+    line=$(grep -F "$arg " "$STATE/images" 2>/dev/null | head -n 1)
+    [ -n "$line" ] || die "E0101 00:00:00.000000 no such image \"$arg\" present"
+    printf '{"status": {"id": "%s", "repoTags": ["%s"]}}\n' "${line#* }" "$arg"
+    ;;
+images)
+    need_runtime
+    [ -n "$quiet" ] || echo "IMAGE TAG IMAGE ID SIZE"
+    while read -r ref id; do
+        if [ -n "$quiet" ]; then echo "$id"; else echo "${ref%:*} ${ref##*:} ${id:7:13} 1MB"; fi
+    done <"$STATE/images" 2>/dev/null
+    ;;
+ps)
+    need_runtime
+    [ -n "$quiet" ] || echo "CONTAINER IMAGE CREATED STATE NAME ATTEMPT POD ID POD"
+    ;;
+stop | rm | stopp | rmp)
+    need_runtime
+    ;;
+version)
+    echo "Version:  0.1.0"
+    echo "RuntimeName:  containerd"
+    echo "RuntimeVersion:  fake (bundle-testbed)"
+    echo "RuntimeApiVersion:  v1"
+    ;;
+*)
+    die "fake crictl: \"$cmd\" is not faked (bundle-testbed: see the header of $0)"
+    ;;
+esac

@@ -1,0 +1,750 @@
+//! `bundle install` end to end on test hosts (`bundle_testbed::hosts::TestCluster`:
+//! network + mount/uts/pid namespaces with an overlay root of the machine, sshd on each,
+//! strict known_hosts), from a deploy namespace at 10.77.0.2.
+//!
+//! The bundle is built by the test with `bundle build`: images from a local registry
+//! seeded with skopeo (`--mirror`), a calico-shaped manifest from a local file server,
+//! RPMs from a local yum repo: the fake kubeadm/kubectl/kubelet/cri-tools RPMs
+//! (`bundle_testbed::kube_fakes`) and README-only stand-ins for packages whose real
+//! programs the hosts already have from the machine (haproxy, keepalived, …). The hosts
+//! install them with dnf from the repo `bundle install` serves; haproxy and keepalived
+//! really run on the masters (through the systemctl double); the images are pushed by
+//! `bundle install` itself to a TLS docker-registry in the deploy namespace, whose CA the
+//! inventory names, and the fake crictl pulls their manifests from it with that CA.
+//!
+//! Test doubles on the hosts (all installed by the testbed, see its docs): systemctl,
+//! kubeadm, kubectl, kubelet, crictl, modprobe, swapoff.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use bundle_testbed::hosts::{ClusterSpec, TestCluster};
+use bundle_testbed::images::{self, TestImage};
+use bundle_testbed::registry::{test_tls, RegistryOptions};
+use bundle_testbed::rpms::{createrepo, RepoServer, RpmSpec};
+use bundle_testbed::{kube_fakes, FileServer, Registry};
+
+const CALICO: &str = include_str!("../installer/tests/fixtures/calico.yaml");
+const REGISTRY_PORT: u16 = 5000;
+const REPO_PORT: u16 = 8081;
+const CALLS: &str = kube_fakes::CALLS_LOG;
+
+/// Stand-ins for packages whose real programs the hosts already have from the machine:
+/// only a README, so that installing them never overwrites a machine binary.
+const STAND_INS: &[(&str, &str)] = &[
+    ("containerd.io", "1.6.28-3.1.el9"),
+    ("kubernetes-cni", "1.3.0-150500.1.1"),
+    ("haproxy", "2.4.22-3.el9_3"),
+    ("keepalived", "2.2.8-3.el9"),
+    ("socat", "1.7.4.1-5.el9"),
+    ("ipset", "7.11-8.el9"),
+    ("ipvsadm", "1.31-6.el9"),
+    ("conntrack-tools", "1.4.7-2.el9"),
+    ("iproute-tc", "6.2.0-5.el9"),
+];
+
+/// The connected side (registry, files, RPM repo, the bundle built from them) and the
+/// isolated side (test hosts, the TLS registry in the deploy namespace, the inventory).
+struct Site {
+    c: TestCluster,
+    work: tempfile::TempDir,
+    _registry: Registry,
+}
+
+fn ok(o: &Output, what: &str) -> String {
+    assert!(
+        o.status.success(),
+        "{what} failed ({}):\n--- stdout\n{}\n--- stderr\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    bundle_format::Sha256Digest::of(data).hex()
+}
+
+/// Builds the bundle on the "connected side" (127.0.0.1 servers), in `work`.
+fn build_bundle(work: &Path) {
+    let scratch = work.join("upstream");
+    let upstream = Registry::start().expect("upstream registry");
+    let mut list: Vec<String> = Vec::new();
+    for img in images::default_manifest_images(1) {
+        images::seed(&upstream.addr, &img, &scratch).expect("seeding an image");
+        list.push(image_name(&img));
+    }
+    let files = FileServer::start().expect("file server");
+    files.put("calico.yaml", CALICO.as_bytes());
+
+    let repo = scratch.join("repo");
+    let rpm_work = scratch.join("rpm-work");
+    kube_fakes::build_rpms(&rpm_work, &repo, kube_fakes::VERSION, kube_fakes::RELEASE)
+        .expect("fake kube RPMs");
+    kube_fakes::build_cri_tools_rpm(&rpm_work, &repo, kube_fakes::RELEASE)
+        .expect("fake cri-tools RPM");
+    for (name, vr) in STAND_INS {
+        RpmSpec::new(name, vr, "x86_64")
+            .build(&rpm_work, &repo)
+            .expect("stand-in RPM");
+    }
+    createrepo(&repo).expect("createrepo_c");
+    let rpms = RepoServer::serve(&repo).expect("repo server");
+
+    let mut packages = vec![
+        format!("kubeadm-{}", kube_fakes::VERSION),
+        format!("kubelet-{}", kube_fakes::VERSION),
+        format!("kubectl-{}", kube_fakes::VERSION),
+        format!("cri-tools-{}", kube_fakes::CRI_TOOLS_VERSION),
+    ];
+    packages.extend(STAND_INS.iter().map(|(n, _)| n.to_string()));
+    let images: String = list.iter().map(|i| format!("    - {i}\n")).collect();
+    let manifest = format!(
+        "apiVersion: bundle/v1alpha1\nkind: BundleManifest\nmetadata:\n  name: e2e\n  version: 1.29.2-1\nspec:\n  kubernetesVersion: v1.29.2\n  cni: {{name: calico, manifest: calico.yaml}}\n  platforms: [linux/amd64]\n  images:\n{images}  files:\n    - name: calico.yaml\n      url: {}/calico.yaml\n      sha256: {}\n  rpms:\n    - target: el9-x86_64\n      releasever: \"9\"\n      arch: x86_64\n      repos:\n        - {{name: test, baseurl: '{}/'}}\n      packages: [{}]\n",
+        files.url,
+        sha256_hex(CALICO.as_bytes()),
+        rpms.url,
+        packages.join(", ")
+    );
+    std::fs::write(work.join("manifest.yaml"), manifest).unwrap();
+    let bundle = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_bundle"))
+            .args(args)
+            .current_dir(work)
+            .env("XDG_CONFIG_HOME", work.join("config"))
+            .env("XDG_CACHE_HOME", work.join("cache"))
+            .env("NO_COLOR", "1")
+            .env_remove("BUNDLE_KEY_PASSWORD")
+            .output()
+            .expect("bundle runs")
+    };
+    ok(
+        &bundle(&["keygen", "--unencrypted", "--output", "builder"]),
+        "keygen",
+    );
+    let addr = upstream.addr.as_str();
+    let out = bundle(&[
+        "build",
+        "--manifest",
+        "manifest.yaml",
+        "--key",
+        "builder.key",
+        "--plain-http",
+        addr,
+        "--mirror",
+        &format!("registry.k8s.io={addr}"),
+        "--mirror",
+        &format!("docker.io={addr}"),
+        "--output",
+        "e2e.tar.zst",
+    ]);
+    ok(&out, "bundle build");
+    assert!(work.join("e2e.tar.zst").is_file(), "{}", text(&out));
+}
+
+fn image_name(img: &TestImage) -> String {
+    let registry = if img.repository.starts_with("calico/") {
+        "docker.io"
+    } else {
+        "registry.k8s.io"
+    };
+    format!("{registry}/{}:{}", img.repository, img.tag)
+}
+
+impl Site {
+    /// 3 masters and 3 workers, of which the inventory lists `workers`.
+    fn start(workers: usize) -> Site {
+        let c = TestCluster::start(&ClusterSpec {
+            masters: 3,
+            workers: 3,
+            kube_fakes: false,
+        })
+        .expect("starting the test hosts");
+        let work = tempfile::tempdir().unwrap();
+        build_bundle(work.path());
+        let tls = test_tls(&work.path().join("tls"), &c.deploy_address().to_string())
+            .expect("registry certificates");
+        std::fs::copy(&tls.ca, work.path().join("registry-ca.crt")).unwrap();
+        let registry = Registry::start_in_netns(
+            c.deploy_netns(),
+            &c.deploy_address().to_string(),
+            REGISTRY_PORT,
+            &RegistryOptions {
+                tls: Some((tls.cert.clone(), tls.key.clone())),
+                ..Default::default()
+            },
+        )
+        .expect("the TLS registry in the deploy namespace");
+        let s = Site {
+            c,
+            work,
+            _registry: registry,
+        };
+        s.write_inventory("cluster.yaml", workers, &s.c.known_hosts());
+        s
+    }
+
+    fn path(&self, p: &str) -> PathBuf {
+        self.work.path().join(p)
+    }
+
+    fn inventory_text(&self, workers: usize, known_hosts: &Path, extra_ssh: &str) -> String {
+        let mut hosts = String::new();
+        for h in self.c.masters() {
+            hosts.push_str(&format!(
+                "    - {{name: {}, address: {}, roles: [master]}}\n",
+                h.name, h.address
+            ));
+        }
+        for h in self.c.workers().take(workers) {
+            hosts.push_str(&format!(
+                "    - {{name: {}, address: {}, roles: [worker]}}\n",
+                h.name, h.address
+            ));
+        }
+        format!(
+            "apiVersion: bundle/v1alpha1
+kind: Cluster
+metadata: {{name: e2e}}
+spec:
+  hosts:
+{hosts}  ssh: {{user: root, identityFile: {key}, knownHostsFile: {kh}{extra_ssh}}}
+  controlPlaneEndpoint: {{vip: {vip}, interface: eth0}}
+  registry: {{host: '{deploy}:{REGISTRY_PORT}', caFile: registry-ca.crt}}
+  network: {{cni: calico, podSubnet: 10.244.0.0/16, serviceSubnet: 10.96.0.0/12}}
+  repo: {{servedBy: deploy, address: {deploy}, port: {REPO_PORT}}}
+",
+            key = self.c.identity_file().display(),
+            kh = known_hosts.display(),
+            vip = self.c.vip(),
+            deploy = self.c.deploy_address(),
+        )
+    }
+
+    fn write_inventory(&self, name: &str, workers: usize, known_hosts: &Path) {
+        std::fs::write(
+            self.path(name),
+            self.inventory_text(workers, known_hosts, ""),
+        )
+        .unwrap();
+    }
+
+    /// `bundle ARGS` in the deploy namespace, in the work folder, with no credentials
+    /// or ssh settings of the machine's user.
+    fn command(&self, args: &[&str]) -> Command {
+        let mut c = self.c.deploy_command(env!("CARGO_BIN_EXE_bundle"));
+        c.args(args)
+            .current_dir(self.work.path())
+            .env("HOME", self.path("home"))
+            .env("XDG_CONFIG_HOME", self.path("config"))
+            .env("XDG_CACHE_HOME", self.path("cache"))
+            .env("NO_COLOR", "1")
+            .env_remove("BUNDLE_REGISTRY_USERNAME")
+            .env_remove("BUNDLE_REGISTRY_PASSWORD")
+            .env_remove("BUNDLE_BECOME_PASSWORD")
+            .env_remove("DOCKER_CONFIG")
+            .env_remove("REGISTRY_AUTH_FILE")
+            .stdin(Stdio::null());
+        c
+    }
+
+    fn bundle(&self, args: &[&str]) -> Output {
+        std::fs::create_dir_all(self.path("home")).unwrap();
+        self.command(args).output().expect("bundle runs")
+    }
+
+    fn install_args<'a>(&self, extra: &[&'a str]) -> Vec<&'a str> {
+        let mut v = vec![
+            "install",
+            "e2e.tar.zst",
+            "--inventory",
+            "cluster.yaml",
+            "--pubkey",
+            "builder.pub",
+            "--yes",
+        ];
+        v.extend_from_slice(extra);
+        v
+    }
+
+    fn install(&self, extra: &[&str]) -> Output {
+        self.bundle(&self.install_args(extra))
+    }
+
+    /// Like [`ok`], with the hosts' service and step logs when it failed.
+    fn ok(&self, o: &Output, what: &str) -> String {
+        if !o.status.success() {
+            let mut logs = String::new();
+            for h in self.c.hosts() {
+                let up = self.c.host_path(&h.name, "/var/log/fake-systemd");
+                for f in walk(&up) {
+                    let t = std::fs::read_to_string(&f).unwrap_or_default();
+                    let tail: Vec<&str> = t.lines().rev().take(15).collect();
+                    logs.push_str(&format!(
+                        "--- {}: {}\n{}\n",
+                        h.name,
+                        f.display(),
+                        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                    ));
+                }
+            }
+            eprintln!("{logs}");
+        }
+        ok(o, what)
+    }
+
+    fn state(&self) -> PathBuf {
+        self.path("bundle-state/e2e")
+    }
+
+    /// The latest record of every step of `host`, from the state folder.
+    fn records(&self, host: &str) -> Vec<serde_json::Value> {
+        let p = self.state().join(format!("_state/records/{host}.jsonl"));
+        std::fs::read_to_string(p)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    fn calls(&self, host: &str) -> String {
+        self.c.read_host_file(host, CALLS).unwrap_or_default()
+    }
+
+    fn on_host(&self, host: &str, script: &str) -> String {
+        ok(&self.c.run_in_host(host, script), script)
+    }
+}
+
+/// `(status, step)` pairs of `host`'s records, in order.
+fn statuses(records: &[serde_json::Value]) -> Vec<(String, String)> {
+    records
+        .iter()
+        .map(|r| {
+            (
+                r["status"].as_str().unwrap().to_string(),
+                r["step"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn count(haystack: &str, needle: &str) -> usize {
+    haystack.lines().filter(|l| l.starts_with(needle)).count()
+}
+
+fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !f() {
+        assert!(Instant::now() < deadline, "{what}: not within {timeout:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Every file of the dry-run plan's `HOST/files/` tree, with its placeholders filled in
+/// from the state's secrets and captures, equals the host's.
+fn assert_host_files_match_plan(s: &Site, plan_dir: &Path, hosts: &[&str]) {
+    let secrets: BTreeMap<String, String> =
+        serde_json::from_slice(&std::fs::read(s.state().join("secrets.json")).unwrap()).unwrap();
+    let mut runtime = BTreeMap::new();
+    for h in s.c.hosts() {
+        for r in s.records(&h.name) {
+            if let (Some(step), Some(v)) = (r["step"].as_str(), r["capture"].as_str()) {
+                if step == "init/ca-cert-hash" {
+                    runtime.insert("ca-cert-hash".to_string(), v.to_string());
+                }
+            }
+        }
+    }
+    assert!(runtime.contains_key("ca-cert-hash"), "captured CA hash");
+    let fill = |t: &str| {
+        let mut t = t.to_string();
+        for (k, v) in &secrets {
+            t = t.replace(&format!("<secret:{k}>"), v);
+        }
+        for (k, v) in &runtime {
+            t = t.replace(&format!("<runtime:{k}>"), v);
+        }
+        t
+    };
+    let mut compared = 0;
+    for h in hosts {
+        let root = plan_dir.join(h).join("files");
+        for f in walk(&root) {
+            let rel = f.strip_prefix(&root).unwrap();
+            let on_host = format!("/{}", rel.display());
+            let want = fill(&std::fs::read_to_string(&f).unwrap());
+            assert!(!want.contains("<secret:") && !want.contains("<runtime:"));
+            let got =
+                s.c.read_host_file(h, &on_host)
+                    .unwrap_or_else(|e| panic!("{h}: {on_host}: {e:#}"));
+            assert!(got == want, "{h}: {on_host} differs from the plan's");
+            compared += 1;
+        }
+    }
+    assert!(compared > 10 * hosts.len() / 2, "compared {compared} files");
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = vec![];
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for e in rd {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The VIP answers on 8443 through haproxy, from the deploy namespace.
+fn vip_answers(s: &Site) -> bool {
+    s.c.run_in_deploy(&format!(
+        "curl -ksf -o /dev/null --max-time 5 https://{}:8443/readyz",
+        s.c.vip()
+    ))
+    .status
+    .success()
+}
+
+fn vip_holders(s: &Site) -> Vec<String> {
+    s.c.masters()
+        .filter(|m| {
+            s.c.run_in_host(
+                &m.name,
+                &format!("ip -o addr show dev eth0 | grep -qw '{}'", s.c.vip()),
+            )
+            .status
+            .success()
+        })
+        .map(|m| m.name.clone())
+        .collect()
+}
+
+const INVENTORY_HOSTS: &[&str] = &["m1", "m2", "m3", "w1", "w2"];
+
+#[test]
+fn install_builds_an_ha_cluster_resumes_after_a_kill_and_changes_nothing_the_second_time() {
+    let s = Site::start(2);
+
+    // The dry run of the same inputs: the plan every host's files must match.
+    let o = s.bundle(&[
+        "install",
+        "e2e.tar.zst",
+        "--inventory",
+        "cluster.yaml",
+        "--pubkey",
+        "builder.pub",
+        "--dry-run",
+        "--plan-out",
+        "bundle-state/e2e",
+    ]);
+    ok(&o, "install --dry-run");
+    let plan_dir = s.path("dry-run");
+    ok(
+        &Command::new("cp")
+            .arg("-a")
+            .arg(s.state())
+            .arg(&plan_dir)
+            .output()
+            .unwrap(),
+        "cp",
+    );
+
+    // Killed mid-install: once the os phase has records on a host, SIGKILL.
+    let mut child = s
+        .command(&s.install_args(&[]))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("bundle install");
+    wait_until("os phase records", Duration::from_secs(300), || {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("bundle install ended ({status}) before it was killed");
+        }
+        s.records("m1").iter().any(|r| r["phase"] == "os")
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let before_kill: BTreeMap<&str, Vec<(String, String)>> = INVENTORY_HOSTS
+        .iter()
+        .map(|h| (*h, statuses(&s.records(h))))
+        .collect();
+    assert!(before_kill["m1"].iter().any(|(_, st)| st == "repo/install"));
+    assert!(!before_kill["m1"]
+        .iter()
+        .any(|(_, st)| st.starts_with("init/")));
+    let dnf_before =
+        s.c.read_host_file("m1", "/var/log/dnf.rpm.log")
+            .unwrap_or_default()
+            .lines()
+            .count();
+
+    // The re-run finishes without redoing finished steps.
+    let o = s.install(&[]);
+    let out = s.ok(&o, "bundle install after the kill");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("Installed cluster `e2e`"), "{out}{err}");
+    for h in INVENTORY_HOSTS {
+        let all = statuses(&s.records(h));
+        let rerun = &all[before_kill[h].len()..];
+        for (status, step) in &before_kill[*h] {
+            if status != "done" || step.starts_with("verify/") || step.starts_with("preflight/") {
+                continue;
+            }
+            let again = rerun.iter().find(|(_, st)| st == step);
+            if let Some((st, _)) = again {
+                assert_eq!(
+                    st, "skipped",
+                    "{h}: `{step}` finished before the kill and ran again"
+                );
+            }
+        }
+    }
+    let dnf_after =
+        s.c.read_host_file("m1", "/var/log/dnf.rpm.log")
+            .unwrap_or_default()
+            .lines()
+            .count();
+    assert_eq!(
+        dnf_before, dnf_after,
+        "packages installed again after the kill"
+    );
+
+    // Every host's files are the plan's.
+    assert_host_files_match_plan(&s, &plan_dir, INVENTORY_HOSTS);
+
+    // The VIP answers on 8443 through haproxy, from the deploy node.
+    assert!(vip_answers(&s), "the VIP does not answer on 8443");
+    assert_eq!(vip_holders(&s), vec!["m1".to_string()]);
+
+    // kubeadm init got the rendered config and --upload-certs, once.
+    let m1 = s.calls("m1");
+    assert_eq!(
+        count(
+            &m1,
+            "kubeadm init --config /etc/kubernetes/bundle/kubeadm-init.yaml --upload-certs"
+        ),
+        1,
+        "{m1}"
+    );
+    let init_cfg =
+        s.c.read_host_file(
+            "m1",
+            &format!("{}/init-kubeadm-init.yaml", kube_fakes::CONFIGS_DIR),
+        )
+        .unwrap();
+    assert_eq!(
+        init_cfg,
+        s.c.read_host_file("m1", "/etc/kubernetes/bundle/kubeadm-init.yaml")
+            .unwrap()
+    );
+    assert!(
+        init_cfg.contains(&format!("controlPlaneEndpoint: {}:8443", s.c.vip()))
+            || init_cfg.contains(&format!("controlPlaneEndpoint: \"{}:8443\"", s.c.vip())),
+        "{init_cfg}"
+    );
+    // Joins got the certificate key and the CA hash (the fake checks both against the
+    // cluster and fails otherwise).
+    let shared = s.c.shared_dir();
+    let cert_key = std::fs::read_to_string(shared.join("certificate-key")).unwrap();
+    let hash_record = s
+        .records("m1")
+        .into_iter()
+        .find(|r| r["step"] == "init/ca-cert-hash")
+        .unwrap();
+    let ca_hash = hash_record["capture"].as_str().unwrap().to_string();
+    for h in ["m2", "m3", "w1", "w2"] {
+        let calls = s.calls(h);
+        assert_eq!(
+            count(
+                &calls,
+                "kubeadm join --config /etc/kubernetes/bundle/kubeadm-join.yaml"
+            ),
+            1,
+            "{h}: {calls}"
+        );
+        let cfg =
+            s.c.read_host_file(
+                h,
+                &format!("{}/join-kubeadm-join.yaml", kube_fakes::CONFIGS_DIR),
+            )
+            .unwrap();
+        assert!(cfg.contains(&ca_hash), "{h}: CA hash in {cfg}");
+        if h.starts_with('m') {
+            assert!(cfg.contains(cert_key.trim()), "{h}: certificate key");
+        }
+    }
+    let nodes = std::fs::read_to_string(shared.join("nodes")).unwrap();
+    assert_eq!(nodes.lines().count(), 5, "{nodes}");
+    let etcd = std::fs::read_to_string(shared.join("etcd-members")).unwrap();
+    assert_eq!(etcd.lines().count(), 3, "{etcd}");
+
+    // The CNI manifest applied is the rewritten one: images from the registry.
+    let applied =
+        s.c.read_host_file("m1", &format!("{}/cni.yaml", kube_fakes::APPLIED_DIR))
+            .unwrap();
+    assert_eq!(
+        applied,
+        std::fs::read_to_string(plan_dir.join("m1/files/etc/kubernetes/bundle/cni.yaml")).unwrap()
+    );
+    let registry = format!("{}:{REGISTRY_PORT}", s.c.deploy_address());
+    assert!(
+        applied.contains(&format!("image: {registry}/calico/node:v3.26.4")),
+        "{applied}"
+    );
+    for l in applied
+        .lines()
+        .filter(|l| l.trim_start().starts_with("image:"))
+    {
+        assert!(
+            l.contains(&format!("image: {registry}/"))
+                || l.contains(&format!("image: \"{registry}/"))
+                || l.contains(&format!("image: '{registry}/")),
+            "{l}"
+        );
+    }
+    // containerd's sandbox image was pulled from that registry with its CA.
+    let crictl_pulls = count(&s.calls("w1"), "crictl pull ");
+    assert_eq!(crictl_pulls, 1);
+    // The kernel and swap doubles were called, never the machine's tools.
+    assert!(s
+        .on_host("w1", "cat /var/log/bundle-testbed/modprobe.log")
+        .contains("modprobe -a br_netfilter"));
+    // No swap on the test hosts (they see the machine's): the check holds and the
+    // swapoff double is never needed.
+    let swap = s
+        .records("w1")
+        .into_iter()
+        .find(|r| r["step"] == "os/swap")
+        .unwrap();
+    assert_eq!(swap["status"], "skipped", "{swap}");
+
+    // A second full run changes nothing: every step is skipped or re-checked.
+    let before: BTreeMap<&str, usize> = INVENTORY_HOSTS
+        .iter()
+        .map(|h| (*h, s.records(h).len()))
+        .collect();
+    let calls_before: Vec<String> = INVENTORY_HOSTS.iter().map(|h| s.calls(h)).collect();
+    let o = s.install(&[]);
+    s.ok(&o, "second bundle install");
+    for h in INVENTORY_HOSTS {
+        let recs = s.records(h);
+        for r in &recs[before[h]..] {
+            let step = r["step"].as_str().unwrap();
+            let changed = r["status"] != "skipped"
+                && !step.starts_with("verify/")
+                && !step.starts_with("preflight/")
+                && !step.ends_with("/ready")
+                && !step.starts_with("containerd/registry");
+            assert!(!changed, "{h}: the second run carried out {r}");
+        }
+    }
+    for (h, before) in INVENTORY_HOSTS.iter().zip(calls_before) {
+        let after = s.calls(h);
+        let new = &after[before.len()..];
+        for l in new.lines() {
+            assert!(
+                !l.starts_with("kubeadm init")
+                    && !l.starts_with("kubeadm join")
+                    && !l.starts_with("kubectl apply")
+                    && !l.starts_with("crictl pull"),
+                "{h}: the second run called `{l}`"
+            );
+        }
+    }
+
+    // The drill: keepalived stopped on the holder moves the VIP, the API answers.
+    let o = s.install(&["--drill"]);
+    let err = text(&o);
+    s.ok(&o, "install --drill");
+    assert!(err.contains("stopped keepalived on `m1`"), "{err}");
+    assert!(
+        err.contains("the VIP moved to `m2`") || err.contains("the VIP moved to `m3`"),
+        "{err}"
+    );
+    assert!(err.contains("the API answers through"), "{err}");
+    wait_until("the VIP settles", Duration::from_secs(60), || {
+        vip_holders(&s).len() == 1
+    });
+    assert!(vip_answers(&s));
+
+    // nodes add: the spare worker joins with a fresh token.
+    s.write_inventory("cluster.yaml", 3, &s.c.known_hosts());
+    let o = s.bundle(&[
+        "nodes",
+        "add",
+        "e2e.tar.zst",
+        "w3",
+        "--inventory",
+        "cluster.yaml",
+        "--pubkey",
+        "builder.pub",
+        "--yes",
+    ]);
+    s.ok(&o, "nodes add");
+    let w3 = s.calls("w3");
+    assert_eq!(count(&w3, "kubeadm join"), 1, "{w3}");
+    let tokens = std::fs::read_to_string(shared.join("tokens")).unwrap();
+    assert_eq!(tokens.lines().count(), 2, "a fresh token: {tokens}");
+    let fresh = tokens.lines().last().unwrap();
+    let w3_cfg =
+        s.c.read_host_file(
+            "w3",
+            &format!("{}/join-kubeadm-join.yaml", kube_fakes::CONFIGS_DIR),
+        )
+        .unwrap();
+    assert!(w3_cfg.contains(fresh), "{w3_cfg}");
+    assert!(!text(&o).contains(fresh), "the token was shown");
+    let nodes = std::fs::read_to_string(shared.join("nodes")).unwrap();
+    assert!(nodes.lines().any(|l| l.starts_with("w3 worker")), "{nodes}");
+
+    // reset leaves the hosts clean.
+    let o = s.bundle(&["reset", "--inventory", "cluster.yaml", "--yes"]);
+    s.ok(&o, "reset");
+    for h in ["m1", "m2", "m3", "w1", "w2", "w3"] {
+        // Every file the plan wrote there (the state folder holds the plan's files of
+        // every host, w3's since `nodes add`), and what kubeadm made.
+        let root = s.state().join(h).join("files");
+        let mut files: Vec<String> = walk(&root)
+            .iter()
+            .map(|f| format!("/{}", f.strip_prefix(&root).unwrap().display()))
+            .collect();
+        assert!(files.len() >= 5, "{h}: {files:?}");
+        files.extend([
+            "/etc/kubernetes/admin.conf".to_string(),
+            "/etc/kubernetes/kubelet.conf".to_string(),
+        ]);
+        for f in &files {
+            let o = s.c.run_in_host(h, &format!("test -e {f}"));
+            assert!(!o.status.success(), "{h}: {f} is still there after reset");
+        }
+        // (containerd stays: reset keeps the packages and the runtime, as kubeadm's.)
+        for unit in ["haproxy", "keepalived", "kubelet"] {
+            let o =
+                s.c.run_in_host(h, &format!("systemctl is-active --quiet {unit}"));
+            assert!(!o.status.success(), "{h}: {unit} still runs after reset");
+        }
+        assert!(s.calls(h).contains("kubeadm reset"), "{h}");
+    }
+    assert!(vip_holders(&s).is_empty(), "the VIP is still held");
+    assert!(!vip_answers(&s));
+}
