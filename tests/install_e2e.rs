@@ -748,3 +748,170 @@ fn install_builds_an_ha_cluster_resumes_after_a_kill_and_changes_nothing_the_sec
     assert!(vip_holders(&s).is_empty(), "the VIP is still held");
     assert!(!vip_answers(&s));
 }
+
+/// The `hint: … resume with: COMMAND` line of a failure.
+fn resume_command(stderr: &str) -> String {
+    stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("hint: fix the cause on the host, then resume with: "))
+        .unwrap_or_else(|| panic!("no resume command in:\n{stderr}"))
+        .to_string()
+}
+
+#[test]
+fn install_errors_name_the_host_and_say_how_to_go_on() {
+    let s = Site::start(2);
+
+    // An unknown host key: m2 is missing from the known_hosts file.
+    let kh = std::fs::read_to_string(s.c.known_hosts()).unwrap();
+    let m2 = s.c.host("m2").address.to_string();
+    let partial: String = kh
+        .lines()
+        .filter(|l| {
+            !l.split_whitespace()
+                .next()
+                .unwrap_or("")
+                .split(',')
+                .any(|n| n == m2 || n == "m2")
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_ne!(partial, kh);
+    std::fs::write(s.path("partial_known_hosts"), partial).unwrap();
+    s.write_inventory("cluster.yaml", 2, &s.path("partial_known_hosts"));
+    let o = s.install(&[]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains(&format!(
+            "error: host `m2` (root@{m2}:22) offered a host key that is not in `{}`",
+            s.path("partial_known_hosts").display()
+        )),
+        "{err}"
+    );
+    let fingerprint = ok(
+        &Command::new("ssh-keygen")
+            .arg("-lf")
+            .arg(s.c.host_path("m2", "/etc/ssh/bundle-testbed/ssh_host_ed25519_key.pub"))
+            .output()
+            .unwrap(),
+        "ssh-keygen -lf",
+    );
+    let sha = fingerprint.split_whitespace().nth(1).unwrap();
+    assert!(err.contains(sha), "the fingerprint {sha}: {err}");
+    assert!(
+        err.contains(&format!(
+            "accept it with `ssh-keyscan -p 22 {m2} >> {}`",
+            s.path("partial_known_hosts").display()
+        )),
+        "{err}"
+    );
+    assert!(s.records("m1").is_empty(), "a step ran");
+
+    // A wrong sudo password: m1 is reached as a user whose sudo asks for one.
+    s.on_host(
+        "m1",
+        "useradd -m deployer && echo 'deployer:right-password' | chpasswd && \
+         echo 'deployer ALL=(ALL) ALL' > /etc/sudoers.d/deployer && chmod 0440 /etc/sudoers.d/deployer",
+    );
+    let m1 = s.c.host("m1").address;
+    let inv = s.inventory_text(2, &s.c.known_hosts(), "").replace(
+        &format!("{{name: m1, address: {m1}, roles: [master]}}"),
+        &format!(
+            "{{name: m1, address: {m1}, roles: [master], ssh: {{user: deployer, become: sudo}}}}"
+        ),
+    );
+    std::fs::write(s.path("cluster.yaml"), &inv).unwrap();
+    let o = s
+        .command(&s.install_args(&[]))
+        .env("BUNDLE_BECOME_PASSWORD", "wrong-password")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("error: sudo on `m1` refused the password of `deployer`"),
+        "{err}"
+    );
+    assert!(
+        err.contains("hint: run again and give the right sudo password"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("wrong-password"),
+        "the password was shown: {err}"
+    );
+    assert!(s.records("m1").is_empty(), "a step ran");
+
+    // An unreachable host: w2 is down.
+    s.write_inventory("cluster.yaml", 2, &s.c.known_hosts());
+    let mut c = s.c;
+    c.stop_host("w2").unwrap();
+    let s = Site { c, ..s };
+    let o = s.install(&[]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    let w2 = s.c.host("w2").address;
+    assert!(
+        err.contains(&format!(
+            "error: cannot reach `w2` (root@{w2}:22) over ssh: "
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains("hint: check the host's address and `spec.ssh.port` (or `proxyJump`), and that sshd runs there; then run the same command again"),
+        "{err}"
+    );
+    let mut c = s.c;
+    c.start_host("w2").unwrap();
+    let s = Site { c, ..s };
+
+    // A failing step: /etc/containerd is a file on w1, so containerd's config cannot be
+    // written. The failure names host, step, command, exit code and output, and the
+    // command it prints resumes once the cause is fixed.
+    s.on_host(
+        "w1",
+        "rm -rf /etc/containerd && echo 'not a folder' > /etc/containerd",
+    );
+    let o = s.install(&[]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(
+        err.contains("error: step `containerd/config` failed on `w1` (phase containerd): `write /etc/containerd/config.toml (0644 root:root)` exited with 1; last lines of its output:\n"),
+        "{err}"
+    );
+    assert!(
+        err.contains("    | mkdir: cannot create directory '/etc/containerd': File exists"),
+        "{err}"
+    );
+    assert!(
+        err.contains("full log: bundle-state/e2e/_state/logs/w1.log"),
+        "{err}"
+    );
+    let resume = resume_command(&err);
+    assert_eq!(
+        resume,
+        "bundle install e2e.tar.zst --inventory cluster.yaml --pubkey builder.pub --skip-push --from containerd"
+    );
+    let before: BTreeMap<&str, usize> = INVENTORY_HOSTS
+        .iter()
+        .map(|h| (*h, s.records(h).len()))
+        .collect();
+    s.on_host("w1", "rm -f /etc/containerd");
+    let args: Vec<&str> = resume.split_whitespace().skip(1).collect();
+    let o = s.bundle(&args);
+    s.ok(&o, "the resume command");
+    for h in INVENTORY_HOSTS {
+        let recs = s.records(h);
+        let phases: std::collections::BTreeSet<&str> = recs[before[h]..]
+            .iter()
+            .map(|r| r["phase"].as_str().unwrap())
+            .collect();
+        assert!(
+            !phases.contains("preflight") && !phases.contains("repo") && !phases.contains("os"),
+            "{h}: the resume ran {phases:?}"
+        );
+        assert!(phases.contains("verify"), "{h}: {phases:?}");
+    }
+    assert!(vip_answers(&s));
+}
