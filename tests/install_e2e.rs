@@ -8,7 +8,8 @@
 //! (`bundle_testbed::kube_fakes`) and README-only stand-ins for packages whose real
 //! programs the hosts already have from the machine (haproxy, keepalived, …). The hosts
 //! install them with dnf from the repo `bundle install` serves; haproxy and keepalived
-//! really run on the masters (through the systemctl double); the images are pushed by
+//! really run on the masters and containerd on every host (through the systemctl
+//! double); the images are pushed by
 //! `bundle install` itself to a TLS docker-registry in the deploy namespace, whose CA the
 //! inventory names, and the fake crictl pulls their manifests from it with that CA.
 //!
@@ -535,6 +536,18 @@ fn install_builds_an_ha_cluster_resumes_after_a_kill_and_changes_nothing_the_sec
     // The VIP answers on 8443 through haproxy, from the deploy node.
     assert!(vip_answers(&s), "the VIP does not answer on 8443");
     assert_eq!(vip_holders(&s), vec!["m1".to_string()]);
+
+    // containerd really runs on every host, with the plan's config.
+    for h in INVENTORY_HOSTS {
+        let v = s.on_host(
+            h,
+            "ctr --address /run/containerd/containerd.sock version && pgrep -a containerd",
+        );
+        assert!(
+            v.contains("Server:") && v.contains("containerd --config /etc/containerd/config.toml"),
+            "{h}: {v}"
+        );
+    }
 
     // kubeadm init got the rendered config and --upload-certs, once.
     let m1 = s.calls("m1");

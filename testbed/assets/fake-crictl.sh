@@ -4,9 +4,8 @@
 #
 # Records every call in /var/log/fake-k8s/calls.log ("crictl ARGS") and answers what
 # `bundle install`'s plan and kubeadm's checks ask:
-#   info                 the CRI status as JSON, once containerd runs (its socket exists or
-#                        the systemctl double says the unit is active); fails like crictl
-#                        when it does not
+#   info                 the CRI status as JSON, once the real containerd answers on its
+#                        socket (`ctr version`); fails like crictl when it does not
 #   pull IMAGE           fetches IMAGE's manifest from its registry over HTTPS, with the
 #                        CA containerd is given (/etc/containerd/certs.d/HOST/*.crt), as
 #                        containerd would; remembers the image; fails like crictl when the
@@ -25,7 +24,7 @@ die() {
     echo "$*" >&2
     exit 1
 }
-running() { [ -S "$SOCK" ] || systemctl is-active --quiet containerd; }
+running() { [ -S "$SOCK" ] && ctr --address "$SOCK" version >/dev/null 2>&1; }
 need_runtime() {
     running || die "E0101 00:00:00.000000 validate service connection: validate CRI v1 runtime API for endpoint \"unix://$SOCK\": rpc error: code = Unavailable desc = connection error: desc = \"transport: Error while dialing: dial unix $SOCK: connect: no such file or directory\""
 }

@@ -3,7 +3,9 @@
 # systemd: their PID 1 is the testbed's init). It is the only service-manager double
 # issue 6 allows. Not for real machines.
 #
-# - haproxy and keepalived really run in this host's namespaces: start/restart (and
+# - haproxy, keepalived and containerd really run in this host's namespaces (containerd
+#   with its default root /var/lib/containerd on the host's overlay and state in the
+#   host's /run; only the fake crictl talks to it): start/restart (and
 #   `enable --now`) launch them as the packaged units would, with pid files under
 #   /run/fake-systemd; stop sends SIGTERM (SIGKILL after 5 s); is-active answers from the
 #   pid's liveness.
@@ -50,7 +52,7 @@ unit_file() {
 
 is_active() {
     case $1 in
-    haproxy | keepalived) pid_alive "$1" ;;
+    haproxy | keepalived | containerd) pid_alive "$1" ;;
     *)
         if [ -n "$(unit_file "$1")" ]; then pid_alive "$1"; else [ -e "$RUN/$1.active" ]; fi
         ;;
@@ -97,6 +99,18 @@ start() {
         # keepalived writes its pid file itself (and refuses to start if it names a
         # live process, so it must not be written here)
         wait_pidfile keepalived
+        ;;
+    containerd)
+        # as containerd.service (Type=notify: ready once its socket answers)
+        setsid containerd --config /etc/containerd/config.toml \
+            </dev/null >>"$LOG/containerd.log" 2>&1 &
+        echo $! >"$RUN/containerd.pid"
+        for _ in $(seq 100); do
+            [ -S /run/containerd/containerd.sock ] && break
+            pid_alive containerd || break
+            sleep 0.1
+        done
+        wait_pidfile containerd
         ;;
     *)
         f=$(unit_file "$u")
