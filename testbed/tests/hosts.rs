@@ -639,15 +639,15 @@ fn keepalived_vip_moves_and_haproxy_serves_through_the_systemctl_double() {
     // units the double does not run are recorded and succeed
     ok(c.ssh(
         "m1",
-        "systemctl daemon-reload && systemctl enable containerd && systemctl restart containerd",
+        "systemctl daemon-reload && systemctl enable kubelet && systemctl restart kubelet",
     ));
-    ok(c.ssh("m1", "systemctl is-active --quiet containerd"));
+    ok(c.ssh("m1", "systemctl is-active --quiet kubelet"));
     fails(c.ssh("m1", "systemctl is-active --quiet firewalld"));
     let calls =
         std::fs::read_to_string(c.host_path("m1", "/var/log/fake-systemd/calls.log")).unwrap();
     assert!(
         calls.contains(
-            "systemctl daemon-reload\nsystemctl enable containerd\nsystemctl restart containerd\n"
+            "systemctl daemon-reload\nsystemctl enable kubelet\nsystemctl restart kubelet\n"
         ),
         "{calls}"
     );
