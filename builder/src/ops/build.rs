@@ -213,11 +213,16 @@ fn write_in_background(
     progress: &AtomicU64,
 ) -> Result<WriteSummary, Error> {
     std::thread::scope(|s| {
-        let writer =
-            s.spawn(|| write_bundle(out, index, Some(signature), sources, opts, on_progress));
-        while !writer.is_finished() {
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let writer = s.spawn(move || {
+            let result = write_bundle(out, index, Some(signature), sources, opts, on_progress);
+            drop(done_tx);
+            result
+        });
+        // Relay progress every 100 ms, and go on the moment the writer is done.
+        let tick = std::time::Duration::from_millis(100);
+        while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = done_rx.recv_timeout(tick) {
             report.written(progress.load(Ordering::Relaxed));
-            std::thread::sleep(std::time::Duration::from_millis(100));
         }
         report.written(progress.load(Ordering::Relaxed));
         writer
