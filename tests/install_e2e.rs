@@ -195,6 +195,9 @@ impl Site {
             _registry: registry,
         };
         s.write_inventory("cluster.yaml", workers, &s.c.known_hosts());
+        // A joining master's etcd member is `unstarted` in the first two member lists
+        // after its `kubeadm join`: the install has to wait for it.
+        std::fs::write(s.c.shared_dir().join("etcd-unstarted-lists"), "2\n").unwrap();
         s
     }
 
@@ -606,6 +609,54 @@ fn install_builds_an_ha_cluster_resumes_after_a_kill_and_changes_nothing_the_sec
             assert!(cfg.contains(cert_key.trim()), "{h}: certificate key");
         }
     }
+    // Control-plane joins one at a time, each waiting for its etcd member: in the
+    // cluster-wide calls log, m2's etcd checks (asked of m1's etcd) come between m2's
+    // join and m3's, three member lists at least (it is listed unstarted twice), then a
+    // health check of every member; m3's likewise before the workers join.
+    let order = std::fs::read_to_string(shared.join("calls.log")).unwrap();
+    let lines: Vec<&str> = order.lines().collect();
+    let at = |prefix: &str| {
+        lines
+            .iter()
+            .position(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no `{prefix}` in the calls log:\n{order}"))
+    };
+    let join = "kubeadm join --config /etc/kubernetes/bundle/kubeadm-join.yaml";
+    let exec =
+        "kubectl --kubeconfig /etc/kubernetes/admin.conf -n kube-system exec etcd-m1 -- etcdctl ";
+    for (m, next) in [("m2", "m3"), ("m3", "w1")] {
+        let (joined, next_joined) = (at(&format!("{m} {join}")), at(&format!("{next} {join}")));
+        assert!(joined < next_joined, "{m} joined after {next}:\n{order}");
+        let between: Vec<&str> = lines[joined..next_joined]
+            .iter()
+            .copied()
+            .filter(|l| l.starts_with(&format!("{m} {exec}")))
+            .collect();
+        let lists = between
+            .iter()
+            .filter(|l| l.ends_with(" member list"))
+            .count();
+        assert!(
+            lists >= 3,
+            "{m}: the etcd member was not waited for:\n{order}"
+        );
+        assert!(
+            between
+                .last()
+                .is_some_and(|l| l.ends_with(" endpoint health --cluster")),
+            "{m}: {between:?}"
+        );
+        assert!(
+            at(&format!("{m} {exec}")) > joined,
+            "{m}: etcd asked before the join"
+        );
+    }
+    let last_m3_check = lines
+        .iter()
+        .rposition(|l| l.starts_with(&format!("m3 {exec}")))
+        .unwrap();
+    assert!(at(&format!("w2 {join}")) > last_m3_check, "{order}");
+
     let nodes = std::fs::read_to_string(shared.join("nodes")).unwrap();
     assert_eq!(nodes.lines().count(), 5, "{nodes}");
     let etcd = std::fs::read_to_string(shared.join("etcd-members")).unwrap();

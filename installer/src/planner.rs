@@ -865,8 +865,16 @@ pub fn plan(
         add(PhaseName::Init, first, 0, s);
     }
 
+    // etcdctl in the first master's etcd pod, through the API (any host with admin.conf).
+    let etcdctl = format!(
+        "{kubectl} -n kube-system exec etcd-{} -- etcdctl --endpoints=https://127.0.0.1:2379 --cacert=/etc/kubernetes/pki/etcd/ca.crt --cert=/etc/kubernetes/pki/etcd/server.crt --key=/etc/kubernetes/pki/etcd/server.key",
+        first.name
+    );
+
     // 7. join: refresh the uploaded certificates (they expire after 2 hours), then
-    // one master at a time, then every worker at once.
+    // one master at a time, each waiting for its etcd member to be started (a voter,
+    // not a learner) and every member healthy before the next one joins, then every
+    // worker at once.
     let mut wave = 0;
     if masters.len() > 1 {
         add(
@@ -918,6 +926,18 @@ pub fn plan(
                     "root's kubeconfig",
                     format!("install -D -m 0600 {KUBECONFIG} /root/.kube/config"),
                     Some(format!("cmp -s {KUBECONFIG} /root/.kube/config")),
+                ),
+                wait(
+                    "join/etcd",
+                    &format!(
+                        "this master's etcd member is started and every member healthy (etcd on `{}` asked) before the next master joins",
+                        first.name
+                    ),
+                    format!(
+                        "{etcdctl} member list | awk -F', ' '$2 == \"started\" && $3 == \"{}\" && $6 == \"false\" {{ found = 1 }} END {{ exit !found }}' && {etcdctl} endpoint health --cluster",
+                        m.name
+                    ),
+                    300,
                 ),
             ],
         );
@@ -986,10 +1006,6 @@ pub fn plan(
 
     // 9. verify
     let node_count = cluster.nodes.len();
-    let etcdctl = format!(
-        "{kubectl} -n kube-system exec etcd-{} -- etcdctl --endpoints=https://127.0.0.1:2379 --cacert=/etc/kubernetes/pki/etcd/ca.crt --cert=/etc/kubernetes/pki/etcd/server.crt --key=/etc/kubernetes/pki/etcd/server.key member list",
-        first.name
-    );
     for n in &cluster.nodes {
         let mut s = Vec::new();
         if n.name == first.name {
@@ -1004,7 +1020,7 @@ pub fn plan(
                 &format!("etcd has {} started members, one per master", masters.len()),
                 or_fail(
                     &format!(
-                        "[ \"$({etcdctl} | grep -c ', started, ')\" -eq {} ]",
+                        "[ \"$({etcdctl} member list | grep -c ', started, ')\" -eq {} ]",
                         masters.len()
                     ),
                     "etcd members differ from the masters",

@@ -64,6 +64,49 @@ fn masters_join_one_at_a_time_then_workers_together() {
 }
 
 #[test]
+fn each_master_joins_only_after_the_previous_masters_etcd_member_is_healthy() {
+    let plan = plan(&cluster(3, 5), &facts(), &inputs()).unwrap();
+    let join = plan
+        .phases
+        .iter()
+        .find(|p| p.name == PhaseName::Join)
+        .unwrap();
+    let of = |host: &str| join.hosts.iter().find(|h| h.host == host).unwrap();
+    // The first master inits; it has no member to wait for.
+    assert!(of("server5").steps.iter().all(|s| s.id != "join/etcd"));
+    for (m, next) in [("server6", "server7"), ("server7", "server8")] {
+        let hs = of(m);
+        let ids: Vec<&str> = hs.steps.iter().map(|s| s.id.as_str()).collect();
+        // Last step of the master's wave: after its kubeadm join, before anything
+        // of the next wave (the next master, then the workers).
+        assert_eq!(ids.last(), Some(&"join/etcd"), "{m}: {ids:?}");
+        let kubeadm = ids.iter().position(|i| *i == "join/kubeadm").unwrap();
+        assert!(kubeadm < ids.len() - 1);
+        assert!(of(next).wave > hs.wave, "{next} joins in the wave of {m}");
+        let HostStep::WaitFor {
+            condition,
+            timeout_secs,
+        } = &hs.steps.last().unwrap().action
+        else {
+            panic!("{m}: join/etcd is not a wait")
+        };
+        assert!(*timeout_secs >= 60);
+        assert!(
+            condition.contains("-n kube-system exec etcd-server5 -- etcdctl ")
+                && condition.contains(" member list | awk ")
+                && condition.contains(&format!("$3 == \"{m}\""))
+                && condition.contains("$2 == \"started\"")
+                && condition.ends_with(" endpoint health --cluster"),
+            "{m}: {condition}"
+        );
+    }
+    // Workers join together, after the last master's member.
+    assert!(["server9", "server10", "server11", "server12"]
+        .iter()
+        .all(|w| of(w).wave == of("server8").wave));
+}
+
+#[test]
 fn every_step_id_is_unique_per_host_and_every_command_has_no_secret() {
     let plan = plan(&cluster(3, 1), &facts(), &inputs()).unwrap();
     for h in &plan.hosts {

@@ -2,7 +2,8 @@
 # FAKE kubeadm @VERSION@ (bundle-testbed test double, shipped in the test `kubeadm` RPM).
 # Not for real machines.
 #
-# Records every call in /var/log/fake-k8s/calls.log ("kubeadm ARGS") and a copy of each
+# Records every call in /var/log/fake-k8s/calls.log ("kubeadm ARGS"), in the order of the
+# whole cluster in /var/lib/fake-k8s-shared/calls.log ("HOST kubeadm ARGS"), and a copy of each
 # --config file in /var/log/fake-k8s/configs/<subcommand>-<file name>. Checks its inputs
 # and answers like kubeadm:
 #   config images pull|list --config F   the control plane images under F's imageRepository
@@ -22,7 +23,9 @@
 #   version [-o short]
 # Cluster state shared between hosts (the double's "API"): /var/lib/fake-k8s-shared
 # (bind-mounted from the testbed): pki/ca.{crt,key}, endpoint, tokens, certificate-key,
-# nodes ("NAME ROLE ADDRESS"), etcd-members ("NAME ADDRESS").
+# nodes ("NAME ROLE ADDRESS"), etcd-members ("NAME ADDRESS UNSTARTED": a joining
+# master's member is listed `unstarted` by as many `etcdctl member list` answers as the
+# file etcd-unstarted-lists says, none without it, so that a test sees an install wait).
 set -u
 VERSION=@VERSION@
 LOG=/var/log/fake-k8s
@@ -31,6 +34,7 @@ K=/etc/kubernetes
 RUNDIR=/run/fake-k8s
 mkdir -p "$LOG/configs" "$RUNDIR"
 echo "kubeadm $*" >>"$LOG/calls.log"
+[ -d "$SHARED" ] && echo "$(hostname) kubeadm $*" >>"$SHARED/calls.log"
 
 die() {
     echo "$*" >&2
@@ -94,9 +98,10 @@ start_apiserver() { # the static pod's stand-in
     die "the fake API server did not start (see $LOG/apiserver.log)"
 }
 
-register() { # NAME ROLE: the node (and its etcd member) in the shared registry
-    local addr
+register() { # NAME ROLE [JOIN]: the node (and its etcd member) in the shared registry
+    local addr unstarted=0
     addr=$(my_address)
+    [ -n "${3:-}" ] && unstarted=$(cat "$SHARED/etcd-unstarted-lists" 2>/dev/null || echo 0)
     (
         flock 9
         grep -v "^$1 " "$SHARED/nodes" 2>/dev/null >"$SHARED/nodes.new"
@@ -104,7 +109,7 @@ register() { # NAME ROLE: the node (and its etcd member) in the shared registry
         mv "$SHARED/nodes.new" "$SHARED/nodes"
         if [ "$2" = control-plane ]; then
             grep -v "^$1 " "$SHARED/etcd-members" 2>/dev/null >"$SHARED/etcd.new"
-            echo "$1 $addr" >>"$SHARED/etcd.new"
+            echo "$1 $addr $unstarted" >>"$SHARED/etcd.new"
             mv "$SHARED/etcd.new" "$SHARED/etcd-members"
         fi
     ) 9>"$SHARED/.lock"
@@ -318,7 +323,7 @@ join | "join "*)
         start_apiserver
     fi
     kubeconfig "$K/kubelet.conf" "system:node:$name"
-    register "$name" "$([ -n "$cp" ] && echo control-plane || echo worker)"
+    register "$name" "$([ -n "$cp" ] && echo control-plane || echo worker)" join
     echo "[kubelet-start] Starting the kubelet"
     echo
     echo "This node has joined the cluster$([ -n "$cp" ] && echo " and a new control plane instance was created"):"

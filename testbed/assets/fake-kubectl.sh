@@ -3,7 +3,8 @@
 # Not for real machines.
 #
 # Records every call in /var/log/fake-k8s/calls.log ("kubectl ARGS"; the manifest read
-# from stdin with `-f -` follows, indented). Needs a kubeconfig (--kubeconfig, $KUBECONFIG
+# from stdin with `-f -` follows, indented) and, in the order of the whole cluster, in
+# /var/lib/fake-k8s-shared/calls.log ("HOST kubectl ARGS"). Needs a kubeconfig (--kubeconfig, $KUBECONFIG
 # or ~/.kube/config) whose API server answers (the fake one kubeadm starts, usually
 # through the VIP). Reads the cluster from /var/lib/fake-k8s-shared (see fake kubeadm):
 #   get nodes [--no-headers] [-o wide|name]  the registered nodes; Ready once a manifest
@@ -12,7 +13,12 @@
 #                                   applied/ folder, prints one line per object
 #   rollout status daemonset/NAME   succeeds once NAME was applied
 #   -n kube-system get pods -l component=etcd|kube-apiserver
-#   -n kube-system exec etcd-NODE -- etcdctl … member list | endpoint health
+#   -n kube-system exec etcd-NODE -- etcdctl … member list | endpoint health [--cluster]
+#                                   members from the shared etcd-members; a joining one is
+#                                   `unstarted` (no name, no client URL, not in --cluster
+#                                   health) for its first etcd-unstarted-lists member lists
+#                                   (see the fake kubeadm), as etcd lists a member added but
+#                                   not yet running
 #   delete node N, drain N, cordon N, uncordon N, get --raw /readyz, version, cluster-info
 set -u
 VERSION=@VERSION@
@@ -20,6 +26,7 @@ LOG=/var/log/fake-k8s
 SHARED=/var/lib/fake-k8s-shared
 mkdir -p "$LOG/applied"
 echo "kubectl $*" >>"$LOG/calls.log"
+[ -d "$SHARED" ] && echo "$(hostname) kubectl $*" >>"$SHARED/calls.log"
 die() {
     echo "$*" >&2
     exit 1
@@ -133,9 +140,26 @@ apply)
     fi
     case " ${rest[*]} " in
     *" member list "*)
-        while read -r name addr; do
-            id=$(echo -n "$name" | sha256sum | cut -c1-16)
-            echo "$id, started, $name, https://$addr:2380, https://$addr:2379, false"
+        (
+            flock 9
+            : >"$SHARED/etcd.new"
+            while read -r name addr unstarted; do
+                id=$(echo -n "$name" | sha256sum | cut -c1-16)
+                if [ "${unstarted:-0}" -gt 0 ]; then
+                    echo "$id, unstarted, , https://$addr:2380, , false"
+                    echo "$name $addr $((unstarted - 1))" >>"$SHARED/etcd.new"
+                else
+                    echo "$id, started, $name, https://$addr:2380, https://$addr:2379, false"
+                    echo "$name $addr 0" >>"$SHARED/etcd.new"
+                fi
+            done <"$SHARED/etcd-members"
+            mv "$SHARED/etcd.new" "$SHARED/etcd-members"
+        ) 9>"$SHARED/.lock"
+        ;;
+    *" endpoint health "*" --cluster "*)
+        while read -r name addr unstarted; do
+            [ "${unstarted:-0}" -gt 0 ] ||
+                echo "https://$addr:2379 is healthy: successfully committed proposal: took = 2.1ms"
         done <"$SHARED/etcd-members"
         ;;
     *" endpoint health "*) echo "https://127.0.0.1:2379 is healthy: successfully committed proposal: took = 2.1ms" ;;

@@ -632,7 +632,10 @@ impl TestCluster {
     }
 
     /// Folder bind-mounted at `/var/lib/fake-k8s-shared` in every host (the fakes' node
-    /// registry: `nodes`, `etcd-members`, the CA, tokens, the certificate key).
+    /// registry: `nodes`, `etcd-members`, the CA, tokens, the certificate key; `calls.log`,
+    /// every kubeadm and kubectl call of every host in order, `HOST kubeadm ARGS`; write
+    /// a number to `etcd-unstarted-lists` to have joining masters' etcd members listed
+    /// `unstarted` by that many `etcdctl member list` answers).
     pub fn shared_dir(&self) -> PathBuf {
         self.dir.path().join("shared")
     }

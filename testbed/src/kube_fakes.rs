@@ -11,13 +11,17 @@
 //! --print-join-command`, `kubeadm join --config F` (checks the token, CA hash and
 //! certificate key against the cluster), `kubeadm reset -f`; `kubectl get nodes`,
 //! `apply --server-side -f`, `rollout status daemonset/…`, `exec etcd-… -- etcdctl member
-//! list`. Masters run a fake API server on :6443 (`assets/fake-apiserver.py`, started
-//! by the fake kubeadm like a static pod) answering `/readyz` over TLS, for haproxy's
-//! health checks and the VIP checks.
+//! list` and `endpoint health [--cluster]`. Masters run a fake API server on :6443
+//! (`assets/fake-apiserver.py`, started by the fake kubeadm like a static pod) answering
+//! `/readyz` over TLS, for haproxy's health checks and the VIP checks.
 //!
 //! The cluster's state lives in `/var/lib/fake-k8s-shared`, a folder the testbed
 //! bind-mounts into every host ([`crate::hosts::TestCluster::shared_dir`]): joining hosts
-//! register there and the fake kubectl on any master reads it.
+//! register there and the fake kubectl on any master reads it. Its `calls.log` has the
+//! kubeadm and kubectl calls of every host in one order (`HOST kubeadm ARGS`), and a
+//! number N in its `etcd-unstarted-lists` has a joining master's etcd member listed
+//! `unstarted` by the first N `etcdctl member list` answers, so that a test sees an
+//! install wait for it.
 //!
 //! ```no_run
 //! # fn main() -> anyhow::Result<()> {
