@@ -801,12 +801,22 @@ fn install_builds_an_ha_cluster_resumes_after_a_kill_and_changes_nothing_the_sec
             let o = s.c.run_in_host(h, &format!("test -e {f}"));
             assert!(!o.status.success(), "{h}: {f} is still there after reset");
         }
-        // (containerd stays: reset keeps the packages and the runtime, as kubeadm's.)
-        for unit in ["haproxy", "keepalived", "kubelet"] {
+        // Every unit the plan started is stopped (the packages stay).
+        for unit in ["haproxy", "keepalived", "kubelet", "containerd"] {
             let o =
                 s.c.run_in_host(h, &format!("systemctl is-active --quiet {unit}"));
             assert!(!o.status.success(), "{h}: {unit} still runs after reset");
         }
+        // containerd really ended: no pid file of the systemctl double, no process.
+        let o = s.c.run_in_host(
+            h,
+            "test ! -e /run/fake-systemd/containerd.pid && ! pgrep -x containerd",
+        );
+        assert!(
+            o.status.success(),
+            "{h}: containerd still runs: {}",
+            text(&o)
+        );
         assert!(s.calls(h).contains("kubeadm reset"), "{h}");
     }
     assert!(vip_holders(&s).is_empty(), "the VIP is still held");

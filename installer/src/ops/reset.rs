@@ -1,7 +1,9 @@
 //! `bundle reset`: undo what the last install's plan did on its hosts: `kubeadm reset`,
-//! the services it started stopped and disabled, every file it wrote removed (the
-//! yum `.repo` file among them), the VIP dropped. Packages stay installed. The
-//! state folder forgets the hosts, so a later install starts from scratch.
+//! the services it started stopped and disabled (containerd last, after `kubeadm reset`
+//! has removed the containers through it and the kubelet is stopped), every file it
+//! wrote removed (the yum `.repo` file and containerd's configuration among them), the
+//! VIP dropped. Packages stay installed. The state folder forgets the hosts, so a later
+//! install starts from scratch.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -37,8 +39,15 @@ pub struct ResetOutcome {
     pub hosts: Vec<String>,
 }
 
-/// Units the plan starts, stopped and disabled by a reset.
-const UNITS: &[&str] = &["keepalived", "haproxy", "kubelet", "bundle-repo.service"];
+/// Units the plan starts, stopped and disabled by a reset, in this order: containerd
+/// after the kubelet, which would otherwise start the pods again.
+const UNITS: &[&str] = &[
+    "keepalived",
+    "haproxy",
+    "kubelet",
+    "containerd",
+    "bundle-repo.service",
+];
 
 /// The commands that undo `plan` on `host`.
 pub fn reset_script(plan: &Plan, host: &str) -> String {
