@@ -448,7 +448,9 @@ fn install_names_an_unreachable_host_and_how_to_check_it() {
     );
     // Nothing ran: the plan is recorded, no step is.
     assert!(s.path("bundle-state/prod/plan.json").is_file());
-    assert!(!s.path("bundle-state/prod/_state/records/server5.jsonl").exists());
+    assert!(!s
+        .path("bundle-state/prod/_state/records/server5.jsonl")
+        .exists());
 }
 
 #[test]

@@ -287,7 +287,12 @@ mod tests {
             .unwrap()
             .replace("files/a", "../a");
         let err = BundleIndex::from_json(json.as_bytes()).unwrap_err();
-        let cause = std::error::Error::source(&err).map(|c| c.to_string()).unwrap_or_default();
-        assert!(matches!(err, Error::IndexMalformed(_)) && cause.contains("`../a`"), "{err}: {cause}");
+        let cause = std::error::Error::source(&err)
+            .map(|c| c.to_string())
+            .unwrap_or_default();
+        assert!(
+            matches!(err, Error::IndexMalformed(_)) && cause.contains("`../a`"),
+            "{err}: {cause}"
+        );
     }
 }

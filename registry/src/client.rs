@@ -30,7 +30,11 @@ pub struct Credentials {
 
 impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Credentials {{ username: {:?}, password: <redacted> }}", self.username)
+        write!(
+            f,
+            "Credentials {{ username: {:?}, password: <redacted> }}",
+            self.username
+        )
     }
 }
 
@@ -65,18 +69,35 @@ pub struct RegistryClient {
     retry: RetryPolicy,
 }
 
-const ACCEPTED: &[&str] = &[oci::MEDIA_OCI_INDEX, oci::MEDIA_OCI_MANIFEST, oci::MEDIA_DOCKER_LIST, oci::MEDIA_DOCKER_MANIFEST];
+const ACCEPTED: &[&str] = &[
+    oci::MEDIA_OCI_INDEX,
+    oci::MEDIA_OCI_MANIFEST,
+    oci::MEDIA_DOCKER_LIST,
+    oci::MEDIA_DOCKER_MANIFEST,
+];
 
 impl RegistryClient {
     /// Builds a client; reads the CA files.
     pub fn new(opts: &ClientOptions) -> Result<Self, Error> {
         let mut extra_root_certificates = Vec::new();
         for path in &opts.ca_files {
-            let data = std::fs::read(path).map_err(|e| Error::CaFile { path: path.clone(), detail: e.to_string() })?;
-            if !data.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") {
-                return Err(Error::CaFile { path: path.clone(), detail: "no PEM certificate in it".into() });
+            let data = std::fs::read(path).map_err(|e| Error::CaFile {
+                path: path.clone(),
+                detail: e.to_string(),
+            })?;
+            if !data
+                .windows(27)
+                .any(|w| w == b"-----BEGIN CERTIFICATE-----")
+            {
+                return Err(Error::CaFile {
+                    path: path.clone(),
+                    detail: "no PEM certificate in it".into(),
+                });
             }
-            extra_root_certificates.push(Certificate { encoding: CertificateEncoding::Pem, data });
+            extra_root_certificates.push(Certificate {
+                encoding: CertificateEncoding::Pem,
+                data,
+            });
         }
         let protocol = if opts.plain_http.is_empty() {
             ClientProtocol::Https
@@ -94,17 +115,36 @@ impl RegistryClient {
             Some(c) => RegistryAuth::Basic(c.username.clone(), c.password.clone()),
             None => RegistryAuth::Anonymous,
         };
-        Ok(Self { client: Client::new(config), auth, retry: opts.retry })
+        Ok(Self {
+            client: Client::new(config),
+            auth,
+            retry: opts.retry,
+        })
     }
 
     /// Fetches a manifest or index by tag or digest, raw. When `selector` is a digest,
     /// the content is checked against it.
-    pub async fn pull_manifest(&self, registry: &str, repository: &str, selector: &str) -> Result<RawManifest, Error> {
+    pub async fn pull_manifest(
+        &self,
+        registry: &str,
+        repository: &str,
+        selector: &str,
+    ) -> Result<RawManifest, Error> {
         let reference = reference(registry, repository, selector);
-        let what = format!("{repository}{}{selector}", if selector.starts_with("sha256:") { "@" } else { ":" });
+        let what = format!(
+            "{repository}{}{selector}",
+            if selector.starts_with("sha256:") {
+                "@"
+            } else {
+                ":"
+            }
+        );
         let (bytes, _) = self
             .retry
-            .run(&format!("manifest {what}"), is_transient, || self.client.pull_manifest_raw(&reference, &self.auth, ACCEPTED))
+            .run(&format!("manifest {what}"), is_transient, || {
+                self.client
+                    .pull_manifest_raw(&reference, &self.auth, ACCEPTED)
+            })
             .await
             .map_err(|e| classify_manifest(registry, repository, &what, e))?;
         let digest = Sha256Digest::of(&bytes);
@@ -123,24 +163,46 @@ impl RegistryClient {
             what: what.clone(),
             detail: "the manifest is not JSON with a known media type".into(),
         })?;
-        Ok(RawManifest { bytes: bytes.to_vec(), digest, media_type })
+        Ok(RawManifest {
+            bytes: bytes.to_vec(),
+            digest,
+            media_type,
+        })
     }
 
     /// Streams a blob into `dest` (through `dest.partial`), checking its digest.
-    pub async fn pull_blob_to_file(&self, registry: &str, repository: &str, digest: &Sha256Digest, dest: &Path) -> Result<(), Error> {
+    pub async fn pull_blob_to_file(
+        &self,
+        registry: &str,
+        repository: &str,
+        digest: &Sha256Digest,
+        dest: &Path,
+    ) -> Result<(), Error> {
         let reference = reference(registry, repository, &digest.to_string());
-        let descriptor = OciDescriptor { digest: digest.to_string(), ..Default::default() };
+        let descriptor = OciDescriptor {
+            digest: digest.to_string(),
+            ..Default::default()
+        };
         let partial = partial_path(dest);
-        let io_err = |source| Error::Io { path: partial.clone(), source };
+        let io_err = |source| Error::Io {
+            path: partial.clone(),
+            source,
+        };
         let pull = || async {
             let file = tokio::fs::File::create(&partial).await?;
             let mut out = tokio::io::BufWriter::with_capacity(1 << 20, file);
-            self.client.pull_blob(&reference, &descriptor, &mut out).await?;
+            self.client
+                .pull_blob(&reference, &descriptor, &mut out)
+                .await?;
             out.flush().await?;
             out.into_inner().sync_data().await?;
             Ok::<_, OciDistributionError>(())
         };
-        match self.retry.run(&format!("blob {digest}"), is_transient, pull).await {
+        match self
+            .retry
+            .run(&format!("blob {digest}"), is_transient, pull)
+            .await
+        {
             Ok(()) => tokio::fs::rename(&partial, dest).await.map_err(io_err),
             Err(source) => {
                 let _ = tokio::fs::remove_file(&partial).await;
@@ -189,9 +251,11 @@ fn is_transient(e: &OciDistributionError) -> bool {
         OciDistributionError::RequestError(r) => !r.is_builder() && !r.is_redirect(),
         OciDistributionError::IoError(_) => true,
         OciDistributionError::DigestError(_) => true,
-        OciDistributionError::RegistryError { envelope, .. } => {
-            envelope.errors.iter().any(|e| format!("{:?}", e.code).to_ascii_uppercase().contains("TOOMANYREQUESTS"))
-        }
+        OciDistributionError::RegistryError { envelope, .. } => envelope.errors.iter().any(|e| {
+            format!("{:?}", e.code)
+                .to_ascii_uppercase()
+                .contains("TOOMANYREQUESTS")
+        }),
         _ => false,
     }
 }
@@ -202,12 +266,15 @@ fn is_unreachable(e: &OciDistributionError) -> bool {
 
 fn is_unauthorized(e: &OciDistributionError) -> bool {
     match e {
-        OciDistributionError::AuthenticationFailure(_) | OciDistributionError::UnauthorizedError { .. } => true,
+        OciDistributionError::AuthenticationFailure(_)
+        | OciDistributionError::UnauthorizedError { .. } => true,
         OciDistributionError::ServerError { code, .. } => *code == 401 || *code == 403,
-        OciDistributionError::RegistryError { envelope, .. } => envelope
-            .errors
-            .iter()
-            .any(|e| matches!(format!("{:?}", e.code).to_ascii_uppercase().as_str(), "UNAUTHORIZED" | "DENIED")),
+        OciDistributionError::RegistryError { envelope, .. } => envelope.errors.iter().any(|e| {
+            matches!(
+                format!("{:?}", e.code).to_ascii_uppercase().as_str(),
+                "UNAUTHORIZED" | "DENIED"
+            )
+        }),
         _ => false,
     }
 }
@@ -217,30 +284,69 @@ fn is_not_found(e: &OciDistributionError) -> bool {
         OciDistributionError::ImageManifestNotFoundError(_) => true,
         OciDistributionError::ServerError { code, .. } => *code == 404,
         OciDistributionError::RegistryError { envelope, .. } => envelope.errors.iter().any(|e| {
-            matches!(format!("{:?}", e.code).to_ascii_uppercase().as_str(), "MANIFESTUNKNOWN" | "NAMEUNKNOWN" | "MANIFEST_UNKNOWN" | "NAME_UNKNOWN")
+            matches!(
+                format!("{:?}", e.code).to_ascii_uppercase().as_str(),
+                "MANIFESTUNKNOWN" | "NAMEUNKNOWN" | "MANIFEST_UNKNOWN" | "NAME_UNKNOWN"
+            )
         }),
         _ => false,
     }
 }
 
-fn classify_manifest(registry: &str, repository: &str, what: &str, source: OciDistributionError) -> Error {
+fn classify_manifest(
+    registry: &str,
+    repository: &str,
+    what: &str,
+    source: OciDistributionError,
+) -> Error {
     if is_unreachable(&source) {
-        Error::Unreachable { registry: registry.into(), source: Box::new(source) }
+        Error::Unreachable {
+            registry: registry.into(),
+            source: Box::new(source),
+        }
     } else if is_unauthorized(&source) {
-        Error::Unauthorized { registry: registry.into(), repository: repository.into(), source: Box::new(source) }
+        Error::Unauthorized {
+            registry: registry.into(),
+            repository: repository.into(),
+            source: Box::new(source),
+        }
     } else if is_not_found(&source) {
-        Error::NotFound { reference: what.into(), registry: registry.into() }
+        Error::NotFound {
+            reference: what.into(),
+            registry: registry.into(),
+        }
     } else {
-        Error::Manifest { reference: what.into(), registry: registry.into(), source: Box::new(source) }
+        Error::Manifest {
+            reference: what.into(),
+            registry: registry.into(),
+            source: Box::new(source),
+        }
     }
 }
 
-fn classify_blob(registry: &str, repository: &str, digest: &Sha256Digest, source: OciDistributionError) -> Error {
+fn classify_blob(
+    registry: &str,
+    repository: &str,
+    digest: &Sha256Digest,
+    source: OciDistributionError,
+) -> Error {
     if is_unreachable(&source) {
-        Error::Unreachable { registry: registry.into(), source: Box::new(source) }
+        Error::Unreachable {
+            registry: registry.into(),
+            source: Box::new(source),
+        }
     } else if is_unauthorized(&source) {
-        Error::Unauthorized { registry: registry.into(), repository: repository.into(), source: Box::new(source) }
+        Error::Unauthorized {
+            registry: registry.into(),
+            repository: repository.into(),
+            source: Box::new(source),
+        }
     } else {
-        Error::Blob { digest: digest.to_string(), registry: registry.into(), repository: repository.into(), source: Box::new(source) }
+        Error::Blob {
+            digest: digest.to_string(),
+            registry: registry.into(),
+            repository: repository.into(),
+            source: Box::new(source),
+        }
     }
 }

@@ -16,14 +16,23 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        Self { attempts: 5, initial_delay: Duration::from_millis(200), max_delay: Duration::from_secs(5) }
+        Self {
+            attempts: 5,
+            initial_delay: Duration::from_millis(200),
+            max_delay: Duration::from_secs(5),
+        }
     }
 }
 
 impl RetryPolicy {
     /// Runs `op` until it succeeds, fails with an error `transient` rejects, or runs out
     /// of attempts.
-    pub async fn run<T, E, F, Fut>(&self, what: &str, transient: impl Fn(&E) -> bool, mut op: F) -> Result<T, E>
+    pub async fn run<T, E, F, Fut>(
+        &self,
+        what: &str,
+        transient: impl Fn(&E) -> bool,
+        mut op: F,
+    ) -> Result<T, E>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, E>>,
@@ -35,7 +44,10 @@ impl RetryPolicy {
             match op().await {
                 Ok(v) => return Ok(v),
                 Err(e) if attempt < self.attempts && transient(&e) => {
-                    tracing::warn!("{what}: {e}; retrying in {delay:?} (attempt {attempt} of {})", self.attempts);
+                    tracing::warn!(
+                        "{what}: {e}; retrying in {delay:?} (attempt {attempt} of {})",
+                        self.attempts
+                    );
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(self.max_delay);
                     attempt += 1;

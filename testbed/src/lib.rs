@@ -11,8 +11,8 @@
 //! Everything binds to 127.0.0.1 and ends the processes it started, by PID, on drop.
 
 pub mod files;
-pub mod hosts;
 pub mod harbor;
+pub mod hosts;
 pub mod images;
 pub mod kube_fakes;
 pub mod proxy;

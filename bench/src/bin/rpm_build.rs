@@ -20,7 +20,7 @@ fn upstream(total: usize, repo: &Path, work: &Path) -> anyhow::Result<Vec<String
     for b in 0..bases {
         let spec = RpmSpec::new(&format!("base{b}"), "1.0-1.el9", "x86_64")
             .files(&[&format!("/usr/lib64/libbase{b}.so.1")]);
-        specs.push(if b % 3 == 0 {
+        specs.push(if b.is_multiple_of(3) {
             spec.provides(&[&format!("virtual-base{b}")])
         } else {
             spec
@@ -28,13 +28,13 @@ fn upstream(total: usize, repo: &Path, work: &Path) -> anyhow::Result<Vec<String
     }
     for l in 0..libs {
         let b = l % bases;
-        let need = if b % 3 == 0 {
+        let need = if b.is_multiple_of(3) {
             format!("virtual-base{b}")
         } else {
             format!("base{b} >= 1.0")
         };
         let mut spec = RpmSpec::new(&format!("lib{l}"), "2.1-3.el9", "x86_64").requires(&[&need]);
-        if l % 4 == 0 {
+        if l.is_multiple_of(4) {
             spec = spec.requires(&[&format!("/usr/lib64/libbase{}.so.1", (l + 7) % bases)]);
         }
         specs.push(spec);
