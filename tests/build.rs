@@ -7,8 +7,8 @@ use std::path::Path;
 
 use bundle_testbed::images::{self, Layer, TestImage};
 use bundle_testbed::Registry;
-use common::tool;
 use common::upstream::{Upstream, CALICO};
+use common::{extract, tool};
 use serde_json::Value;
 
 fn upstream() -> Upstream {
@@ -45,23 +45,6 @@ fn image_record<'a>(index: &'a Value, reference: &str) -> &'a Value {
         .iter()
         .find(|i| i["reference"] == reference)
         .unwrap_or_else(|| panic!("{reference} in index"))
-}
-
-fn extract(bundle: &Path, into: &Path) {
-    std::fs::create_dir_all(into).unwrap();
-    let (code, out) = tool(
-        "tar",
-        &[
-            "-I",
-            "zstd",
-            "-xf",
-            bundle.to_str().unwrap(),
-            "-C",
-            into.to_str().unwrap(),
-        ],
-        into,
-    );
-    assert_eq!(code, 0, "tar -x: {out}");
 }
 
 fn skopeo_raw(target: &str) -> Vec<u8> {

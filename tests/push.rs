@@ -14,7 +14,7 @@ use bundle_testbed::proxy::{Fault, FaultPattern, Proxy};
 use bundle_testbed::registry::RegistryOptions;
 use bundle_testbed::Registry;
 use common::upstream::Upstream;
-use common::{tool, Run, Session};
+use common::{extract, tool, Run, Session};
 use serde_json::Value;
 
 /// The default manifest's images, as the bundle names them.
@@ -151,23 +151,6 @@ fn manifest_puts(log: &str) -> usize {
     log.lines()
         .filter(|l| l.contains("\"PUT /v2/") && l.contains("/manifests/") && l.contains("\" 201 "))
         .count()
-}
-
-fn extract(bundle: &Path, into: &Path) {
-    std::fs::create_dir_all(into).unwrap();
-    let (code, out) = tool(
-        "tar",
-        &[
-            "-I",
-            "zstd",
-            "-xf",
-            bundle.to_str().unwrap(),
-            "-C",
-            into.to_str().unwrap(),
-        ],
-        into,
-    );
-    assert_eq!(code, 0, "tar -x: {out}");
 }
 
 /// Repositories in the registry's catalog.

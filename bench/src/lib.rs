@@ -6,6 +6,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{bail, Context};
+use bundle_testbed::images::{self, Layer, TestImage};
 
 /// Wall time and peak resident memory of one command (children included).
 #[derive(Debug, Clone, Copy, Default)]
@@ -86,4 +87,47 @@ pub fn row(what: &str, ours: Measure, theirs: Measure, target: &str) {
 pub fn header(ours: &str, theirs: &str) {
     println!("| step | {ours} | {theirs} | ratio | {ours} peak RSS | {theirs} peak RSS | target |");
     println!("|---|---|---|---|---|---|---|");
+}
+
+/// Images in the synthetic upstream of the image benchmarks.
+pub const IMAGES: u64 = 12;
+
+/// A fresh registry seeded with [`IMAGES`] images totalling `size_mib` MiB of layers:
+/// one base layer (1/8 of the data) shared by all, two own layers each, incompressible
+/// data like real gzip layers.
+pub fn image_upstream(
+    size_mib: u64,
+    work: &Path,
+) -> anyhow::Result<(bundle_testbed::Registry, Vec<TestImage>)> {
+    let registry = bundle_testbed::Registry::start()?;
+    let total = size_mib << 20;
+    let base = Layer {
+        seed: 7,
+        size: (total / 8) as usize,
+    };
+    let own = (total - total / 8) / IMAGES / 2;
+    let list: Vec<TestImage> = (0..IMAGES)
+        .map(|i| {
+            TestImage::new(
+                &format!("bench{i}"),
+                "v1",
+                &[
+                    base,
+                    Layer {
+                        seed: 100 + 2 * i,
+                        size: own as usize,
+                    },
+                    Layer {
+                        seed: 101 + 2 * i,
+                        size: own as usize,
+                    },
+                ],
+            )
+        })
+        .collect();
+    for image in &list {
+        images::seed(&registry.addr, image, &work.join("seed"))?;
+    }
+    std::fs::remove_dir_all(work.join("seed"))?;
+    Ok((registry, list))
 }

@@ -153,3 +153,21 @@ pub fn tool(cmd: &str, args: &[&str], dir: &Path) -> (i32, String) {
     text.push_str(&String::from_utf8_lossy(&out.stderr));
     (out.status.code().unwrap_or(-1), text)
 }
+
+/// Extracts a bundle with the real `tar` and `zstd`, as an operator would.
+pub fn extract(bundle: &Path, into: &Path) {
+    std::fs::create_dir_all(into).unwrap();
+    let (code, out) = tool(
+        "tar",
+        &[
+            "-I",
+            "zstd",
+            "-xf",
+            bundle.to_str().unwrap(),
+            "-C",
+            into.to_str().unwrap(),
+        ],
+        into,
+    );
+    assert_eq!(code, 0, "tar -x: {out}");
+}

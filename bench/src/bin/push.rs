@@ -6,47 +6,8 @@
 //!
 //! cargo build --release && cargo run --release -p bundle-bench --bin push [-- 1024]
 
-use std::path::Path;
-
-use bundle_bench::{bundle_binary, header, measure, row};
-use bundle_testbed::images::{self, Layer, TestImage};
+use bundle_bench::{bundle_binary, header, image_upstream, measure, row};
 use bundle_testbed::Registry;
-
-const IMAGES: u64 = 12;
-
-fn upstream(size_mib: u64, work: &Path) -> anyhow::Result<(Registry, Vec<TestImage>)> {
-    let registry = Registry::start()?;
-    let total = size_mib << 20;
-    let base = Layer {
-        seed: 7,
-        size: (total / 8) as usize,
-    };
-    let own = (total - total / 8) / IMAGES / 2;
-    let list: Vec<TestImage> = (0..IMAGES)
-        .map(|i| {
-            TestImage::new(
-                &format!("bench{i}"),
-                "v1",
-                &[
-                    base,
-                    Layer {
-                        seed: 100 + 2 * i,
-                        size: own as usize,
-                    },
-                    Layer {
-                        seed: 101 + 2 * i,
-                        size: own as usize,
-                    },
-                ],
-            )
-        })
-        .collect();
-    for image in &list {
-        images::seed(&registry.addr, image, &work.join("seed"))?;
-    }
-    std::fs::remove_dir_all(work.join("seed"))?;
-    Ok((registry, list))
-}
 
 fn main() -> anyhow::Result<()> {
     let sizes: Vec<u64> = std::env::args()
@@ -59,7 +20,7 @@ fn main() -> anyhow::Result<()> {
     for size in sizes {
         let work = tempfile::tempdir()?;
         let w = work.path();
-        let (upstream, list) = upstream(size, w)?;
+        let (upstream, list) = image_upstream(size, w)?;
         let addr = &upstream.addr.clone();
         let refs: String = list
             .iter()
