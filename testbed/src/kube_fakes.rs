@@ -33,9 +33,8 @@
 //! ```
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use anyhow::{bail, Context, Result};
+use anyhow::Result;
 
 use crate::rpms::RpmSpec;
 
@@ -145,25 +144,13 @@ pub fn build_with_files(
     work: &Path,
     out_dir: &Path,
 ) -> Result<PathBuf> {
-    let top = work.join(format!(
-        "rpmbuild-fake-{}-{}-{}",
-        spec.name, spec.version, spec.release
-    ));
+    let top = spec.build_dir(work);
     let sources = top.join("SOURCES");
     std::fs::create_dir_all(&sources)?;
-    let mut text = format!(
-        "Name: {}\nVersion: {}\nRelease: {}\nSummary: fake {} for bundle's tests (bundle-testbed)\nLicense: MIT\nBuildArch: {}\nAutoReqProv: no\n",
-        spec.name, spec.version, spec.release, spec.name, spec.arch
-    );
-    if spec.epoch != 0 {
-        text.push_str(&format!("Epoch: {}\n", spec.epoch));
-    }
-    for r in &spec.requires {
-        text.push_str(&format!("Requires: {r}\n"));
-    }
-    for p in &spec.provides {
-        text.push_str(&format!("Provides: {p}\n"));
-    }
+    let mut text = spec.preamble(&format!(
+        "fake {} for bundle's tests (bundle-testbed)",
+        spec.name
+    ));
     for (i, (_, body)) in files.iter().enumerate() {
         let src = format!("source{i}");
         std::fs::write(sources.join(&src), body)?;
@@ -186,27 +173,5 @@ pub fn build_with_files(
     for (path, _) in files {
         text.push_str(&format!("%attr(0755, root, root) {path}\n"));
     }
-    let spec_path = top.join(format!("{}.spec", spec.name));
-    std::fs::write(&spec_path, text)?;
-    let out = Command::new("rpmbuild")
-        .arg("--define")
-        .arg(format!("_topdir {}", top.display()))
-        .args(["--define", "_build_id_links none", "--quiet", "-bb"])
-        .arg(&spec_path)
-        .env("HOME", work)
-        .output()
-        .context("running rpmbuild (apt-get install rpm)")?;
-    if !out.status.success() {
-        bail!(
-            "rpmbuild of fake `{}` failed: {}",
-            spec.name,
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    let built = top.join("RPMS").join(&spec.arch).join(spec.file_name());
-    std::fs::create_dir_all(out_dir)?;
-    let dest = out_dir.join(spec.file_name());
-    std::fs::rename(&built, &dest).with_context(|| format!("moving {}", built.display()))?;
-    std::fs::remove_dir_all(&top)?;
-    Ok(dest)
+    spec.rpmbuild(&top, &text, work, out_dir)
 }

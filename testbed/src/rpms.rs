@@ -79,16 +79,11 @@ impl RpmSpec {
         )
     }
 
-    /// Builds it with `rpmbuild` (scratch under `work`) and moves the RPM into `out_dir`.
-    pub fn build(&self, work: &Path, out_dir: &Path) -> Result<PathBuf> {
-        let top = work.join(format!(
-            "rpmbuild-{}-{}-{}",
-            self.name, self.version, self.release
-        ));
-        std::fs::create_dir_all(&top)?;
+    /// The spec file's preamble: name, version, release, arch, epoch, requires, provides.
+    pub fn preamble(&self, summary: &str) -> String {
         let mut spec = format!(
-            "Name: {}\nVersion: {}\nRelease: {}\nSummary: fake {} for tests\nLicense: MIT\nBuildArch: {}\nAutoReqProv: no\n",
-            self.name, self.version, self.release, self.name, self.arch
+            "Name: {}\nVersion: {}\nRelease: {}\nSummary: {summary}\nLicense: MIT\nBuildArch: {}\nAutoReqProv: no\n",
+            self.name, self.version, self.release, self.arch
         );
         if self.epoch != 0 {
             spec.push_str(&format!("Epoch: {}\n", self.epoch));
@@ -99,6 +94,13 @@ impl RpmSpec {
         for p in &self.provides {
             spec.push_str(&format!("Provides: {p}\n"));
         }
+        spec
+    }
+
+    /// Builds it with `rpmbuild` (scratch under `work`) and moves the RPM into `out_dir`.
+    pub fn build(&self, work: &Path, out_dir: &Path) -> Result<PathBuf> {
+        let top = self.build_dir(work);
+        let mut spec = self.preamble(&format!("fake {} for tests", self.name));
         let mut files = self.files.clone();
         files.push(format!("/usr/share/{}/README", self.name));
         spec.push_str("%description\nA fake package built by bundle's tests.\n%install\n");
@@ -117,8 +119,29 @@ impl RpmSpec {
         for f in &files {
             spec.push_str(&format!("{f}\n"));
         }
+        self.rpmbuild(&top, &spec, work, out_dir)
+    }
+
+    /// The scratch `_topdir` for this package under `work`.
+    pub fn build_dir(&self, work: &Path) -> PathBuf {
+        work.join(format!(
+            "rpmbuild-{}-{}-{}",
+            self.name, self.version, self.release
+        ))
+    }
+
+    /// Runs `rpmbuild -bb` on `spec_text` in `top` (its `SOURCES/` already filled by the
+    /// caller, if any), moves the RPM into `out_dir` and removes `top`.
+    pub fn rpmbuild(
+        &self,
+        top: &Path,
+        spec_text: &str,
+        work: &Path,
+        out_dir: &Path,
+    ) -> Result<PathBuf> {
+        std::fs::create_dir_all(top)?;
         let spec_path = top.join(format!("{}.spec", self.name));
-        std::fs::write(&spec_path, spec)?;
+        std::fs::write(&spec_path, spec_text)?;
         let out = Command::new("rpmbuild")
             .arg("--define")
             .arg(format!("_topdir {}", top.display()))
@@ -138,7 +161,7 @@ impl RpmSpec {
         std::fs::create_dir_all(out_dir)?;
         let dest = out_dir.join(self.file_name());
         std::fs::rename(&built, &dest).with_context(|| format!("moving {}", built.display()))?;
-        std::fs::remove_dir_all(&top)?;
+        std::fs::remove_dir_all(top)?;
         Ok(dest)
     }
 }
