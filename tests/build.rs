@@ -526,3 +526,81 @@ fn build_without_key_creates_the_default_key_and_says_where_the_public_key_is() 
         run.stderr
     );
 }
+
+#[test]
+fn keygen_protects_the_key_and_build_needs_its_password() {
+    let up = upstream_with(vec![]);
+    up.s.write("m.yaml", up.manifest(&[]));
+    let out =
+        up.s.command(&["keygen", "--output", "site"])
+            .env("BUNDLE_KEY_PASSWORD", "correct horse")
+            .output()
+            .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let key = std::fs::read_to_string(up.s.path("site.key")).unwrap();
+    assert!(!key.contains("correct horse"));
+    // minisign itself accepts the public key: it verifies what bundle signs with it.
+    let pubkey = std::fs::read_to_string(up.s.path("site.pub")).unwrap();
+    assert!(
+        pubkey.starts_with("untrusted comment: minisign public key"),
+        "{pubkey}"
+    );
+
+    // No password and no terminal: the build stops before fetching anything, saying how.
+    let run =
+        up.s.run(&["build", "--manifest", "m.yaml", "--key", "site.key"]);
+    assert_eq!(run.code, 1, "{}", run.transcript());
+    assert!(
+        run.stderr
+            .contains("error: key `site.key` is password-protected and no password was given"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("hint: set BUNDLE_KEY_PASSWORD"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(up.files.requests(), 0);
+
+    // A wrong password is refused; the right one signs.
+    let out =
+        up.s.command(&["build", "--manifest", "m.yaml", "--key", "site.key"])
+            .env("BUNDLE_KEY_PASSWORD", "wrong")
+            .output()
+            .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Wrong password"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out =
+        up.s.command(&["build", "--manifest", "m.yaml", "--key", "site.key"])
+            .env("BUNDLE_KEY_PASSWORD", "correct horse")
+            .output()
+            .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ex = up.s.path("ex");
+    extract(&up.bundle_path(), &ex);
+    let (code, text) = tool(
+        "minisign",
+        &[
+            "-V",
+            "-p",
+            "site.pub",
+            "-m",
+            ex.join("bundle.json").to_str().unwrap(),
+        ],
+        &up.s.work(),
+    );
+    assert_eq!(code, 0, "{text}");
+}
