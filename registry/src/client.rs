@@ -293,11 +293,13 @@ fn is_not_found(e: &OciDistributionError) -> bool {
     }
 }
 
-fn classify_manifest(
+/// Unreachable and unauthorized mean the same for every request; anything else is
+/// what `other` makes of it (not found, or a manifest or blob failure).
+fn classify(
     registry: &str,
     repository: &str,
-    what: &str,
     source: OciDistributionError,
+    other: impl FnOnce(OciDistributionError) -> Error,
 ) -> Error {
     if is_unreachable(&source) {
         Error::Unreachable {
@@ -310,18 +312,31 @@ fn classify_manifest(
             repository: repository.into(),
             source: Box::new(source),
         }
-    } else if is_not_found(&source) {
-        Error::NotFound {
-            reference: what.into(),
-            registry: registry.into(),
-        }
     } else {
-        Error::Manifest {
-            reference: what.into(),
-            registry: registry.into(),
-            source: Box::new(source),
-        }
+        other(source)
     }
+}
+
+fn classify_manifest(
+    registry: &str,
+    repository: &str,
+    what: &str,
+    source: OciDistributionError,
+) -> Error {
+    classify(registry, repository, source, |source| {
+        if is_not_found(&source) {
+            Error::NotFound {
+                reference: what.into(),
+                registry: registry.into(),
+            }
+        } else {
+            Error::Manifest {
+                reference: what.into(),
+                registry: registry.into(),
+                source: Box::new(source),
+            }
+        }
+    })
 }
 
 fn classify_blob(
@@ -330,23 +345,10 @@ fn classify_blob(
     digest: &Sha256Digest,
     source: OciDistributionError,
 ) -> Error {
-    if is_unreachable(&source) {
-        Error::Unreachable {
-            registry: registry.into(),
-            source: Box::new(source),
-        }
-    } else if is_unauthorized(&source) {
-        Error::Unauthorized {
-            registry: registry.into(),
-            repository: repository.into(),
-            source: Box::new(source),
-        }
-    } else {
-        Error::Blob {
-            digest: digest.to_string(),
-            registry: registry.into(),
-            repository: repository.into(),
-            source: Box::new(source),
-        }
-    }
+    classify(registry, repository, source, |source| Error::Blob {
+        digest: digest.to_string(),
+        registry: registry.into(),
+        repository: repository.into(),
+        source: Box::new(source),
+    })
 }

@@ -109,14 +109,14 @@ pub async fn build(opts: &BuildOptions, report: &dyn BuildReporter) -> Result<Bu
         report,
     )?;
 
+    let http = http_client(&opts.registry)?;
     let (blobs, fetch_stats) =
-        fetch_content(&client, &cache, &manifest, &resolved, opts, report).await?;
+        fetch_content(&client, &http, &cache, &manifest, &resolved, opts, report).await?;
     for image in resolved.iter_mut().filter(|i| i.platforms.is_empty()) {
         image
             .platforms
             .extend(images::platform_from_config(&cache, image));
     }
-    let http = http_client(&opts.registry)?;
     let rpm_output = rpm::fetch(
         &manifest.spec.rpms,
         &RpmFetchOptions {
@@ -341,8 +341,10 @@ type FetchStats = (usize, u64, u64);
 
 /// Fetches every blob not yet cached (each once, however many images share it), then
 /// the files. Returns every blob the layout needs with its size.
+#[allow(clippy::too_many_arguments)]
 async fn fetch_content(
     client: &RegistryClient,
+    http: &reqwest::Client,
     cache: &Cache,
     manifest: &BundleManifest,
     images: &[ResolvedImage],
@@ -388,13 +390,10 @@ async fn fetch_content(
         .buffer_unordered(opts.jobs.max(1))
         .try_collect::<()>()
         .await?;
-    let http = http_client(&opts.registry)?;
     let mut stats = (count, to_fetch, cached);
     for f in &manifest.spec.files {
-        let (size, fetched) = files::fetch(&http, cache, f, &opts.registry.retry, &|n| {
-            report.fetched(n)
-        })
-        .await?;
+        let (size, fetched) =
+            files::fetch(http, cache, f, &opts.registry.retry, &|n| report.fetched(n)).await?;
         if fetched {
             stats.0 += 1;
             stats.1 += size;
