@@ -1,13 +1,59 @@
 //! `bundle push` against `skopeo copy --all --preserve-digests` of every image from the
 //! bundle's extracted OCI layout, into fresh registries (docker-registry on loopback);
 //! then a second `bundle push` of the same bundle (everything present) against
-//! `bundle verify`. The synthetic image set is the build benchmark's: a dozen images,
-//! one shared base layer, incompressible layers like real gzip layers.
+//! `bundle verify`; then the registry's ingest floor: every blob file of the extracted
+//! layout uploaded once into one repository of another fresh registry with curl, 8 in
+//! parallel, each a monolithic upload (POST, then PUT of the whole file with its digest),
+//! checked afterwards with HEAD requests. That is the least any client can make the
+//! registry ingest (bundle push uploads the shared base layer once and mounts it
+//! elsewhere, so the bytes are the same), and the registry shares the cores with the
+//! client. The synthetic image set is the build benchmark's: a dozen images, one shared
+//! base layer, incompressible layers like real gzip layers.
 //!
 //! cargo build --release && cargo run --release -p bundle-bench --bin push [-- 1024]
 
+use std::path::Path;
+use std::process::Command;
+
+use anyhow::bail;
 use bundle_bench::{bundle_binary, header, image_upstream, measure, row};
 use bundle_testbed::Registry;
+
+/// Fails unless `registry` has, in `repository`, every blob file of `dir` (named by its
+/// sha256 hex) at its size: HEAD of each blob with curl.
+fn check_blobs(dir: &Path, registry: &str, repository: &str) -> anyhow::Result<()> {
+    let mut checked = 0;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let hex = entry.file_name().to_string_lossy().into_owned();
+        let size = entry.metadata()?.len();
+        let out = Command::new("curl")
+            .arg("-sfI")
+            .arg(format!(
+                "http://{registry}/v2/{repository}/blobs/sha256:{hex}"
+            ))
+            .output()?;
+        let length = String::from_utf8_lossy(&out.stdout).lines().find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            if name.eq_ignore_ascii_case("content-length") {
+                value.trim().parse::<u64>().ok()
+            } else {
+                None
+            }
+        });
+        if !out.status.success() || length != Some(size) {
+            bail!(
+                "blob sha256:{hex} ({size} bytes) missing from {registry}/{repository} after the curl uploads (HEAD: {}, Content-Length: {length:?})",
+                out.status
+            );
+        }
+        checked += 1;
+    }
+    if checked == 0 {
+        bail!("no blobs in {}", dir.display());
+    }
+    Ok(())
+}
 
 fn main() -> anyhow::Result<()> {
     let sizes: Vec<u64> = std::env::args()
@@ -38,7 +84,7 @@ fn main() -> anyhow::Result<()> {
 
         // bundle push into a fresh registry, then again (everything present).
         let ours_target = Registry::start()?;
-        let push = format!("{bundle} -q push b.tar.zst --pubkey k.pub --registry {} --plain-http --scratch scratch --json > push.json", ours_target.addr);
+        let push = format!("{bundle} -q push b.tar.zst --pubkey k.pub --registry {} --plain-http --json > push.json", ours_target.addr);
         let ours = measure(w, &push)?;
         let again = measure(w, &push)?;
         let verify = measure(
@@ -63,6 +109,21 @@ fn main() -> anyhow::Result<()> {
         let theirs = measure(w, &copies.join(" && "))?;
         let theirs_again = measure(w, &copies.join(" && "))?;
 
+        // The registry's ingest floor: every blob once, with curl, into another fresh registry.
+        let floor_target = Registry::start()?;
+        let floor = measure(
+            w,
+            &format!(
+                r#"ls x/images/blobs/sha256 | xargs -P 8 -n 1 sh -c 'loc=$(curl -sf -o /dev/null -D - --data-binary "" http://{to}/v2/floor/blobs/blobs/uploads/ | tr -d "\r" | sed -n "s/^[Ll]ocation: //p"); case $loc in /*) loc=http://{to}$loc;; esac; case $loc in *\?*) loc="$loc&";; *) loc="$loc?";; esac; curl -sf -o /dev/null -H "Expect:" -H "Content-Type: application/octet-stream" -T x/images/blobs/sha256/$1 -X PUT "$loc"digest=sha256:$1' upload"#,
+                to = floor_target.addr
+            ),
+        )?;
+        check_blobs(
+            &w.join("x/images/blobs/sha256"),
+            &floor_target.addr,
+            "floor/blobs",
+        )?;
+
         let bytes = std::fs::metadata(w.join("b.tar.zst"))?.len();
         println!(
             "\n{size} MiB of layers ({} images, bundle {} MiB), {} cores:\n",
@@ -84,12 +145,24 @@ fn main() -> anyhow::Result<()> {
             verify,
             "≈ 1×",
         );
+        row(
+            "registry ingest floor: every blob uploaded with curl, 8 parallel (bundle push | curl)",
+            ours,
+            floor,
+            "—",
+        );
         println!(
             "\nbundle push verified the whole bundle in the same run; skopeo read a layout extracted beforehand with `tar -I zstd -x` ({:.2} s, not counted above).",
             extract.wall
         );
+        println!(
+            "registry ingest floor: {:.2} s = {:.2}× skopeo copy (bundle push's target is ≤ 0.5× skopeo copy).",
+            floor.wall,
+            floor.wall / theirs.wall
+        );
         drop(ours_target);
         drop(theirs_target);
+        drop(floor_target);
         if std::env::var_os("BENCH_KEEP").is_some() {
             println!("kept {}", work.keep().display());
         }
