@@ -1,11 +1,12 @@
-//! `bundle verify`: one streaming pass, signature first, every entry against the
-//! index; every way a bundle can be damaged or forged is rejected by name.
+//! `bundle verify`: signature first, every entry against the index; every way a bundle
+//! can be damaged or forged is rejected by name, the same whether the bundle is read in
+//! one pass (one zstd frame) or frame by frame on several threads (seek table).
 
 mod common;
 
 use std::path::PathBuf;
 
-use common::craft::{read_entries, sample_bundle, write_entries, RawEntry};
+use common::craft::{read_entries, sample_bundle, write_entries, write_entries_framed, RawEntry};
 use common::{redact, Session};
 
 struct Fixture {
@@ -32,13 +33,23 @@ impl Fixture {
         ])
     }
 
-    /// Re-packs the bundle after `change`, and verifies that.
+    /// Re-packs the bundle after `change` twice, as one zstd frame and as one frame per
+    /// entry with a seek table, and verifies both: the verdicts must be word for word
+    /// the same.
     fn tampered(&self, change: impl FnOnce(&mut Vec<RawEntry>)) -> common::Run {
         let mut entries = read_entries(&self.bundle);
         change(&mut entries);
         let out = self.s.path("tampered.tar.zst");
         write_entries(&entries, &out);
-        self.verify(&out)
+        let one_pass = self.verify(&out);
+        write_entries_framed(&entries, &out);
+        let framed = self.verify(&out);
+        assert_eq!(
+            one_pass.transcript(),
+            framed.transcript(),
+            "read in one pass (left) and frame by frame (right)"
+        );
+        one_pass
     }
 
     fn position(entries: &[RawEntry], name: &str) -> usize {
@@ -248,6 +259,89 @@ fn verify_rejects_truncated_bundle() {
     let cut = f.s.write("cut.tar.zst", &data[..data.len() / 2]);
     let run = f.verify(&cut);
     assert_rejected(&run, "error: bundle is truncated or corrupt");
+}
+
+/// The seek table's entries (compressed, decompressed) and where the first one starts.
+fn seek_table(data: &[u8]) -> (usize, Vec<(u32, u32)>) {
+    let n = data.len();
+    let le = |at: usize| u32::from_le_bytes(data[at..at + 4].try_into().unwrap());
+    assert_eq!(
+        le(n - 4),
+        0x8F92_EAB1,
+        "the writer ends bundles with a seek table"
+    );
+    let count = le(n - 9) as usize;
+    let start = n - 9 - 8 * count;
+    let frames = (0..count)
+        .map(|i| (le(start + 8 * i), le(start + 8 * i + 4)))
+        .collect();
+    (start, frames)
+}
+
+#[test]
+fn verify_reads_a_built_bundle_frame_by_frame() {
+    let f = fixture();
+    let data = std::fs::read(&f.bundle).unwrap();
+    let (_, frames) = seek_table(&data);
+    // Index and signature, then the three small files together.
+    assert_eq!(frames.len(), 2, "{frames:?}");
+    let run = f.s.run(&[
+        "verify",
+        f.bundle.to_str().unwrap(),
+        "--pubkey",
+        f.public.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(report["framesReadInParallel"], 2);
+    // `zstd -d` and tar see one ordinary archive: the table is a skippable frame.
+    let (code, listing) = common::tool(
+        "tar",
+        &["-I", "zstd", "-tf", f.bundle.to_str().unwrap()],
+        &f.s.work(),
+    );
+    assert_eq!(code, 0, "{listing}");
+    assert_eq!(
+        listing.lines().collect::<Vec<_>>(),
+        [
+            "bundle.json",
+            "bundle.json.minisig",
+            "files/a.txt",
+            "files/b.bin",
+            "files/c.yaml"
+        ]
+    );
+}
+
+#[test]
+fn verify_rejects_a_seek_table_that_lies() {
+    let f = fixture();
+    let data = std::fs::read(&f.bundle).unwrap();
+    let (start, frames) = seek_table(&data);
+    let entry = |i: usize| start + 8 * i;
+
+    // A frame said to decode to more than it does.
+    let mut longer = data.clone();
+    longer[entry(1) + 4..entry(1) + 8].copy_from_slice(&(frames[1].1 + 512).to_le_bytes());
+    let run = f.verify(&f.s.write("longer.tar.zst", &longer));
+    assert_rejected(&run, "does not match the seek table");
+
+    // Frame boundaries moved (the sizes still add up to the file).
+    let mut moved = data.clone();
+    moved[entry(0)..entry(0) + 4].copy_from_slice(&(frames[0].0 + 7).to_le_bytes());
+    moved[entry(1)..entry(1) + 4].copy_from_slice(&(frames[1].0 - 7).to_le_bytes());
+    let run = f.verify(&f.s.write("moved.tar.zst", &moved));
+    assert_rejected(&run, "error: bundle is truncated or corrupt");
+
+    // Sizes that do not add up to the file.
+    let mut short = data.clone();
+    short[entry(1)..entry(1) + 4].copy_from_slice(&(frames[1].0 - 1).to_le_bytes());
+    let run = f.verify(&f.s.write("short.tar.zst", &short));
+    assert_rejected(
+        &run,
+        "seek table: seek table frames do not add up to the file size",
+    );
 }
 
 #[test]

@@ -120,6 +120,14 @@ impl<W: Write> HashingWriter<W> {
             hasher: Hasher::new(),
         }
     }
+    /// Bytes written so far.
+    pub fn len(&self) -> u64 {
+        self.hasher.len()
+    }
+    /// Whether nothing was written yet.
+    pub fn is_empty(&self) -> bool {
+        self.hasher.is_empty()
+    }
     /// The inner writer and the digest and length of everything written.
     pub fn finish(self) -> (W, Sha256Digest, u64) {
         let len = self.hasher.len();

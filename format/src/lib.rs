@@ -1,6 +1,8 @@
 //! The bundle file itself, with no network, SSH or process spawning.
 //!
-//! A bundle is one `tar` archive compressed with `zstd`. Its first entry is
+//! A bundle is one `tar` archive compressed with `zstd`, cut into zstd frames at entry
+//! boundaries and ended by a seek table ([`frames`]), so that readers can start at any
+//! frame; to `zstd -d` and `tar -I zstd` it is an ordinary `.tar.zst`. Its first entry is
 //! `bundle.json`, the [`BundleIndex`]: every later entry's path, size and SHA-256,
 //! plus what the entries mean (images, files). Its second entry is
 //! `bundle.json.minisig`, a minisign signature of the index. Then come the entries in
@@ -10,8 +12,9 @@
 //! - the index model ([`BundleIndex`], [`EntryRecord`], [`ImageRecord`], [`FileRecord`]),
 //! - entry path rules ([`EntryPath`]: relative, no `..`, no links),
 //! - signing and key handling ([`sign`]),
-//! - the streaming writer ([`write::BundleWriter`]) and verifier ([`verify::verify`]),
-//!   both in fixed memory whatever the bundle's size,
+//! - the streaming writer ([`write::write_bundle`]) and verifier ([`verify::verify`],
+//!   frames on several threads; [`verify::read_entry`] reads one entry again), both in
+//!   fixed memory whatever the bundle's size,
 //! - the OCI image layout types the bundle uses ([`oci`]),
 //! - image references ([`ImageReference`]).
 //!
@@ -23,7 +26,7 @@
 //! ```no_run
 //! use bundle_format::{sign::PublicKey, verify::{verify, CheckOnly, VerifyOptions}};
 //! let key = PublicKey::from_file("bundle.pub".as_ref())?;
-//! let report = verify("k8s.tar.zst".as_ref(), &VerifyOptions::signed_by(key), &mut CheckOnly)?;
+//! let report = verify("k8s.tar.zst".as_ref(), &VerifyOptions::signed_by(key), &CheckOnly)?;
 //! println!("{} entries verified", report.entries);
 //! # Ok::<(), bundle_format::Error>(())
 //! ```
@@ -31,6 +34,7 @@
 
 pub mod digest;
 mod error;
+pub mod frames;
 pub mod index;
 pub mod oci;
 pub mod path;

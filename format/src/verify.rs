@@ -1,17 +1,25 @@
-//! Streaming verification: one pass over the archive, nothing extracted unless a sink
-//! asks for it, memory fixed whatever the bundle's size.
+//! Streaming verification: nothing extracted unless a sink asks for it, memory fixed
+//! whatever the bundle's size.
 //!
 //! Order of checks: zstd magic, `bundle.json` first and bounded, its signature second
-//! and valid for the trusted key, then each entry in index order: safe path, regular
-//! file, expected name, declared size (a larger header is refused before reading),
+//! and valid for the trusted key, then each entry: safe path, regular file, expected
+//! name in index order, declared size (a larger header is refused before reading),
 //! SHA-256 while streaming. Finally, no listed entry may be missing.
+//!
+//! A bundle with a seek table ([`crate::frames`]) is verified by several threads, one
+//! frame at a time each: every frame must decode to exactly the size the table gives,
+//! its entries must follow each other in index order, and the frames' runs of entries
+//! must tile the index. A bundle without one (one zstd frame) is read in one pass,
+//! decompression on its own thread.
 
-use std::collections::HashSet;
 use std::fs::File;
-use std::io::{self, BufReader, Read};
+use std::io::{self, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 use crate::digest::Hasher;
+use crate::frames::{Frame, FrameTable};
 use crate::index::{BundleIndex, EntryRecord, MAX_INDEX_SIZE};
 use crate::path::EntryPath;
 use crate::pipe::DecompressedReader;
@@ -21,13 +29,16 @@ use crate::{Error, INDEX_ENTRY, SIGNATURE_ENTRY};
 const MAX_SIGNATURE_SIZE: u64 = 64 * 1024;
 const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 
-/// Who must have signed the bundle.
-#[derive(Clone, Debug)]
+/// Who must have signed the bundle, and how many threads check it.
+#[derive(Clone, Debug, Default)]
 pub struct VerifyOptions {
     /// The trusted public key. Without one, only `allow_unsigned` lets a bundle through.
     pub key: Option<PublicKey>,
     /// Accept a bundle without signature (or without a key to check it).
     pub allow_unsigned: bool,
+    /// Threads for bundles with a seek table (0: one per core). Each decompresses and
+    /// hashes whole frames, and calls the sink, on its own.
+    pub threads: usize,
 }
 
 impl VerifyOptions {
@@ -35,7 +46,14 @@ impl VerifyOptions {
     pub fn signed_by(key: PublicKey) -> Self {
         Self {
             key: Some(key),
-            allow_unsigned: false,
+            ..Self::default()
+        }
+    }
+
+    fn thread_count(&self) -> usize {
+        match self.threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
         }
     }
 }
@@ -51,26 +69,39 @@ pub struct VerifyReport {
     pub entries: usize,
     /// Bytes of entry data hashed.
     pub bytes: u64,
+    /// zstd frames read in parallel (0: the bundle has no seek table and was read in
+    /// one pass).
+    pub frames: usize,
+}
+
+/// Where an entry starts in the archive, so it can be read again ([`read_entry`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EntryLocation {
+    /// The zstd frame holding its header; `None` when the bundle has no seek table.
+    pub frame: Option<usize>,
 }
 
 /// Receives entries as they stream by. `entry` sees the data before its hash is known;
 /// `verified` is called once it matched the index. A sink that writes files should
 /// write to a temporary name in `entry` and commit in `verified`.
-pub trait EntrySink {
+///
+/// A bundle with a seek table is verified by several threads: the sink is called from
+/// all of them, for different entries at once, in no particular order.
+pub trait EntrySink: Sync {
     /// The index, once its signature is checked and before any entry.
     fn index(
-        &mut self,
+        &self,
         _index: &BundleIndex,
         _signature: Option<&SignatureInfo>,
     ) -> Result<(), BoxError> {
         Ok(())
     }
     /// An entry's data; reading is optional, what is left is hashed by the verifier.
-    fn entry(&mut self, _record: &EntryRecord, _data: &mut dyn Read) -> Result<(), BoxError> {
+    fn entry(&self, _record: &EntryRecord, _data: &mut dyn Read) -> Result<(), BoxError> {
         Ok(())
     }
     /// The entry's size and hash matched the index.
-    fn verified(&mut self, _record: &EntryRecord) -> Result<(), BoxError> {
+    fn verified(&self, _record: &EntryRecord, _at: EntryLocation) -> Result<(), BoxError> {
         Ok(())
     }
 }
@@ -82,8 +113,8 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub struct CheckOnly;
 impl EntrySink for CheckOnly {}
 
-/// Opens `path`, checks the zstd magic and starts decompressing on a worker thread.
-fn open(path: &Path) -> Result<DecompressedReader, Error> {
+/// Opens `path` and checks the zstd magic.
+fn open_file(path: &Path) -> Result<File, Error> {
     let read_err = |source| Error::Read {
         path: path.to_path_buf(),
         source,
@@ -104,10 +135,19 @@ fn open(path: &Path) -> Result<DecompressedReader, Error> {
         }
         Err(e) => return Err(read_err(e)),
     }
-    let file = std::io::Seek::rewind(&mut file)
-        .map(|_| file)
-        .map_err(read_err)?;
-    DecompressedReader::spawn(BufReader::with_capacity(1 << 20, file)).map_err(read_err)
+    file.rewind().map_err(read_err)?;
+    Ok(file)
+}
+
+/// The seek table of an opened bundle (a broken one makes the bundle corrupt); the
+/// file is left at its start.
+fn frame_table(file: &mut File) -> Result<Option<FrameTable>, Error> {
+    let table = FrameTable::read(file).map_err(|e| Error::Corrupt {
+        entry: None,
+        source: io::Error::new(e.kind(), format!("seek table: {e}")),
+    })?;
+    file.rewind().map_err(corrupt(None))?;
+    Ok(table)
 }
 
 fn corrupt(entry: Option<&str>) -> impl FnOnce(io::Error) -> Error + '_ {
@@ -121,11 +161,209 @@ fn corrupt(entry: Option<&str>) -> impl FnOnce(io::Error) -> Error + '_ {
 pub fn verify(
     path: &Path,
     opts: &VerifyOptions,
-    sink: &mut dyn EntrySink,
+    sink: &dyn EntrySink,
 ) -> Result<VerifyReport, Error> {
-    let mut archive = tar::Archive::new(open(path)?);
-    let mut entries = archive.entries().map_err(corrupt(None))?;
+    let mut file = open_file(path)?;
+    match frame_table(&mut file)? {
+        Some(table) if table.frames.len() > 1 => verify_frames(path, &table, opts, sink),
+        _ => verify_stream(path, file, opts, sink),
+    }
+}
 
+/// One pass over a bundle without seek table.
+fn verify_stream(
+    path: &Path,
+    file: File,
+    opts: &VerifyOptions,
+    sink: &dyn EntrySink,
+) -> Result<VerifyReport, Error> {
+    let reader =
+        DecompressedReader::spawn(BufReader::with_capacity(1 << 20, file)).map_err(|source| {
+            Error::Read {
+                path: path.to_path_buf(),
+                source,
+            }
+        })?;
+    let mut archive = tar::Archive::new(reader);
+    let mut entries = archive.entries().map_err(corrupt(None))?;
+    let head = read_head(&mut entries, opts, sink)?;
+    let positions = head.index.positions();
+    let check = RunChecker::new(&head.index, &positions, sink, None);
+    let run = check.run(head.pending, &mut entries)?;
+    let tiles = Tiling::new(&head.index);
+    tiles.add(&run)?.finish()?;
+    Ok(VerifyReport {
+        entries: head.index.entries.len(),
+        bytes: run.bytes,
+        signature: head.signature,
+        index: head.index,
+        frames: 0,
+    })
+}
+
+/// Frame 0 (index and signature) first, then the other frames on `opts.threads`
+/// threads; the earliest frame's error wins, as it would in one pass.
+fn verify_frames(
+    path: &Path,
+    table: &FrameTable,
+    opts: &VerifyOptions,
+    sink: &dyn EntrySink,
+) -> Result<VerifyReport, Error> {
+    let mut first = FrameReader::open(path, table, 0)?;
+    let (head, run0) = {
+        let mut archive = tar::Archive::new(&mut first);
+        let mut entries = archive.entries().map_err(corrupt(None))?;
+        let head = read_head(&mut entries, opts, sink)?;
+        let positions = head.index.positions();
+        let run0 = RunChecker::new(&head.index, &positions, sink, Some(0))
+            .run(head.pending, &mut entries)?;
+        (
+            Head {
+                pending: None,
+                ..head
+            },
+            run0,
+        )
+    };
+    first.finish()?;
+
+    let index = &head.index;
+    let positions = index.positions();
+    let failed = AtomicBool::new(false);
+    let next = AtomicUsize::new(1);
+    let results: Vec<Mutex<Option<Result<Run, Error>>>> =
+        (0..table.frames.len()).map(|_| Mutex::new(None)).collect();
+    let threads = opts.thread_count().min(table.frames.len() - 1).max(1);
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| loop {
+                let k = next.fetch_add(1, Ordering::Relaxed);
+                if k >= table.frames.len() || failed.load(Ordering::Relaxed) {
+                    return;
+                }
+                let check = RunChecker {
+                    failed: Some(&failed),
+                    ..RunChecker::new(index, &positions, sink, Some(k))
+                };
+                let result = check_frame(path, table, k, &check);
+                if result.is_err() {
+                    failed.store(true, Ordering::Relaxed);
+                }
+                *results[k].lock().expect("not poisoned") = Some(result);
+            });
+        }
+    });
+
+    let mut tiles = Tiling::new(index);
+    tiles = tiles.add(&run0)?;
+    let mut bytes = run0.bytes;
+    for slot in results.into_iter().skip(1) {
+        match slot.into_inner().expect("not poisoned") {
+            Some(Ok(run)) => {
+                tiles = tiles.add(&run)?;
+                bytes += run.bytes;
+            }
+            Some(Err(e)) => return Err(e),
+            // Not started because a later frame failed first: that error is reported.
+            None => continue,
+        }
+    }
+    tiles.finish()?;
+    Ok(VerifyReport {
+        entries: index.entries.len(),
+        bytes,
+        signature: head.signature,
+        index: head.index,
+        frames: table.frames.len(),
+    })
+}
+
+fn check_frame(
+    path: &Path,
+    table: &FrameTable,
+    k: usize,
+    check: &RunChecker<'_, '_>,
+) -> Result<Run, Error> {
+    let mut reader = FrameReader::open(path, table, k)?;
+    let run = {
+        let mut archive = tar::Archive::new(&mut reader);
+        let mut entries = archive.entries().map_err(corrupt(None))?;
+        check.run(None, &mut entries)?
+    };
+    reader.finish()?;
+    Ok(run)
+}
+
+/// Decodes one frame, and checks it has exactly the sizes the seek table gives.
+struct FrameReader {
+    decoder: zstd::stream::read::Decoder<'static, BufReader<io::Take<File>>>,
+    frame: Frame,
+    number: usize,
+    decoded: u64,
+}
+
+impl FrameReader {
+    fn open(path: &Path, table: &FrameTable, number: usize) -> Result<Self, Error> {
+        let frame = table.frames[number];
+        let read_err = |source| Error::Read {
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut file = File::open(path).map_err(read_err)?;
+        file.seek(SeekFrom::Start(frame.offset)).map_err(read_err)?;
+        let input = BufReader::with_capacity(256 * 1024, file.take(frame.compressed));
+        let mut decoder = zstd::stream::read::Decoder::with_buffer(input)
+            .map_err(read_err)?
+            .single_frame();
+        decoder.window_log_max(31).map_err(read_err)?;
+        Ok(Self {
+            decoder,
+            frame,
+            number,
+            decoded: 0,
+        })
+    }
+
+    /// Reads what tar left (end-of-archive padding) and compares sizes.
+    fn finish(mut self) -> Result<(), Error> {
+        io::copy(&mut self, &mut io::sink()).map_err(corrupt(None))?;
+        let input = self.decoder.get_ref();
+        let left = input.buffer().len() as u64 + input.get_ref().limit();
+        if self.decoded != self.frame.decompressed || left != 0 {
+            let msg = format!(
+                "zstd frame {} at byte {} does not match the seek table ({} bytes decoded, {} expected; {} compressed bytes left)",
+                self.number, self.frame.offset, self.decoded, self.frame.decompressed, left
+            );
+            return Err(corrupt(None)(io::Error::new(
+                io::ErrorKind::InvalidData,
+                msg,
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl Read for FrameReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.decoder.read(buf)?;
+        self.decoded += n as u64;
+        Ok(n)
+    }
+}
+
+/// Index and signature, checked; `pending` is the first data entry when the bundle is
+/// unsigned (it was read looking for the signature).
+struct Head<'a, R: Read> {
+    index: BundleIndex,
+    signature: Option<SignatureInfo>,
+    pending: Option<tar::Entry<'a, R>>,
+}
+
+fn read_head<'a, R: Read>(
+    entries: &mut tar::Entries<'a, R>,
+    opts: &VerifyOptions,
+    sink: &dyn EntrySink,
+) -> Result<Head<'a, R>, Error> {
     let index_bytes = {
         let mut first = match entries.next() {
             None => return Err(Error::IndexMissing { found: None }),
@@ -177,83 +415,154 @@ pub fn verify(
             entry: INDEX_ENTRY.into(),
             source,
         })?;
-
-    let mut check = EntryChecker::new(&index);
-    let mut bytes = 0;
-    let first = pending.map(Ok);
-    for entry in first.into_iter().chain(entries.by_ref()) {
-        let mut entry = entry.map_err(corrupt(None))?;
-        let record = check.next(&entry)?;
-        let size = entry
-            .header()
-            .size()
-            .map_err(corrupt(Some(record.path.as_str())))?;
-        stream_entry(&mut entry, record, size, sink)?;
-        bytes += size;
-    }
-    check.finish()?;
-    Ok(VerifyReport {
-        entries: index.entries.len(),
-        bytes,
-        signature,
+    Ok(Head {
         index,
+        signature,
+        pending,
     })
 }
 
-/// Tracks position in the index and classifies what is wrong with an entry.
-struct EntryChecker<'i> {
-    index: &'i BundleIndex,
-    positions: std::collections::HashMap<&'i str, usize>,
-    next: usize,
-    seen: HashSet<String>,
+/// A run of entries that follow each other in index order: `first..end`.
+#[derive(Debug, Default)]
+struct Run {
+    first: Option<usize>,
+    end: usize,
+    bytes: u64,
 }
 
-impl<'i> EntryChecker<'i> {
-    fn new(index: &'i BundleIndex) -> Self {
+/// Index position of every entry path.
+type Positions<'i> = std::collections::HashMap<&'i str, usize>;
+
+/// Checks one run of entries (the whole archive, or one frame).
+struct RunChecker<'i, 's> {
+    index: &'i BundleIndex,
+    positions: &'s Positions<'i>,
+    sink: &'s dyn EntrySink,
+    frame: Option<usize>,
+    failed: Option<&'s AtomicBool>,
+}
+
+impl<'i, 's> RunChecker<'i, 's> {
+    fn new(
+        index: &'i BundleIndex,
+        positions: &'s Positions<'i>,
+        sink: &'s dyn EntrySink,
+        frame: Option<usize>,
+    ) -> Self {
         Self {
             index,
-            positions: index.positions(),
-            next: 0,
-            seen: HashSet::new(),
+            positions,
+            sink,
+            frame,
+            failed: None,
         }
     }
 
-    fn next<R: Read>(&mut self, entry: &tar::Entry<'_, R>) -> Result<&'i EntryRecord, Error> {
+    fn run<'a, R: Read>(
+        &self,
+        pending: Option<tar::Entry<'a, R>>,
+        entries: &mut tar::Entries<'a, R>,
+    ) -> Result<Run, Error> {
+        let mut run = Run::default();
+        for entry in pending.map(Ok).into_iter().chain(entries) {
+            if self.failed.is_some_and(|f| f.load(Ordering::Relaxed)) {
+                return Ok(run); // another frame failed; its error is reported
+            }
+            let mut entry = entry.map_err(corrupt(None))?;
+            let pos = self.position(&entry, &run)?;
+            let record = &self.index.entries[pos];
+            let size = entry
+                .header()
+                .size()
+                .map_err(corrupt(Some(record.path.as_str())))?;
+            if size != record.size {
+                return Err(Error::SizeMismatch {
+                    entry: record.path.to_string(),
+                    expected: record.size,
+                    found: size,
+                });
+            }
+            stream_entry(&mut entry, record, size, self.sink)?;
+            let at = EntryLocation { frame: self.frame };
+            self.sink
+                .verified(record, at)
+                .map_err(|source| Error::Consumer {
+                    entry: record.path.to_string(),
+                    source,
+                })?;
+            run.first.get_or_insert(pos);
+            run.end = pos + 1;
+            run.bytes += size;
+        }
+        Ok(run)
+    }
+
+    /// The entry's position in the index; it must come right after the run so far.
+    fn position<R: Read>(&self, entry: &tar::Entry<'_, R>, run: &Run) -> Result<usize, Error> {
         let name = entry_name(entry);
         EntryPath::new(&name).map_err(|reason| Error::UnsafeEntry {
             entry: name.clone(),
             reason,
         })?;
         check_kind(entry, &name)?;
-        if !self.seen.insert(name.clone()) || name == INDEX_ENTRY || name == SIGNATURE_ENTRY {
+        if name == INDEX_ENTRY || name == SIGNATURE_ENTRY {
             return Err(Error::DuplicateEntry { entry: name });
         }
         let Some(&pos) = self.positions.get(name.as_str()) else {
             return Err(Error::UnknownEntry { entry: name });
         };
-        if pos != self.next {
-            // Earlier positions were all seen (or this would be a duplicate), so the
-            // entry came early: something before it is missing or it was moved.
-            let expected = self.index.entries[self.next].path.to_string();
-            return Err(Error::OutOfOrder {
-                entry: name,
-                expected,
-            });
+        match run.first {
+            // Where a run starts is checked when runs are put together.
+            None if self.frame.is_some() => Ok(pos),
+            _ => in_order(self.index, run.end, pos, name),
         }
-        self.next += 1;
-        let record = &self.index.entries[pos];
-        let size = entry.header().size().map_err(corrupt(Some(&name)))?;
-        if size != record.size {
-            return Err(Error::SizeMismatch {
-                entry: name,
-                expected: record.size,
-                found: size,
-            });
-        }
-        Ok(record)
+    }
+}
+
+/// `pos` must be `expected`: earlier means seen before, later means something missing
+/// or moved.
+fn in_order(
+    index: &BundleIndex,
+    expected: usize,
+    pos: usize,
+    name: String,
+) -> Result<usize, Error> {
+    if pos < expected {
+        return Err(Error::DuplicateEntry { entry: name });
+    }
+    if pos > expected {
+        return Err(Error::OutOfOrder {
+            entry: name,
+            expected: index.entries[expected].path.to_string(),
+        });
+    }
+    Ok(pos)
+}
+
+/// Puts runs together in archive order; they must cover the index exactly.
+struct Tiling<'i> {
+    index: &'i BundleIndex,
+    next: usize,
+}
+
+impl<'i> Tiling<'i> {
+    fn new(index: &'i BundleIndex) -> Self {
+        Self { index, next: 0 }
     }
 
-    fn finish(&self) -> Result<(), Error> {
+    fn add(self, run: &Run) -> Result<Self, Error> {
+        let Some(first) = run.first else {
+            return Ok(self);
+        };
+        let name = self.index.entries[first].path.to_string();
+        in_order(self.index, self.next, first, name)?;
+        Ok(Self {
+            index: self.index,
+            next: run.end,
+        })
+    }
+
+    fn finish(self) -> Result<(), Error> {
         match self.index.entries.get(self.next) {
             Some(missing) => Err(Error::MissingEntry {
                 entry: missing.path.to_string(),
@@ -269,7 +578,7 @@ fn stream_entry<R: Read>(
     entry: &mut R,
     record: &EntryRecord,
     size: u64,
-    sink: &mut dyn EntrySink,
+    sink: &dyn EntrySink,
 ) -> Result<(), Error> {
     let name = record.path.as_str();
     let mut reader = HashingReader {
@@ -304,10 +613,7 @@ fn stream_entry<R: Read>(
             found: found.to_string(),
         });
     }
-    sink.verified(record).map_err(|source| Error::Consumer {
-        entry: name.to_string(),
-        source,
-    })
+    Ok(())
 }
 
 /// Hashes what it reads; remembers a read error so a sink cannot hide it.
@@ -361,30 +667,97 @@ pub fn read_index(
     path: &Path,
     key: Option<&PublicKey>,
 ) -> Result<(BundleIndex, Option<SignatureInfo>), Error> {
-    struct Capture(Option<(BundleIndex, Option<SignatureInfo>)>);
+    type Captured = (BundleIndex, Option<SignatureInfo>);
+    struct Capture(Mutex<Option<Captured>>);
     impl EntrySink for Capture {
         fn index(
-            &mut self,
+            &self,
             index: &BundleIndex,
             signature: Option<&SignatureInfo>,
         ) -> Result<(), BoxError> {
-            self.0 = Some((index.clone(), signature.cloned()));
+            *self.0.lock().expect("not poisoned") = Some((index.clone(), signature.cloned()));
             Err("only the index was asked for".into())
         }
     }
     let opts = VerifyOptions {
         key: key.cloned(),
         allow_unsigned: key.is_none(),
+        threads: 1,
     };
-    let mut capture = Capture(None);
-    match verify(path, &opts, &mut capture) {
+    let capture = Capture(Mutex::new(None));
+    match verify(path, &opts, &capture) {
         Err(Error::Consumer { entry, .. }) if entry == INDEX_ENTRY => {}
         Err(e) => return Err(e),
         Ok(_) => {}
     }
     Ok(capture
         .0
+        .into_inner()
+        .expect("not poisoned")
         .expect("the index is captured before entries are read"))
+}
+
+/// Reads one entry again, from the frame `at` says (a verifying pass gave it), and hands
+/// its data to `read`. The data is hashed on the way: when it no longer matches the
+/// index, the result of `read` is dropped and the mismatch returned. Without a frame
+/// (a bundle without seek table), the archive is read from the start up to the entry.
+pub fn read_entry<T>(
+    path: &Path,
+    record: &EntryRecord,
+    at: EntryLocation,
+    read: impl FnOnce(&mut dyn Read) -> T,
+) -> Result<T, Error> {
+    let mut file = open_file(path)?;
+    match (at.frame, frame_table(&mut file)?) {
+        (Some(k), Some(table)) if k < table.frames.len() => {
+            let mut reader = FrameReader::open(path, &table, k)?;
+            find_and_read(tar::Archive::new(&mut reader), record, read)
+        }
+        _ => {
+            let reader = DecompressedReader::spawn(BufReader::with_capacity(1 << 20, file))
+                .map_err(|source| Error::Read {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+            find_and_read(tar::Archive::new(reader), record, read)
+        }
+    }
+}
+
+fn find_and_read<R: Read, T>(
+    mut archive: tar::Archive<R>,
+    record: &EntryRecord,
+    read: impl FnOnce(&mut dyn Read) -> T,
+) -> Result<T, Error> {
+    let name = record.path.as_str();
+    for entry in archive.entries().map_err(corrupt(None))? {
+        let entry = entry.map_err(corrupt(None))?;
+        if entry_name(&entry) != name {
+            continue;
+        }
+        let mut reader = HashingReader {
+            inner: entry.take(record.size),
+            hasher: Hasher::new(),
+            error: None,
+        };
+        let value = read(&mut reader);
+        if let Some(e) = reader.error.take() {
+            return Err(corrupt(Some(name))(e));
+        }
+        io::copy(&mut reader, &mut io::sink()).map_err(corrupt(Some(name)))?;
+        let found = reader.hasher.finish();
+        if found != record.sha256 {
+            return Err(Error::DigestMismatch {
+                entry: name.to_string(),
+                expected: record.sha256.to_string(),
+                found: found.to_string(),
+            });
+        }
+        return Ok(value);
+    }
+    Err(Error::MissingEntry {
+        entry: name.to_string(),
+    })
 }
 
 /// A sink that extracts verified entries under a directory: each entry is written to
@@ -405,7 +778,7 @@ impl ExtractSink {
 }
 
 impl EntrySink for ExtractSink {
-    fn entry(&mut self, record: &EntryRecord, data: &mut dyn Read) -> Result<(), BoxError> {
+    fn entry(&self, record: &EntryRecord, data: &mut dyn Read) -> Result<(), BoxError> {
         let tmp = self.partial(record);
         if let Some(dir) = tmp.parent() {
             std::fs::create_dir_all(dir)?;
@@ -416,7 +789,7 @@ impl EntrySink for ExtractSink {
         Ok(())
     }
 
-    fn verified(&mut self, record: &EntryRecord) -> Result<(), BoxError> {
+    fn verified(&self, record: &EntryRecord, _at: EntryLocation) -> Result<(), BoxError> {
         std::fs::rename(self.partial(record), self.root.join(record.path.as_str()))?;
         Ok(())
     }

@@ -1,6 +1,11 @@
 //! Writing a bundle: index, signature, then every entry streamed from its source
 //! through tar and multithreaded zstd, in fixed memory.
 //!
+//! The archive is cut into zstd frames at entry boundaries (see [`crate::frames`]):
+//! index and signature form the first frame, every entry of 1 MiB or more starts a
+//! frame of its own, smaller entries share frames of about 1 MiB. A seek table at the
+//! end lets readers start at any frame.
+//!
 //! Every entry is hashed again as it is written and compared with the index, so a
 //! cache file damaged since it was fetched stops the build instead of producing a
 //! bundle that fails verification on the other side of the gap.
@@ -9,7 +14,8 @@ use std::fs::{self, File};
 use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
-use crate::digest::{Hasher, HashingWriter, Sha256Digest};
+use crate::digest::{Hasher, Sha256Digest};
+use crate::frames::FrameWriter;
 use crate::index::{BundleIndex, EntryRecord};
 use crate::{Error, INDEX_ENTRY, SIGNATURE_ENTRY};
 
@@ -51,7 +57,14 @@ pub struct WriteSummary {
     pub sha256: Sha256Digest,
     /// Compressed size.
     pub size: u64,
+    /// zstd frames written.
+    pub frames: usize,
+    /// Whether the seek table was written (every frame below 4 GiB).
+    pub seekable: bool,
 }
+
+/// Entries this large start a frame of their own; smaller ones share frames up to it.
+const FRAME_CUT: u64 = 1 << 20;
 
 /// Called with the number of entry bytes written so far.
 pub type WriteProgress<'a> = &'a (dyn Fn(u64) + Sync);
@@ -83,17 +96,15 @@ pub fn write_bundle(
         })?;
     }
     let file = File::create(&partial).map_err(write_err)?;
-    let hashed = HashingWriter::new(BufWriter::with_capacity(1 << 20, file));
-    let mut encoder = zstd::stream::write::Encoder::new(hashed, opts.level).map_err(write_err)?;
     let threads = match opts.threads {
         0 => std::thread::available_parallelism()
             .map(|n| n.get() as u32)
             .unwrap_or(1),
         n => n,
     };
-    encoder.multithread(threads).map_err(write_err)?;
-    encoder.include_checksum(true).map_err(write_err)?;
-    let mut tar = tar::Builder::new(encoder);
+    let frames = FrameWriter::new(BufWriter::with_capacity(1 << 20, file), opts.level, threads)
+        .map_err(write_err)?;
+    let mut tar = tar::Builder::new(frames);
     tar.mode(tar::HeaderMode::Deterministic);
 
     let index_json = index.to_json();
@@ -113,16 +124,24 @@ pub fn write_bundle(
         )
         .map_err(write_err)?;
     }
+    tar.get_mut().cut().map_err(write_err)?;
     let mut written = 0;
     for (record, source) in index.entries.iter().zip(sources) {
+        let frames = tar.get_mut();
+        if frames.frame_len() >= FRAME_CUT || record.size >= FRAME_CUT {
+            frames.cut().map_err(write_err)?;
+        }
         write_entry(&mut tar, record, source, &partial)?;
         written += record.size;
         progress(written);
     }
-    let encoder = tar.into_inner().map_err(write_err)?;
-    let hashed = encoder.finish().map_err(write_err)?;
-    let (buffered, sha256, size) = hashed.finish();
-    let file = buffered
+    let written = tar
+        .into_inner()
+        .and_then(FrameWriter::finish)
+        .map_err(write_err)?;
+    let (sha256, size) = (written.sha256, written.size);
+    let file = written
+        .out
         .into_inner()
         .map_err(|e| write_err(e.into_error()))?;
     file.sync_all().map_err(write_err)?;
@@ -147,6 +166,8 @@ pub fn write_bundle(
         checksum_path,
         sha256,
         size,
+        frames: written.frames,
+        seekable: written.seekable,
     })
 }
 

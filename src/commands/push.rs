@@ -18,11 +18,10 @@ use crate::ui::Ui;
 /// Arguments of `bundle push`.
 #[derive(clap::Args, Debug)]
 #[command(after_long_help = "\
-The bundle is verified while it is pushed, in one pass: the signature before the first \
-request, every entry against the signed index. Blobs the registry lacks are spooled to a \
-scratch folder (--scratch, default: the system temp folder) as they stream by and \
-uploaded in parallel; each file is removed once uploaded. Free space needed: at most the \
-size of the blobs missing from the registry, never more than the bundle's size. No \
+The bundle is verified while it is pushed: the signature before the first request, every \
+entry against the signed index, --jobs threads each reading its own part of the archive. \
+Blobs the registry lacks stream from the archive straight into their uploads as they are \
+hashed (the registry checks each blob's digest too); no free disk space is needed. No \
 manifest and no tag is pushed unless the whole bundle verified.
 
 Names: registry.k8s.io/kube-apiserver:v1.29.2 → HOST/k8s/kube-apiserver:v1.29.2, \
@@ -60,13 +59,9 @@ pub struct Args {
     /// Send images under SRC_PREFIX to DEST_PREFIX instead: docker.io/calico=cni/calico (repeatable)
     #[arg(long = "map", value_name = "SRC=DEST")]
     maps: Vec<Override>,
-    /// Parallel requests
+    /// Parallel requests, and threads reading the bundle (each uploads what it reads)
     #[arg(long, short, default_value_t = 8, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
     jobs: u16,
-    /// Folder for verified blobs waiting for upload (default: the system temp folder); needs
-    /// free space up to the size of the blobs the registry lacks, at most the bundle's size
-    #[arg(long, value_name = "DIR")]
-    scratch: Option<PathBuf>,
     /// Print the name mapping and what would be created, push nothing
     #[arg(long)]
     dry_run: bool,
@@ -116,7 +111,6 @@ pub fn run(args: Args, ui: &Ui) -> anyhow::Result<()> {
             credentials,
         },
         jobs: args.jobs as usize,
-        scratch_dir: args.scratch.clone(),
         retry: RetryPolicy::default(),
         key,
         allow_unsigned: args.allow_unsigned,

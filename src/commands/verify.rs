@@ -30,8 +30,9 @@ pub fn run(args: Args, ui: &Ui) -> anyhow::Result<()> {
     let opts = VerifyOptions {
         key,
         allow_unsigned: args.allow_unsigned,
+        threads: 0,
     };
-    let report = verify(&args.bundle, &opts, &mut CheckOnly)?;
+    let report = verify(&args.bundle, &opts, &CheckOnly)?;
     if report.signature.is_none() {
         ui.warn(format!("`{}` was NOT checked for a signature (--allow-unsigned): its content matches its own index, but nothing proves who made it", args.bundle.display()));
     }
@@ -42,6 +43,7 @@ pub fn run(args: Args, ui: &Ui) -> anyhow::Result<()> {
             "version": report.index.version,
             "entries": report.entries,
             "bytes": report.bytes,
+            "framesReadInParallel": report.frames,
             "signedBy": report.signature.as_ref().map(|s| &s.key_id),
             "verified": true,
         });

@@ -122,8 +122,37 @@ pub fn read_entries(bundle: &Path) -> Vec<RawEntry> {
         .collect()
 }
 
-/// Packs entries as tar (names written raw, so `..` and `/abs` survive) and zstd.
+/// Packs entries as tar (names written raw, so `..` and `/abs` survive) and zstd, in
+/// one frame, as a bundle without seek table.
 pub fn write_entries(entries: &[RawEntry], out: &Path) {
+    let tar_bytes = [raw_tar(entries), vec![0u8; 1024]].concat();
+    let compressed = zstd::encode_all(tar_bytes.as_slice(), 3).expect("zstd");
+    std::fs::write(out, compressed).expect("write");
+}
+
+/// Packs entries like [`write_entries`], but as the writer lays out bundles: index and
+/// signature in the first zstd frame, then one frame per entry, and a seek table.
+pub fn write_entries_framed(entries: &[RawEntry], out: &Path) {
+    use std::io::Write;
+    let head = entries
+        .iter()
+        .take(2)
+        .take_while(|e| e.name == "bundle.json" || e.name == "bundle.json.minisig")
+        .count();
+    let file = std::fs::File::create(out).expect("create");
+    let mut w = bundle_format::frames::FrameWriter::new(file, 3, 0).expect("zstd");
+    w.write_all(&raw_tar(&entries[..head])).expect("write");
+    for e in &entries[head..] {
+        w.cut().expect("cut");
+        w.write_all(&raw_tar(std::slice::from_ref(e)))
+            .expect("write");
+    }
+    w.write_all(&[0u8; 1024]).expect("write");
+    assert!(w.finish().expect("finish").seekable);
+}
+
+/// Tar headers and data, names written raw; no end-of-archive blocks.
+fn raw_tar(entries: &[RawEntry]) -> Vec<u8> {
     let mut tar_bytes = Vec::new();
     for e in entries {
         let mut h = tar::Header::new_gnu();
@@ -144,7 +173,5 @@ pub fn write_entries(entries: &[RawEntry], out: &Path) {
         let pad = (512 - e.data.len() % 512) % 512;
         tar_bytes.extend(std::iter::repeat_n(0u8, pad));
     }
-    tar_bytes.extend(std::iter::repeat_n(0u8, 1024));
-    let compressed = zstd::encode_all(tar_bytes.as_slice(), 3).expect("zstd");
-    std::fs::write(out, compressed).expect("write");
+    tar_bytes
 }

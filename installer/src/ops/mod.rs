@@ -13,7 +13,7 @@ pub mod reset;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use bundle_format::verify::{verify, BoxError, EntrySink, VerifyOptions};
+use bundle_format::verify::{verify, BoxError, EntryLocation, EntrySink, VerifyOptions};
 use bundle_format::{sign::PublicKey, BundleIndex, EntryRecord};
 
 use crate::facts::BundleFacts;
@@ -87,30 +87,39 @@ pub struct PlanOutcome {
 /// `rpms/` are extracted too (each renamed into place once verified).
 #[derive(Default)]
 struct CniCapture {
-    entry: Option<String>,
-    pending: Option<String>,
-    text: Option<String>,
+    /// Set from the index, before any entry.
+    entry: std::sync::OnceLock<Option<String>>,
+    /// Entries arrive from several threads: kept behind locks.
+    pending: std::sync::Mutex<Option<String>>,
+    text: std::sync::Mutex<Option<String>>,
     extract: Option<bundle_format::verify::ExtractSink>,
+}
+
+impl CniCapture {
+    fn is_cni(&self, record: &EntryRecord) -> bool {
+        self.entry.get().and_then(|e| e.as_deref()) == Some(record.path.as_str())
+    }
 }
 
 const RPMS_PREFIX: &str = "rpms/";
 
 impl EntrySink for CniCapture {
     fn index(
-        &mut self,
+        &self,
         index: &BundleIndex,
         _: Option<&bundle_format::sign::SignatureInfo>,
     ) -> Result<(), BoxError> {
-        self.entry = index
+        let entry = index
             .cni
             .as_ref()
             .and_then(|c| index.file(&c.manifest))
             .map(|f| f.path.to_string());
+        let _ = self.entry.set(entry);
         Ok(())
     }
 
-    fn entry(&mut self, record: &EntryRecord, data: &mut dyn Read) -> Result<(), BoxError> {
-        if self.entry.as_deref() == Some(record.path.as_str()) {
+    fn entry(&self, record: &EntryRecord, data: &mut dyn Read) -> Result<(), BoxError> {
+        if self.is_cni(record) {
             if record.size > MAX_CNI_MANIFEST {
                 return Err(format!(
                     "the CNI manifest is {} bytes, more than {MAX_CNI_MANIFEST}",
@@ -121,10 +130,10 @@ impl EntrySink for CniCapture {
             let mut text = String::new();
             data.read_to_string(&mut text)
                 .map_err(|e| format!("the CNI manifest is not UTF-8 text: {e}"))?;
-            self.pending = Some(text);
+            *self.pending.lock().expect("not poisoned") = Some(text);
         } else if let Some(x) = self
             .extract
-            .as_mut()
+            .as_ref()
             .filter(|_| record.path.as_str().starts_with(RPMS_PREFIX))
         {
             x.entry(record, data)?;
@@ -132,15 +141,16 @@ impl EntrySink for CniCapture {
         Ok(())
     }
 
-    fn verified(&mut self, record: &EntryRecord) -> Result<(), BoxError> {
-        if self.entry.as_deref() == Some(record.path.as_str()) {
-            self.text = self.pending.take();
+    fn verified(&self, record: &EntryRecord, at: EntryLocation) -> Result<(), BoxError> {
+        if self.is_cni(record) {
+            *self.text.lock().expect("not poisoned") =
+                self.pending.lock().expect("not poisoned").take();
         } else if let Some(x) = self
             .extract
-            .as_mut()
+            .as_ref()
             .filter(|_| record.path.as_str().starts_with(RPMS_PREFIX))
         {
-            x.verified(record)?;
+            x.verified(record, at)?;
         }
         Ok(())
     }
@@ -231,18 +241,21 @@ pub(crate) fn prepare(
         path: opts.pubkey.to_path_buf(),
         source,
     })?;
-    let mut capture = CniCapture {
+    let capture = CniCapture {
         extract: extract_to.map(bundle_format::verify::ExtractSink::new),
         ..CniCapture::default()
     };
     let report =
-        verify(opts.bundle, &VerifyOptions::signed_by(key), &mut capture).map_err(|source| {
+        verify(opts.bundle, &VerifyOptions::signed_by(key), &capture).map_err(|source| {
             Error::BundleRejected {
                 path: opts.bundle.to_path_buf(),
                 source,
             }
         })?;
-    let facts = BundleFacts::from_index(&report.index, capture.text)?;
+    let facts = BundleFacts::from_index(
+        &report.index,
+        capture.text.into_inner().expect("not poisoned"),
+    )?;
 
     let inputs = PlanInputs {
         registry_ca,

@@ -3,28 +3,28 @@
 //! oci-client (used for pulls) falls short for pushing a bundle: `mount_blob` treats the
 //! spec-allowed 202 as an error and asks a token for the target repository only (a
 //! mount needs `pull` on the source too), `push_blob_stream` cuts streams into 4 MiB
-//! PATCH requests unless told otherwise and cannot restart a session from a file on
-//! retry, and its token cache cannot be told that a token died before its announced
-//! expiry. This module does the few requests a push needs:
+//! PATCH requests unless told otherwise and cannot start a session over from a fresh
+//! read of the blob on retry, and its token cache cannot be told that a token died
+//! before its announced expiry. This module does the few requests a push needs:
 //!
 //! - `GET /v2/` to learn the challenge (none, Basic, or Bearer with realm and service);
 //! - Bearer tokens per scope set from the realm (Harbor's `/service/token`), Basic
 //!   credentials sent to the realm, cached until shortly before `expires_in` and
 //!   fetched again when the registry answers 401 to a token it accepted before;
 //! - `HEAD` blobs and manifests, cross-repository mounts, monolithic uploads (`POST`
-//!   then one `PUT` whose body streams from a file), raw manifest `PUT`s.
+//!   then one `PUT` whose body streams from the archive as it is read), raw manifest
+//!   `PUT`s.
 //!
 //! Retries (5xx, 429, resets) are the caller's: each operation is one attempt that
-//! starts from scratch, so a retried upload opens a new session.
+//! starts from the beginning, so a retried upload opens a new session.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bundle_format::Sha256Digest;
-use futures_util::StreamExt;
 use reqwest::header::{
     HeaderMap, ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, LOCATION, WWW_AUTHENTICATE,
 };
@@ -540,15 +540,17 @@ impl Session {
         })
     }
 
-    /// Uploads the blob in `file` to `repository`: `POST` opens a session, one `PUT`
-    /// streams the whole file. `sent` counts bytes as they leave.
+    /// Uploads one blob whose bytes arrive on `chunks`: `POST` opens a session, one
+    /// `PUT` with `?digest=` carries the whole blob; the registry refuses content that
+    /// does not hash to `digest`, so nothing wrong can land. An `Err` chunk aborts the
+    /// request. The body can be sent only once: when the `PUT` must be repeated (a token
+    /// died on the way), the attempt fails as transient and the caller streams again.
     pub async fn upload(
         &self,
         repository: &str,
         digest: &Sha256Digest,
         size: u64,
-        file: &Path,
-        sent: Arc<dyn Fn(u64) + Send + Sync>,
+        chunks: tokio::sync::mpsc::Receiver<std::io::Result<bytes::Bytes>>,
     ) -> AttemptResult<()> {
         let scopes = [pull_push(repository)];
         let url = format!("{}/v2/{repository}/blobs/uploads/", self.base);
@@ -574,23 +576,22 @@ impl Session {
         })?;
         let sep = if location.contains('?') { '&' } else { '?' };
         let put_url = format!("{location}{sep}digest={digest}");
-        let open = || -> AttemptResult<RequestBuilder> {
-            let f = std::fs::File::open(file).map_err(|source| {
-                Attempt::from(Error::Io {
-                    path: file.to_path_buf(),
-                    source,
-                })
-            })?;
-            let sent = sent.clone();
-            let stream = tokio_util::io::ReaderStream::with_capacity(
-                tokio::fs::File::from_std(f),
-                256 * 1024,
-            )
-            .map(move |chunk| {
-                if let Ok(c) = &chunk {
-                    sent(c.len() as u64);
-                }
-                chunk
+        let body = Mutex::new(Some(chunks));
+        let open = |_: &reqwest::Client| -> AttemptResult<RequestBuilder> {
+            let chunks = body
+                .lock()
+                .expect("not poisoned")
+                .take()
+                .ok_or_else(|| Attempt {
+                    error: Error::Protocol {
+                        registry: self.host.clone(),
+                        what: format!("PUT blob {digest} into {repository}"),
+                        detail: "the registry asked for the blob again".into(),
+                    },
+                    transient: true,
+                })?;
+            let stream = futures_util::stream::unfold(chunks, |mut rx| async move {
+                rx.recv().await.map(|chunk| (chunk, rx))
             });
             Ok(self
                 .http
@@ -599,7 +600,7 @@ impl Session {
                 .header(CONTENT_LENGTH, size.to_string())
                 .body(reqwest::Body::wrap_stream(stream)))
         };
-        let resp = self.send(&scopes, &put_url, |_| open()).await?;
+        let resp = self.send(&scopes, &put_url, open).await?;
         self.check(
             resp,
             &format!("PUT blob {digest} into {repository}"),

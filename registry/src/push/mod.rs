@@ -8,10 +8,13 @@
 //! 2. asks `HEAD` for every blob in every repository that needs it (in parallel):
 //!    a blob present in one repository is mounted into the others without reading it
 //!    from the bundle; present everywhere, it is skipped;
-//! 3. makes one verifying pass over the archive: blobs still missing are spooled to a
-//!    scratch folder as they stream by and uploaded in parallel (`jobs`) once their
-//!    hash matched, then mounted into the other repositories that need them; every
-//!    other entry is hashed and dropped;
+//! 3. makes one verifying pass over the archive, `jobs` threads each reading its own
+//!    zstd frames (a bundle without seek table is read by one): a blob still missing
+//!    streams straight from the archive into its upload while it is hashed (the
+//!    registry checks `?digest=` too and keeps nothing that does not match), then is
+//!    mounted into the other repositories that need it; every other entry is hashed and
+//!    dropped. No scratch disk: a failed upload is repeated from a fresh read of its
+//!    frame, once the verifier confirmed the hash;
 //! 4. only when the whole bundle verified: manifests are put raw (children before
 //!    indexes), then tags, last.
 //!
@@ -46,14 +49,16 @@ pub(crate) mod http;
 mod plan;
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{self, Read, Write};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::io::{self, Read};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use bundle_format::sign::PublicKey;
-use bundle_format::verify::{verify, BoxError, EntrySink, VerifyOptions};
+use bundle_format::verify::{
+    read_entry, verify, BoxError, EntryLocation, EntrySink, VerifyOptions,
+};
 use bundle_format::{EntryRecord, Sha256Digest};
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 
@@ -69,12 +74,9 @@ use http::{Attempt, AttemptResult, Session};
 pub struct PushOptions {
     /// The registry and how to reach it.
     pub connection: Connection,
-    /// Parallel requests (HEADs, uploads, manifests).
+    /// Parallel requests (HEADs, manifests), and threads verifying the bundle, each
+    /// uploading the blob it reads.
     pub jobs: usize,
-    /// Where missing blobs are spooled while the bundle is verified (default: the
-    /// system's temp folder). Needs at most the size of the blobs missing from the
-    /// registry; each file is removed once uploaded.
-    pub scratch_dir: Option<PathBuf>,
     /// Retries for transient failures (5xx, 429, resets).
     pub retry: RetryPolicy,
     /// Check the whole bundle (signature already checked by [`plan`]).
@@ -88,7 +90,6 @@ impl Default for PushOptions {
         Self {
             connection: Connection::default(),
             jobs: 8,
-            scratch_dir: None,
             retry: RetryPolicy::default(),
             key: None,
             allow_unsigned: false,
@@ -171,16 +172,24 @@ pub struct NoReport;
 impl PushReporter for NoReport {}
 
 struct Ctx<'a> {
-    session: Session,
+    /// Shared with the upload requests spawned on the runtime.
+    session: Arc<Session>,
     retry: RetryPolicy,
     reporter: &'a dyn PushReporter,
     retries: AtomicU64,
-    /// Bytes sent by uploads so far (failed attempts taken back); reported by the
-    /// upload loop on a timer, as uploads run on other tasks.
-    sent: Arc<AtomicU64>,
 }
 
 impl Ctx<'_> {
+    /// Logs, reports and counts a retry of `what` after `failed`.
+    fn note_retry(&self, what: &str, failed: &Attempt, attempt: u32, delay: std::time::Duration) {
+        tracing::warn!(
+            "{what}: {failed}; retrying in {delay:?} (attempt {attempt} of {})",
+            self.retry.attempts
+        );
+        self.reporter.retrying(what, &failed.to_string());
+        self.retries.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Runs `op` with the retry policy; returns the final error.
     async fn retry<T, F, Fut>(&self, what: &str, op: F) -> Result<T, Error>
     where
@@ -192,21 +201,8 @@ impl Ctx<'_> {
         loop {
             match op().await {
                 Ok(v) => return Ok(v),
-                Err(Attempt {
-                    error,
-                    transient: true,
-                }) if attempt < self.retry.attempts => {
-                    let text = Attempt {
-                        error,
-                        transient: true,
-                    }
-                    .to_string();
-                    tracing::warn!(
-                        "{what}: {text}; retrying in {delay:?} (attempt {attempt} of {})",
-                        self.retry.attempts
-                    );
-                    self.reporter.retrying(what, &text);
-                    self.retries.fetch_add(1, Ordering::Relaxed);
+                Err(failed) if failed.transient && attempt < self.retry.attempts => {
+                    self.note_retry(what, &failed, attempt, delay);
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(self.retry.max_delay);
                     attempt += 1;
@@ -238,11 +234,10 @@ pub async fn push(
     let started = Instant::now();
     let jobs = opts.jobs.max(1);
     let ctx = Ctx {
-        session: Session::new(&opts.connection)?,
+        session: Arc::new(Session::new(&opts.connection)?),
         retry: opts.retry,
         reporter,
         retries: AtomicU64::new(0),
-        sent: Arc::new(AtomicU64::new(0)),
     };
     let s = &ctx.session;
     let mut summary = PushSummary {
@@ -357,7 +352,8 @@ pub async fn push(
         w.missing = failed;
     }
 
-    // 3. One verifying pass; missing blobs spooled and uploaded while it streams.
+    // 3. One verifying pass, several frames at once; each missing blob streams from
+    //    the archive straight into its upload while it is hashed.
     let to_upload: HashMap<String, BlobWork> = work
         .values()
         .filter(|w| !w.missing.is_empty())
@@ -371,111 +367,25 @@ pub async fn push(
         to_upload.len()
     );
     reporter.transfer_started(upload_bytes, present_bytes, plan.index.total_size());
-    let scratch_base = opts.scratch_dir.clone().unwrap_or_else(std::env::temp_dir);
-    let scratch = open_scratch(&scratch_base).map_err(|source| Error::Io {
-        path: scratch_base.clone(),
-        source,
-    })?;
-
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Spooled>(64);
-    let abort = Arc::new(AtomicBool::new(false));
+    let sink = UploadSink::new(&ctx, bundle, to_upload);
     let verify_opts = VerifyOptions {
         key: opts.key.clone(),
         allow_unsigned: opts.allow_unsigned,
+        threads: jobs,
     };
-    let sink = SpoolSink {
-        wanted: to_upload,
-        dir: scratch.path().to_path_buf(),
-        tx,
-        abort: abort.clone(),
-        current: None,
-        verified_bytes: 0,
-    };
-    let bundle_path = bundle.to_path_buf();
-    // The verifier is synchronous: it runs on a blocking thread while uploads run here.
-    let verifying = tokio::task::spawn_blocking(move || {
-        let mut sink = sink;
-        verify(&bundle_path, &verify_opts, &mut sink)
-    });
-    let uploads = async {
-        let mut running = futures_util::stream::FuturesUnordered::new();
-        let mut first_error: Option<Error> = None;
-        let (mut pushed, mut mounted, mut bytes) = (0usize, 0usize, 0u64);
-        let mut open = true;
-        let mut pending = std::collections::VecDeque::new();
-        let mut tick = tokio::time::interval(std::time::Duration::from_millis(100));
-        let mut reported = 0u64;
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {
-                    let now = ctx.sent.load(Ordering::Relaxed);
-                    if now > reported {
-                        reporter.uploaded(now - reported);
-                        reported = now;
-                    }
-                }
-                // Always listening: the verifier never waits for uploads; blobs wait
-                // in the scratch folder until an upload slot is free.
-                msg = rx.recv(), if open => match msg {
-                    Some(Spooled::Verified(n)) => reporter.verified(n),
-                    Some(Spooled::Blob(w, file)) => pending.push_back((w, file)),
-                    None => open = false,
-                },
-                Some(done) = running.next(), if !running.is_empty() => match done {
-                    Ok((size, m)) => {
-                        pushed += 1;
-                        mounted += m;
-                        bytes += size;
-                    }
-                    Err(e) => {
-                        abort.store(true, Ordering::SeqCst);
-                        first_error.get_or_insert(e);
-                    }
-                },
-            }
-            while running.len() < jobs {
-                let Some((w, file)) = pending.pop_front() else {
-                    break;
-                };
-                let ctx = &ctx;
-                running.push(async move {
-                    let r = upload_one(ctx, &w, &file).await;
-                    let _ = std::fs::remove_file(&file);
-                    r.map(|m| (w.size, m))
-                });
-            }
-            if first_error.is_some() {
-                pending.clear();
-            }
-            if !open && running.is_empty() && pending.is_empty() {
-                break;
-            }
-        }
-        let now = ctx.sent.load(Ordering::Relaxed);
-        if now > reported {
-            reporter.uploaded(now - reported);
-        }
-        (first_error, pushed, mounted, bytes)
-    };
-    let (verified, (upload_error, pushed, mounted, bytes)) = tokio::join!(verifying, uploads);
-    let verified = verified.expect("the verifier thread does not panic");
+    // The verifier's threads block on reads and uploads; the runtime's other workers
+    // drive the requests meanwhile.
+    let verified = tokio::task::block_in_place(|| verify(bundle, &verify_opts, &sink));
     reporter.transfer_finished();
     tracing::info!(
         "bundle verified and blobs uploaded after {:.2?}",
         started.elapsed()
     );
-    drop(scratch);
-    if let Some(e) = upload_error {
-        return Err(e);
-    }
+    let uploads = sink.finish();
     match verified {
         Ok(_) => {}
-        Err(bundle_format::Error::Consumer { source, .. }) if abort.load(Ordering::SeqCst) => {
-            return Err(Error::Protocol {
-                registry: plan.host.clone(),
-                what: "upload".into(),
-                detail: source.to_string(),
-            });
+        Err(bundle_format::Error::Consumer { .. }) if uploads.error.is_some() => {
+            return Err(uploads.error.expect("checked"));
         }
         Err(source) => {
             return Err(Error::Bundle {
@@ -484,9 +394,9 @@ pub async fn push(
             })
         }
     }
-    summary.blobs_pushed = pushed;
-    summary.blobs_mounted += mounted;
-    summary.bytes_pushed = bytes;
+    summary.blobs_pushed = uploads.pushed;
+    summary.blobs_mounted += uploads.mounted;
+    summary.bytes_pushed = uploads.bytes;
 
     // 4. Manifests (children first), then tags.
     let results: Vec<(usize, usize)> = stream::iter(plan.images.iter())
@@ -576,128 +486,241 @@ pub async fn push(
     Ok(summary)
 }
 
-/// A scratch folder `bundle-push-<pid>-…` under `base`. Folders left by pushes that
-/// were killed (their PID is gone) are removed first, so an interrupted push does not
-/// leak disk space.
-fn open_scratch(base: &Path) -> io::Result<tempfile::TempDir> {
-    std::fs::create_dir_all(base)?;
-    if Path::new("/proc/self").exists() {
-        for entry in std::fs::read_dir(base)?.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let Some(pid) = name
-                .strip_prefix("bundle-push-")
-                .and_then(|r| r.split('-').next())
-                .and_then(|p| p.parse::<u32>().ok())
-            else {
-                continue;
+/// Size of the chunks handed from a verifier thread to its upload.
+const CHUNK: usize = 256 * 1024;
+/// Chunks in flight per upload.
+const CHUNKS_IN_FLIGHT: usize = 4;
+
+/// A streamed upload attempt: bytes handed over, and how it ended.
+type Streamed = (u64, Result<(), Attempt>);
+
+/// What the uploads of the verifying pass did.
+#[derive(Default)]
+struct UploadTally {
+    pushed: usize,
+    mounted: usize,
+    bytes: u64,
+    error: Option<Error>,
+}
+
+/// Uploads the blobs the registry lacks as the verifier streams them by, one upload per
+/// verifier thread. The first attempt streams from the verifier itself; a failed
+/// attempt is repeated from a fresh read of the entry ([`read_entry`]), only once the
+/// verifier confirmed its hash.
+struct UploadSink<'c, 'r> {
+    ctx: &'c Ctx<'r>,
+    bundle: &'c Path,
+    wanted: HashMap<String, BlobWork>,
+    runtime: tokio::runtime::Handle,
+    /// Outcome of the streamed first attempt (and the bytes it counted as uploaded),
+    /// per entry, until `verified` sees it.
+    streamed: Mutex<HashMap<String, Streamed>>,
+    verified_bytes: AtomicU64,
+    tally: Mutex<UploadTally>,
+}
+
+impl<'c, 'r> UploadSink<'c, 'r> {
+    fn new(ctx: &'c Ctx<'r>, bundle: &'c Path, wanted: HashMap<String, BlobWork>) -> Self {
+        Self {
+            ctx,
+            bundle,
+            wanted,
+            runtime: tokio::runtime::Handle::current(),
+            streamed: Mutex::new(HashMap::new()),
+            verified_bytes: AtomicU64::new(0),
+            tally: Mutex::new(UploadTally::default()),
+        }
+    }
+
+    fn finish(self) -> UploadTally {
+        self.tally.into_inner().expect("not poisoned")
+    }
+
+    /// One upload attempt of `w` into `repository`, its bytes read from `data` on this
+    /// thread while the request runs on the runtime. Returns the bytes handed over.
+    fn stream(&self, w: &BlobWork, repository: &str, data: &mut dyn Read, count: bool) -> Streamed {
+        let (tx, rx) = tokio::sync::mpsc::channel(CHUNKS_IN_FLIGHT);
+        let session = self.ctx.session.clone();
+        let (repo, digest, size) = (repository.to_string(), w.digest, w.size);
+        let request = self
+            .runtime
+            .spawn(async move { session.upload(&repo, &digest, size, rx).await });
+        let mut sent = 0u64;
+        loop {
+            let mut buf = vec![0u8; CHUNK];
+            let n = match read_full(data, &mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) => {
+                    // Abort the request: the registry must not take a short blob.
+                    let _ = tx.blocking_send(Err(io::Error::new(e.kind(), e.to_string())));
+                    break;
+                }
             };
-            if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
-                tracing::info!(
-                    "removing `{}`, left by an interrupted push",
-                    entry.path().display()
-                );
-                let _ = std::fs::remove_dir_all(entry.path());
+            buf.truncate(n);
+            if tx.blocking_send(Ok(bytes::Bytes::from(buf))).is_err() {
+                break; // the request ended early; its result says why
+            }
+            sent += n as u64;
+            if count {
+                self.ctx.reporter.uploaded(n as u64);
             }
         }
+        drop(tx);
+        let result = self.runtime.block_on(request).unwrap_or_else(|e| {
+            Err(Attempt {
+                error: Error::Protocol {
+                    registry: self.ctx.session.host().to_string(),
+                    what: format!("upload {}", w.digest),
+                    detail: e.to_string(),
+                },
+                transient: false,
+            })
+        });
+        (sent, result)
     }
-    tempfile::Builder::new()
-        .prefix(&format!("bundle-push-{}-", std::process::id()))
-        .tempdir_in(base)
-}
 
-/// Uploads one spooled blob into its first missing repository and mounts it into the
-/// others (uploading again where a mount is refused). Returns how many were mounted.
-async fn upload_one(ctx: &Ctx<'_>, w: &BlobWork, file: &Path) -> Result<usize, Error> {
-    let (first, rest) = w.missing.split_first().expect("a missing repository");
-    // Progress counts bytes as they leave; a failed attempt's bytes are taken back.
-    let attempt = Arc::new(AtomicU64::new(0));
-    let (this, total) = (attempt.clone(), ctx.sent.clone());
-    let report: Arc<dyn Fn(u64) + Send + Sync> = Arc::new(move |n| {
-        this.fetch_add(n, Ordering::Relaxed);
-        total.fetch_add(n, Ordering::Relaxed);
-    });
-    let start_attempt = || {
-        let previous = attempt.swap(0, Ordering::Relaxed);
-        ctx.sent.fetch_sub(previous, Ordering::Relaxed);
-    };
-    ctx.retry(&format!("upload {} into {first}", w.digest), || {
-        start_attempt();
-        ctx.session
-            .upload(first, &w.digest, w.size, file, report.clone())
-    })
-    .await?;
-    // Kept: the bytes of the successful attempt stay counted.
-    attempt.store(0, Ordering::Relaxed);
-    let mut mounted = 0;
-    for to in rest {
-        if ctx
-            .retry(&format!("mount {} into {to}", w.digest), || {
-                ctx.session.mount(to, first, &w.digest)
+    /// Repeats a failed upload into `repository` from fresh reads of the entry, with the
+    /// retry policy's backoff; `sent` is what the failed attempt counted as uploaded.
+    fn retry_upload(
+        &self,
+        w: &BlobWork,
+        record: &EntryRecord,
+        at: EntryLocation,
+        repository: &str,
+        mut failed: Attempt,
+        sent: u64,
+    ) -> Result<(), Error> {
+        let what = format!("upload {} into {repository}", w.digest);
+        let mut delay = self.ctx.retry.initial_delay;
+        for attempt in 1.. {
+            if !failed.transient || attempt >= self.ctx.retry.attempts {
+                return Err(failed.error);
+            }
+            self.ctx.note_retry(&what, &failed, attempt, delay);
+            std::thread::sleep(delay);
+            delay = (delay * 2).min(self.ctx.retry.max_delay);
+            let (_, reread) = read_entry(self.bundle, record, at, |data| {
+                self.stream(w, repository, data, false)
             })
-            .await?
-        {
-            mounted += 1;
-        } else {
-            ctx.retry(&format!("upload {} into {to}", w.digest), || {
-                start_attempt();
-                ctx.session
-                    .upload(to, &w.digest, w.size, file, report.clone())
-            })
-            .await?;
+            .map_err(|source| Error::Bundle {
+                path: self.bundle.to_path_buf(),
+                source,
+            })?;
+            match reread {
+                Ok(()) => {
+                    self.ctx.reporter.uploaded(w.size.saturating_sub(sent));
+                    return Ok(());
+                }
+                Err(e) => failed = e,
+            }
         }
+        unreachable!("the loop returns")
     }
-    Ok(mounted)
+
+    /// After the first upload: mounts into the other repositories that need the blob,
+    /// uploading again where a mount is refused. Returns how many were mounted.
+    fn spread(
+        &self,
+        w: &BlobWork,
+        record: &EntryRecord,
+        at: EntryLocation,
+    ) -> Result<usize, Error> {
+        let (first, rest) = w.missing.split_first().expect("a missing repository");
+        let mut mounted = 0;
+        for to in rest {
+            let what = format!("mount {} into {to}", w.digest);
+            let done = self.runtime.block_on(
+                self.ctx
+                    .retry(&what, || self.ctx.session.mount(to, first, &w.digest)),
+            )?;
+            if done {
+                mounted += 1;
+                continue;
+            }
+            let (_, attempt) = read_entry(self.bundle, record, at, |data| {
+                self.stream(w, to, data, false)
+            })
+            .map_err(|source| Error::Bundle {
+                path: self.bundle.to_path_buf(),
+                source,
+            })?;
+            if let Err(failed) = attempt {
+                self.retry_upload(w, record, at, to, failed, w.size)?;
+            }
+        }
+        Ok(mounted)
+    }
+
+    fn fail(&self, error: Error) -> BoxError {
+        let text = error.to_string();
+        self.tally
+            .lock()
+            .expect("not poisoned")
+            .error
+            .get_or_insert(error);
+        text.into()
+    }
 }
 
-/// What the verifying thread tells the uploader.
-enum Spooled {
-    /// Bytes of the bundle verified so far.
-    Verified(u64),
-    /// A verified blob in the scratch folder, to upload.
-    Blob(BlobWork, PathBuf),
-}
-
-/// Spools the entries that must be uploaded; hands each over once verified.
-struct SpoolSink {
-    wanted: HashMap<String, BlobWork>,
-    dir: PathBuf,
-    tx: tokio::sync::mpsc::Sender<Spooled>,
-    abort: Arc<AtomicBool>,
-    current: Option<PathBuf>,
-    verified_bytes: u64,
-}
-
-impl EntrySink for SpoolSink {
-    fn entry(&mut self, record: &EntryRecord, data: &mut dyn Read) -> Result<(), BoxError> {
-        if self.abort.load(Ordering::SeqCst) {
+impl EntrySink for UploadSink<'_, '_> {
+    fn entry(&self, record: &EntryRecord, data: &mut dyn Read) -> Result<(), BoxError> {
+        if self.tally.lock().expect("not poisoned").error.is_some() {
             return Err("an upload failed".into());
         }
-        if !self.wanted.contains_key(record.path.as_str()) {
+        let Some(w) = self.wanted.get(record.path.as_str()) else {
             return Ok(());
-        }
-        let path = self.dir.join(record.sha256.hex());
-        let mut out = io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&path)?);
-        io::copy(data, &mut out)?;
-        out.flush()?;
-        self.current = Some(path);
+        };
+        let first = w.missing.first().expect("a missing repository");
+        // Any failure waits for `verified`: a bundle that fails its hash reports that,
+        // not the registry's refusal of the same bytes.
+        let outcome = self.stream(w, first, data, true);
+        self.streamed
+            .lock()
+            .expect("not poisoned")
+            .insert(record.path.to_string(), outcome);
         Ok(())
     }
 
-    fn verified(&mut self, record: &EntryRecord) -> Result<(), BoxError> {
-        self.verified_bytes += record.size;
-        let mut msgs = vec![Spooled::Verified(self.verified_bytes)];
-        if let Some(path) = self.current.take() {
-            let w = self
-                .wanted
-                .remove(record.path.as_str())
-                .expect("spooled entries are wanted");
-            msgs.push(Spooled::Blob(w, path));
+    fn verified(&self, record: &EntryRecord, at: EntryLocation) -> Result<(), BoxError> {
+        let total = self
+            .verified_bytes
+            .fetch_add(record.size, Ordering::Relaxed)
+            + record.size;
+        self.ctx.reporter.verified(total);
+        let Some(w) = self.wanted.get(record.path.as_str()) else {
+            return Ok(());
+        };
+        let (sent, outcome) = self
+            .streamed
+            .lock()
+            .expect("not poisoned")
+            .remove(record.path.as_str())
+            .expect("streamed in `entry`");
+        let first = w.missing.first().expect("a missing repository");
+        if let Err(failed) = outcome {
+            self.retry_upload(w, record, at, first, failed, sent)
+                .map_err(|e| self.fail(e))?;
         }
-        for m in msgs {
-            if self.tx.blocking_send(m).is_err() {
-                return Err("the uploader stopped".into());
-            }
-        }
+        let mounted = self.spread(w, record, at).map_err(|e| self.fail(e))?;
+        let mut tally = self.tally.lock().expect("not poisoned");
+        tally.pushed += 1;
+        tally.mounted += mounted;
+        tally.bytes += w.size;
         Ok(())
     }
+}
+
+/// Fills `buf` unless the reader ends first; returns how much was read.
+fn read_full(data: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match data.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
 }
