@@ -59,7 +59,7 @@ pub struct Args {
     /// Send images under SRC_PREFIX to DEST_PREFIX instead: docker.io/calico=cni/calico (repeatable)
     #[arg(long = "map", value_name = "SRC=DEST")]
     maps: Vec<Override>,
-    /// Parallel requests, and threads reading the bundle (each uploads what it reads)
+    /// Parallel requests, and threads reading the bundle, each uploading what it reads (up to 16, about 4 MiB each)
     #[arg(long, short, default_value_t = 8, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
     jobs: u16,
     /// Print the name mapping and what would be created, push nothing

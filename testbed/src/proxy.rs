@@ -25,7 +25,8 @@ pub enum Fault {
     Both,
 }
 
-/// Which requests fail: request number `n` (counting from 1) fails when
+/// Which requests fail: among the requests the pattern counts (all, or those whose
+/// request line `only` accepts), number `n` (counting from 1) fails when
 /// `n > skip && (n - skip) % every == 0`.
 #[derive(Clone, Copy, Debug)]
 pub struct FaultPattern {
@@ -35,6 +36,8 @@ pub struct FaultPattern {
     pub skip: usize,
     /// What the failure is.
     pub fault: Fault,
+    /// Count only the requests whose line (`PUT /v2/… HTTP/1.1`) this accepts.
+    pub only: Option<fn(&str) -> bool>,
 }
 
 impl FaultPattern {
@@ -44,6 +47,7 @@ impl FaultPattern {
             every: 0,
             skip: 0,
             fault: Fault::Reset,
+            only: None,
         }
     }
 }
@@ -51,6 +55,8 @@ impl FaultPattern {
 #[derive(Default)]
 struct State {
     requests: AtomicUsize,
+    /// Requests the pattern counts.
+    counted: AtomicUsize,
     faults: AtomicUsize,
     stop: AtomicBool,
     log: Mutex<Vec<String>>,
@@ -119,10 +125,17 @@ fn handle(
     let Some(head) = read_head(&mut client)? else {
         return Ok(());
     };
-    let n = state.requests.fetch_add(1, Ordering::SeqCst) + 1;
+    state.requests.fetch_add(1, Ordering::SeqCst);
     let line = head.lines().next().unwrap_or_default().to_string();
-    let fail =
-        pattern.every > 0 && n > pattern.skip && (n - pattern.skip).is_multiple_of(pattern.every);
+    let counted = pattern.only.is_none_or(|only| only(&line));
+    let n = match counted {
+        true => state.counted.fetch_add(1, Ordering::SeqCst) + 1,
+        false => 0,
+    };
+    let fail = counted
+        && pattern.every > 0
+        && n > pattern.skip
+        && (n - pattern.skip).is_multiple_of(pattern.every);
     if fail {
         let k = state.faults.fetch_add(1, Ordering::SeqCst);
         let fault = match pattern.fault {

@@ -75,7 +75,7 @@ pub struct PushOptions {
     /// The registry and how to reach it.
     pub connection: Connection,
     /// Parallel requests (HEADs, manifests), and threads verifying the bundle, each
-    /// uploading the blob it reads.
+    /// uploading the blob it reads (at most 16 of those).
     pub jobs: usize,
     /// Retries for transient failures (5xx, 429, resets).
     pub retry: RetryPolicy,
@@ -371,7 +371,7 @@ pub async fn push(
     let verify_opts = VerifyOptions {
         key: opts.key.clone(),
         allow_unsigned: opts.allow_unsigned,
-        threads: jobs,
+        threads: jobs.min(MAX_UPLOAD_THREADS),
     };
     // The verifier's threads block on reads and uploads; the runtime's other workers
     // drive the requests meanwhile.
@@ -485,6 +485,10 @@ pub async fn push(
     tracing::info!("manifests and tags done after {:.2?}", started.elapsed());
     Ok(summary)
 }
+
+/// Each verifier thread holds about 4 MiB (zstd window, read buffer, chunks in flight):
+/// more than this many would cost memory without helping a registry take blobs faster.
+const MAX_UPLOAD_THREADS: usize = 16;
 
 /// Size of the chunks handed from a verifier thread to its upload.
 const CHUNK: usize = 256 * 1024;
