@@ -716,6 +716,12 @@ fn push_into_harbor_creates_projects_and_uses_its_token_realm() {
         &harbor.addr,
         &["--tls-verify=false", "--creds=admin:Harbor12345"],
     );
+    assert_eq!(harbor.public_projects(), Vec::<String>::new());
+    let anonymous = anonymous_inspect(&format!("{}/k8s/pause:3.9", harbor.addr));
+    assert!(
+        !anonymous.status.success(),
+        "a private project refuses anonymous pulls"
+    );
 
     // Again: the projects exist, nothing is sent.
     let run = push_with_stdin(&up.s, &args, "Harbor12345");
@@ -724,6 +730,68 @@ fn push_into_harbor_creates_projects_and_uses_its_token_realm() {
     assert_eq!(summary["projectsCreated"], serde_json::json!([]));
     assert_eq!(summary["blobsPushed"], 0);
     assert_eq!(harbor.project_posts(), 1);
+}
+
+/// `skopeo inspect` without any credentials, as a node pulling anonymously.
+fn anonymous_inspect(reference: &str) -> std::process::Output {
+    Command::new("skopeo")
+        .args(["inspect", "--raw", "--tls-verify=false", "--no-creds"])
+        .arg(format!("docker://{reference}"))
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn push_into_harbor_with_public_creates_public_projects_and_leaves_existing_ones_alone() {
+    let (up, bundle) = default_bundle();
+    let harbor = HarborStandIn::start(&HarborOptions {
+        users: harbor_users(),
+        projects: vec!["calico".into()],
+        ..Default::default()
+    })
+    .unwrap();
+    let args = [
+        "push",
+        bundle.to_str().unwrap(),
+        "--pubkey",
+        "builder.pub",
+        "--registry",
+        &harbor.addr,
+        "--plain-http",
+        "--username",
+        "admin",
+        "--password-stdin",
+        "--public",
+    ];
+    let run = push_with_stdin(&up.s, &args, "Harbor12345");
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    assert!(
+        run.stderr.contains("Created Harbor project `k8s` (public)"),
+        "{}",
+        run.stderr
+    );
+    assert!(harbor
+        .log()
+        .contains(&"POST /api/v2.0/projects 201".to_string()));
+    // `calico` existed (private) and stays so; `k8s` was created public.
+    assert_eq!(harbor.public_projects(), vec!["k8s"]);
+    for (source, target) in DEFAULT_IMAGES.iter().zip(TARGETS) {
+        let out = anonymous_inspect(&format!("{}/{target}", harbor.addr));
+        let pulled = out.status.success();
+        assert_eq!(
+            pulled,
+            target.starts_with("k8s/"),
+            "{source} → {target}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if pulled {
+            let digest = format!(
+                "sha256:{}",
+                bundle_format::Sha256Digest::of(&out.stdout).hex()
+            );
+            assert_eq!(digest, bundle_digests(&up)[*source]);
+        }
+    }
 }
 
 #[test]

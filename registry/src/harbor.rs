@@ -5,8 +5,10 @@
 //! Harbor; if it is, every target project is checked with
 //! `HEAD /api/v2.0/projects?project_name=NAME` (200 exists, 404 missing) and created
 //! with `POST /api/v2.0/projects` `{"project_name": NAME, "metadata": {"public": "false"}}`
-//! (201 created; 409 means someone else created it meanwhile, which is as good). Shapes
-//! follow Harbor's `api/v2.0/swagger.yaml`. Other registries skip this step.
+//! (201 created; 409 means someone else created it meanwhile, which is as good);
+//! `"public": "true"` when asked, so that nodes can pull without credentials. An
+//! existing project is never changed. Shapes follow Harbor's `api/v2.0/swagger.yaml`.
+//! Other registries skip this step.
 
 use reqwest::StatusCode;
 
@@ -26,7 +28,7 @@ pub struct HarborInfo {
 pub enum ProjectOutcome {
     /// It existed already.
     Existed,
-    /// It was created (private).
+    /// It was created (private, or public when asked).
     Created,
 }
 
@@ -61,8 +63,12 @@ fn api(s: &Session, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
     }
 }
 
-/// Makes sure `project` exists, creating it private when missing.
-pub(crate) async fn ensure_project(s: &Session, project: &str) -> AttemptResult<ProjectOutcome> {
+/// Makes sure `project` exists, creating it (private unless `public`) when missing.
+pub(crate) async fn ensure_project(
+    s: &Session,
+    project: &str,
+    public: bool,
+) -> AttemptResult<ProjectOutcome> {
     let url = format!("{}/api/v2.0/projects", s.base());
     let resp = api(s, s.http().head(&url).query(&[("project_name", project)]))
         .send()
@@ -78,7 +84,8 @@ pub(crate) async fn ensure_project(s: &Session, project: &str) -> AttemptResult<
                 .await)
         }
     }
-    let body = serde_json::json!({ "project_name": project, "metadata": { "public": "false" } });
+    // Harbor's ProjectMetadata holds "true"/"false" strings, not booleans.
+    let body = serde_json::json!({ "project_name": project, "metadata": { "public": public.to_string() } });
     let resp = api(s, s.http().post(&url).json(&body))
         .send()
         .await

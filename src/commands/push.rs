@@ -62,6 +62,10 @@ pub struct Args {
     /// Parallel requests, and threads reading the bundle, each uploading what it reads (up to 16, about 4 MiB each)
     #[arg(long, short, default_value_t = 8, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
     jobs: u16,
+    /// Create missing Harbor projects public, so that nodes pull without credentials
+    /// (existing projects are left as they are)
+    #[arg(long)]
+    public: bool,
     /// Print the name mapping and what would be created, push nothing
     #[arg(long)]
     dry_run: bool,
@@ -114,6 +118,7 @@ pub fn run(args: Args, ui: &Ui) -> anyhow::Result<()> {
         retry: RetryPolicy::default(),
         key,
         allow_unsigned: args.allow_unsigned,
+        public_projects: args.public,
     };
     if let Some(k) = &plan.signed_by {
         ui.status(
@@ -133,6 +138,7 @@ pub fn run(args: Args, ui: &Ui) -> anyhow::Result<()> {
     );
     let reporter = Reporter {
         ui,
+        public: args.public,
         verify_bar: Mutex::new(None),
         upload_bar: Mutex::new(None),
     };
@@ -222,6 +228,8 @@ fn print_summary(s: &PushSummary) {
 /// Shows a push's progress: status lines everywhere, byte bars on a terminal.
 struct Reporter<'a> {
     ui: &'a Ui,
+    /// Projects are created public.
+    public: bool,
     verify_bar: Mutex<Option<ProgressBar>>,
     upload_bar: Mutex<Option<ProgressBar>>,
 }
@@ -235,8 +243,13 @@ impl PushReporter for Reporter<'_> {
     }
     fn project(&self, name: &str, created: bool) {
         if created {
-            self.ui
-                .status("Created", format!("Harbor project `{name}` (private)"));
+            self.ui.status(
+                "Created",
+                format!(
+                    "Harbor project `{name}` ({})",
+                    if self.public { "public" } else { "private" }
+                ),
+            );
         }
     }
     fn transfer_started(&self, to_upload: u64, present: u64, bundle_bytes: u64) {

@@ -5,6 +5,7 @@
 //! - `GET /service/token` (Harbor's token realm): Basic-auth users, JWTs signed RS256 by
 //!   a key whose self-signed certificate is in the registry's `rootcertbundle` and in the
 //!   token's `x5c` header, granting `pull,push` on repositories of existing projects;
+//!   anonymous requests get `pull` on repositories of public projects only;
 //! - `GET /api/v2.0/systeminfo`; `HEAD /api/v2.0/projects?project_name=` (200/404);
 //!   `GET /api/v2.0/projects?name=`; `POST /api/v2.0/projects` with
 //!   `{"project_name", "metadata": {"public"}}` (201, 400, 401, 403, 409), as Harbor's
@@ -80,7 +81,8 @@ pub struct HarborOptions {
 #[derive(Default)]
 struct State {
     users: Vec<HarborUser>,
-    projects: Mutex<BTreeMap<String, u64>>,
+    /// Name → (id, public).
+    projects: Mutex<BTreeMap<String, (u64, bool)>>,
     token_requests: AtomicUsize,
     project_posts: AtomicUsize,
     log: Mutex<Vec<String>>,
@@ -158,7 +160,7 @@ impl HarborStandIn {
                 opts.projects
                     .iter()
                     .enumerate()
-                    .map(|(i, p)| (p.clone(), i as u64 + 1))
+                    .map(|(i, p)| (p.clone(), (i as u64 + 1, false)))
                     .collect(),
             ),
             first_token_dies: opts.first_token_dies,
@@ -224,6 +226,18 @@ impl HarborStandIn {
     /// `POST /api/v2.0/projects` requests so far.
     pub fn project_posts(&self) -> usize {
         self.state.project_posts.load(Ordering::SeqCst)
+    }
+
+    /// Projects that exist now and are public (anonymous pulls allowed).
+    pub fn public_projects(&self) -> Vec<String> {
+        self.state
+            .projects
+            .lock()
+            .expect("projects")
+            .iter()
+            .filter(|(_, (_, public))| *public)
+            .map(|(p, _)| p.clone())
+            .collect()
     }
 
     /// Projects that exist now.
@@ -405,7 +419,7 @@ fn api(
             let list: Vec<_> = projects
                 .iter()
                 .filter(|(p, _)| name.as_ref().is_none_or(|n| *p == n))
-                .map(|(p, id)| serde_json::json!({"project_id": id, "name": p, "metadata": {"public": "false"}}))
+                .map(|(p, (id, public))| serde_json::json!({"project_id": id, "name": p, "metadata": {"public": public.to_string()}}))
                 .collect();
             (200, serde_json::Value::Array(list))
         }
@@ -437,8 +451,13 @@ fn api(
                     ),
                 );
             }
+            // Harbor's ProjectMetadata holds "true"/"false" strings.
+            let public = req
+                .pointer("/metadata/public")
+                .and_then(|v| v.as_str())
+                .is_some_and(|v| v == "true");
             let id = projects.len() as u64 + 1;
-            projects.insert(name.to_string(), id);
+            projects.insert(name.to_string(), (id, public));
             (201, serde_json::json!({"project_id": id}))
         }
         _ => (404, error("NOT_FOUND", "no such API in the stand-in")),
@@ -456,7 +475,7 @@ fn authenticate(s: &State, header: &str) -> Option<HarborUser> {
 }
 
 /// A JWT granting what `user` may do of `scopes`: pull and push on repositories of
-/// existing projects for any account; nothing for anonymous.
+/// existing projects for any account; pull on public projects for anonymous.
 fn issue(s: &State, user: Option<&str>, scopes: &[String]) -> String {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -470,11 +489,14 @@ fn issue(s: &State, user: Option<&str>, scopes: &[String]) -> String {
         else {
             continue;
         };
-        if kind != "repository" || user.is_none() {
+        if kind != "repository" {
             continue;
         }
         let project = name.split('/').next().unwrap_or(name);
-        if !projects.contains_key(project) || !name.contains('/') {
+        let Some((_, public)) = projects.get(project).filter(|_| name.contains('/')) else {
+            continue;
+        };
+        if user.is_none() && !public {
             continue;
         }
         let may_push = s
@@ -484,6 +506,7 @@ fn issue(s: &State, user: Option<&str>, scopes: &[String]) -> String {
         let granted: Vec<&str> = actions
             .split(',')
             .filter(|a| *a == "pull" || (may_push && matches!(*a, "push" | "delete" | "*")))
+            .filter(|a| user.is_some() || *a == "pull")
             .collect();
         access.push(serde_json::json!({"type": "repository", "name": name, "actions": granted}));
     }

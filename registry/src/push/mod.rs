@@ -83,6 +83,8 @@ pub struct PushOptions {
     pub key: Option<PublicKey>,
     /// Accept an unsigned bundle.
     pub allow_unsigned: bool,
+    /// Create missing Harbor projects public (anonymous pulls), not private.
+    pub public_projects: bool,
 }
 
 impl Default for PushOptions {
@@ -93,6 +95,7 @@ impl Default for PushOptions {
             retry: RetryPolicy::default(),
             key: None,
             allow_unsigned: false,
+            public_projects: false,
         }
     }
 }
@@ -257,7 +260,7 @@ pub async fn push(
         for project in &plan.projects {
             let outcome = ctx
                 .retry(&format!("project `{project}`"), || {
-                    harbor::ensure_project(s, project)
+                    harbor::ensure_project(s, project, opts.public_projects)
                 })
                 .await?;
             reporter.project(project, outcome == ProjectOutcome::Created);
@@ -484,6 +487,37 @@ pub async fn push(
     summary.seconds = started.elapsed().as_secs_f64();
     tracing::info!("manifests and tags done after {:.2?}", started.elapsed());
     Ok(summary)
+}
+
+/// Checks that `connection`'s account (none: anonymous) may pull `repository` at
+/// `reference` (a tag or digest), as a cluster node will after the push: `GET /v2/`,
+/// then `HEAD` of the manifest. `Denied` or `BadCredentials` when the registry refuses,
+/// `NotFound` when it has no such manifest.
+pub async fn check_pull(
+    connection: &Connection,
+    repository: &str,
+    reference: &str,
+) -> Result<(), Error> {
+    let session = Session::new(connection)?;
+    let retry = RetryPolicy::default();
+    let transient = |a: &Attempt| a.transient;
+    retry
+        .run("GET /v2/", transient, || session.ping())
+        .await
+        .map_err(|a| a.error)?;
+    let found = retry
+        .run("HEAD manifest", transient, || {
+            session.manifest_digest(repository, reference)
+        })
+        .await
+        .map_err(|a| a.error)?;
+    match found {
+        Some(_) => Ok(()),
+        None => Err(Error::NotFound {
+            reference: format!("{}/{repository}:{reference}", connection.host),
+            registry: connection.host.clone(),
+        }),
+    }
 }
 
 /// Each verifier thread holds about 4 MiB (zstd window, read buffer, chunks in flight):
