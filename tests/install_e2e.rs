@@ -917,6 +917,26 @@ fn install_errors_name_the_host_and_say_how_to_go_on() {
     );
     assert!(s.records("m1").is_empty(), "a step ran");
 
+    // Nodes are to pull with an account whose password was not given: stopped before
+    // anything reaches a host or the registry.
+    let inv = s.inventory_text(2, &s.c.known_hosts(), "").replace(
+        "caFile: registry-ca.crt}",
+        "caFile: registry-ca.crt, pullUsername: robot$k8s}",
+    );
+    std::fs::write(s.path("cluster.yaml"), &inv).unwrap();
+    let o = s.install(&[]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("error: the inventory has the nodes pull as `robot$k8s`, but BUNDLE_REGISTRY_PULL_PASSWORD is not set"),
+        "{err}"
+    );
+    assert!(
+        err.contains("hint: export BUNDLE_REGISTRY_PULL_PASSWORD with the password (robot secret) of `robot$k8s`"),
+        "{err}"
+    );
+    assert!(s.records("m1").is_empty(), "a step ran");
+
     // An unreachable host: w2 is down.
     s.write_inventory("cluster.yaml", 2, &s.c.known_hosts());
     let mut c = s.c;

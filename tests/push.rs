@@ -792,6 +792,40 @@ fn push_into_harbor_with_public_creates_public_projects_and_leaves_existing_ones
             assert_eq!(digest, bundle_digests(&up)[*source]);
         }
     }
+
+    // What `bundle install` asks before any node pulls: the same answers as skopeo's.
+    let digests = bundle_digests(&up);
+    let check = |user: Option<(&str, &str)>, repository: &str, source: &str| {
+        let connection = bundle_registry::push::Connection {
+            host: harbor.addr.clone(),
+            plain_http: true,
+            ca_files: vec![],
+            credentials: user.map(|(u, p)| bundle_registry::Credentials {
+                username: u.into(),
+                password: p.into(),
+            }),
+        };
+        tokio::runtime::Runtime::new()
+            .unwrap()
+            .block_on(bundle_registry::push::check_pull(
+                &connection,
+                repository,
+                &digests[source],
+            ))
+    };
+    let (pause, node) = ("registry.k8s.io/pause:3.9", "docker.io/calico/node:v3.26.4");
+    check(None, "k8s/pause", pause).expect("anonymous pull from the public project");
+    let refused = check(None, "calico/node", node).unwrap_err();
+    assert!(
+        refused
+            .to_string()
+            .contains("may not read from `calico/node`"),
+        "{refused}"
+    );
+    check(Some(("guest", "guest-pass")), "calico/node", node)
+        .expect("a Guest pulls from the private project");
+    let wrong = check(Some(("guest", "nope")), "calico/node", node).unwrap_err();
+    assert!(wrong.to_string().contains("guest"), "{wrong}");
 }
 
 #[test]

@@ -296,6 +296,29 @@ pub enum Error {
         host: String,
     },
 
+    /// The nodes' pull password is missing or unusable.
+    #[error("the inventory has the nodes pull as `{username}`, but BUNDLE_REGISTRY_PULL_PASSWORD {problem}")]
+    PullPassword {
+        /// `spec.registry.pullUsername`.
+        username: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+
+    /// The nodes would not be able to pull what was pushed.
+    #[error("the nodes could not pull `{repository}` from `{registry}` {}", match account { Some(a) => format!("as `{a}`"), None => "anonymously".to_string() })]
+    NodesCannotPull {
+        /// Registry.
+        registry: String,
+        /// Repository tried.
+        repository: String,
+        /// `spec.registry.pullUsername`, if any.
+        account: Option<String>,
+        /// What the registry said.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+
     /// Pushing the images failed.
     #[error("pushing the bundle's images to `{registry}` failed")]
     Push {
@@ -368,6 +391,15 @@ impl Error {
             Error::UnknownHost { .. } => Some("add the host to `spec.hosts` first, or check the name".into()),
             Error::RepoServe { .. } => Some("`spec.repo.address` must be an address of this machine the hosts can reach, and `spec.repo.port` free".into()),
             Error::NotConfirmed { .. } => Some("pass `--yes` to confirm".into()),
+            Error::PullPassword { username, .. } => Some(format!("export BUNDLE_REGISTRY_PULL_PASSWORD with the password (robot secret) of `{username}` in the shell that runs `bundle install`; it is written only into containerd's config.toml on the hosts (mode 0600)")),
+            Error::NodesCannotPull { repository, account: None, .. } => {
+                let project = repository.split('/').next().unwrap_or(repository);
+                Some(format!("make the Harbor project `{project}` public (Projects → {project} → Configuration → Public), or set `spec.registry.pullUsername` to an account that may pull (a Harbor robot account) and export BUNDLE_REGISTRY_PULL_PASSWORD"))
+            }
+            Error::NodesCannotPull { repository, account: Some(a), .. } => {
+                let project = repository.split('/').next().unwrap_or(repository);
+                Some(format!("give `{a}` pull rights on the project `{project}` (a Harbor robot account with \"pull repository\" permission, or the Guest role), and check BUNDLE_REGISTRY_PULL_PASSWORD"))
+            }
             Error::Push { .. } => Some("check the registry with `bundle push BUNDLE --registry HOST --dry-run`; once the images are there, pass `--skip-push`".into()),
             _ => None,
         }

@@ -176,6 +176,11 @@ pub struct RegistrySpec {
     /// Image name overrides `SRC_PREFIX=DEST_PREFIX`, as given to `bundle push --map`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub map: Vec<String>,
+    /// The account nodes pull images with (a Harbor robot account with pull rights);
+    /// its password comes from `BUNDLE_REGISTRY_PULL_PASSWORD` when installing. Without
+    /// it nodes pull anonymously, and missing Harbor projects are created public.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pull_username: Option<String>,
 }
 
 /// `spec.network`.
@@ -262,6 +267,8 @@ pub struct Cluster {
     pub registry_ca_file: Option<String>,
     /// Registry address for `/etc/hosts`.
     pub registry_address: Option<IpAddr>,
+    /// Account the nodes' containerd pulls with; `None`: anonymous pulls.
+    pub registry_pull_username: Option<String>,
     /// The image mapping (same as `bundle push`).
     #[serde(skip)]
     pub mapping: ImageMapping,
@@ -607,6 +614,20 @@ impl Inventory {
             },
         };
 
+        let pull_username = spec.registry.pull_username.clone();
+        if let Some(u) = &pull_username {
+            // It goes into containerd's TOML as a basic string.
+            if u.is_empty()
+                || u.chars()
+                    .any(|c| c.is_whitespace() || c.is_control() || c == '"' || c == '\\')
+            {
+                p(
+                    "spec.registry.pullUsername",
+                    format!("`{u}` is not an account name (no spaces, quotes or backslashes)"),
+                );
+            }
+        }
+
         if !["calico", "flannel"].contains(&spec.network.cni.as_str()) {
             p(
                 "spec.network.cni",
@@ -751,6 +772,7 @@ impl Inventory {
             registry_host,
             registry_ca_file: spec.registry.ca_file.clone(),
             registry_address,
+            registry_pull_username: pull_username,
             mapping: mapping.expect("checked"),
             cni: spec.network.cni.clone(),
             pod_subnet: pod.expect("checked"),

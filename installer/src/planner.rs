@@ -702,15 +702,28 @@ pub fn plan(
 
     // 4. containerd
     let ca_path = containerd::ca_path(cluster);
+    let pull_auth =
+        cluster
+            .registry_pull_username
+            .as_deref()
+            .map(|username| containerd::PullAuth {
+                host: &cluster.registry_host,
+                username,
+            });
+    // The file holds the pull password then: root only.
+    let (config_mode, pulls) = match pull_auth {
+        Some(a) => ("0600", format!("pulls as `{}`", a.username)),
+        None => ("0644", "anonymous pulls".to_string()),
+    };
     for n in &cluster.nodes {
         let mut s = Vec::new();
         let mut files = vec![containerd::CONFIG_PATH.to_string()];
         s.push(write(
             "containerd/config",
-            &format!("containerd config version {containerd_config_version}: systemd cgroups, sandbox image from the registry"),
+            &format!("containerd config version {containerd_config_version}: systemd cgroups, sandbox image from the registry, {pulls}"),
             containerd::CONFIG_PATH,
-            containerd::config(containerd_config_version, &sandbox_image),
-            "0644",
+            containerd::config(containerd_config_version, &sandbox_image, pull_auth),
+            config_mode,
         ));
         if let Some(ca) = &inputs.registry_ca {
             s.push(write(

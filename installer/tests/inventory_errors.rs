@@ -317,6 +317,21 @@ fn a_bad_image_mapping_override_names_its_index() {
 }
 
 #[test]
+fn a_pull_username_that_cannot_go_into_containerds_config_is_refused() {
+    for bad in ["\"robot k8s\"", "'robot\"x'", "''"] {
+        let yaml = inventory_yaml(3, 1).replace(
+            "caFile: harbor-ca.crt}",
+            &format!("caFile: harbor-ca.crt, pullUsername: {bad}}}"),
+        );
+        assert_problem(
+            &problems(&yaml),
+            "spec.registry.pullUsername",
+            "is not an account name (no spaces, quotes or backslashes)",
+        );
+    }
+}
+
+#[test]
 fn an_override_that_breaks_kubeadm_image_names_is_refused() {
     let yaml = inventory_yaml(3, 1).replace(
         "caFile: harbor-ca.crt}",

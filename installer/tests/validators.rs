@@ -178,6 +178,51 @@ fn containerd_parses_the_version_2_config_with_systemd_cgroups_and_the_sandbox_i
     );
 }
 
+#[test]
+fn containerd_takes_the_nodes_pull_account_and_the_file_is_root_only() {
+    let yaml = inventory_yaml(3, 1).replace(
+        "registry: {host: harbor.example.com, caFile: harbor-ca.crt}",
+        "registry: {host: harbor.example.com, caFile: harbor-ca.crt, pullUsername: robot$k8s-pull}",
+    );
+    let plan = plan(&cluster_from(&yaml), &facts(), &inputs()).expect("plans");
+    let (_, cfg, mode, _) = plan
+        .host_files("server8")
+        .find(|(p, ..)| *p == containerd::CONFIG_PATH)
+        .unwrap();
+    assert_eq!(mode, "0600", "the config holds a password");
+    assert!(
+        cfg.contains(&format!("password = \"{}\"", containerd::PULL_PASSWORD)),
+        "{cfg}"
+    );
+    // Without an account the file stays world-readable and holds no auth.
+    let anonymous = the_plan(3, 1);
+    let (_, cfg0, mode0, _) = anonymous
+        .host_files("server8")
+        .find(|(p, ..)| *p == containerd::CONFIG_PATH)
+        .unwrap();
+    assert_eq!(mode0, "0644");
+    assert!(!cfg0.contains("auth"), "{cfg0}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let filled = cfg.replace(containerd::PULL_PASSWORD, "s3cr3t-robot-token");
+    let p = write(dir.path(), "config.toml", &filled);
+    let o = tool(
+        "containerd",
+        &["--config", p.to_str().unwrap(), "config", "dump"],
+    );
+    let dump = text(&o);
+    assert!(o.status.success(), "containerd rejected the config: {dump}");
+    assert!(
+        dump.contains(
+            "[plugins.\"io.containerd.grpc.v1.cri\".registry.configs.\"harbor.example.com\".auth]"
+        ),
+        "{dump}"
+    );
+    assert!(dump.contains("username = \"robot$k8s-pull\""), "{dump}");
+    assert!(dump.contains("password = \"s3cr3t-robot-token\""), "{dump}");
+    assert!(dump.contains("SystemdCgroup = true"), "{dump}");
+}
+
 /// containerd 2.x is not installable here (Debian has 1.6), so the version 3 config is
 /// checked as TOML with Python's parser, against the plugin names of containerd 2.
 #[test]

@@ -170,6 +170,7 @@ async fn apply_async(opts: &ApplyOptions, reporter: &dyn Reporter) -> Result<App
         }
     }
 
+    let pull_password = pull_password(&prepared.cluster)?;
     confirm_plan_change(&state, &plan, opts.yes, reporter)?;
     let secrets = Secrets::load_or_create(&state_root.join("secrets.json"))?;
     crate::plan::write_plan_dir(&plan, &state_root)?;
@@ -183,7 +184,7 @@ async fn apply_async(opts: &ApplyOptions, reporter: &dyn Reporter) -> Result<App
         become_password: opts.become_password.clone(),
         resume,
     };
-    let engine = Engine::connect(
+    let mut engine = Engine::connect(
         &plan,
         &state,
         &secrets,
@@ -196,13 +197,8 @@ async fn apply_async(opts: &ApplyOptions, reporter: &dyn Reporter) -> Result<App
         reporter,
     )
     .await?;
-    if opts.skip_push {
-        reporter.event(&Event::Note {
-            message: "images not pushed (`--skip-push`)".into(),
-        });
-    } else {
-        push_images(opts, &prepared.cluster, reporter).await?;
-    }
+    engine.set_pull_password(pull_password.as_deref());
+    push_images(opts, &prepared.cluster, pull_password.as_deref(), reporter).await?;
     let (ran, skipped) = execute(&engine, &plan, &state, run.from, reporter).await?;
     if opts.drill {
         super::drill::drill(&engine, &prepared.cluster).await?;
@@ -355,10 +351,14 @@ fn resume_command(opts: &ApplyOptions, state: &Path) -> String {
 /// Pushes the bundle's images to the registry before any host needs them, with
 /// `bundle push`'s code and the inventory's mapping (`spec.registry.map`); the
 /// registry's CA is `spec.registry.caFile`, credentials as `bundle push` finds them
-/// (`BUNDLE_REGISTRY_USERNAME`/`_PASSWORD`, docker config).
+/// (`BUNDLE_REGISTRY_USERNAME`/`_PASSWORD`, docker config). Missing Harbor projects
+/// are created public when nodes pull anonymously. Then (also with `--skip-push`)
+/// checks that the nodes will be able to pull: one image of every project, with the
+/// nodes' credentials or none.
 async fn push_images(
     opts: &ApplyOptions,
     cluster: &crate::Cluster,
+    pull_password: Option<&str>,
     reporter: &dyn Reporter,
 ) -> Result<(), Error> {
     use bundle_registry::push::{plan as push_plan, push, Connection, NoReport, PushOptions};
@@ -379,13 +379,32 @@ async fn push_images(
             .expect("push planning does not panic")
             .map_err(err)?
     };
-    let (credentials, _) =
-        bundle_registry::credentials::resolve(&cluster.registry_host, None, None).map_err(err)?;
-    let ca_files = cluster
+    let ca_files: Vec<PathBuf> = cluster
         .registry_ca_file
         .iter()
         .map(|f| crate::inventory::resolve_relative(&opts.inventory, f))
         .collect();
+    let node = Connection {
+        host: cluster.registry_host.clone(),
+        plain_http: false,
+        ca_files: ca_files.clone(),
+        credentials: cluster
+            .registry_pull_username
+            .clone()
+            .zip(pull_password)
+            .map(|(username, password)| bundle_registry::Credentials {
+                username,
+                password: password.to_string(),
+            }),
+    };
+    if opts.skip_push {
+        reporter.event(&Event::Note {
+            message: "images not pushed (`--skip-push`)".into(),
+        });
+        return check_node_pulls(&node, &plan, cluster, reporter).await;
+    }
+    let (credentials, _) =
+        bundle_registry::credentials::resolve(&cluster.registry_host, None, None).map_err(err)?;
     reporter.event(&Event::Note {
         message: format!(
             "pushing {} images to `{}`",
@@ -404,6 +423,7 @@ async fn push_images(
                 credentials,
             },
             key: Some(key),
+            public_projects: cluster.registry_pull_username.is_none(),
             ..PushOptions::default()
         },
         &NoReport,
@@ -419,8 +439,73 @@ async fn push_images(
             summary.blobs_skipped
         ),
     });
+    check_node_pulls(&node, &plan, cluster, reporter).await
+}
+
+/// Pulls one image of every target project the way the nodes will (their account, or
+/// anonymously), so that a private project stops the install before any host waits
+/// for images it cannot get.
+async fn check_node_pulls(
+    node: &bundle_registry::push::Connection,
+    plan: &bundle_registry::push::PushPlan,
+    cluster: &crate::Cluster,
+    reporter: &dyn Reporter,
+) -> Result<(), Error> {
+    let mut seen = std::collections::BTreeSet::new();
+    for image in &plan.images {
+        let repository = image.repository();
+        let project = repository.split('/').next().unwrap_or(repository);
+        if !seen.insert(project.to_string()) {
+            continue;
+        }
+        let reference = image.digest.to_string();
+        bundle_registry::push::check_pull(node, repository, &reference)
+            .await
+            .map_err(|source| Error::NodesCannotPull {
+                registry: cluster.registry_host.clone(),
+                repository: repository.to_string(),
+                account: cluster.registry_pull_username.clone(),
+                source: Box::new(source),
+            })?;
+    }
+    let who = match &cluster.registry_pull_username {
+        Some(u) => format!("as `{u}`"),
+        None => "anonymously".into(),
+    };
+    reporter.event(&Event::Note {
+        message: format!(
+            "nodes can pull {who} from `{}` ({} checked)",
+            cluster.registry_host,
+            seen.into_iter().collect::<Vec<_>>().join(", ")
+        ),
+    });
     Ok(())
 }
+
+/// The nodes' pull password when the inventory names a pull account: from
+/// `BUNDLE_REGISTRY_PULL_PASSWORD`, checked before any host is touched. It goes into
+/// containerd's TOML as a basic string, so quotes, backslashes and control characters
+/// are refused rather than escaped behind the operator's back.
+pub(crate) fn pull_password(cluster: &crate::Cluster) -> Result<Option<String>, Error> {
+    let Some(username) = &cluster.registry_pull_username else {
+        return Ok(None);
+    };
+    let problem = match std::env::var(PULL_PASSWORD_ENV) {
+        Ok(p) if p.is_empty() => "is empty",
+        Ok(p) if p.chars().any(|c| c.is_control() || c == '"' || c == '\\') => {
+            "holds a quote, backslash or control character"
+        }
+        Ok(p) => return Ok(Some(p)),
+        Err(_) => "is not set",
+    };
+    Err(Error::PullPassword {
+        username: username.clone(),
+        problem: problem.into(),
+    })
+}
+
+/// Where the nodes' pull password comes from.
+pub const PULL_PASSWORD_ENV: &str = "BUNDLE_REGISTRY_PULL_PASSWORD";
 
 /// The outcome of one host's steps in a phase.
 #[derive(Debug, Default)]
@@ -582,6 +667,15 @@ impl<'a> Engine<'a> {
     /// Hides `value` from every log and record from now on.
     pub(crate) fn add_secret(&mut self, name: &str, value: &str) {
         self.redactor.add(name, value);
+    }
+
+    /// The nodes' pull password, written where the plan has its placeholder.
+    pub(crate) fn set_pull_password(&mut self, password: Option<&str>) {
+        if let Some(p) = password {
+            self.add_secret("registry-pull-password", p);
+            self.overrides
+                .insert(crate::render::containerd::PULL_PASSWORD.into(), p.into());
+        }
     }
 
     /// Closes every connection.
@@ -875,7 +969,11 @@ impl<'a> Engine<'a> {
                 let content = self.resolve(content);
                 let command = format!("write {path} ({mode} {owner})");
                 if let Some(p) = unresolved(&content) {
-                    StepResult::failed(command, None, format!("{p} is not known yet: run the phase that captures it first (`--from init`)"))
+                    let why = match p.starts_with("<secret:") {
+                        true => format!("{p} was not supplied: `bundle install` reads the pull password from {PULL_PASSWORD_ENV}"),
+                        false => format!("{p} is not known yet: run the phase that captures it first (`--from init`)"),
+                    };
+                    StepResult::failed(command, None, why)
                 } else if host
                     .file_matches(path, content.as_bytes(), mode, owner)
                     .await?
@@ -1146,8 +1244,10 @@ fn tar_folder(src: &Path) -> std::io::Result<Vec<u8>> {
     b.into_inner()
 }
 
+/// A placeholder left in a file about to be written: a runtime value not captured
+/// yet, or a secret nobody supplied.
 fn unresolved(text: &str) -> Option<&str> {
-    let i = text.find("<runtime:")?;
+    let i = text.find("<runtime:").or_else(|| text.find("<secret:"))?;
     let end = text[i..].find('>')? + i + 1;
     Some(&text[i..end])
 }

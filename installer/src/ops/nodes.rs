@@ -69,6 +69,7 @@ async fn add_async(opts: &AddOptions, reporter: &dyn Reporter) -> Result<AddOutc
         });
     }
     let first = prepared.cluster.first_master().name.clone();
+    let pull_password = super::apply::pull_password(&prepared.cluster)?;
     super::apply::confirm_plan_change(&state, &plan, true, reporter)?;
     let secrets = Secrets::load_or_create(&root.join("secrets.json"))?;
     crate::plan::write_plan_dir(&plan, &root)?;
@@ -94,6 +95,7 @@ async fn add_async(opts: &AddOptions, reporter: &dyn Reporter) -> Result<AddOutc
         reporter,
     )
     .await?;
+    engine.set_pull_password(pull_password.as_deref());
 
     // A fresh token: the install's expires after 24 hours.
     let out = engine.hosts[&first]

@@ -6,6 +6,16 @@
 //! Both: `SystemdCgroup = true` (kubelet's cgroup driver is systemd), the sandbox
 //! image from the registry, and `config_path` pointing at `certs.d`.
 //!
+//! # Pull credentials
+//!
+//! With `spec.registry.pullUsername`, the registry's credentials go under
+//! `registry.configs."HOST".auth` (the only place containerd takes them from for
+//! image pulls, kubeadm's included: `hosts.toml` holds no secrets). The password is
+//! the placeholder [`PULL_PASSWORD`], filled in when the file is written on the host,
+//! and the file is then mode 0600. containerd marks `configs.auth` deprecated but
+//! keeps it until a secret store replaces it; kubelet's `imagePullSecrets` do not
+//! reach the static control-plane pods.
+//!
 //! # Mirrors
 //!
 //! Images the install names itself (kubeadm's, the sandbox, the CNI's) are rewritten
@@ -38,6 +48,18 @@ pub const MIRRORED: &[(&str, &str)] = &[
     ("ghcr.io", "https://ghcr.io"),
 ];
 
+/// Placeholder for the nodes' pull password (from `BUNDLE_REGISTRY_PULL_PASSWORD`).
+pub const PULL_PASSWORD: &str = "<secret:registry-pull-password>";
+
+/// Nodes pull from `host` as `username` (password: [`PULL_PASSWORD`]).
+#[derive(Debug, Clone, Copy)]
+pub struct PullAuth<'a> {
+    /// Registry `HOST[:PORT]`.
+    pub host: &'a str,
+    /// The account.
+    pub username: &'a str,
+}
+
 /// Config version for a containerd major version.
 pub fn config_version(containerd_major: u32) -> u32 {
     if containerd_major >= 2 {
@@ -48,8 +70,26 @@ pub fn config_version(containerd_major: u32) -> u32 {
 }
 
 /// Renders config.toml.
-pub fn config(version: u32, sandbox_image: &str) -> String {
+pub fn config(version: u32, sandbox_image: &str, auth: Option<PullAuth<'_>>) -> String {
     let head = "# Written by bundle: do not edit, `bundle install` rewrites it.\n";
+    let mut out = base_config(version, sandbox_image, head);
+    if let Some(a) = auth {
+        let plugin = if version >= 3 {
+            "io.containerd.cri.v1.images"
+        } else {
+            "io.containerd.grpc.v1.cri"
+        };
+        let _ = write!(
+            out,
+            "\n[plugins.\"{plugin}\".registry.configs.\"{host}\".auth]\n  username = \"{user}\"\n  password = \"{PULL_PASSWORD}\"\n",
+            host = a.host,
+            user = a.username,
+        );
+    }
+    out
+}
+
+fn base_config(version: u32, sandbox_image: &str, head: &str) -> String {
     if version >= 3 {
         format!(
             r#"{head}version = 3
