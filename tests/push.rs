@@ -668,16 +668,26 @@ fn harbor_users() -> Vec<HarborUser> {
     ]
 }
 
-#[test]
-fn push_into_harbor_creates_projects_and_uses_its_token_realm() {
-    let (up, bundle) = default_bundle();
-    let harbor = HarborStandIn::start(&HarborOptions {
+/// A Harbor stand-in with the accounts of [`harbor_users`] and `projects` already there.
+fn harbor_with(projects: &[&str], first_token_dies: bool) -> HarborStandIn {
+    HarborStandIn::start(&HarborOptions {
         users: harbor_users(),
-        projects: vec!["calico".into()],
-        ..Default::default()
+        projects: projects.iter().map(|p| p.to_string()).collect(),
+        first_token_dies,
     })
-    .unwrap();
-    let args = [
+    .unwrap()
+}
+
+/// `bundle push BUNDLE --registry HARBOR --plain-http --username USER --password-stdin
+/// EXTRA…`, the password on stdin.
+fn push_to_harbor(
+    s: &Session,
+    bundle: &Path,
+    harbor: &HarborStandIn,
+    (user, password): (&str, &str),
+    extra: &[&str],
+) -> Run {
+    let mut args = vec![
         "push",
         bundle.to_str().unwrap(),
         "--pubkey",
@@ -686,11 +696,24 @@ fn push_into_harbor_creates_projects_and_uses_its_token_realm() {
         &harbor.addr,
         "--plain-http",
         "--username",
-        "admin",
+        user,
         "--password-stdin",
-        "--json",
     ];
-    let run = push_with_stdin(&up.s, &args, "Harbor12345");
+    args.extend_from_slice(extra);
+    push_with_stdin(s, &args, password)
+}
+
+#[test]
+fn push_into_harbor_creates_projects_and_uses_its_token_realm() {
+    let (up, bundle) = default_bundle();
+    let harbor = harbor_with(&["calico"], false);
+    let run = push_to_harbor(
+        &up.s,
+        &bundle,
+        &harbor,
+        ("admin", "Harbor12345"),
+        &["--json"],
+    );
     assert_eq!(run.code, 0, "{}", run.transcript());
     let summary: Value = serde_json::from_str(&run.stdout).unwrap();
     assert_eq!(summary["harbor"], true);
@@ -724,7 +747,13 @@ fn push_into_harbor_creates_projects_and_uses_its_token_realm() {
     );
 
     // Again: the projects exist, nothing is sent.
-    let run = push_with_stdin(&up.s, &args, "Harbor12345");
+    let run = push_to_harbor(
+        &up.s,
+        &bundle,
+        &harbor,
+        ("admin", "Harbor12345"),
+        &["--json"],
+    );
     assert_eq!(run.code, 0, "{}", run.transcript());
     let summary: Value = serde_json::from_str(&run.stdout).unwrap();
     assert_eq!(summary["projectsCreated"], serde_json::json!([]));
@@ -744,26 +773,14 @@ fn anonymous_inspect(reference: &str) -> std::process::Output {
 #[test]
 fn push_into_harbor_with_public_creates_public_projects_and_leaves_existing_ones_alone() {
     let (up, bundle) = default_bundle();
-    let harbor = HarborStandIn::start(&HarborOptions {
-        users: harbor_users(),
-        projects: vec!["calico".into()],
-        ..Default::default()
-    })
-    .unwrap();
-    let args = [
-        "push",
-        bundle.to_str().unwrap(),
-        "--pubkey",
-        "builder.pub",
-        "--registry",
-        &harbor.addr,
-        "--plain-http",
-        "--username",
-        "admin",
-        "--password-stdin",
-        "--public",
-    ];
-    let run = push_with_stdin(&up.s, &args, "Harbor12345");
+    let harbor = harbor_with(&["calico"], false);
+    let run = push_to_harbor(
+        &up.s,
+        &bundle,
+        &harbor,
+        ("admin", "Harbor12345"),
+        &["--public"],
+    );
     assert_eq!(run.code, 0, "{}", run.transcript());
     assert!(
         run.stderr.contains("Created Harbor project `k8s` (public)"),
@@ -831,26 +848,14 @@ fn push_into_harbor_with_public_creates_public_projects_and_leaves_existing_ones
 #[test]
 fn push_into_harbor_gets_a_new_token_when_one_dies_mid_push() {
     let (up, bundle) = default_bundle();
-    let harbor = HarborStandIn::start(&HarborOptions {
-        users: harbor_users(),
-        projects: vec![],
-        first_token_dies: true,
-    })
-    .unwrap();
-    let args = [
-        "push",
-        bundle.to_str().unwrap(),
-        "--pubkey",
-        "builder.pub",
-        "--registry",
-        &harbor.addr,
-        "--plain-http",
-        "--username",
-        "admin",
-        "--password-stdin",
-        "--json",
-    ];
-    let run = push_with_stdin(&up.s, &args, "Harbor12345");
+    let harbor = harbor_with(&[], true);
+    let run = push_to_harbor(
+        &up.s,
+        &bundle,
+        &harbor,
+        ("admin", "Harbor12345"),
+        &["--json"],
+    );
     assert_eq!(run.code, 0, "{}", run.transcript());
     let summary: Value = serde_json::from_str(&run.stdout).unwrap();
     let repos = TARGETS.len() as u64;
@@ -873,25 +878,8 @@ fn push_into_harbor_gets_a_new_token_when_one_dies_mid_push() {
 #[test]
 fn push_into_harbor_without_right_to_create_a_project_names_account_and_project() {
     let (up, bundle) = default_bundle();
-    let harbor = HarborStandIn::start(&HarborOptions {
-        users: harbor_users(),
-        projects: vec!["calico".into()],
-        ..Default::default()
-    })
-    .unwrap();
-    let args = [
-        "push",
-        bundle.to_str().unwrap(),
-        "--pubkey",
-        "builder.pub",
-        "--registry",
-        &harbor.addr,
-        "--plain-http",
-        "--username",
-        "ci",
-        "--password-stdin",
-    ];
-    let run = push_with_stdin(&up.s, &args, "ci-pass");
+    let harbor = harbor_with(&["calico"], false);
+    let run = push_to_harbor(&up.s, &bundle, &harbor, ("ci", "ci-pass"), &[]);
     assert_eq!(run.code, 1, "{}", run.transcript());
     assert!(
         run.stderr.contains(&format!(
@@ -913,7 +901,7 @@ fn push_into_harbor_without_right_to_create_a_project_names_account_and_project(
     );
 
     // A wrong password is caught at Harbor's token service.
-    let run = push_with_stdin(&up.s, &args, "nope");
+    let run = push_to_harbor(&up.s, &bundle, &harbor, ("ci", "nope"), &[]);
     assert_eq!(run.code, 1, "{}", run.transcript());
     assert!(
         run.stderr.contains("refused account `ci`"),
@@ -1172,25 +1160,8 @@ fn push_takes_credentials_from_docker_config_json() {
 #[test]
 fn push_into_harbor_with_a_pull_only_account_names_account_and_repository() {
     let (up, bundle) = default_bundle();
-    let harbor = HarborStandIn::start(&HarborOptions {
-        users: harbor_users(),
-        projects: vec!["calico".into(), "k8s".into()],
-        ..Default::default()
-    })
-    .unwrap();
-    let args = [
-        "push",
-        bundle.to_str().unwrap(),
-        "--pubkey",
-        "builder.pub",
-        "--registry",
-        &harbor.addr,
-        "--plain-http",
-        "--username",
-        "guest",
-        "--password-stdin",
-    ];
-    let run = push_with_stdin(&up.s, &args, "guest-pass");
+    let harbor = harbor_with(&["calico", "k8s"], false);
+    let run = push_to_harbor(&up.s, &bundle, &harbor, ("guest", "guest-pass"), &[]);
     assert_eq!(run.code, 1, "{}", run.transcript());
     assert!(
         run.stderr

@@ -15,7 +15,7 @@
 use std::fs::File;
 use std::io::{self, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use crate::digest::Hasher;
@@ -189,7 +189,9 @@ fn verify_stream(
     let head = read_head(&mut entries, opts, sink)?;
     let positions = head.index.positions();
     let check = RunChecker::new(&head.index, &positions, sink, None);
-    let run = check.run(head.pending, &mut entries)?;
+    let run = check
+        .run(head.pending, &mut entries)
+        .map_err(|stopped| stopped.error)?;
     let tiles = Tiling::new(&head.index);
     tiles.add(&run)?.finish()?;
     Ok(VerifyReport {
@@ -215,8 +217,8 @@ fn verify_frames(
         let mut entries = archive.entries().map_err(corrupt(None))?;
         let head = read_head(&mut entries, opts, sink)?;
         let positions = head.index.positions();
-        let run0 = RunChecker::new(&head.index, &positions, sink, Some(0))
-            .run(head.pending, &mut entries)?;
+        let run0 =
+            RunChecker::new(&head.index, &positions, sink, Some(0)).run(head.pending, &mut entries);
         (
             Head {
                 pending: None,
@@ -225,47 +227,55 @@ fn verify_frames(
             run0,
         )
     };
-    first.finish()?;
+    let run0 = match run0 {
+        Ok(run) => FrameOutcome {
+            error: first.finish().err(),
+            run,
+        },
+        Err(stopped) => stopped.into(),
+    };
 
     let index = &head.index;
     let positions = index.positions();
-    let failed = AtomicBool::new(false);
+    // The earliest frame that failed so far: later frames stop, earlier ones finish, so
+    // that the error reported is the one a single pass would have met first.
+    let failed_at = AtomicUsize::new(usize::MAX);
     let next = AtomicUsize::new(1);
-    let results: Vec<Mutex<Option<Result<Run, Error>>>> =
+    let results: Vec<Mutex<Option<FrameOutcome>>> =
         (0..table.frames.len()).map(|_| Mutex::new(None)).collect();
     let threads = opts.thread_count().min(table.frames.len() - 1).max(1);
     std::thread::scope(|scope| {
         for _ in 0..threads {
             scope.spawn(|| loop {
                 let k = next.fetch_add(1, Ordering::Relaxed);
-                if k >= table.frames.len() || failed.load(Ordering::Relaxed) {
+                if k >= table.frames.len() || k > failed_at.load(Ordering::Relaxed) {
                     return;
                 }
                 let check = RunChecker {
-                    failed: Some(&failed),
+                    failed_at: Some(&failed_at),
                     ..RunChecker::new(index, &positions, sink, Some(k))
                 };
-                let result = check_frame(path, table, k, &check);
-                if result.is_err() {
-                    failed.store(true, Ordering::Relaxed);
+                let outcome = check_frame(path, table, k, &check);
+                if outcome.error.is_some() {
+                    failed_at.fetch_min(k, Ordering::Relaxed);
                 }
-                *results[k].lock().expect("not poisoned") = Some(result);
+                *results[k].lock().expect("not poisoned") = Some(outcome);
             });
         }
     });
 
     let mut tiles = Tiling::new(index);
-    tiles = tiles.add(&run0)?;
-    let mut bytes = run0.bytes;
-    for slot in results.into_iter().skip(1) {
-        match slot.into_inner().expect("not poisoned") {
-            Some(Ok(run)) => {
-                tiles = tiles.add(&run)?;
-                bytes += run.bytes;
-            }
-            Some(Err(e)) => return Err(e),
-            // Not started because a later frame failed first: that error is reported.
-            None => continue,
+    let mut bytes = 0;
+    let outcomes = results.into_iter().skip(1).map(|slot| {
+        slot.into_inner()
+            .expect("not poisoned")
+            .expect("every frame before the first failure is read")
+    });
+    for outcome in std::iter::once(run0).chain(outcomes) {
+        tiles = tiles.add(&outcome.run)?;
+        bytes += outcome.run.bytes;
+        if let Some(e) = outcome.error {
+            return Err(e);
         }
     }
     tiles.finish()?;
@@ -278,20 +288,49 @@ fn verify_frames(
     })
 }
 
+/// What one frame held: the run of entries checked, and the error that stopped it.
+struct FrameOutcome {
+    run: Run,
+    error: Option<Error>,
+}
+
+impl From<Stopped> for FrameOutcome {
+    fn from(stopped: Stopped) -> Self {
+        Self {
+            run: stopped.run,
+            error: Some(stopped.error),
+        }
+    }
+}
+
 fn check_frame(
     path: &Path,
     table: &FrameTable,
     k: usize,
     check: &RunChecker<'_, '_>,
-) -> Result<Run, Error> {
-    let mut reader = FrameReader::open(path, table, k)?;
+) -> FrameOutcome {
+    let failed = |error| FrameOutcome {
+        run: Run::default(),
+        error: Some(error),
+    };
+    let mut reader = match FrameReader::open(path, table, k) {
+        Ok(r) => r,
+        Err(e) => return failed(e),
+    };
     let run = {
         let mut archive = tar::Archive::new(&mut reader);
-        let mut entries = archive.entries().map_err(corrupt(None))?;
-        check.run(None, &mut entries)?
+        match archive.entries() {
+            Ok(mut entries) => check.run(None, &mut entries),
+            Err(e) => return failed(corrupt(None)(e)),
+        }
     };
-    reader.finish()?;
-    Ok(run)
+    match run {
+        Ok(run) => FrameOutcome {
+            error: reader.finish().err(),
+            run,
+        },
+        Err(stopped) => stopped.into(),
+    }
 }
 
 /// Decodes one frame, and checks it has exactly the sizes the seek table gives.
@@ -433,13 +472,20 @@ struct Run {
 /// Index position of every entry path.
 type Positions<'i> = std::collections::HashMap<&'i str, usize>;
 
+/// A run cut short by an error: the entries checked before it, and the error.
+struct Stopped {
+    run: Run,
+    error: Error,
+}
+
 /// Checks one run of entries (the whole archive, or one frame).
 struct RunChecker<'i, 's> {
     index: &'i BundleIndex,
     positions: &'s Positions<'i>,
     sink: &'s dyn EntrySink,
     frame: Option<usize>,
-    failed: Option<&'s AtomicBool>,
+    /// The earliest failed frame (frames read in parallel): later frames stop.
+    failed_at: Option<&'s AtomicUsize>,
 }
 
 impl<'i, 's> RunChecker<'i, 's> {
@@ -454,7 +500,7 @@ impl<'i, 's> RunChecker<'i, 's> {
             positions,
             sink,
             frame,
-            failed: None,
+            failed_at: None,
         }
     }
 
@@ -462,39 +508,52 @@ impl<'i, 's> RunChecker<'i, 's> {
         &self,
         pending: Option<tar::Entry<'a, R>>,
         entries: &mut tar::Entries<'a, R>,
-    ) -> Result<Run, Error> {
+    ) -> Result<Run, Stopped> {
         let mut run = Run::default();
         for entry in pending.map(Ok).into_iter().chain(entries) {
-            if self.failed.is_some_and(|f| f.load(Ordering::Relaxed)) {
-                return Ok(run); // another frame failed; its error is reported
+            let failed_at = self.failed_at.map(|f| f.load(Ordering::Relaxed));
+            if failed_at.zip(self.frame).is_some_and(|(f, k)| f < k) {
+                break; // an earlier frame failed: its error is the one reported
             }
-            let mut entry = entry.map_err(corrupt(None))?;
-            let pos = self.position(&entry, &run)?;
-            let record = &self.index.entries[pos];
-            let size = entry
-                .header()
-                .size()
-                .map_err(corrupt(Some(record.path.as_str())))?;
-            if size != record.size {
-                return Err(Error::SizeMismatch {
-                    entry: record.path.to_string(),
-                    expected: record.size,
-                    found: size,
-                });
+            if let Err(error) = self.check(entry, &mut run) {
+                return Err(Stopped { run, error });
             }
-            stream_entry(&mut entry, record, size, self.sink)?;
-            let at = EntryLocation { frame: self.frame };
-            self.sink
-                .verified(record, at)
-                .map_err(|source| Error::Consumer {
-                    entry: record.path.to_string(),
-                    source,
-                })?;
-            run.first.get_or_insert(pos);
-            run.end = pos + 1;
-            run.bytes += size;
         }
         Ok(run)
+    }
+
+    /// Checks one entry and extends `run` with it.
+    fn check<R: Read>(
+        &self,
+        entry: io::Result<tar::Entry<'_, R>>,
+        run: &mut Run,
+    ) -> Result<(), Error> {
+        let mut entry = entry.map_err(corrupt(None))?;
+        let pos = self.position(&entry, run)?;
+        let record = &self.index.entries[pos];
+        let size = entry
+            .header()
+            .size()
+            .map_err(corrupt(Some(record.path.as_str())))?;
+        if size != record.size {
+            return Err(Error::SizeMismatch {
+                entry: record.path.to_string(),
+                expected: record.size,
+                found: size,
+            });
+        }
+        stream_entry(&mut entry, record, size, self.sink)?;
+        let at = EntryLocation { frame: self.frame };
+        self.sink
+            .verified(record, at)
+            .map_err(|source| Error::Consumer {
+                entry: record.path.to_string(),
+                source,
+            })?;
+        run.first.get_or_insert(pos);
+        run.end = pos + 1;
+        run.bytes += size;
+        Ok(())
     }
 
     /// The entry's position in the index; it must come right after the run so far.
@@ -581,11 +640,7 @@ fn stream_entry<R: Read>(
     sink: &dyn EntrySink,
 ) -> Result<(), Error> {
     let name = record.path.as_str();
-    let mut reader = HashingReader {
-        inner: entry.take(size),
-        hasher: Hasher::new(),
-        error: None,
-    };
+    let mut reader = HashingReader::new(entry.take(size));
     let sunk = sink.entry(record, &mut reader);
     if let Some(e) = reader.error.take() {
         return Err(corrupt(Some(name))(e));
@@ -594,26 +649,7 @@ fn stream_entry<R: Read>(
         entry: name.to_string(),
         source,
     })?;
-    io::copy(&mut reader, &mut io::sink()).map_err(corrupt(Some(name)))?;
-    if reader.hasher.len() != size {
-        let source = io::Error::new(
-            io::ErrorKind::UnexpectedEof,
-            "archive ended inside the entry",
-        );
-        return Err(Error::Corrupt {
-            entry: Some(name.to_string()),
-            source,
-        });
-    }
-    let found = reader.hasher.finish();
-    if found != record.sha256 {
-        return Err(Error::DigestMismatch {
-            entry: name.to_string(),
-            expected: record.sha256.to_string(),
-            found: found.to_string(),
-        });
-    }
-    Ok(())
+    reader.finish(record)
 }
 
 /// Hashes what it reads; remembers a read error so a sink cannot hide it.
@@ -621,6 +657,44 @@ struct HashingReader<R> {
     inner: R,
     hasher: Hasher,
     error: Option<io::Error>,
+}
+
+impl<R: Read> HashingReader<R> {
+    fn new(inner: R) -> Self {
+        Self {
+            inner,
+            hasher: Hasher::new(),
+            error: None,
+        }
+    }
+
+    /// Reads what is left and compares size and digest with `record`.
+    fn finish(mut self, record: &EntryRecord) -> Result<(), Error> {
+        let name = record.path.as_str();
+        if let Some(e) = self.error.take() {
+            return Err(corrupt(Some(name))(e));
+        }
+        io::copy(&mut self, &mut io::sink()).map_err(corrupt(Some(name)))?;
+        if self.hasher.len() != record.size {
+            let source = io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "archive ended inside the entry",
+            );
+            return Err(Error::Corrupt {
+                entry: Some(name.to_string()),
+                source,
+            });
+        }
+        let found = self.hasher.finish();
+        if found != record.sha256 {
+            return Err(Error::DigestMismatch {
+                entry: name.to_string(),
+                expected: record.sha256.to_string(),
+                found: found.to_string(),
+            });
+        }
+        Ok(())
+    }
 }
 
 impl<R: Read> Read for HashingReader<R> {
@@ -735,24 +809,9 @@ fn find_and_read<R: Read, T>(
         if entry_name(&entry) != name {
             continue;
         }
-        let mut reader = HashingReader {
-            inner: entry.take(record.size),
-            hasher: Hasher::new(),
-            error: None,
-        };
+        let mut reader = HashingReader::new(entry.take(record.size));
         let value = read(&mut reader);
-        if let Some(e) = reader.error.take() {
-            return Err(corrupt(Some(name))(e));
-        }
-        io::copy(&mut reader, &mut io::sink()).map_err(corrupt(Some(name)))?;
-        let found = reader.hasher.finish();
-        if found != record.sha256 {
-            return Err(Error::DigestMismatch {
-                entry: name.to_string(),
-                expected: record.sha256.to_string(),
-                found: found.to_string(),
-            });
-        }
+        reader.finish(record)?;
         return Ok(value);
     }
     Err(Error::MissingEntry {

@@ -638,14 +638,7 @@ impl<'c, 'r> UploadSink<'c, 'r> {
             self.ctx.note_retry(&what, &failed, attempt, delay);
             std::thread::sleep(delay);
             delay = (delay * 2).min(self.ctx.retry.max_delay);
-            let (_, reread) = read_entry(self.bundle, record, at, |data| {
-                self.stream(w, repository, data, false)
-            })
-            .map_err(|source| Error::Bundle {
-                path: self.bundle.to_path_buf(),
-                source,
-            })?;
-            match reread {
+            match self.stream_again(w, record, at, repository)? {
                 Ok(()) => {
                     self.ctx.reporter.uploaded(w.size.saturating_sub(sent));
                     return Ok(());
@@ -654,6 +647,24 @@ impl<'c, 'r> UploadSink<'c, 'r> {
             }
         }
         unreachable!("the loop returns")
+    }
+
+    /// One more upload attempt of `w` into `repository`, from a fresh read of its entry;
+    /// the outer error is the bundle's (the entry no longer reads back as verified).
+    fn stream_again(
+        &self,
+        w: &BlobWork,
+        record: &EntryRecord,
+        at: EntryLocation,
+        repository: &str,
+    ) -> Result<Result<(), Attempt>, Error> {
+        read_entry(self.bundle, record, at, |data| {
+            self.stream(w, repository, data, false).1
+        })
+        .map_err(|source| Error::Bundle {
+            path: self.bundle.to_path_buf(),
+            source,
+        })
     }
 
     /// After the first upload: mounts into the other repositories that need the blob,
@@ -676,14 +687,7 @@ impl<'c, 'r> UploadSink<'c, 'r> {
                 mounted += 1;
                 continue;
             }
-            let (_, attempt) = read_entry(self.bundle, record, at, |data| {
-                self.stream(w, to, data, false)
-            })
-            .map_err(|source| Error::Bundle {
-                path: self.bundle.to_path_buf(),
-                source,
-            })?;
-            if let Err(failed) = attempt {
+            if let Err(failed) = self.stream_again(w, record, at, to)? {
                 self.retry_upload(w, record, at, to, failed, w.size)?;
             }
         }
