@@ -227,14 +227,14 @@ fn containerd_takes_the_nodes_pull_account_and_the_file_is_root_only() {
 /// checked as TOML with Python's parser, against the plugin names of containerd 2.
 #[test]
 fn containerd_2_gets_a_version_3_config_with_the_split_cri_plugins() {
-    let plan = plan(
+    let anonymous = plan(
         &cluster(3, 1),
         &facts_with("v1.29.2", Some("2.0.2"), "calico"),
         &inputs(),
     )
     .unwrap();
-    assert_eq!(plan.containerd_config_version, 3);
-    let cfg = file_of(&plan, "server5", containerd::CONFIG_PATH);
+    assert_eq!(anonymous.containerd_config_version, 3);
+    let cfg = file_of(&anonymous, "server5", containerd::CONFIG_PATH);
     let script = r#"
 import sys, tomllib
 c = tomllib.loads(sys.stdin.read())
@@ -248,6 +248,32 @@ assert runc["runtime_type"] == "io.containerd.runc.v2", runc
 assert runc["options"]["SystemdCgroup"] is True, runc
 print("ok")
 "#;
+    check_toml(script, &cfg);
+
+    // With the nodes' pull account, its auth goes under the images plugin.
+    let yaml = inventory_yaml(3, 1).replace(
+        "caFile: harbor-ca.crt}",
+        "caFile: harbor-ca.crt, pullUsername: robot$k8s-pull}",
+    );
+    let with_account = plan(
+        &cluster_from(&yaml),
+        &facts_with("v1.29.2", Some("2.0.2"), "calico"),
+        &inputs(),
+    )
+    .unwrap();
+    let cfg = file_of(&with_account, "server5", containerd::CONFIG_PATH);
+    let script = r#"
+import sys, tomllib
+c = tomllib.loads(sys.stdin.read())
+auth = c["plugins"]["io.containerd.cri.v1.images"]["registry"]["configs"]["harbor.example.com"]["auth"]
+assert auth == {"username": "robot$k8s-pull", "password": "<secret:registry-pull-password>"}, auth
+print("ok")
+"#;
+    check_toml(script, &cfg);
+}
+
+/// Runs `script` (Python, `tomllib`) with `cfg` on stdin; it must succeed.
+fn check_toml(script: &str, cfg: &str) {
     let mut child = Command::new("python3")
         .args(["-c", script])
         .stdin(std::process::Stdio::piped())
