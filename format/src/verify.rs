@@ -185,20 +185,26 @@ fn verify_stream(
             }
         })?;
     let mut archive = tar::Archive::new(reader);
-    let mut entries = archive.entries().map_err(corrupt(None))?;
-    let head = read_head(&mut entries, opts, sink)?;
-    let positions = head.index.positions();
-    let check = RunChecker::new(&head.index, &positions, sink, None);
-    let run = check
-        .run(head.pending, &mut entries)
-        .map_err(|stopped| stopped.error)?;
-    let tiles = Tiling::new(&head.index);
-    tiles.add(&run)?.finish()?;
+    let (index, signature, run) = {
+        let mut entries = archive.entries().map_err(corrupt(None))?;
+        let head = read_head(&mut entries, opts, sink)?;
+        let positions = head.index.positions();
+        let check = RunChecker::new(&head.index, &positions, sink, None);
+        let run = check
+            .run(head.pending, &mut entries)
+            .map_err(|stopped| stopped.error)?;
+        (head.index, head.signature, run)
+    };
+    Tiling::new(&index).add(&run)?.finish()?;
+    let mut rest = archive.into_inner();
+    if !only_zeros(&mut rest).map_err(corrupt(None))? {
+        return Err(after_the_end(None));
+    }
     Ok(VerifyReport {
-        entries: head.index.entries.len(),
+        entries: index.entries.len(),
         bytes: run.bytes,
-        signature: head.signature,
-        index: head.index,
+        signature,
+        index,
         frames: 0,
     })
 }
@@ -229,7 +235,7 @@ fn verify_frames(
     };
     let run0 = match run0 {
         Ok(run) => FrameOutcome {
-            error: first.finish().err(),
+            error: first.finish(false).err(),
             run,
         },
         Err(stopped) => stopped.into(),
@@ -326,7 +332,7 @@ fn check_frame(
     };
     match run {
         Ok(run) => FrameOutcome {
-            error: reader.finish().err(),
+            error: reader.finish(k + 1 == table.frames.len()).err(),
             run,
         },
         Err(stopped) => stopped.into(),
@@ -339,7 +345,13 @@ struct FrameReader {
     frame: Frame,
     number: usize,
     decoded: u64,
+    /// The decoder reported the frame's end (tar stopped there, not at a zero block).
+    at_end: bool,
 }
+
+/// Largest zstd window accepted in a frame, per thread: `bundle build` levels (up to
+/// 19, no long mode) need 2^23; a forged frame must not make every thread reserve 2 GiB.
+const FRAME_WINDOW_LOG_MAX: u32 = 24;
 
 impl FrameReader {
     fn open(path: &Path, table: &FrameTable, number: usize) -> Result<Self, Error> {
@@ -354,18 +366,27 @@ impl FrameReader {
         let mut decoder = zstd::stream::read::Decoder::with_buffer(input)
             .map_err(read_err)?
             .single_frame();
-        decoder.window_log_max(31).map_err(read_err)?;
+        decoder
+            .window_log_max(FRAME_WINDOW_LOG_MAX)
+            .map_err(read_err)?;
         Ok(Self {
             decoder,
             frame,
             number,
             decoded: 0,
+            at_end: false,
         })
     }
 
-    /// Reads what tar left (end-of-archive padding) and compares sizes.
-    fn finish(mut self) -> Result<(), Error> {
-        io::copy(&mut self, &mut io::sink()).map_err(corrupt(None))?;
+    /// Reads what tar left and compares sizes with the seek table. Only the `last`
+    /// frame may end with an end-of-archive block, and nothing but zeros may follow
+    /// it: tar would stop there, so entries hidden after it are refused, not skipped.
+    fn finish(mut self, last: bool) -> Result<(), Error> {
+        let stopped_at_end = self.at_end;
+        let zeros = only_zeros(&mut self).map_err(corrupt(None))?;
+        if !zeros || (!last && !stopped_at_end) {
+            return Err(after_the_end(Some(self.number)));
+        }
         let input = self.decoder.get_ref();
         let left = input.buffer().len() as u64 + input.get_ref().limit();
         if self.decoded != self.frame.decompressed || left != 0 {
@@ -386,8 +407,35 @@ impl Read for FrameReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.decoder.read(buf)?;
         self.decoded += n as u64;
+        self.at_end |= n == 0 && !buf.is_empty();
         Ok(n)
     }
+}
+
+/// Reads `r` to its end; whether every byte was zero (end-of-archive padding).
+fn only_zeros(r: &mut impl Read) -> io::Result<bool> {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut zeros = true;
+    loop {
+        match r.read(&mut buf) {
+            Ok(0) => return Ok(zeros),
+            Ok(n) => zeros &= buf[..n].iter().all(|b| *b == 0),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Data after an end-of-archive block: in zstd frame `frame`, or in the one stream.
+fn after_the_end(frame: Option<usize>) -> Error {
+    let place = match frame {
+        Some(k) => format!("zstd frame {k} holds data after an end-of-archive block"),
+        None => "the archive holds data after its end-of-archive block".into(),
+    };
+    corrupt(None)(io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("{place}; tar would not extract it"),
+    ))
 }
 
 /// Index and signature, checked; `pending` is the first data entry when the bundle is
@@ -530,6 +578,9 @@ impl<'i, 's> RunChecker<'i, 's> {
     ) -> Result<(), Error> {
         let mut entry = entry.map_err(corrupt(None))?;
         let pos = self.position(&entry, run)?;
+        // Where the run starts is known now, so that tiling sees it even if this entry
+        // fails below: a single pass would report it out of order first.
+        run.first.get_or_insert(pos);
         let record = &self.index.entries[pos];
         let size = entry
             .header()
@@ -550,7 +601,6 @@ impl<'i, 's> RunChecker<'i, 's> {
                 entry: record.path.to_string(),
                 source,
             })?;
-        run.first.get_or_insert(pos);
         run.end = pos + 1;
         run.bytes += size;
         Ok(())

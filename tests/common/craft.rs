@@ -151,8 +151,20 @@ pub fn write_entries_framed(entries: &[RawEntry], out: &Path) {
     assert!(w.finish().expect("finish").seekable);
 }
 
+/// Writes each of `frames` (raw tar bytes) as its own zstd frame, then a seek table.
+pub fn write_raw_frames(frames: &[Vec<u8>], out: &Path) {
+    use std::io::Write;
+    let file = std::fs::File::create(out).expect("create");
+    let mut w = bundle_format::frames::FrameWriter::new(file, 3, 0).expect("zstd");
+    for f in frames {
+        w.cut().expect("cut");
+        w.write_all(f).expect("write");
+    }
+    assert!(w.finish().expect("finish").seekable);
+}
+
 /// Tar headers and data, names written raw; no end-of-archive blocks.
-fn raw_tar(entries: &[RawEntry]) -> Vec<u8> {
+pub fn raw_tar(entries: &[RawEntry]) -> Vec<u8> {
     let mut tar_bytes = Vec::new();
     for e in entries {
         let mut h = tar::Header::new_gnu();
