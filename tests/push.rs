@@ -153,22 +153,6 @@ fn manifest_puts(log: &str) -> usize {
         .count()
 }
 
-/// Repositories in the registry's catalog.
-fn catalog(addr: &str) -> Vec<String> {
-    let out = Command::new("curl")
-        .args(["-sf", &format!("http://{addr}/v2/_catalog")])
-        .output()
-        .unwrap();
-    if !out.status.success() {
-        return vec![];
-    }
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    v["repositories"]
-        .as_array()
-        .map(|a| a.iter().map(|r| r.as_str().unwrap().to_string()).collect())
-        .unwrap_or_default()
-}
-
 /// Tags of every repository in the registry's storage (read from disk, so it works
 /// whatever the registry's auth).
 fn stored_tags(data: &Path) -> Vec<String> {
@@ -614,21 +598,52 @@ fn push_of_a_tampered_bundle_exits_3_and_tags_nothing() {
     victim.data[100] ^= 0xff;
     let name = victim.name.clone();
     let tampered = up.s.path("tampered.tar.zst");
-    common::craft::write_entries(&entries, &tampered);
+    // One zstd frame (read in one pass), and frames with a seek table (read by several
+    // threads, each streaming what it reads into uploads).
+    let layouts: [fn(&[common::craft::RawEntry], &Path); 2] = [
+        common::craft::write_entries,
+        common::craft::write_entries_framed,
+    ];
+    for write in layouts {
+        write(&entries, &tampered);
+        let target = Registry::start().unwrap();
+        let run = push(&up.s, &tampered, &target.addr, &["--plain-http"]);
+        assert_eq!(run.code, 3, "{}", run.transcript());
+        assert!(run.stderr.contains("error: bundle `[TEMP_DIR]/work/tampered.tar.zst` failed verification; no manifest or tag was pushed"), "{}", run.stderr);
+        assert!(
+            run.stderr.contains(&format!(
+                "Caused by: entry `{name}` does not match the index"
+            )),
+            "{}",
+            run.stderr
+        );
+        assert_eq!(manifest_puts(&target.log()), 0);
+        assert_eq!(stored_tags(&target.data_dir()), Vec::<String>::new());
+        // The registry refused the damaged layer itself (`?digest=` did not match).
+        let digest = name.trim_start_matches("images/blobs/sha256/");
+        assert!(
+            !target
+                .data_dir()
+                .join(format!(
+                    "docker/registry/v2/blobs/sha256/{}/{digest}",
+                    &digest[..2]
+                ))
+                .exists(),
+            "the damaged layer is not stored"
+        );
+    }
+    // Control: the untouched bundle stores that layer where the check above looks.
     let target = Registry::start().unwrap();
-    let run = push(&up.s, &tampered, &target.addr, &["--plain-http"]);
-    assert_eq!(run.code, 3, "{}", run.transcript());
-    assert!(run.stderr.contains("error: bundle `[TEMP_DIR]/work/tampered.tar.zst` failed verification; no manifest or tag was pushed"), "{}", run.stderr);
-    assert!(
-        run.stderr.contains(&format!(
-            "Caused by: entry `{name}` does not match the index"
-        )),
-        "{}",
-        run.stderr
-    );
-    assert_eq!(manifest_puts(&target.log()), 0);
-    assert_eq!(stored_tags(&target.data_dir()), Vec::<String>::new());
-    assert!(catalog(&target.addr).is_empty() || stored_tags(&target.data_dir()).is_empty());
+    let run = push(&up.s, &bundle, &target.addr, &["--plain-http"]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    let digest = name.trim_start_matches("images/blobs/sha256/");
+    assert!(target
+        .data_dir()
+        .join(format!(
+            "docker/registry/v2/blobs/sha256/{}/{digest}",
+            &digest[..2]
+        ))
+        .exists());
 }
 
 #[test]

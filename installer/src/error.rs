@@ -394,7 +394,7 @@ impl Error {
             Error::PullPassword { username, .. } => Some(format!("export BUNDLE_REGISTRY_PULL_PASSWORD with the password (robot secret) of `{username}` in the shell that runs `bundle install`; it is written only into containerd's config.toml on the hosts (mode 0600)")),
             Error::NodesCannotPull { repository, account: None, .. } => {
                 let project = repository.split('/').next().unwrap_or(repository);
-                Some(format!("make the Harbor project `{project}` public (Projects → {project} → Configuration → Public), or set `spec.registry.pullUsername` to an account that may pull (a Harbor robot account) and export BUNDLE_REGISTRY_PULL_PASSWORD"))
+                Some(format!("make the project `{project}` public (in Harbor: Projects → {project} → Configuration → Public), or set `spec.registry.pullUsername` to an account that may pull (a Harbor robot account) and export BUNDLE_REGISTRY_PULL_PASSWORD"))
             }
             Error::NodesCannotPull { repository, account: Some(a), .. } => {
                 let project = repository.split('/').next().unwrap_or(repository);

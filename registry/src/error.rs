@@ -101,6 +101,9 @@ pub enum Error {
         /// Where the credentials were checked (the registry or its token realm).
         checked_at: String,
     },
+    /// `push` was called on a current-thread tokio runtime.
+    #[error("pushing needs a multi-threaded tokio runtime (the verifier's threads feed uploads running on its workers)")]
+    CurrentThreadRuntime,
     /// The account is known but lacks a right.
     #[error("{} may not {action} `{repository}` in registry `{registry}`", account_text(.account))]
     Denied {

@@ -401,7 +401,21 @@ async fn push_images(
         reporter.event(&Event::Note {
             message: "images not pushed (`--skip-push`)".into(),
         });
-        return check_node_pulls(&node, &plan, cluster, reporter).await;
+        // The images may have gone in another way, from a machine that can reach the
+        // registry when this one cannot: a warning, not a stop.
+        if let Err(e) = check_node_pulls(&node, &plan, cluster, reporter).await {
+            let mut message = e.to_string();
+            let mut cause = std::error::Error::source(&e);
+            while let Some(c) = cause {
+                message.push_str(&format!(": {c}"));
+                cause = c.source();
+            }
+            reporter.event(&Event::Warning {
+                host: None,
+                message,
+            });
+        }
+        return Ok(());
     }
     let (credentials, _) =
         bundle_registry::credentials::resolve(&cluster.registry_host, None, None).map_err(err)?;

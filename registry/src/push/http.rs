@@ -102,6 +102,8 @@ pub(crate) struct Session {
     fetching: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Token requests made (tests and `-v` output use it).
     pub token_requests: AtomicU64,
+    /// Reads ask tokens for `pull` only (a node's view), not `pull,push`.
+    read_only: bool,
 }
 
 /// Tokens are refreshed this long before their announced expiry.
@@ -153,7 +155,24 @@ impl Session {
             tokens: Mutex::new(HashMap::new()),
             fetching: Mutex::new(HashMap::new()),
             token_requests: AtomicU64::new(0),
+            read_only: false,
         })
+    }
+
+    /// A session that only reads, as a cluster node does: tokens for `pull` alone, so
+    /// that an account allowed to pull but nothing more gets one from any token server.
+    pub fn read_only(mut self) -> Self {
+        self.read_only = true;
+        self
+    }
+
+    /// The token scope for reading `repository`: `pull,push` while pushing, so that
+    /// reads and uploads share one token.
+    fn read_scope(&self, repository: &str) -> String {
+        match self.read_only {
+            true => format!("repository:{repository}:pull"),
+            false => pull_push(repository),
+        }
     }
 
     pub fn host(&self) -> &str {
@@ -444,7 +463,7 @@ impl Session {
     ) -> AttemptResult<bool> {
         let url = format!("{}/v2/{repository}/blobs/{digest}", self.base);
         let resp = self
-            .send(&[pull_push(repository)], &url, |c| Ok(c.head(&url)))
+            .send(&[self.read_scope(repository)], &url, |c| Ok(c.head(&url)))
             .await?;
         match resp.status() {
             StatusCode::NOT_FOUND => Ok(false),
@@ -469,7 +488,7 @@ impl Session {
     ) -> AttemptResult<Option<String>> {
         let url = format!("{}/v2/{repository}/manifests/{reference}", self.base);
         let resp = self
-            .send(&[pull_push(repository)], &url, |c| {
+            .send(&[self.read_scope(repository)], &url, |c| {
                 Ok(c.head(&url).header(ACCEPT, MANIFEST_ACCEPT))
             })
             .await?;

@@ -234,6 +234,13 @@ pub async fn push(
     opts: &PushOptions,
     reporter: &dyn PushReporter,
 ) -> Result<PushSummary, Error> {
+    // Verifier threads hand blobs to requests running on the runtime's workers while
+    // this task waits in `block_in_place`: a current-thread runtime cannot do that.
+    if tokio::runtime::Handle::current().runtime_flavor()
+        == tokio::runtime::RuntimeFlavor::CurrentThread
+    {
+        return Err(Error::CurrentThreadRuntime);
+    }
     let started = Instant::now();
     let jobs = opts.jobs.max(1);
     let ctx = Ctx {
@@ -498,7 +505,7 @@ pub async fn check_pull(
     repository: &str,
     reference: &str,
 ) -> Result<(), Error> {
-    let session = Session::new(connection)?;
+    let session = Session::new(connection)?.read_only();
     let retry = RetryPolicy::default();
     let transient = |a: &Attempt| a.transient;
     retry
@@ -707,12 +714,14 @@ impl<'c, 'r> UploadSink<'c, 'r> {
 
 impl EntrySink for UploadSink<'_, '_> {
     fn entry(&self, record: &EntryRecord, data: &mut dyn Read) -> Result<(), BoxError> {
-        if self.tally.lock().expect("not poisoned").error.is_some() {
-            return Err("an upload failed".into());
-        }
         let Some(w) = self.wanted.get(record.path.as_str()) else {
             return Ok(());
         };
+        // After a failed upload, no new ones, but verification goes on: a damaged entry
+        // in an earlier frame must still be the error reported, not the registry's.
+        if self.tally.lock().expect("not poisoned").error.is_some() {
+            return Ok(());
+        }
         let first = w.missing.first().expect("a missing repository");
         // Any failure waits for `verified`: a bundle that fails its hash reports that,
         // not the registry's refusal of the same bytes.
@@ -733,12 +742,15 @@ impl EntrySink for UploadSink<'_, '_> {
         let Some(w) = self.wanted.get(record.path.as_str()) else {
             return Ok(());
         };
-        let (sent, outcome) = self
+        let streamed = self
             .streamed
             .lock()
             .expect("not poisoned")
-            .remove(record.path.as_str())
-            .expect("streamed in `entry`");
+            .remove(record.path.as_str());
+        // Not streamed: another upload had failed already (its error is reported).
+        let Some((sent, outcome)) = streamed else {
+            return Ok(());
+        };
         let first = w.missing.first().expect("a missing repository");
         if let Err(failed) = outcome {
             self.retry_upload(w, record, at, first, failed, sent)
