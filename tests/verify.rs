@@ -235,7 +235,7 @@ fn verify_rejects_entries_hidden_after_an_end_of_archive_block() {
         [
             raw_tar(&entries[2..3]),
             zero_block.clone(),
-            raw_tar(&[evil.clone()]),
+            raw_tar(std::slice::from_ref(&evil)),
         ]
         .concat(),
     );
@@ -248,7 +248,7 @@ fn verify_rejects_entries_hidden_after_an_end_of_archive_block() {
     // ... or after the end of the last one.
     let last = frames.len() - 1;
     frames[1] = raw_tar(&entries[2..3]);
-    frames[last].extend(raw_tar(&[evil.clone()]));
+    frames[last].extend(raw_tar(std::slice::from_ref(&evil)));
     write_raw_frames(&frames, &out);
     assert_rejected(
         &f.verify(&out),
