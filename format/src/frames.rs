@@ -62,23 +62,25 @@ impl FrameTable {
             return Ok(None);
         }
         let count = u64::from(u32_at(&footer, 0));
-        if footer[4] != 0 {
-            return Err(invalid("seek table with checksums or reserved bits set"));
-        }
-        let table_len = 8 + count * ENTRY_SIZE + FOOTER_SIZE;
+        // Bit 7: each entry carries a checksum too (not used here; frames have their own).
+        // The other bits are reserved and ignored, as the format says.
+        let entry_size = if footer[4] & 0x80 != 0 { 12 } else { ENTRY_SIZE };
+        let table_len = 8 + count * entry_size + FOOTER_SIZE;
         if count > MAX_FRAMES || table_len > len {
             return Err(invalid("seek table larger than the file"));
         }
         let mut table = vec![0u8; (table_len - FOOTER_SIZE) as usize];
         file.seek(SeekFrom::Start(len - table_len))?;
         file.read_exact(&mut table)?;
-        if u32_at(&table, 0) != SKIPPABLE_MAGIC || u64::from(u32_at(&table, 4)) != table_len - 8 {
+        if u32_at(&table, 0) != SKIPPABLE_MAGIC
+            || u64::from(u32_at(&table, 4)) != table_len - 8
+        {
             return Err(invalid("seek table header does not match its footer"));
         }
         let mut frames = Vec::with_capacity(count as usize);
         let mut offset = 0u64;
         for i in 0..count as usize {
-            let at = 8 + i * ENTRY_SIZE as usize;
+            let at = 8 + i * entry_size as usize;
             let compressed = u64::from(u32_at(&table, at));
             let decompressed = u64::from(u32_at(&table, at + 4));
             frames.push(Frame {

@@ -225,10 +225,17 @@ fn write_in_background(
             report.written(progress.load(Ordering::Relaxed));
         }
         report.written(progress.load(Ordering::Relaxed));
-        writer
+        let summary = writer
             .join()
             .expect("writer thread does not panic")
-            .map_err(Error::from)
+            .map_err(Error::from)?;
+        if !summary.seekable {
+            tracing::warn!(
+                "`{}` has an entry of 4 GiB or more, which the seek table cannot describe: it is written without one, and `bundle verify` and `bundle push` read it in one pass",
+                out.display()
+            );
+        }
+        Ok(summary)
     })
 }
 
