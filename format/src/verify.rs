@@ -330,7 +330,12 @@ fn check_frame(
             Err(e) => return failed(corrupt(None)(e)),
         }
     };
+    let abandoned = check
+        .failed_at
+        .is_some_and(|f| f.load(Ordering::Relaxed) < k);
     match run {
+        // An earlier frame failed: its error is reported, the rest of this one unread.
+        Ok(run) if abandoned => FrameOutcome { run, error: None },
         Ok(run) => FrameOutcome {
             error: reader.finish(k + 1 == table.frames.len()).err(),
             run,
