@@ -30,6 +30,9 @@ impl Measure {
 /// Runs `sh -c script` in `dir` under `/usr/bin/time -v`; fails when it fails.
 pub fn measure(dir: &Path, script: &str) -> anyhow::Result<Measure> {
     let report = dir.join(".time-report");
+    // Dirty pages left by the previous step (a registry's gigabyte, say) would be
+    // written back during this one and charged to it: flush them first.
+    Command::new("sync").status().context("running sync")?;
     let start = Instant::now();
     let out = Command::new("/usr/bin/time")
         .arg("-v")
