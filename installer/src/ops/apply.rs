@@ -128,6 +128,8 @@ async fn apply_async(opts: &ApplyOptions, reporter: &dyn Reporter) -> Result<App
     // The inventory first, to find the state folder; then verification extracts the
     // yum repository into it.
     let inventory = Inventory::load(&opts.inventory)?;
+    // Before the bundle's verification, which can take minutes.
+    let pull_password = pull_password(&inventory)?;
     let state_root = opts
         .state
         .clone()
@@ -170,7 +172,6 @@ async fn apply_async(opts: &ApplyOptions, reporter: &dyn Reporter) -> Result<App
         }
     }
 
-    let pull_password = pull_password(&prepared.cluster)?;
     confirm_plan_change(&state, &plan, opts.yes, reporter)?;
     let secrets = Secrets::load_or_create(&state_root.join("secrets.json"))?;
     crate::plan::write_plan_dir(&plan, &state_root)?;
@@ -500,8 +501,8 @@ async fn check_node_pulls(
 /// `BUNDLE_REGISTRY_PULL_PASSWORD`, checked before any host is touched. It goes into
 /// containerd's TOML as a basic string, so quotes, backslashes and control characters
 /// are refused rather than escaped behind the operator's back.
-pub(crate) fn pull_password(cluster: &crate::Cluster) -> Result<Option<String>, Error> {
-    let Some(username) = &cluster.registry_pull_username else {
+pub(crate) fn pull_password(inventory: &Inventory) -> Result<Option<String>, Error> {
+    let Some(username) = &inventory.spec.registry.pull_username else {
         return Ok(None);
     };
     let problem = match std::env::var(PULL_PASSWORD_ENV) {

@@ -35,6 +35,7 @@ pub fn add(opts: &AddOptions, reporter: &dyn Reporter) -> Result<AddOutcome, Err
 async fn add_async(opts: &AddOptions, reporter: &dyn Reporter) -> Result<AddOutcome, Error> {
     let o = &opts.install;
     let inventory = crate::Inventory::load(&o.inventory)?;
+    let pull_password = super::apply::pull_password(&inventory)?;
     let root = o
         .state
         .clone()
@@ -69,7 +70,6 @@ async fn add_async(opts: &AddOptions, reporter: &dyn Reporter) -> Result<AddOutc
         });
     }
     let first = prepared.cluster.first_master().name.clone();
-    let pull_password = super::apply::pull_password(&prepared.cluster)?;
     super::apply::confirm_plan_change(&state, &plan, true, reporter)?;
     let secrets = Secrets::load_or_create(&root.join("secrets.json"))?;
     crate::plan::write_plan_dir(&plan, &root)?;
