@@ -64,7 +64,11 @@ impl FrameTable {
         let count = u64::from(u32_at(&footer, 0));
         // Bit 7: each entry carries a checksum too (not used here; frames have their own).
         // The other bits are reserved and ignored, as the format says.
-        let entry_size = if footer[4] & 0x80 != 0 { 12 } else { ENTRY_SIZE };
+        let entry_size = if footer[4] & 0x80 != 0 {
+            12
+        } else {
+            ENTRY_SIZE
+        };
         let table_len = 8 + count * entry_size + FOOTER_SIZE;
         if count > MAX_FRAMES || table_len > len {
             return Err(invalid("seek table larger than the file"));
@@ -72,9 +76,7 @@ impl FrameTable {
         let mut table = vec![0u8; (table_len - FOOTER_SIZE) as usize];
         file.seek(SeekFrom::Start(len - table_len))?;
         file.read_exact(&mut table)?;
-        if u32_at(&table, 0) != SKIPPABLE_MAGIC
-            || u64::from(u32_at(&table, 4)) != table_len - 8
-        {
+        if u32_at(&table, 0) != SKIPPABLE_MAGIC || u64::from(u32_at(&table, 4)) != table_len - 8 {
             return Err(invalid("seek table header does not match its footer"));
         }
         let mut frames = Vec::with_capacity(count as usize);

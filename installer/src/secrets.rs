@@ -178,15 +178,44 @@ impl Secrets {
     /// Replaces every `<secret:NAME>` in `text` by its value, and `<runtime:NAME>` by
     /// the value in `runtime` when known: what an executor does before writing a file.
     pub fn resolve(&self, text: &str, runtime: &BTreeMap<String, String>) -> String {
-        let mut out = text.to_string();
-        for s in Secret::ALL {
-            out = out.replace(&s.placeholder(), self.get(s));
-        }
-        for (k, v) in runtime {
-            out = out.replace(&runtime_placeholder(k), v);
-        }
-        out
+        fill(text, &self.values(runtime))
     }
+
+    /// Every placeholder this knows, with its value.
+    pub fn values(&self, runtime: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+        let mut values: BTreeMap<String, String> = Secret::ALL
+            .iter()
+            .map(|s| (s.placeholder(), self.get(*s).to_string()))
+            .collect();
+        for (k, v) in runtime {
+            values.insert(runtime_placeholder(k), v.clone());
+        }
+        values
+    }
+}
+
+/// Replaces the placeholders of `text` found in `values`, in one pass: a value that
+/// happens to contain `<secret:…>` (an operator's password) is written as it is.
+pub fn fill(text: &str, values: &BTreeMap<String, String>) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find('<') {
+        out.push_str(&rest[..start]);
+        let tail = &rest[start..];
+        let token = tail.find('>').map(|end| &tail[..=end]);
+        match token.and_then(|t| values.get(t).map(|v| (t, v))) {
+            Some((t, v)) => {
+                out.push_str(v);
+                rest = &tail[t.len()..];
+            }
+            None => {
+                out.push('<');
+                rest = &tail[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 const ALNUM: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
@@ -212,6 +241,17 @@ fn random_chars(n: usize, alphabet: &[u8]) -> Result<String, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn placeholders_are_filled_in_one_pass() {
+        let mut values = BTreeMap::new();
+        values.insert("<secret:a>".to_string(), "x<secret:b>y".to_string());
+        values.insert("<secret:b>".to_string(), "B".to_string());
+        assert_eq!(
+            fill("1 <secret:a> 2 <secret:b> 3 <other> <", &values),
+            "1 x<secret:b>y 2 B 3 <other> <"
+        );
+    }
 
     #[test]
     fn generated_secrets_have_the_formats_kubeadm_and_keepalived_accept() {

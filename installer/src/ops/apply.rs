@@ -734,11 +734,9 @@ impl<'a> Engine<'a> {
 
     /// Fills in secrets and runtime values.
     fn resolve(&self, text: &str) -> String {
-        let mut out = text.to_string();
-        for (k, v) in &self.overrides {
-            out = out.replace(k, v);
-        }
-        self.secrets.resolve(&out, &self.runtime_values())
+        let mut values = self.secrets.values(&self.runtime_values());
+        values.extend(self.overrides.clone());
+        crate::secrets::fill(text, &values)
     }
 
     /// Runs one phase; returns (steps carried out, steps skipped).
