@@ -214,28 +214,7 @@ fn site() -> Site {
 }
 
 fn inventory(workers: usize) -> String {
-    let mut hosts = String::new();
-    for i in 0..3 + workers {
-        let role = if i < 3 { "master" } else { "worker" };
-        hosts.push_str(&format!(
-            "    - {{name: server{n}, address: 172.25.19.{n}, roles: [{role}]}}\n",
-            n = i + 5
-        ));
-    }
-    format!(
-        "apiVersion: bundle/v1alpha1
-kind: Cluster
-metadata: {{name: prod}}
-spec:
-  hosts:
-{hosts}  ssh: {{user: root, port: 22, identityFile: ~/.ssh/id_ed25519}}
-  controlPlaneEndpoint: {{vip: 172.25.19.100, port: 8443, interface: eth0}}
-  registry: {{host: harbor.example.com, caFile: harbor-ca.crt}}
-  network: {{cni: calico, podSubnet: 10.244.0.0/16, serviceSubnet: 10.96.0.0/12}}
-  kubeProxy: {{mode: ipvs}}
-  repo: {{servedBy: server5, port: 8081}}
-"
-    )
+    bundle_testbed::inventories::sample_inventory(3, workers)
 }
 
 fn all_files(dir: &Path) -> Vec<PathBuf> {

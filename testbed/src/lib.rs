@@ -7,6 +7,7 @@
 //! - [`FileServer`]: a small HTTP server for `spec.files` downloads, counting requests
 //!   and able to fail on purpose.
 //! - [`rpms`]: RPM fixtures (rpmbuild, createrepo_c, rpmsign).
+//! - [`inventories`]: the sample `cluster.yaml` plan tests share.
 //!
 //! Everything binds to 127.0.0.1 and ends the processes it started, by PID, on drop.
 
@@ -14,6 +15,7 @@ pub mod files;
 pub mod harbor;
 pub mod hosts;
 pub mod images;
+pub mod inventories;
 pub mod kube_fakes;
 pub mod proxy;
 pub mod registry;

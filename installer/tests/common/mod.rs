@@ -12,28 +12,7 @@ pub const CA_PEM: &str = "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIUTestO
 
 /// An inventory like the issue's, with `masters` masters and `workers` workers.
 pub fn inventory_yaml(masters: usize, workers: usize) -> String {
-    let mut hosts = String::new();
-    for i in 0..masters + workers {
-        let role = if i < masters { "master" } else { "worker" };
-        hosts.push_str(&format!(
-            "    - {{name: server{n}, address: 172.25.19.{n}, roles: [{role}]}}\n",
-            n = i + 5
-        ));
-    }
-    format!(
-        "apiVersion: bundle/v1alpha1
-kind: Cluster
-metadata: {{name: prod}}
-spec:
-  hosts:
-{hosts}  ssh: {{user: root, port: 22, identityFile: ~/.ssh/id_ed25519}}
-  controlPlaneEndpoint: {{vip: 172.25.19.100, port: 8443, interface: eth0}}
-  registry: {{host: harbor.example.com, caFile: harbor-ca.crt}}
-  network: {{cni: calico, podSubnet: 10.244.0.0/16, serviceSubnet: 10.96.0.0/12}}
-  kubeProxy: {{mode: ipvs}}
-  repo: {{servedBy: server5, port: 8081}}
-"
-    )
+    bundle_testbed::inventories::sample_inventory(masters, workers)
 }
 
 pub fn cluster_from(yaml: &str) -> Cluster {
