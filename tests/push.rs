@@ -153,6 +153,15 @@ fn manifest_puts(log: &str) -> usize {
         .count()
 }
 
+/// The push's stderr says `text` (shown whole when it does not).
+fn assert_says(run: &Run, text: &str) {
+    assert!(
+        run.stderr.contains(text),
+        "stderr lacks `{text}`:\n{}",
+        run.stderr
+    );
+}
+
 /// Tags of every repository in the registry's storage (read from disk, so it works
 /// whatever the registry's auth).
 fn stored_tags(data: &Path) -> Vec<String> {
@@ -437,11 +446,7 @@ fn push_with_basic_auth_over_tls_trusting_a_ca_file() {
         "the password never shows: {}",
         run.stderr
     );
-    assert!(
-        run.stderr.contains("Finished 10 images into"),
-        "{}",
-        run.stderr
-    );
+    assert_says(&run, "Finished 10 images into");
     // skopeo trusts the same CA (a cert dir holding ca.crt) and logs in.
     let cert_dir = up.s.path("certs.d");
     std::fs::create_dir_all(&cert_dir).unwrap();
@@ -505,19 +510,11 @@ fn push_with_a_wrong_password_says_so_and_tags_nothing() {
     ];
     let run = push_with_stdin(&up.s, &args, "wrong\n");
     assert_eq!(run.code, 1, "{}", run.transcript());
-    assert!(
-        run.stderr.contains(&format!(
-            "error: registry `{}` refused account `pusher`",
-            target.addr
-        )),
-        "{}",
-        run.stderr
+    assert_says(
+        &run,
+        &format!("error: registry `{}` refused account `pusher`", target.addr),
     );
-    assert!(
-        run.stderr.contains("hint: check the password of `pusher`"),
-        "{}",
-        run.stderr
-    );
+    assert_says(&run, "hint: check the password of `pusher`");
     assert!(!run.stderr.contains("wrong"), "{}", run.stderr);
     assert_eq!(stored_tags(&target.data_dir()), Vec::<String>::new());
 
@@ -529,12 +526,8 @@ fn push_with_a_wrong_password_says_so_and_tags_nothing() {
         &["--ca-file", ca.to_str().unwrap()],
     );
     assert_eq!(run.code, 1, "{}", run.transcript());
-    assert!(
-        run.stderr.contains("refused anonymous access"),
-        "{}",
-        run.stderr
-    );
-    assert!(run.stderr.contains("--password-stdin"), "{}", run.stderr);
+    assert_says(&run, "refused anonymous access");
+    assert_says(&run, "--password-stdin");
 }
 
 #[test]
@@ -549,17 +542,13 @@ fn push_to_tls_registry_with_unknown_ca_hints_at_ca_file() {
     .unwrap();
     let run = push(&up.s, &bundle, &target.addr, &[]);
     assert_eq!(run.code, 1, "{}", run.transcript());
-    assert!(
-        run.stderr
-            .contains(&format!("error: cannot reach registry `{}`", target.addr)),
-        "{}",
-        run.stderr
+    assert_says(
+        &run,
+        &format!("error: cannot reach registry `{}`", target.addr),
     );
-    assert!(
-        run.stderr
-            .contains("is not trusted here; pass the CA that signed it with `--ca-file PEM`"),
-        "{}",
-        run.stderr
+    assert_says(
+        &run,
+        "is not trusted here; pass the CA that signed it with `--ca-file PEM`",
     );
     assert_eq!(stored_tags(&target.data_dir()), Vec::<String>::new());
 }
@@ -570,18 +559,13 @@ fn push_to_unreachable_registry_says_where_and_what_to_check() {
     let dead = format!("127.0.0.1:{}", bundle_testbed::free_port());
     let run = push(&up.s, &bundle, &dead, &["--plain-http"]);
     assert_eq!(run.code, 1, "{}", run.transcript());
-    assert!(
-        run.stderr.contains(&format!(
-            "error: cannot reach registry `{dead}` (http://{dead}/v2/)"
-        )),
-        "{}",
-        run.stderr
+    assert_says(
+        &run,
+        &format!("error: cannot reach registry `{dead}` (http://{dead}/v2/)"),
     );
-    assert!(
-        run.stderr
-            .contains(&format!("hint: check that `{dead}` is up and reachable")),
-        "{}",
-        run.stderr
+    assert_says(
+        &run,
+        &format!("hint: check that `{dead}` is up and reachable"),
     );
 }
 
@@ -609,13 +593,10 @@ fn push_of_a_tampered_bundle_exits_3_and_tags_nothing() {
         let target = Registry::start().unwrap();
         let run = push(&up.s, &tampered, &target.addr, &["--plain-http"]);
         assert_eq!(run.code, 3, "{}", run.transcript());
-        assert!(run.stderr.contains("error: bundle `[TEMP_DIR]/work/tampered.tar.zst` failed verification; no manifest or tag was pushed"), "{}", run.stderr);
-        assert!(
-            run.stderr.contains(&format!(
-                "Caused by: entry `{name}` does not match the index"
-            )),
-            "{}",
-            run.stderr
+        assert_says(&run, "error: bundle `[TEMP_DIR]/work/tampered.tar.zst` failed verification; no manifest or tag was pushed");
+        assert_says(
+            &run,
+            &format!("Caused by: entry `{name}` does not match the index"),
         );
         assert_eq!(manifest_puts(&target.log()), 0);
         assert_eq!(stored_tags(&target.data_dir()), Vec::<String>::new());
@@ -667,7 +648,7 @@ fn push_of_a_bundle_signed_by_another_key_makes_no_request() {
         "--plain-http",
     ]);
     assert_eq!(run.code, 3, "{}", run.transcript());
-    assert!(run.stderr.contains("is signed by key"), "{}", run.stderr);
+    assert_says(&run, "is signed by key");
     assert_eq!(
         requests(&target.log()),
         before,
@@ -797,11 +778,7 @@ fn push_into_harbor_with_public_creates_public_projects_and_leaves_existing_ones
         &["--public"],
     );
     assert_eq!(run.code, 0, "{}", run.transcript());
-    assert!(
-        run.stderr.contains("Created Harbor project `k8s` (public)"),
-        "{}",
-        run.stderr
-    );
+    assert_says(&run, "Created Harbor project `k8s` (public)");
     assert!(harbor
         .log()
         .contains(&"POST /api/v2.0/projects 201".to_string()));
@@ -896,19 +873,14 @@ fn push_into_harbor_without_right_to_create_a_project_names_account_and_project(
     let harbor = harbor_with(&["calico"], false);
     let run = push_to_harbor(&up.s, &bundle, &harbor, ("ci", "ci-pass"), &[]);
     assert_eq!(run.code, 1, "{}", run.transcript());
-    assert!(
-        run.stderr.contains(&format!(
+    assert_says(
+        &run,
+        &format!(
             "error: account `ci` may not create the Harbor project `k8s` in registry `{}`",
             harbor.addr
-        )),
-        "{}",
-        run.stderr
+        ),
     );
-    assert!(
-        run.stderr.contains("hint: ask a Harbor administrator"),
-        "{}",
-        run.stderr
-    );
+    assert_says(&run, "hint: ask a Harbor administrator");
     assert_eq!(harbor.projects(), vec!["calico"]);
     assert!(
         !harbor.registry_log().contains("/manifests/"),
@@ -918,12 +890,8 @@ fn push_into_harbor_without_right_to_create_a_project_names_account_and_project(
     // A wrong password is caught at Harbor's token service.
     let run = push_to_harbor(&up.s, &bundle, &harbor, ("ci", "nope"), &[]);
     assert_eq!(run.code, 1, "{}", run.transcript());
-    assert!(
-        run.stderr.contains("refused account `ci`"),
-        "{}",
-        run.stderr
-    );
-    assert!(run.stderr.contains("/service/token"), "{}", run.stderr);
+    assert_says(&run, "refused account `ci`");
+    assert_says(&run, "/service/token");
 }
 
 #[test]
@@ -1178,18 +1146,8 @@ fn push_into_harbor_with_a_pull_only_account_names_account_and_repository() {
     let harbor = harbor_with(&["calico", "k8s"], false);
     let run = push_to_harbor(&up.s, &bundle, &harbor, ("guest", "guest-pass"), &[]);
     assert_eq!(run.code, 1, "{}", run.transcript());
-    assert!(
-        run.stderr
-            .contains("error: account `guest` may not push to `"),
-        "{}",
-        run.stderr
-    );
-    assert!(
-        run.stderr
-            .contains("hint: give account `guest` the Developer (push) role"),
-        "{}",
-        run.stderr
-    );
+    assert_says(&run, "error: account `guest` may not push to `");
+    assert_says(&run, "hint: give account `guest` the Developer (push) role");
     assert!(
         !harbor.registry_log().contains("PUT /v2/"),
         "nothing was pushed"
