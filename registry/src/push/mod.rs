@@ -199,19 +199,31 @@ impl Ctx<'_> {
         F: Fn() -> Fut,
         Fut: std::future::Future<Output = AttemptResult<T>>,
     {
-        let mut delay = self.retry.initial_delay;
-        let mut attempt = 1;
+        let mut waits = self.retry.backoff().enumerate();
         loop {
-            match op().await {
+            let failed = match op().await {
                 Ok(v) => return Ok(v),
-                Err(failed) if failed.transient && attempt < self.retry.attempts => {
-                    self.note_retry(what, &failed, attempt, delay);
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(self.retry.max_delay);
-                    attempt += 1;
-                }
-                Err(a) => return Err(a.error),
+                Err(failed) => failed,
+            };
+            let delay = self.next_wait(what, &mut waits, failed)?;
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// After `failed`: the wait before the next attempt, reported and counted, or the
+    /// error when it is not transient or the attempts are used up.
+    fn next_wait(
+        &self,
+        what: &str,
+        waits: &mut impl Iterator<Item = (usize, std::time::Duration)>,
+        failed: Attempt,
+    ) -> Result<std::time::Duration, Error> {
+        match waits.next() {
+            Some((i, delay)) if failed.transient => {
+                self.note_retry(what, &failed, i as u32 + 1, delay);
+                Ok(delay)
             }
+            _ => Err(failed.error),
         }
     }
 }
@@ -637,14 +649,11 @@ impl<'c, 'r> UploadSink<'c, 'r> {
         sent: u64,
     ) -> Result<(), Error> {
         let what = format!("upload {} into {repository}", w.digest);
-        let mut delay = self.ctx.retry.initial_delay;
-        for attempt in 1.. {
-            if !failed.transient || attempt >= self.ctx.retry.attempts {
-                return Err(failed.error);
-            }
-            self.ctx.note_retry(&what, &failed, attempt, delay);
+        // The streamed attempt was the first.
+        let mut waits = self.ctx.retry.backoff().enumerate();
+        loop {
+            let delay = self.ctx.next_wait(&what, &mut waits, failed)?;
             std::thread::sleep(delay);
-            delay = (delay * 2).min(self.ctx.retry.max_delay);
             match self.stream_again(w, record, at, repository)? {
                 Ok(()) => {
                     self.ctx.reporter.uploaded(w.size.saturating_sub(sent));
@@ -653,7 +662,6 @@ impl<'c, 'r> UploadSink<'c, 'r> {
                 Err(e) => failed = e,
             }
         }
-        unreachable!("the loop returns")
     }
 
     /// One more upload attempt of `w` into `repository`, from a fresh read of its entry;
