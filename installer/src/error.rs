@@ -312,6 +312,8 @@ pub enum Error {
         registry: String,
         /// Repository tried.
         repository: String,
+        /// Its project.
+        project: String,
         /// `spec.registry.pullUsername`, if any.
         account: Option<String>,
         /// What the registry said.
@@ -392,12 +394,10 @@ impl Error {
             Error::RepoServe { .. } => Some("`spec.repo.address` must be an address of this machine the hosts can reach, and `spec.repo.port` free".into()),
             Error::NotConfirmed { .. } => Some("pass `--yes` to confirm".into()),
             Error::PullPassword { username, .. } => Some(format!("export BUNDLE_REGISTRY_PULL_PASSWORD with the password (robot secret) of `{username}` in the shell that runs `bundle install`; it is written only into containerd's config.toml on the hosts (mode 0600)")),
-            Error::NodesCannotPull { repository, account: None, .. } => {
-                let project = repository.split('/').next().unwrap_or(repository);
+            Error::NodesCannotPull { project, account: None, .. } => {
                 Some(format!("make the project `{project}` public (in Harbor: Projects → {project} → Configuration → Public), or set `spec.registry.pullUsername` to an account that may pull (a Harbor robot account) and export BUNDLE_REGISTRY_PULL_PASSWORD"))
             }
-            Error::NodesCannotPull { repository, account: Some(a), .. } => {
-                let project = repository.split('/').next().unwrap_or(repository);
+            Error::NodesCannotPull { project, account: Some(a), .. } => {
                 Some(format!("give `{a}` pull rights on the project `{project}` (a Harbor robot account with \"pull repository\" permission, or the Guest role), and check BUNDLE_REGISTRY_PULL_PASSWORD"))
             }
             Error::Push { .. } => Some("check the registry with `bundle push BUNDLE --registry HOST --dry-run`; once the images are there, pass `--skip-push`".into()),

@@ -167,7 +167,7 @@ impl ImageMapping {
         })
     }
 
-    /// Target projects (first path component) the images need, sorted: what must
+    /// Target projects ([`project_of`] their repositories) the images need, sorted: what must
     /// exist in Harbor before pushing.
     pub fn projects<'a>(
         &self,
@@ -175,10 +175,7 @@ impl ImageMapping {
     ) -> Vec<String> {
         let set: BTreeSet<String> = images
             .into_iter()
-            .map(|i| {
-                let repo = self.target_repository(i);
-                repo.split('/').next().unwrap_or(&repo).to_string()
-            })
+            .map(|i| project_of(&self.target_repository(i)).to_string())
             .collect();
         set.into_iter().collect()
     }
@@ -200,6 +197,12 @@ impl ImageMapping {
         }
         String::new()
     }
+}
+
+/// The Harbor project of a target repository: its first path component
+/// (`k8s/kube-apiserver` → `k8s`).
+pub fn project_of(repository: &str) -> &str {
+    repository.split('/').next().unwrap_or(repository)
 }
 
 #[cfg(test)]

@@ -405,15 +405,10 @@ async fn push_images(
         // The images may have gone in another way, from a machine that can reach the
         // registry when this one cannot: a warning, not a stop.
         if let Err(e) = check_node_pulls(&node, &plan, cluster, reporter).await {
-            let mut message = e.to_string();
-            let mut cause = std::error::Error::source(&e);
-            while let Some(c) = cause {
-                message.push_str(&format!(": {c}"));
-                cause = c.source();
-            }
+            let chain = std::iter::successors(Some(&e as &dyn std::error::Error), |e| e.source());
             reporter.event(&Event::Warning {
                 host: None,
-                message,
+                message: chain.map(|e| e.to_string()).collect::<Vec<_>>().join(": "),
             });
         }
         return Ok(());
@@ -469,7 +464,7 @@ async fn check_node_pulls(
     let mut seen = std::collections::BTreeSet::new();
     for image in &plan.images {
         let repository = image.repository();
-        let project = repository.split('/').next().unwrap_or(repository);
+        let project = bundle_registry::mapping::project_of(repository);
         if !seen.insert(project.to_string()) {
             continue;
         }
@@ -479,6 +474,7 @@ async fn check_node_pulls(
             .map_err(|source| Error::NodesCannotPull {
                 registry: cluster.registry_host.clone(),
                 repository: repository.to_string(),
+                project: project.to_string(),
                 account: cluster.registry_pull_username.clone(),
                 source: Box::new(source),
             })?;

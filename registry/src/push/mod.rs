@@ -604,8 +604,8 @@ impl<'c, 'r> UploadSink<'c, 'r> {
             .spawn(async move { session.upload(&repo, &digest, size, rx).await });
         let mut sent = 0u64;
         loop {
-            let mut buf = vec![0u8; CHUNK];
-            let n = match read_full(data, &mut buf) {
+            let mut buf = Vec::with_capacity(CHUNK);
+            let n = match (&mut *data).take(CHUNK as u64).read_to_end(&mut buf) {
                 Ok(0) => break,
                 Ok(n) => n,
                 Err(e) => {
@@ -614,7 +614,6 @@ impl<'c, 'r> UploadSink<'c, 'r> {
                     break;
                 }
             };
-            buf.truncate(n);
             if tx.blocking_send(Ok(bytes::Bytes::from(buf))).is_err() {
                 break; // the request ended early; its result says why
             }
@@ -771,18 +770,4 @@ impl EntrySink for UploadSink<'_, '_> {
         tally.bytes += w.size;
         Ok(())
     }
-}
-
-/// Fills `buf` unless the reader ends first; returns how much was read.
-fn read_full(data: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match data.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(filled)
 }
