@@ -170,6 +170,16 @@ pub fn verify(
     }
 }
 
+/// The whole archive decompressed on a thread of its own.
+fn decompress(path: &Path, file: File) -> Result<DecompressedReader, Error> {
+    DecompressedReader::spawn(BufReader::with_capacity(1 << 20, file)).map_err(|source| {
+        Error::Read {
+            path: path.to_path_buf(),
+            source,
+        }
+    })
+}
+
 /// One pass over a bundle without seek table.
 fn verify_stream(
     path: &Path,
@@ -177,14 +187,7 @@ fn verify_stream(
     opts: &VerifyOptions,
     sink: &dyn EntrySink,
 ) -> Result<VerifyReport, Error> {
-    let reader =
-        DecompressedReader::spawn(BufReader::with_capacity(1 << 20, file)).map_err(|source| {
-            Error::Read {
-                path: path.to_path_buf(),
-                source,
-            }
-        })?;
-    let mut archive = tar::Archive::new(reader);
+    let mut archive = tar::Archive::new(decompress(path, file)?);
     let (index, signature, run) = {
         let mut entries = archive.entries().map_err(corrupt(None))?;
         let head = read_head(&mut entries, opts, sink)?;
@@ -218,20 +221,14 @@ fn verify_frames(
     sink: &dyn EntrySink,
 ) -> Result<VerifyReport, Error> {
     let mut first = FrameReader::open(path, table, 0)?;
-    let (head, run0) = {
+    let (index, signature, run0) = {
         let mut archive = tar::Archive::new(&mut first);
         let mut entries = archive.entries().map_err(corrupt(None))?;
         let head = read_head(&mut entries, opts, sink)?;
         let positions = head.index.positions();
         let run0 =
             RunChecker::new(&head.index, &positions, sink, Some(0)).run(head.pending, &mut entries);
-        (
-            Head {
-                pending: None,
-                ..head
-            },
-            run0,
-        )
+        (head.index, head.signature, run0)
     };
     let run0 = match run0 {
         Ok(run) => FrameOutcome {
@@ -241,7 +238,7 @@ fn verify_frames(
         Err(stopped) => stopped.into(),
     };
 
-    let index = &head.index;
+    // Frame 0's map lived inside its reader's borrow; the workers share this one.
     let positions = index.positions();
     // The earliest frame that failed so far: later frames stop, earlier ones finish, so
     // that the error reported is the one a single pass would have met first.
@@ -259,7 +256,7 @@ fn verify_frames(
                 }
                 let check = RunChecker {
                     failed_at: Some(&failed_at),
-                    ..RunChecker::new(index, &positions, sink, Some(k))
+                    ..RunChecker::new(&index, &positions, sink, Some(k))
                 };
                 let outcome = check_frame(path, table, k, &check);
                 if outcome.error.is_some() {
@@ -270,7 +267,7 @@ fn verify_frames(
         }
     });
 
-    let mut tiles = Tiling::new(index);
+    let mut tiles = Tiling::new(&index);
     let mut bytes = 0;
     let outcomes = results.into_iter().skip(1).map(|slot| {
         slot.into_inner()
@@ -288,8 +285,8 @@ fn verify_frames(
     Ok(VerifyReport {
         entries: index.entries.len(),
         bytes,
-        signature: head.signature,
-        index: head.index,
+        signature,
+        index,
         frames: table.frames.len(),
     })
 }
@@ -842,14 +839,7 @@ pub fn read_entry<T>(
             let mut reader = FrameReader::open(path, &table, k)?;
             find_and_read(tar::Archive::new(&mut reader), record, read)
         }
-        _ => {
-            let reader = DecompressedReader::spawn(BufReader::with_capacity(1 << 20, file))
-                .map_err(|source| Error::Read {
-                    path: path.to_path_buf(),
-                    source,
-                })?;
-            find_and_read(tar::Archive::new(reader), record, read)
-        }
+        _ => find_and_read(tar::Archive::new(decompress(path, file)?), record, read),
     }
 }
 
