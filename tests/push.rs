@@ -327,63 +327,17 @@ fn push_dry_run_prints_the_mapping_and_pushes_nothing() {
     );
 }
 
-/// A CA and a server certificate for 127.0.0.1 signed by it.
-fn tls_files(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
-    let p = |n: &str| dir.join(n).to_str().unwrap().to_string();
-    let run = |args: &[&str]| {
-        let (code, out) = tool("openssl", args, dir);
-        assert_eq!(code, 0, "openssl {args:?}: {out}");
-    };
-    run(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        &p("ca.key"),
-        "-out",
-        &p("ca.crt"),
-        "-days",
-        "2",
-        "-subj",
-        "/CN=bundle test CA",
-    ]);
-    run(&[
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        &p("server.key"),
-        "-out",
-        &p("server.csr"),
-        "-subj",
-        "/CN=127.0.0.1",
-    ]);
-    std::fs::write(dir.join("ext.cnf"), "subjectAltName=IP:127.0.0.1\n").unwrap();
-    run(&[
-        "x509",
-        "-req",
-        "-in",
-        &p("server.csr"),
-        "-CA",
-        &p("ca.crt"),
-        "-CAkey",
-        &p("ca.key"),
-        "-CAcreateserial",
-        "-out",
-        &p("server.crt"),
-        "-days",
-        "2",
-        "-extfile",
-        &p("ext.cnf"),
-    ]);
-    (
-        dir.join("ca.crt"),
-        dir.join("server.crt"),
-        dir.join("server.key"),
-    )
+/// A registry on 127.0.0.1 speaking TLS with a certificate from a fresh test CA, with
+/// Basic auth when given; returns the folder holding the certificates and the CA's path.
+fn tls_registry(basic_auth: Option<(&str, &str)>) -> (tempfile::TempDir, PathBuf, Registry) {
+    let certs = tempfile::tempdir().unwrap();
+    let tls = bundle_testbed::registry::test_tls(certs.path(), "127.0.0.1").unwrap();
+    let target = Registry::start_with(&RegistryOptions {
+        basic_auth: basic_auth.map(|(u, p)| (u.into(), p.into())),
+        tls: Some((tls.cert, tls.key)),
+    })
+    .unwrap();
+    (certs, tls.ca, target)
 }
 
 fn push_with_stdin(s: &Session, args: &[&str], stdin: &str) -> Run {
@@ -414,13 +368,7 @@ fn push_with_stdin(s: &Session, args: &[&str], stdin: &str) -> Run {
 #[test]
 fn push_with_basic_auth_over_tls_trusting_a_ca_file() {
     let (up, bundle) = default_bundle();
-    let certs = tempfile::tempdir().unwrap();
-    let (ca, cert, key) = tls_files(certs.path());
-    let target = Registry::start_with(&RegistryOptions {
-        basic_auth: Some(("pusher".into(), "s3cret pass".into())),
-        tls: Some((cert, key)),
-    })
-    .unwrap();
+    let (_certs, ca, target) = tls_registry(Some(("pusher", "s3cret pass")));
     let b = bundle.to_str().unwrap();
     let ca_s = ca.to_str().unwrap();
     let run = push_with_stdin(
@@ -488,13 +436,7 @@ fn push_with_basic_auth_over_tls_trusting_a_ca_file() {
 #[test]
 fn push_with_a_wrong_password_says_so_and_tags_nothing() {
     let (up, bundle) = default_bundle();
-    let certs = tempfile::tempdir().unwrap();
-    let (ca, cert, key) = tls_files(certs.path());
-    let target = Registry::start_with(&RegistryOptions {
-        basic_auth: Some(("pusher".into(), "right".into())),
-        tls: Some((cert, key)),
-    })
-    .unwrap();
+    let (_certs, ca, target) = tls_registry(Some(("pusher", "right")));
     let args = [
         "push",
         bundle.to_str().unwrap(),
@@ -533,13 +475,7 @@ fn push_with_a_wrong_password_says_so_and_tags_nothing() {
 #[test]
 fn push_to_tls_registry_with_unknown_ca_hints_at_ca_file() {
     let (up, bundle) = default_bundle();
-    let certs = tempfile::tempdir().unwrap();
-    let (_ca, cert, key) = tls_files(certs.path());
-    let target = Registry::start_with(&RegistryOptions {
-        basic_auth: None,
-        tls: Some((cert, key)),
-    })
-    .unwrap();
+    let (_certs, _ca, target) = tls_registry(None);
     let run = push(&up.s, &bundle, &target.addr, &[]);
     assert_eq!(run.code, 1, "{}", run.transcript());
     assert_says(
