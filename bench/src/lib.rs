@@ -134,3 +134,30 @@ pub fn image_upstream(
     std::fs::remove_dir_all(work.join("seed"))?;
     Ok((registry, list))
 }
+
+/// Writes `m.yaml` in `work`, a bundle manifest pinning every image of `list` at the
+/// upstream `addr` (linux/amd64), and a key pair `k.key`/`k.pub` to sign with: what
+/// the image benchmarks build from.
+pub fn image_manifest(
+    work: &Path,
+    size_mib: u64,
+    addr: &str,
+    list: &[TestImage],
+) -> anyhow::Result<()> {
+    let refs: String = list
+        .iter()
+        .map(|i| format!("    - {addr}/{}:{}\n", i.repository, i.tag))
+        .collect();
+    std::fs::write(
+        work.join("m.yaml"),
+        format!("apiVersion: bundle/v1alpha1\nkind: BundleManifest\nmetadata: {{name: bench, version: '{size_mib}'}}\nspec:\n  platforms: [linux/amd64]\n  images:\n{refs}"),
+    )?;
+    measure(
+        work,
+        &format!(
+            "{} keygen --unencrypted --output k",
+            bundle_binary()?.display()
+        ),
+    )?;
+    Ok(())
+}

@@ -5,7 +5,7 @@
 //!
 //! cargo build --release && cargo run --release -p bundle-bench --bin build_verify [-- 256 1024]
 
-use bundle_bench::{bundle_binary, header, image_upstream, measure, row};
+use bundle_bench::{bundle_binary, header, image_manifest, image_upstream, measure, row};
 
 fn main() -> anyhow::Result<()> {
     let sizes: Vec<u64> = std::env::args()
@@ -24,15 +24,7 @@ fn main() -> anyhow::Result<()> {
         let w = work.path();
         let (registry, list) = image_upstream(size, w)?;
         let addr = &registry.addr;
-        let refs: String = list
-            .iter()
-            .map(|i| format!("    - {addr}/{}:{}\n", i.repository, i.tag))
-            .collect();
-        std::fs::write(
-            w.join("m.yaml"),
-            format!("apiVersion: bundle/v1alpha1\nkind: BundleManifest\nmetadata: {{name: bench, version: '{size}'}}\nspec:\n  platforms: [linux/amd64]\n  images:\n{refs}"),
-        )?;
-        measure(w, &format!("{bundle} keygen --unencrypted --output k"))?;
+        image_manifest(w, size, addr, &list)?;
 
         let ours_build = measure(w, &format!("{bundle} -q build --manifest m.yaml --key k.key --plain-http {addr} --cache cache --output ours.tar.zst"))?;
         // The same build with everything cached: resolving and writing only.

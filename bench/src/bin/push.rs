@@ -16,7 +16,7 @@ use std::path::Path;
 use std::process::Command;
 
 use anyhow::bail;
-use bundle_bench::{bundle_binary, header, image_upstream, measure, row};
+use bundle_bench::{bundle_binary, header, image_manifest, image_upstream, measure, row};
 use bundle_testbed::Registry;
 
 /// Fails unless `registry` has, in `repository`, every blob file of `dir` (named by its
@@ -68,15 +68,7 @@ fn main() -> anyhow::Result<()> {
         let w = work.path();
         let (upstream, list) = image_upstream(size, w)?;
         let addr = &upstream.addr.clone();
-        let refs: String = list
-            .iter()
-            .map(|i| format!("    - {addr}/{}:{}\n", i.repository, i.tag))
-            .collect();
-        std::fs::write(
-            w.join("m.yaml"),
-            format!("apiVersion: bundle/v1alpha1\nkind: BundleManifest\nmetadata: {{name: bench, version: '{size}'}}\nspec:\n  platforms: [linux/amd64]\n  images:\n{refs}"),
-        )?;
-        measure(w, &format!("{bundle} keygen --unencrypted --output k"))?;
+        image_manifest(w, size, addr, &list)?;
         measure(w, &format!("{bundle} -q build --manifest m.yaml --key k.key --plain-http {addr} --cache cache --output b.tar.zst"))?;
         std::fs::remove_dir_all(w.join("cache"))?;
         drop(upstream);
