@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
 
@@ -195,27 +195,7 @@ impl HarborStandIn {
     }
 
     fn wait_ready(&self) -> anyhow::Result<()> {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while Instant::now() < deadline {
-            if let Ok(mut s) = TcpStream::connect(&self.registry_addr) {
-                let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-                let _ = write!(
-                    s,
-                    "GET /v2/ HTTP/1.0\r\nHost: {}\r\n\r\n",
-                    self.registry_addr
-                );
-                let mut head = [0u8; 12];
-                if s.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.") {
-                    return Ok(());
-                }
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        bail!(
-            "docker-registry did not come up on {}; log:\n{}",
-            self.registry_addr,
-            self.registry_log()
-        )
+        crate::registry::wait_for_registry(&self.registry_addr, false, || self.registry_log())
     }
 
     /// Tokens issued so far.

@@ -133,26 +133,7 @@ impl Registry {
     }
 
     fn wait_ready(&self, tls: bool) -> anyhow::Result<()> {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while Instant::now() < deadline {
-            if let Ok(mut s) = TcpStream::connect(&self.addr) {
-                if tls {
-                    return Ok(()); // listening is enough; a TLS handshake needs a client
-                }
-                let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-                let _ = write!(s, "GET /v2/ HTTP/1.0\r\nHost: {}\r\n\r\n", self.addr);
-                let mut head = [0u8; 12];
-                if s.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.") {
-                    return Ok(());
-                }
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        bail!(
-            "docker-registry did not come up on {}; log:\n{}",
-            self.addr,
-            self.log()
-        )
+        wait_for_registry(&self.addr, tls, || self.log())
     }
 
     /// The registry's log (access log included).
@@ -271,4 +252,29 @@ pub fn test_tls(dir: &Path, ip: &str) -> anyhow::Result<TestTls> {
         ext.as_os_str(),
     ])?;
     Ok(TestTls { ca, cert, key })
+}
+
+/// Waits (15 s at most) until a docker-registry answers `GET /v2/` on `addr` (with
+/// `tls`, until it listens: a handshake needs a client); the error carries `log()`.
+pub(crate) fn wait_for_registry(
+    addr: &str,
+    tls: bool,
+    log: impl Fn() -> String,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline {
+        if let Ok(mut s) = TcpStream::connect(addr) {
+            if tls {
+                return Ok(());
+            }
+            let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+            let _ = write!(s, "GET /v2/ HTTP/1.0\r\nHost: {addr}\r\n\r\n");
+            let mut head = [0u8; 12];
+            if s.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.") {
+                return Ok(());
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    bail!("docker-registry did not come up on {addr}; log:\n{}", log())
 }
