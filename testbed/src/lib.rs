@@ -8,9 +8,11 @@
 //!   and able to fail on purpose.
 //! - [`rpms`]: RPM fixtures (rpmbuild, createrepo_c, rpmsign).
 //! - [`inventories`]: the sample `cluster.yaml` plan tests share.
+//! - [`crafted`]: hostile bundles made from genuine ones (tar and zstd attacks).
 //!
 //! Everything binds to 127.0.0.1 and ends the processes it started, by PID, on drop.
 
+pub mod crafted;
 pub mod files;
 pub mod harbor;
 pub mod hosts;
