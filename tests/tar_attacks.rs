@@ -239,6 +239,9 @@ const TARFILE_EXTRACT: &str = "import subprocess, sys, tarfile
 z = subprocess.Popen(['zstd', '-dcq', sys.argv[1]], stdout=subprocess.PIPE)
 with tarfile.open(fileobj=z.stdout, mode='r|') as t:
     t.extractall(sys.argv[2])
+# What tarfile left unread (after an end it saw early), as a shell pipe would.
+while z.stdout.read(1 << 20):
+    pass
 sys.exit(z.wait())";
 
 const TARFILE_LIST: &str = "import subprocess, sys, tarfile
@@ -246,6 +249,9 @@ z = subprocess.Popen(['zstd', '-dcq', sys.argv[1]], stdout=subprocess.PIPE)
 with tarfile.open(fileobj=z.stdout, mode='r|') as t:
     for m in t:
         print(m.name)
+# What tarfile left unread (after an end it saw early), as a shell pipe would.
+while z.stdout.read(1 << 20):
+    pass
 sys.exit(z.wait())";
 
 fn run_tool(cmd: &str, args: &[&str]) -> (bool, String, String) {
@@ -337,34 +343,54 @@ fn assert_readers_extract(
     with_signature: bool,
     context: &str,
 ) {
+    if let Some(problem) = readers_disagree(bundle, expected, scratch, with_signature) {
+        panic!("{context}: {problem}");
+    }
+}
+
+/// The first way a reader's extraction of `bundle` differs from `expected`, if any.
+fn readers_disagree(
+    bundle: &Path,
+    expected: &BTreeMap<String, String>,
+    scratch: &Path,
+    with_signature: bool,
+) -> Option<String> {
     for reader in READERS {
         let into = scratch.join(format!("{reader:?}"));
         let (ok, msg) = extract(reader, bundle, &into);
-        assert!(
-            ok,
-            "{context}: {reader:?} extracts {}: {msg}",
-            bundle.display()
-        );
+        if !ok {
+            return Some(format!(
+                "{reader:?} fails to extract {}: {msg}",
+                bundle.display()
+            ));
+        }
         let (mut files, dirs) = walk(&into);
         let mut want = expected.clone();
         if !with_signature {
-            assert!(
-                files.remove("bundle.json.minisig").is_some(),
-                "{context}: {reader:?}: no signature"
-            );
+            if files.remove("bundle.json.minisig").is_none() {
+                return Some(format!("{reader:?} extracts no signature"));
+            }
             want.remove("bundle.json.minisig");
         }
-        assert_eq!(
-            files, want,
-            "{context}: {reader:?} extracted other files than the index lists (tar crate reads {:?})",
-            tar_crate_names(bundle)
-        );
-        assert_eq!(
-            dirs,
-            parents(expected),
-            "{context}: {reader:?} made other directories"
-        );
+        if files != want {
+            let missing: Vec<_> = want
+                .keys()
+                .filter(|k| files.get(*k) != want.get(*k))
+                .collect();
+            let extra: Vec<_> = files
+                .keys()
+                .filter(|k| files.get(*k) != want.get(*k))
+                .collect();
+            return Some(format!(
+                "{reader:?} extracts other files than the index lists: missing or different {missing:?}, extra or different {extra:?} (the tar crate reads {:?})",
+                tar_crate_names(bundle)
+            ));
+        }
+        if dirs != parents(expected) {
+            return Some(format!("{reader:?} makes other directories: {dirs:?}"));
+        }
     }
+    None
 }
 
 /// What `reader` extracts from `bundle`: path → content (unreadable members skipped).
@@ -500,6 +526,7 @@ fn whatever_verify_accepts_tar_readers_extract_as_listed() {
     let out = g.s.path("mutated.tar.zst");
     let mut rng = XorShift(0x00c0_ffee_1234_5678);
     let (mut accepted, mut refused) = (0, 0);
+    let mut failures = vec![];
     let mut kinds: BTreeMap<String, (u32, u32)> = BTreeMap::new();
     for i in 0..300 {
         let mut t = tar.clone();
@@ -574,8 +601,13 @@ fn whatever_verify_accepts_tar_readers_extract_as_listed() {
             Ok(_) => {
                 accepted += 1;
                 tally.0 += 1;
-                let context = format!("mutation {i} ({kind}, {detail}), accepted by verify");
-                assert_readers_extract(&out, &expected, &g.s.path("extract"), false, &context);
+                if let Some(problem) =
+                    readers_disagree(&out, &expected, &g.s.path("extract"), false)
+                {
+                    failures.push(format!(
+                        "mutation {i} ({kind}, {detail}), accepted by verify: {problem}"
+                    ));
+                }
             }
             Err(_) => {
                 refused += 1;
@@ -587,6 +619,12 @@ fn whatever_verify_accepts_tar_readers_extract_as_listed() {
         "mutations: {accepted} accepted, {refused} refused; by kind (accepted, refused): {kinds:?}"
     );
     assert!(refused > 0);
+    assert!(
+        failures.is_empty(),
+        "{} accepted mutations extract differently:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 // ---------------------------------------------------------------------------------
@@ -911,5 +949,268 @@ fn verify_refuses_frame_decoding_more_than_declared() {
             }
         }
         std::fs::remove_file(&out).unwrap();
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// 4. Push and install refuse the PAX-size and a name attack before doing anything.
+
+/// Tags of every repository in a registry's storage (read from disk).
+fn stored_tags(data: &Path) -> Vec<String> {
+    fn walk(dir: &Path, out: &mut Vec<String>) {
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.file_name().is_some_and(|n| n == "_manifests") {
+                if let Ok(tags) = std::fs::read_dir(p.join("tags")) {
+                    out.extend(
+                        tags.flatten().map(|t| {
+                            format!("{}:{}", p.display(), t.file_name().to_string_lossy())
+                        }),
+                    );
+                }
+            } else if p.is_dir() {
+                walk(&p, out);
+            }
+        }
+    }
+    let mut out = vec![];
+    walk(&data.join("docker/registry/v2/repositories"), &mut out);
+    out
+}
+
+/// A bundle the installer plans (calico, RPMs, the images kubeadm needs, by record),
+/// signed by `k.key` in `dir`, like tests/install_plan.rs's site; with the inventory
+/// and the CA file it names.
+fn plannable_bundle(dir: &Path) -> PathBuf {
+    use bundle_format::index::{CniRecord, ImageRecord, RpmRecord, RpmRepoRecord};
+    use bundle_format::sign::{generate_key_pair, KeyPairPaths};
+    const INSTALL_CALICO: &str = include_str!("../installer/tests/fixtures/calico.yaml");
+    generate_key_pair(&KeyPairPaths::for_prefix(&dir.join("k")), None).unwrap();
+    let (mut entries, mut sources) = (vec![], vec![]);
+    let mut entry = |path: &str, data: &[u8]| {
+        let p = EntryPath::new(path).unwrap();
+        entries.push(EntryRecord {
+            path: p.clone(),
+            size: data.len() as u64,
+            sha256: Sha256Digest::of(data),
+        });
+        sources.push(EntrySource::Bytes(data.to_vec()));
+        p
+    };
+    let calico = entry("files/calico.yaml", INSTALL_CALICO.as_bytes());
+    let packages: Vec<RpmRecord> = [
+        ("kubeadm", "1.29.2", "150500.1.1"),
+        ("kubelet", "1.29.2", "150500.1.1"),
+        ("kubectl", "1.29.2", "150500.1.1"),
+        ("containerd.io", "1.6.28", "3.1.el9"),
+        ("haproxy", "2.4.22", "3.el9_3"),
+        ("keepalived", "2.2.8", "3.el9"),
+    ]
+    .iter()
+    .map(|(name, version, release)| {
+        let nevra = format!("{name}-{version}-{release}.x86_64");
+        let data = format!("not really an rpm: {nevra}");
+        let path = entry(
+            &format!("rpms/el9-x86_64/Packages/{nevra}.rpm"),
+            data.as_bytes(),
+        );
+        RpmRecord {
+            nevra,
+            name: name.to_string(),
+            epoch: 0,
+            version: version.to_string(),
+            release: release.to_string(),
+            arch: "x86_64".into(),
+            path,
+            size: data.len() as u64,
+            sha256: Sha256Digest::of(data.as_bytes()),
+            source_repo: "kubernetes".into(),
+        }
+    })
+    .collect();
+    let key = entry(
+        "rpms/el9-x86_64/keys/RPM-GPG-KEY-kubernetes",
+        b"-----BEGIN PGP PUBLIC KEY BLOCK-----\n",
+    );
+    let images = [
+        "registry.k8s.io/kube-apiserver:v1.29.2",
+        "registry.k8s.io/kube-controller-manager:v1.29.2",
+        "registry.k8s.io/kube-scheduler:v1.29.2",
+        "registry.k8s.io/kube-proxy:v1.29.2",
+        "registry.k8s.io/etcd:3.5.10-0",
+        "registry.k8s.io/coredns/coredns:v1.11.1",
+        "registry.k8s.io/pause:3.9",
+        "docker.io/calico/cni:v3.26.4",
+        "docker.io/calico/node:v3.26.4",
+        "docker.io/calico/kube-controllers:v3.26.4",
+    ]
+    .iter()
+    .map(|r| ImageRecord {
+        reference: r.parse().unwrap(),
+        digest: Sha256Digest::of(r.as_bytes()),
+        media_type: "application/vnd.oci.image.index.v1+json".into(),
+        platforms: vec!["linux/amd64".into()],
+        source_digest: None,
+        size: 1,
+    })
+    .collect();
+    let index = BundleIndex {
+        schema_version: SCHEMA_VERSION,
+        name: "k8s".into(),
+        version: "1.29.2".into(),
+        created: "2026-01-01T00:00:00Z".into(),
+        generator: "test".into(),
+        kubernetes_version: Some("v1.29.2".into()),
+        cni: Some(CniRecord {
+            name: "calico".into(),
+            manifest: "calico.yaml".into(),
+        }),
+        images,
+        files: vec![FileRecord {
+            name: "calico.yaml".into(),
+            url: "https://example.invalid/calico.yaml".into(),
+            path: calico,
+            size: INSTALL_CALICO.len() as u64,
+            sha256: Sha256Digest::of(INSTALL_CALICO.as_bytes()),
+        }],
+        rpms: vec![RpmRepoRecord {
+            target: "el9-x86_64".into(),
+            releasever: "9".into(),
+            arch: "x86_64".into(),
+            packages,
+            gpg_keys: vec![key],
+        }],
+        entries,
+    };
+    let sk = SecretKey::from_file(&dir.join("k.key"), KeyPassword::None).unwrap();
+    let sig = sk.sign(&index.to_json(), "test bundle").unwrap();
+    let bundle = dir.join("k8s.tar.zst");
+    write_bundle(
+        &bundle,
+        &index,
+        Some(&sig),
+        &sources,
+        WriteOptions::default(),
+        &|_| {},
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("harbor-ca.crt"),
+        "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIUTestOnlyNotARealCertificate\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("cluster.yaml"),
+        bundle_testbed::inventories::sample_inventory(3, 1),
+    )
+    .unwrap();
+    bundle
+}
+
+/// The PAX-size attack on calico.yaml and the two-PAX-paths swap of calico.yaml with
+/// the entry before it.
+fn pax_size_and_swapped_names(genuine: &Archive) -> Vec<(&'static str, Archive)> {
+    let calico = genuine.position("files/calico.yaml");
+    let before = genuine.members[calico - 1].path.clone();
+    let mut pax_size = genuine.clone();
+    pax_size.pax_size_longer("files/calico.yaml", EXTRA_DOC);
+    let mut names = genuine.clone();
+    names.swap_by_pax_paths(&before, "files/calico.yaml");
+    vec![("pax-size", pax_size), ("pax-paths", names)]
+}
+
+#[test]
+fn push_of_pax_size_or_swapped_names_tags_nothing() {
+    use bundle_testbed::Registry;
+    let pause: Vec<_> = bundle_testbed::images::default_manifest_images(1)
+        .into_iter()
+        .filter(|i| i.repository == "pause")
+        .collect();
+    let up = common::upstream::Upstream::start(pause);
+    let bundle = up.build_ok(&["registry.k8s.io/pause:3.9"]);
+    let push = |b: &Path, registry: &Registry| {
+        up.s.run(&[
+            "push",
+            b.to_str().unwrap(),
+            "--pubkey",
+            "builder.pub",
+            "--registry",
+            &registry.addr,
+            "--plain-http",
+        ])
+    };
+    // Control: the genuine bundle tags its image.
+    let target = Registry::start().unwrap();
+    let run = push(&bundle, &target);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    assert!(!stored_tags(&target.data_dir()).is_empty());
+
+    for (what, crafted) in pax_size_and_swapped_names(&Archive::read(&bundle).unwrap()) {
+        for layout in Layout::BOTH {
+            let out = up.s.path(&format!("{what}-{layout:?}.tar.zst"));
+            crafted.write(layout, &out).unwrap();
+            let target = Registry::start().unwrap();
+            let run = push(&out, &target);
+            assert_non_canonical(&run, layout, &["PAX extended header"]);
+            assert_eq!(
+                stored_tags(&target.data_dir()),
+                Vec::<String>::new(),
+                "{what} {layout:?}: nothing tagged"
+            );
+            let manifest_puts = target
+                .log()
+                .lines()
+                .filter(|l| l.contains("\"PUT /v2/") && l.contains("/manifests/"))
+                .count();
+            assert_eq!(manifest_puts, 0, "{what} {layout:?}: no manifest PUT");
+        }
+    }
+}
+
+#[test]
+fn install_dry_run_of_pax_size_or_swapped_names_exits_3_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = plannable_bundle(dir.path());
+    let plan = |b: &Path, out: &str| {
+        let o = Command::new(env!("CARGO_BIN_EXE_bundle"))
+            .current_dir(dir.path())
+            .args([
+                "install",
+                b.to_str().unwrap(),
+                "--inventory",
+                "cluster.yaml",
+            ])
+            .args(["--pubkey", "k.pub", "--dry-run", "--plan-out", out])
+            .output()
+            .expect("bundle runs");
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    // Control: the genuine bundle plans.
+    let (code, err) = plan(&bundle, "plan-genuine");
+    assert_eq!(code, Some(0), "{err}");
+    assert!(dir.path().join("plan-genuine").read_dir().unwrap().count() > 0);
+
+    for (what, crafted) in pax_size_and_swapped_names(&Archive::read(&bundle).unwrap()) {
+        for layout in Layout::BOTH {
+            let out = dir.path().join(format!("{what}-{layout:?}.tar.zst"));
+            crafted.write(layout, &out).unwrap();
+            let plan_dir = format!("plan-{what}-{layout:?}");
+            let (code, err) = plan(&out, &plan_dir);
+            assert_eq!(code, Some(3), "{what} {layout:?}: {err}");
+            assert!(err.contains(NON_CANONICAL), "{what} {layout:?}: {err}");
+            let written = std::fs::read_dir(dir.path().join(&plan_dir))
+                .map(|d| d.count())
+                .unwrap_or(0);
+            assert_eq!(
+                written, 0,
+                "{what} {layout:?}: nothing written into the plan folder"
+            );
+        }
     }
 }
