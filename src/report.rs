@@ -50,31 +50,8 @@ fn hint_of(err: &(dyn std::error::Error + 'static)) -> Option<String> {
 }
 
 fn is_rejection(err: &(dyn std::error::Error + 'static)) -> bool {
-    use bundle_format::Error::*;
-    matches!(
-        err.downcast_ref::<bundle_format::Error>(),
-        Some(
-            NotZstd { .. }
-                | Corrupt { .. }
-                | IndexMissing { .. }
-                | IndexTooLarge { .. }
-                | IndexMalformed(_)
-                | IndexDuplicate { .. }
-                | IndexDangling { .. }
-                | Unsigned
-                | SignatureMalformed { .. }
-                | SignatureOtherKey { .. }
-                | SignatureInvalid { .. }
-                | UnsafeEntry { .. }
-                | NotRegularFile { .. }
-                | UnknownEntry { .. }
-                | DuplicateEntry { .. }
-                | MissingEntry { .. }
-                | OutOfOrder { .. }
-                | SizeMismatch { .. }
-                | DigestMismatch { .. }
-        )
-    )
+    err.downcast_ref::<bundle_format::Error>()
+        .is_some_and(bundle_format::Error::is_rejection)
 }
 
 /// Prints the error chain and hints to stderr; returns the exit code.

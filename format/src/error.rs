@@ -1,6 +1,7 @@
 use std::path::PathBuf;
 
 use crate::path::UnsafePath;
+use crate::shown::Shown;
 
 /// Everything that can go wrong reading, writing, signing or verifying a bundle.
 ///
@@ -27,7 +28,7 @@ pub enum Error {
         source: std::io::Error,
     },
     /// A source file for an entry could not be read while writing.
-    #[error("cannot read `{path}` for entry `{entry}`")]
+    #[error("cannot read `{}` for entry `{}`", .path.display(), Shown(.entry))]
     Source {
         /// Entry being written.
         entry: String,
@@ -46,7 +47,7 @@ pub enum Error {
         path: PathBuf,
     },
     /// Decompression or tar parsing failed: truncated, corrupt, or not a tar inside.
-    #[error("bundle is truncated or corrupt{}", .entry.as_ref().map(|e| format!(" (while reading entry `{e}`)")).unwrap_or_default())]
+    #[error("bundle is truncated or corrupt{}", .entry.as_ref().map(|e| format!(" (while reading entry `{}`)", Shown(e))).unwrap_or_default())]
     Corrupt {
         /// The entry being read when it failed, if any.
         entry: Option<String>,
@@ -55,7 +56,7 @@ pub enum Error {
         source: std::io::Error,
     },
     /// The archive has no entries or does not start with `bundle.json`.
-    #[error("the first entry is {}, not `bundle.json`", .found.as_ref().map(|f| format!("`{f}`")).unwrap_or_else(|| "missing".into()))]
+    #[error("the first entry is {}, not `bundle.json`", .found.as_ref().map(|f| format!("`{}`", Shown(f))).unwrap_or_else(|| "missing".into()))]
     IndexMissing {
         /// What came first instead.
         found: Option<String>,
@@ -81,18 +82,38 @@ pub enum Error {
         found: u32,
     },
     /// The index lists a path twice (or lists a reserved path).
-    #[error("the index lists entry `{entry}` more than once")]
+    #[error("the index lists entry `{}` more than once", Shown(.entry))]
     IndexDuplicate {
         /// The path.
         entry: String,
     },
     /// A record in the index points at an entry the index does not list.
-    #[error("{what} points at entry `{entry}`, which the index does not list")]
+    #[error("{} points at entry `{}`, which the index does not list", .what, Shown(.entry))]
     IndexDangling {
         /// Which record.
         what: String,
         /// The missing path.
         entry: String,
+    },
+    /// A tar header in a form `bundle build` never writes (PAX or GNU extensions, other
+    /// modes, owners, times or magic): refused, since tar readers read such headers
+    /// differently.
+    #[error("entry `{}` has a tar header that bundle build never writes: {what}", Shown(.entry))]
+    NonCanonicalHeader {
+        /// The name as read.
+        entry: String,
+        /// Which part of the header, and what it holds.
+        what: String,
+    },
+    /// The index contradicts itself: a record disagrees with the entry it points at.
+    #[error("the index's {what} disagrees with its entry `{}`: {detail}", Shown(.entry))]
+    IndexInconsistent {
+        /// Which record (`files[] record `calico.yaml``).
+        what: String,
+        /// The entry.
+        entry: String,
+        /// How.
+        detail: String,
     },
     /// The second entry is not a signature.
     #[error("the bundle is not signed (no `bundle.json.minisig` after `bundle.json`)")]
@@ -120,7 +141,7 @@ pub enum Error {
         detail: String,
     },
     /// An entry name is unsafe.
-    #[error("entry `{entry}` has an unsafe path: {reason}")]
+    #[error("entry `{}` has an unsafe path: {}", Shown(.entry), .reason)]
     UnsafeEntry {
         /// Name as found in the archive.
         entry: String,
@@ -128,7 +149,7 @@ pub enum Error {
         reason: UnsafePath,
     },
     /// An entry is a link, directory, device or other non-file.
-    #[error("entry `{entry}` is a {kind}; a bundle holds only regular files")]
+    #[error("entry `{}` is a {}; a bundle holds only regular files", Shown(.entry), .kind)]
     NotRegularFile {
         /// Name.
         entry: String,
@@ -136,25 +157,25 @@ pub enum Error {
         kind: String,
     },
     /// An entry the index does not list.
-    #[error("entry `{entry}` is not in the index")]
+    #[error("entry `{}` is not in the index", Shown(.entry))]
     UnknownEntry {
         /// Name.
         entry: String,
     },
     /// An entry that appears twice.
-    #[error("entry `{entry}` appears more than once")]
+    #[error("entry `{}` appears more than once", Shown(.entry))]
     DuplicateEntry {
         /// Name.
         entry: String,
     },
     /// An entry the index lists is not in the archive.
-    #[error("entry `{entry}` is in the index but missing from the archive")]
+    #[error("entry `{}` is in the index but missing from the archive", Shown(.entry))]
     MissingEntry {
         /// Name.
         entry: String,
     },
     /// Entries out of index order.
-    #[error("entry `{entry}` is out of order: the index lists `{expected}` next")]
+    #[error("entry `{}` is out of order: the index lists `{}` next", Shown(.entry), Shown(.expected))]
     OutOfOrder {
         /// Found.
         entry: String,
@@ -162,7 +183,7 @@ pub enum Error {
         expected: String,
     },
     /// An entry's size differs from the index.
-    #[error("entry `{entry}` is {found} bytes; the index says {expected}")]
+    #[error("entry `{}` is {} bytes; the index says {}", Shown(.entry), .found, .expected)]
     SizeMismatch {
         /// Name.
         entry: String,
@@ -172,7 +193,7 @@ pub enum Error {
         found: u64,
     },
     /// An entry's content does not hash to what the index says.
-    #[error("entry `{entry}` does not match the index: sha256 expected {expected}, found {found}")]
+    #[error("entry `{}` does not match the index: sha256 expected {}, found {}", Shown(.entry), .expected, .found)]
     DigestMismatch {
         /// Name.
         entry: String,
@@ -182,7 +203,7 @@ pub enum Error {
         found: String,
     },
     /// A consumer of verified entries failed.
-    #[error("while handling entry `{entry}`")]
+    #[error("while handling entry `{}`", Shown(.entry))]
     Consumer {
         /// Entry being handled.
         entry: String,
@@ -237,6 +258,37 @@ pub enum Error {
 }
 
 impl Error {
+    /// Whether this error means the bundle itself was refused (damaged, forged, or not in
+    /// the bundle's form), as opposed to a failure around it (a file not readable, a key
+    /// missing). The CLI exits 3 for these.
+    pub fn is_rejection(&self) -> bool {
+        use Error::*;
+        matches!(
+            self,
+            NotZstd { .. }
+                | Corrupt { .. }
+                | IndexMissing { .. }
+                | IndexTooLarge { .. }
+                | IndexMalformed(_)
+                | IndexDuplicate { .. }
+                | IndexDangling { .. }
+                | IndexInconsistent { .. }
+                | Unsigned
+                | SignatureMalformed { .. }
+                | SignatureOtherKey { .. }
+                | SignatureInvalid { .. }
+                | UnsafeEntry { .. }
+                | NotRegularFile { .. }
+                | NonCanonicalHeader { .. }
+                | UnknownEntry { .. }
+                | DuplicateEntry { .. }
+                | MissingEntry { .. }
+                | OutOfOrder { .. }
+                | SizeMismatch { .. }
+                | DigestMismatch { .. }
+        )
+    }
+
     /// What the operator can do about it, when that is known.
     pub fn hint(&self) -> Option<String> {
         use Error::*;
@@ -247,9 +299,10 @@ impl Error {
             Unsigned => "ask for a signed bundle, or pass `--allow-unsigned` if you trust its origin by other means".into(),
             SignatureOtherKey { .. } => "pass the public key of whoever built this bundle with `--pubkey`; `bundle inspect` shows who signed it".into(),
             SignatureInvalid { .. } => "do not use this bundle; get a fresh copy from its builder".into(),
+            IndexInconsistent { .. } | IndexDangling { .. } | IndexDuplicate { .. } => "the index was signed by a builder that wrote it wrong, or the key was misused; do not use this bundle, and report it to whoever built it".into(),
             IndexSchema { .. } => "this bundle was made by a different version of bundle; use a matching release".into(),
             UnsafeEntry { .. } | NotRegularFile { .. } | UnknownEntry { .. } | DuplicateEntry { .. } | MissingEntry { .. }
-            | OutOfOrder { .. } | SizeMismatch { .. } | DigestMismatch { .. } => {
+            | OutOfOrder { .. } | SizeMismatch { .. } | DigestMismatch { .. } | NonCanonicalHeader { .. } => {
                 "the bundle was altered or damaged after it was built; do not use it, get a fresh copy and verify it again".into()
             }
             KeyNeedsPassword { .. } => "set BUNDLE_KEY_PASSWORD, or run on a terminal to be asked for it".into(),

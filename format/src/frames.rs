@@ -99,6 +99,97 @@ impl FrameTable {
     }
 }
 
+/// Walks the zstd frames of `file` up to byte `end` (the seek table's start, or the
+/// file's end) without decoding them: every frame must be a zstd frame whose window is
+/// at most 2^[`crate::MAX_WINDOW_LOG`] bytes. A skippable frame is refused: the format
+/// defines only the seek table, and that lies beyond `end`; decoders would skip any
+/// other silently, so bytes no check ever saw would travel inside a verified bundle.
+/// Costs a few reads per 128 KiB block, never a decode.
+pub fn check_structure(file: &mut File, end: u64) -> io::Result<()> {
+    file.seek(SeekFrom::Start(0))?;
+    let mut r = io::BufReader::with_capacity(64 * 1024, &mut *file);
+    let mut at = 0u64;
+    while at < end {
+        at = check_frame(&mut r, at)?;
+        if at > end {
+            return Err(invalid(&format!(
+                "zstd frame runs past byte {end}, where the seek table starts"
+            )));
+        }
+    }
+    drop(r);
+    file.seek(SeekFrom::Start(0))?;
+    Ok(())
+}
+
+/// Checks one frame starting at `at`; returns where the next one starts.
+fn check_frame(r: &mut io::BufReader<&mut File>, at: u64) -> io::Result<u64> {
+    let mut pos = at;
+    let take = |r: &mut io::BufReader<&mut File>, n: usize| -> io::Result<u64> {
+        let mut buf = [0u8; 8];
+        r.read_exact(&mut buf[..n])?;
+        Ok(u64::from_le_bytes(buf))
+    };
+    let header_start = r.stream_position()?;
+    let magic = take(r, 4)? as u32;
+    if magic & 0xFFFF_FFF0 == 0x184D_2A50 {
+        return Err(invalid(&format!(
+            "a skippable zstd frame at byte {at}, which the bundle format does not define"
+        )));
+    }
+    if magic != 0xFD2F_B528 {
+        return Err(invalid(&format!("no zstd frame at byte {at}")));
+    }
+    let fhd = take(r, 1)? as u8;
+    let single = fhd & 0x20 != 0;
+    let mut window = 0u64;
+    if !single {
+        let wd = take(r, 1)? as u8;
+        let base = 1u64 << (10 + (wd >> 3));
+        window = base + (base / 8) * u64::from(wd & 7);
+    }
+    let _dict = take(r, [0, 1, 2, 4][usize::from(fhd & 3)])?;
+    let fcs_len = match fhd >> 6 {
+        0 => usize::from(single),
+        1 => 2,
+        2 => 4,
+        _ => 8,
+    };
+    let fcs = take(r, fcs_len)? + if fcs_len == 2 { 256 } else { 0 };
+    if single {
+        window = fcs;
+    }
+    if window > 1 << crate::MAX_WINDOW_LOG {
+        return Err(invalid(&format!(
+            "zstd frame at byte {at} needs a window of {} MiB; bundles use at most {} MiB",
+            window >> 20,
+            1u64 << (crate::MAX_WINDOW_LOG - 20)
+        )));
+    }
+    loop {
+        let block = take(r, 3)?;
+        let size = block >> 3;
+        let content = match (block >> 1) & 3 {
+            0 | 2 => size,
+            1 => 1,
+            _ => {
+                return Err(invalid(&format!(
+                    "zstd frame at byte {at} has a reserved block type"
+                )))
+            }
+        };
+        r.seek_relative(content as i64)?;
+        if block & 1 == 1 {
+            break;
+        }
+    }
+    if fhd & 0x04 != 0 {
+        take(r, 4)?;
+    }
+    pos += r.stream_position()? - header_start;
+    Ok(pos)
+}
+
 fn u32_at(bytes: &[u8], at: usize) -> u32 {
     u32::from_le_bytes(bytes[at..at + 4].try_into().expect("four bytes"))
 }

@@ -192,10 +192,59 @@ impl BundleIndex {
             }
         }
         for f in &self.files {
-            if !positions.contains_key(f.path.as_str()) {
-                return Err(Error::IndexDangling {
-                    what: format!("file `{}`", f.name),
-                    entry: f.path.to_string(),
+            let what = format!("files[] record `{}`", f.name);
+            self.agrees(&positions, what, &f.path, f.size, f.sha256)?;
+        }
+        for r in self.rpms.iter().flat_map(|repo| &repo.packages) {
+            let what = format!("rpms[] record `{}`", r.nevra);
+            self.agrees(&positions, what, &r.path, r.size, r.sha256)?;
+        }
+        self.blobs_match_their_paths()
+    }
+
+    /// A record must point at a listed entry and agree with its size and digest.
+    fn agrees(
+        &self,
+        positions: &HashMap<&str, usize>,
+        what: String,
+        path: &EntryPath,
+        size: u64,
+        sha256: Sha256Digest,
+    ) -> Result<(), Error> {
+        let Some(&pos) = positions.get(path.as_str()) else {
+            return Err(Error::IndexDangling {
+                what,
+                entry: path.to_string(),
+            });
+        };
+        let entry = &self.entries[pos];
+        if entry.size != size || entry.sha256 != sha256 {
+            return Err(Error::IndexInconsistent {
+                what,
+                entry: path.to_string(),
+                detail: format!(
+                    "the record says {size} bytes with sha256 {sha256}, the entry {} bytes with sha256 {}",
+                    entry.size, entry.sha256
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// Content-addressed blobs: the digest in the path is the content's SHA-256.
+    fn blobs_match_their_paths(&self) -> Result<(), Error> {
+        for e in &self.entries {
+            let Some(hex) = e.path.as_str().strip_prefix(crate::layout::BLOBS) else {
+                continue;
+            };
+            if hex != e.sha256.hex() {
+                return Err(Error::IndexInconsistent {
+                    what: "entries[] record".into(),
+                    entry: e.path.to_string(),
+                    detail: format!(
+                        "its sha256 {} is not the digest in its path, as a content-addressed blob's must be",
+                        e.sha256
+                    ),
                 });
             }
         }

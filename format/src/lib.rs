@@ -9,6 +9,8 @@
 //! index order: an OCI image layout under `images/`, downloaded files under `files/`.
 //!
 //! This crate owns:
+//! - the bundle's tar form ([`archive`]): the one header form the writer produces and the
+//!   strict reader every consumer reads through, which refuses any other,
 //! - the index model ([`BundleIndex`], [`EntryRecord`], [`ImageRecord`], [`FileRecord`]),
 //! - entry path rules ([`EntryPath`]: relative, no `..`, no links),
 //! - signing and key handling ([`sign`]),
@@ -32,6 +34,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod archive;
 pub mod digest;
 mod error;
 pub mod frames;
@@ -40,6 +43,7 @@ pub mod oci;
 pub mod path;
 mod pipe;
 pub mod reference;
+pub mod shown;
 pub mod sign;
 pub mod verify;
 pub mod write;
@@ -51,6 +55,23 @@ pub use index::{
 };
 pub use path::EntryPath;
 pub use reference::ImageReference;
+
+/// Largest zstd window (log2) any reader accepts, on every path: `bundle build` levels
+/// (up to 19, no long mode) need 2^23; a forged frame must not make a reader reserve
+/// 2 GiB before anything is checked.
+pub const MAX_WINDOW_LOG: u32 = 24;
+
+/// Where things live inside a bundle (the archive's layout), spelt once.
+pub mod layout {
+    /// The OCI image layout's SHA-256 blobs, each named by its digest.
+    pub const BLOBS: &str = "images/blobs/sha256/";
+    /// The OCI image layout.
+    pub const IMAGES: &str = "images/";
+    /// Downloaded files.
+    pub const FILES: &str = "files/";
+    /// One yum repository per RPM target: `rpms/<target>/`.
+    pub const RPMS: &str = "rpms/";
+}
 
 /// Path of the index inside the archive; always the first entry.
 pub const INDEX_ENTRY: &str = "bundle.json";

@@ -131,6 +131,25 @@ pub fn layout_index(images: &[(String, Descriptor)]) -> Vec<u8> {
     out
 }
 
+/// A manifest's or index's `mediaType`; when it has none (allowed by the OCI spec), an
+/// index is recognised by its `manifests` and a manifest by its `config`.
+pub fn media_type_of(bytes: &[u8]) -> Option<String> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Probe {
+        media_type: Option<String>,
+        manifests: Option<serde_json::Value>,
+        config: Option<serde_json::Value>,
+    }
+    let p: Probe = serde_json::from_slice(bytes).ok()?;
+    match (p.media_type, p.manifests, p.config) {
+        (Some(m), _, _) => Some(m),
+        (None, Some(_), _) => Some(MEDIA_OCI_INDEX.into()),
+        (None, None, Some(_)) => Some(MEDIA_OCI_MANIFEST.into()),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -21,8 +21,7 @@ pub(crate) struct DecompressedReader {
 impl DecompressedReader {
     pub(crate) fn spawn<R: Read + Send + 'static>(source: R) -> io::Result<Self> {
         let mut decoder = zstd::stream::read::Decoder::new(source)?;
-        // Accept the long windows `zstd --long` writes (up to 2 GiB).
-        decoder.window_log_max(31)?;
+        decoder.window_log_max(crate::MAX_WINDOW_LOG)?;
         let (tx, rx) = sync_channel(CHUNKS_IN_FLIGHT);
         let worker = std::thread::Builder::new()
             .name("bundle-unzstd".into())

@@ -18,10 +18,12 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
+use std::ops::ControlFlow;
+
+use crate::archive::{EntryHeader, Next, TarReader};
 use crate::digest::Hasher;
 use crate::frames::{Frame, FrameTable};
 use crate::index::{BundleIndex, EntryRecord, MAX_INDEX_SIZE};
-use crate::path::EntryPath;
 use crate::pipe::DecompressedReader;
 use crate::sign::{PublicKey, SignatureInfo};
 use crate::{Error, INDEX_ENTRY, SIGNATURE_ENTRY};
@@ -139,14 +141,19 @@ fn open_file(path: &Path) -> Result<File, Error> {
     Ok(file)
 }
 
-/// The seek table of an opened bundle (a broken one makes the bundle corrupt); the
-/// file is left at its start.
+/// The seek table of an opened bundle (a broken one makes the bundle corrupt), after
+/// the frames before it were walked ([`frames::check_structure`]); the file is left at
+/// its start.
 fn frame_table(file: &mut File) -> Result<Option<FrameTable>, Error> {
     let table = FrameTable::read(file).map_err(|e| Error::Corrupt {
         entry: None,
         source: io::Error::new(e.kind(), format!("seek table: {e}")),
     })?;
-    file.rewind().map_err(corrupt(None))?;
+    let end = match table.as_ref().and_then(|t| t.frames.last()) {
+        Some(last) => last.offset + last.compressed,
+        None => file.metadata().map_err(corrupt(None))?.len(),
+    };
+    crate::frames::check_structure(file, end).map_err(corrupt(None))?;
     Ok(table)
 }
 
@@ -155,6 +162,10 @@ fn corrupt(entry: Option<&str>) -> impl FnOnce(io::Error) -> Error + '_ {
         entry: entry.map(str::to_string),
         source,
     }
+}
+
+fn invalid_data(msg: String) -> Error {
+    corrupt(None)(io::Error::new(io::ErrorKind::InvalidData, msg))
 }
 
 /// Verifies the bundle at `path`, handing entries to `sink` as they stream by.
@@ -187,29 +198,33 @@ fn verify_stream(
     opts: &VerifyOptions,
     sink: &dyn EntrySink,
 ) -> Result<VerifyReport, Error> {
-    let mut archive = tar::Archive::new(decompress(path, file)?);
-    let (index, signature, run) = {
-        let mut entries = archive.entries().map_err(corrupt(None))?;
-        let head = read_head(&mut entries, opts, sink)?;
-        let positions = head.index.positions();
-        let check = RunChecker::new(&head.index, &positions, sink, None);
-        let run = check
-            .run(head.pending, &mut entries)
-            .map_err(|stopped| stopped.error)?;
-        (head.index, head.signature, run)
-    };
-    Tiling::new(&index).add(&run)?.finish()?;
-    let mut rest = archive.into_inner();
-    if !only_zeros(&mut rest).map_err(corrupt(None))? {
-        return Err(after_the_end(None));
+    let mut tar = TarReader::new(decompress(path, file)?);
+    let head = read_head(&mut tar, opts, sink)?;
+    let positions = head.index.positions();
+    let check = RunChecker::new(&head.index, &positions, sink, None);
+    let (run, ending) = check
+        .run(head.pending, &mut tar)
+        .map_err(|stopped| stopped.error)?;
+    Tiling::new(&head.index).add(&run)?.finish()?;
+    match ending {
+        Ending::EndOfArchive if tar.expect_eof()? => {}
+        Ending::EndOfArchive | Ending::DataAfterEnd => return Err(after_the_end(None)),
+        _ => return Err(no_end_marker()),
     }
     Ok(VerifyReport {
-        entries: index.entries.len(),
+        entries: head.index.entries.len(),
         bytes: run.bytes,
-        signature,
-        index,
+        signature: head.signature,
+        index: head.index,
         frames: 0,
     })
+}
+
+fn no_end_marker() -> Error {
+    corrupt(None)(io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        "the archive ends without its end-of-archive blocks: it was cut short",
+    ))
 }
 
 /// Frame 0 (index and signature) first, then the other frames on `opts.threads`
@@ -220,26 +235,19 @@ fn verify_frames(
     opts: &VerifyOptions,
     sink: &dyn EntrySink,
 ) -> Result<VerifyReport, Error> {
-    let mut first = FrameReader::open(path, table, 0)?;
-    let (index, signature, run0) = {
-        let mut archive = tar::Archive::new(&mut first);
-        let mut entries = archive.entries().map_err(corrupt(None))?;
-        let head = read_head(&mut entries, opts, sink)?;
-        let positions = head.index.positions();
-        let run0 =
-            RunChecker::new(&head.index, &positions, sink, Some(0)).run(head.pending, &mut entries);
-        (head.index, head.signature, run0)
-    };
+    let mut first = TarReader::new(FrameReader::open(path, table, 0)?);
+    let head = read_head(&mut first, opts, sink)?;
+    let (index, signature) = (head.index, head.signature);
+    let positions = index.positions();
+    let run0 = RunChecker::new(&index, &positions, sink, Some(0)).run(head.pending, &mut first);
     let run0 = match run0 {
-        Ok(run) => FrameOutcome {
-            error: first.finish(false).err(),
+        Ok((run, ending)) => FrameOutcome {
+            error: finish_frame(first, ending, false).err(),
             run,
         },
         Err(stopped) => stopped.into(),
     };
 
-    // Frame 0's map lived inside its reader's borrow; the workers share this one.
-    let positions = index.positions();
     // The earliest frame that failed so far: later frames stop, earlier ones finish, so
     // that the error reported is the one a single pass would have met first.
     let failed_at = AtomicUsize::new(usize::MAX);
@@ -312,48 +320,52 @@ fn check_frame(
     k: usize,
     check: &RunChecker<'_, '_>,
 ) -> FrameOutcome {
-    let failed = |error| FrameOutcome {
-        run: Run::default(),
-        error: Some(error),
-    };
-    let mut reader = match FrameReader::open(path, table, k) {
-        Ok(r) => r,
-        Err(e) => return failed(e),
-    };
-    let run = {
-        let mut archive = tar::Archive::new(&mut reader);
-        match archive.entries() {
-            Ok(mut entries) => check.run(None, &mut entries),
-            Err(e) => return failed(corrupt(None)(e)),
+    let mut tar = match FrameReader::open(path, table, k) {
+        Ok(r) => TarReader::new(r),
+        Err(error) => {
+            return FrameOutcome {
+                run: Run::default(),
+                error: Some(error),
+            }
         }
     };
-    let abandoned = check
-        .failed_at
-        .is_some_and(|f| f.load(Ordering::Relaxed) < k);
-    match run {
+    match check.run(None, &mut tar) {
         // An earlier frame failed: its error is reported, the rest of this one unread.
-        Ok(run) if abandoned => FrameOutcome { run, error: None },
-        Ok(run) => FrameOutcome {
-            error: reader.finish(k + 1 == table.frames.len()).err(),
+        Ok((run, Ending::Abandoned)) => FrameOutcome { run, error: None },
+        Ok((run, ending)) => FrameOutcome {
+            error: finish_frame(tar, ending, k + 1 == table.frames.len()).err(),
             run,
         },
         Err(stopped) => stopped.into(),
     }
 }
 
-/// Decodes one frame, and checks it has exactly the sizes the seek table gives.
+/// How a frame's tar ended, and what the seek table says of its sizes. Only the `last`
+/// frame may hold the end-of-archive blocks, and nothing may follow them: tar would stop
+/// there, so entries hidden after them are refused, not skipped.
+fn finish_frame(mut tar: TarReader<FrameReader>, ending: Ending, last: bool) -> Result<(), Error> {
+    let fits = match (&ending, last) {
+        (Ending::EndOfArchive, true) => tar.expect_eof()?,
+        (Ending::EndOfStream, false) => true,
+        _ => false,
+    };
+    if !fits {
+        return Err(match ending {
+            Ending::EndOfStream => no_end_marker(),
+            _ => after_the_end(Some(tar.into_inner().number)),
+        });
+    }
+    tar.into_inner().finish()
+}
+
+/// Decodes one frame, and checks it has exactly the sizes the seek table gives; it
+/// never decodes more than the table says.
 struct FrameReader {
     decoder: zstd::stream::read::Decoder<'static, BufReader<io::Take<File>>>,
     frame: Frame,
     number: usize,
     decoded: u64,
-    /// The decoder reported the frame's end (tar stopped there, not at a zero block).
-    at_end: bool,
 }
-
-/// Largest zstd window accepted in a frame, per thread: `bundle build` levels (up to
-/// 19, no long mode) need 2^23; a forged frame must not make every thread reserve 2 GiB.
-const FRAME_WINDOW_LOG_MAX: u32 = 24;
 
 impl FrameReader {
     fn open(path: &Path, table: &FrameTable, number: usize) -> Result<Self, Error> {
@@ -369,36 +381,26 @@ impl FrameReader {
             .map_err(read_err)?
             .single_frame();
         decoder
-            .window_log_max(FRAME_WINDOW_LOG_MAX)
+            .window_log_max(crate::MAX_WINDOW_LOG)
             .map_err(read_err)?;
         Ok(Self {
             decoder,
             frame,
             number,
             decoded: 0,
-            at_end: false,
         })
     }
 
-    /// Reads what tar left and compares sizes with the seek table. Only the `last`
-    /// frame may end with an end-of-archive block, and nothing but zeros may follow
-    /// it: tar would stop there, so entries hidden after it are refused, not skipped.
-    fn finish(mut self, last: bool) -> Result<(), Error> {
-        let stopped_at_end = self.at_end;
-        let zeros = only_zeros(&mut self).map_err(corrupt(None))?;
-        if !zeros || (!last && !stopped_at_end) {
-            return Err(after_the_end(Some(self.number)));
-        }
+    /// The frame must end where the table says, decoded and compressed.
+    fn finish(mut self) -> Result<(), Error> {
+        let mut probe = [0u8; 1];
+        let more = self.read(&mut probe).map_err(corrupt(None))?;
         let input = self.decoder.get_ref();
         let left = input.buffer().len() as u64 + input.get_ref().limit();
-        if self.decoded != self.frame.decompressed || left != 0 {
-            let msg = format!(
+        if more != 0 || self.decoded != self.frame.decompressed || left != 0 {
+            return Err(invalid_data(format!(
                 "zstd frame {} at byte {} does not match the seek table ({} bytes decoded, {} expected; {} compressed bytes left)",
                 self.number, self.frame.offset, self.decoded, self.frame.decompressed, left
-            );
-            return Err(corrupt(None)(io::Error::new(
-                io::ErrorKind::InvalidData,
-                msg,
             )));
         }
         Ok(())
@@ -407,24 +409,25 @@ impl FrameReader {
 
 impl Read for FrameReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.decoder.read(buf)?;
-        self.decoded += n as u64;
-        self.at_end |= n == 0 && !buf.is_empty();
-        Ok(n)
-    }
-}
-
-/// Reads `r` to its end; whether every byte was zero (end-of-archive padding).
-fn only_zeros(r: &mut impl Read) -> io::Result<bool> {
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut zeros = true;
-    loop {
-        match r.read(&mut buf) {
-            Ok(0) => return Ok(zeros),
-            Ok(n) => zeros &= buf[..n].iter().all(|b| *b == 0),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
+        let room = self.frame.decompressed - self.decoded;
+        if room == 0 {
+            // One byte more than the table allows is enough to know it lies.
+            let mut probe = [0u8; 1];
+            if !buf.is_empty() && self.decoder.read(&mut probe)? > 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "zstd frame {} decodes to more than the seek table's {} bytes",
+                        self.number, self.frame.decompressed
+                    ),
+                ));
+            }
+            return Ok(0);
         }
+        let n = buf.len().min(usize::try_from(room).unwrap_or(usize::MAX));
+        let n = self.decoder.read(&mut buf[..n])?;
+        self.decoded += n as u64;
+        Ok(n)
     }
 }
 
@@ -434,63 +437,59 @@ fn after_the_end(frame: Option<usize>) -> Error {
         Some(k) => format!("zstd frame {k} holds data after an end-of-archive block"),
         None => "the archive holds data after its end-of-archive block".into(),
     };
-    corrupt(None)(io::Error::new(
-        io::ErrorKind::InvalidData,
-        format!("{place}; tar would not extract it"),
-    ))
+    invalid_data(format!("{place}; tar would not extract it"))
 }
 
-/// Index and signature, checked; `pending` is the first data entry when the bundle is
-/// unsigned (it was read looking for the signature).
-struct Head<'a, R: Read> {
+/// Index and signature, checked; `pending` is what followed the index when the bundle
+/// is unsigned (it was read looking for the signature).
+struct Head {
     index: BundleIndex,
     signature: Option<SignatureInfo>,
-    pending: Option<tar::Entry<'a, R>>,
+    pending: Option<Next>,
 }
 
-fn read_head<'a, R: Read>(
-    entries: &mut tar::Entries<'a, R>,
+fn read_head<R: Read>(
+    tar: &mut TarReader<R>,
     opts: &VerifyOptions,
     sink: &dyn EntrySink,
-) -> Result<Head<'a, R>, Error> {
+) -> Result<Head, Error> {
     let index_bytes = {
-        let mut first = match entries.next() {
-            None => return Err(Error::IndexMissing { found: None }),
-            Some(e) => e.map_err(corrupt(None))?,
+        let first = match tar.next_entry()? {
+            Next::Entry(h) => h,
+            _ => return Err(Error::IndexMissing { found: None }),
         };
-        let name = entry_name(&first);
-        if name != INDEX_ENTRY {
-            return Err(Error::IndexMissing { found: Some(name) });
+        if first.name != INDEX_ENTRY {
+            return Err(Error::IndexMissing {
+                found: Some(first.name),
+            });
         }
-        check_kind(&first, INDEX_ENTRY)?;
-        let size = first.header().size().map_err(corrupt(Some(INDEX_ENTRY)))?;
-        if size > MAX_INDEX_SIZE {
+        if first.size > MAX_INDEX_SIZE {
             return Err(Error::IndexTooLarge {
-                size,
+                size: first.size,
                 max: MAX_INDEX_SIZE,
             });
         }
-        let mut data = Vec::with_capacity(size as usize);
-        first
+        let mut data = Vec::with_capacity(first.size as usize);
+        tar.by_ref()
+            .take(MAX_INDEX_SIZE)
             .read_to_end(&mut data)
             .map_err(corrupt(Some(INDEX_ENTRY)))?;
         data
     };
 
     // The second entry is the signature, or (unsigned bundles) the first data entry.
-    let mut pending = entries.next().transpose().map_err(corrupt(None))?;
+    let mut pending = Some(tar.next_entry()?);
     let mut signature_text = None;
-    if let Some(e) = pending
-        .as_mut()
-        .filter(|e| entry_name(e) == SIGNATURE_ENTRY)
-    {
-        check_kind(e, SIGNATURE_ENTRY)?;
-        let mut text = String::new();
-        e.take(MAX_SIGNATURE_SIZE)
-            .read_to_string(&mut text)
-            .map_err(corrupt(Some(SIGNATURE_ENTRY)))?;
-        signature_text = Some(text);
-        pending = None;
+    if let Some(Next::Entry(h)) = &pending {
+        if h.name == SIGNATURE_ENTRY {
+            let mut text = String::new();
+            tar.by_ref()
+                .take(MAX_SIGNATURE_SIZE)
+                .read_to_string(&mut text)
+                .map_err(corrupt(Some(SIGNATURE_ENTRY)))?;
+            signature_text = Some(text);
+            pending = None;
+        }
     }
     let signature = match (&opts.key, signature_text) {
         (Some(key), Some(text)) => Some(key.verify(&index_bytes, &text)?),
@@ -517,6 +516,16 @@ struct Run {
     first: Option<usize>,
     end: usize,
     bytes: u64,
+}
+
+/// How a run's tar stream ended.
+enum Ending {
+    EndOfArchive,
+    EndOfStream,
+    /// A zero block, then data tar would never extract.
+    DataAfterEnd,
+    /// An earlier frame failed; this one was left unread.
+    Abandoned,
 }
 
 /// Index position of every entry path.
@@ -554,48 +563,54 @@ impl<'i, 's> RunChecker<'i, 's> {
         }
     }
 
-    fn run<'a, R: Read>(
+    fn run<R: Read>(
         &self,
-        pending: Option<tar::Entry<'a, R>>,
-        entries: &mut tar::Entries<'a, R>,
-    ) -> Result<Run, Stopped> {
+        pending: Option<Next>,
+        tar: &mut TarReader<R>,
+    ) -> Result<(Run, Ending), Stopped> {
         let mut run = Run::default();
-        for entry in pending.map(Ok).into_iter().chain(entries) {
+        let mut pending = pending;
+        loop {
             let failed_at = self.failed_at.map(|f| f.load(Ordering::Relaxed));
             if failed_at.zip(self.frame).is_some_and(|(f, k)| f < k) {
-                break; // an earlier frame failed: its error is the one reported
+                return Ok((run, Ending::Abandoned));
             }
-            if let Err(error) = self.check(entry, &mut run) {
+            let next = match pending.take().map_or_else(|| tar.next_entry(), Ok) {
+                Ok(next) => next,
+                Err(error) => return Err(Stopped { run, error }),
+            };
+            let header = match next {
+                Next::Entry(h) => h,
+                Next::EndOfArchive => return Ok((run, Ending::EndOfArchive)),
+                Next::DataAfterEnd => return Ok((run, Ending::DataAfterEnd)),
+                Next::EndOfStream => return Ok((run, Ending::EndOfStream)),
+            };
+            if let Err(error) = self.check(header, tar, &mut run) {
                 return Err(Stopped { run, error });
             }
         }
-        Ok(run)
     }
 
     /// Checks one entry and extends `run` with it.
     fn check<R: Read>(
         &self,
-        entry: io::Result<tar::Entry<'_, R>>,
+        header: EntryHeader,
+        tar: &mut TarReader<R>,
         run: &mut Run,
     ) -> Result<(), Error> {
-        let mut entry = entry.map_err(corrupt(None))?;
-        let pos = self.position(&entry, run)?;
+        let pos = self.position(header.name, run)?;
         // Where the run starts is known now, so that tiling sees it even if this entry
         // fails below: a single pass would report it out of order first.
         run.first.get_or_insert(pos);
         let record = &self.index.entries[pos];
-        let size = entry
-            .header()
-            .size()
-            .map_err(corrupt(Some(record.path.as_str())))?;
-        if size != record.size {
+        if header.size != record.size {
             return Err(Error::SizeMismatch {
                 entry: record.path.to_string(),
                 expected: record.size,
-                found: size,
+                found: header.size,
             });
         }
-        stream_entry(&mut entry, record, size, self.sink)?;
+        stream_entry(tar, record, record.size, self.sink)?;
         let at = EntryLocation { frame: self.frame };
         self.sink
             .verified(record, at)
@@ -604,18 +619,12 @@ impl<'i, 's> RunChecker<'i, 's> {
                 source,
             })?;
         run.end = pos + 1;
-        run.bytes += size;
+        run.bytes += record.size;
         Ok(())
     }
 
     /// The entry's position in the index; it must come right after the run so far.
-    fn position<R: Read>(&self, entry: &tar::Entry<'_, R>, run: &Run) -> Result<usize, Error> {
-        let name = entry_name(entry);
-        EntryPath::new(&name).map_err(|reason| Error::UnsafeEntry {
-            entry: name.clone(),
-            reason,
-        })?;
-        check_kind(entry, &name)?;
+    fn position(&self, name: String, run: &Run) -> Result<usize, Error> {
         if name == INDEX_ENTRY || name == SIGNATURE_ENTRY {
             return Err(Error::DuplicateEntry { entry: name });
         }
@@ -765,28 +774,6 @@ impl<R: Read> Read for HashingReader<R> {
     }
 }
 
-fn entry_name<R: Read>(entry: &tar::Entry<'_, R>) -> String {
-    String::from_utf8_lossy(&entry.path_bytes()).into_owned()
-}
-
-fn check_kind<R: Read>(entry: &tar::Entry<'_, R>, name: &str) -> Result<(), Error> {
-    use tar::EntryType::*;
-    let kind = match entry.header().entry_type() {
-        Regular | Continuous => return Ok(()),
-        Symlink => "symbolic link",
-        Link => "hard link",
-        Directory => "directory",
-        Char => "character device",
-        Block => "block device",
-        Fifo => "fifo",
-        _ => "special entry",
-    };
-    Err(Error::NotRegularFile {
-        entry: name.to_string(),
-        kind: kind.to_string(),
-    })
-}
-
 /// Reads only `bundle.json` and its signature: what `bundle inspect` needs. Checks the
 /// signature when a key is given; entries are not read.
 pub fn read_index(
@@ -836,25 +823,24 @@ pub fn read_entry<T>(
     let mut file = open_file(path)?;
     match (at.frame, frame_table(&mut file)?) {
         (Some(k), Some(table)) if k < table.frames.len() => {
-            let mut reader = FrameReader::open(path, &table, k)?;
-            find_and_read(tar::Archive::new(&mut reader), record, read)
+            let reader = FrameReader::open(path, &table, k)?;
+            find_and_read(TarReader::new(reader), record, read)
         }
-        _ => find_and_read(tar::Archive::new(decompress(path, file)?), record, read),
+        _ => find_and_read(TarReader::new(decompress(path, file)?), record, read),
     }
 }
 
 fn find_and_read<R: Read, T>(
-    mut archive: tar::Archive<R>,
+    mut tar: TarReader<R>,
     record: &EntryRecord,
     read: impl FnOnce(&mut dyn Read) -> T,
 ) -> Result<T, Error> {
     let name = record.path.as_str();
-    for entry in archive.entries().map_err(corrupt(None))? {
-        let entry = entry.map_err(corrupt(None))?;
-        if entry_name(&entry) != name {
+    while let Next::Entry(header) = tar.next_entry()? {
+        if header.name != name {
             continue;
         }
-        let mut reader = HashingReader::new(entry.take(record.size));
+        let mut reader = HashingReader::new((&mut tar).take(record.size));
         let value = read(&mut reader);
         reader.finish(record)?;
         return Ok(value);
@@ -862,6 +848,28 @@ fn find_and_read<R: Read, T>(
     Err(Error::MissingEntry {
         entry: name.to_string(),
     })
+}
+
+/// Reads a bundle's entries in archive order through the strict reader, handing each
+/// one's name, size and data (exactly its size) to `visit` until it breaks or the
+/// archive ends. Nothing is hashed here: what `visit` uses it must check against the
+/// index itself. For readers that need a few small entries before a full verifying
+/// pass, such as push's manifest scan.
+pub fn scan_entries(
+    path: &Path,
+    mut visit: impl FnMut(&str, u64, &mut dyn Read) -> io::Result<ControlFlow<()>>,
+) -> Result<(), Error> {
+    let mut file = open_file(path)?;
+    frame_table(&mut file)?;
+    let mut tar = TarReader::new(decompress(path, file)?);
+    while let Next::Entry(header) = tar.next_entry()? {
+        let flow = visit(&header.name, header.size, &mut tar)
+            .map_err(|e| corrupt(Some(&header.name))(e))?;
+        if flow.is_break() {
+            break;
+        }
+    }
+    Ok(())
 }
 
 /// A sink that extracts verified entries under a directory: each entry is written to

@@ -14,6 +14,7 @@ use std::fs::{self, File};
 use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
+use crate::archive;
 use crate::digest::{Hasher, Sha256Digest};
 use crate::frames::FrameWriter;
 use crate::index::{BundleIndex, EntryRecord};
@@ -102,10 +103,8 @@ pub fn write_bundle(
             .unwrap_or(1),
         n => n,
     };
-    let frames = FrameWriter::new(BufWriter::with_capacity(1 << 20, file), opts.level, threads)
+    let mut tar = FrameWriter::new(BufWriter::with_capacity(1 << 20, file), opts.level, threads)
         .map_err(write_err)?;
-    let mut tar = tar::Builder::new(frames);
-    tar.mode(tar::HeaderMode::Deterministic);
 
     let index_json = index.to_json();
     append(
@@ -124,21 +123,19 @@ pub fn write_bundle(
         )
         .map_err(write_err)?;
     }
-    tar.get_mut().cut().map_err(write_err)?;
+    tar.cut().map_err(write_err)?;
     let mut written = 0;
     for (record, source) in index.entries.iter().zip(sources) {
-        let frames = tar.get_mut();
-        if frames.frame_len() >= FRAME_CUT || record.size >= FRAME_CUT {
-            frames.cut().map_err(write_err)?;
+        if tar.frame_len() >= FRAME_CUT || record.size >= FRAME_CUT {
+            tar.cut().map_err(write_err)?;
         }
         write_entry(&mut tar, record, source, &partial)?;
         written += record.size;
         progress(written);
     }
-    let written = tar
-        .into_inner()
-        .and_then(FrameWriter::finish)
+    tar.write_all(&[0; archive::END_OF_ARCHIVE as usize])
         .map_err(write_err)?;
+    let written = tar.finish().map_err(write_err)?;
     let (sha256, size) = (written.sha256, written.size);
     let file = written
         .out
@@ -172,7 +169,7 @@ pub fn write_bundle(
 }
 
 fn write_entry<W: Write>(
-    tar: &mut tar::Builder<W>,
+    tar: &mut W,
     record: &EntryRecord,
     source: &EntrySource,
     partial: &Path,
@@ -222,18 +219,18 @@ fn write_entry<W: Write>(
     Ok(())
 }
 
-fn append<W: Write>(
-    tar: &mut tar::Builder<W>,
-    name: &str,
-    size: u64,
-    data: &mut dyn Read,
-) -> io::Result<()> {
-    let mut header = tar::Header::new_gnu();
-    header.set_size(size);
-    header.set_mode(0o644);
-    header.set_entry_type(tar::EntryType::Regular);
-    header.set_mtime(0);
-    tar.append_data(&mut header, name, data)
+/// One entry in the bundle's tar form ([`archive::entry_headers`]): headers, exactly
+/// `size` bytes of data (fewer is `UnexpectedEof`), zero padding.
+fn append<W: Write>(tar: &mut W, name: &str, size: u64, data: &mut dyn Read) -> io::Result<()> {
+    tar.write_all(&archive::entry_headers(name, size))?;
+    let copied = io::copy(&mut data.take(size), tar)?;
+    if copied != size {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!("source ended after {copied} of {size} bytes"),
+        ));
+    }
+    tar.write_all(&[0u8; archive::BLOCK as usize][..archive::padding(size)])
 }
 
 /// Hashes an entry's source as tar copies it, and fails with `UnexpectedEof` when the

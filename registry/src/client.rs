@@ -158,7 +158,7 @@ impl RegistryClient {
                 });
             }
         }
-        let media_type = media_type_of(&bytes).ok_or_else(|| Error::Protocol {
+        let media_type = oci::media_type_of(&bytes).ok_or_else(|| Error::Protocol {
             registry: registry.into(),
             what: what.clone(),
             detail: "the manifest is not JSON with a known media type".into(),
@@ -224,24 +224,6 @@ fn partial_path(dest: &Path) -> PathBuf {
     let mut s = dest.as_os_str().to_owned();
     s.push(".partial");
     PathBuf::from(s)
-}
-
-/// Reads `mediaType`; old indexes without one are recognized by their `manifests`.
-fn media_type_of(bytes: &[u8]) -> Option<String> {
-    #[derive(serde::Deserialize)]
-    #[serde(rename_all = "camelCase")]
-    struct Probe {
-        media_type: Option<String>,
-        manifests: Option<serde_json::Value>,
-        config: Option<serde_json::Value>,
-    }
-    let p: Probe = serde_json::from_slice(bytes).ok()?;
-    match (p.media_type, p.manifests, p.config) {
-        (Some(m), _, _) => Some(m),
-        (None, Some(_), _) => Some(oci::MEDIA_OCI_INDEX.into()),
-        (None, None, Some(_)) => Some(oci::MEDIA_OCI_MANIFEST.into()),
-        _ => None,
-    }
 }
 
 /// 5xx, 429, connection resets and timeouts are worth another try; the rest are not.

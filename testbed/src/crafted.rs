@@ -741,7 +741,9 @@ pub fn decompress(bundle: &Path) -> io::Result<Vec<u8>> {
 pub fn set_checksum(header: &mut [u8; BLOCK]) {
     header[148..156].fill(b' ');
     let sum: u32 = header.iter().map(|b| u32::from(*b)).sum();
-    let text = format!("{sum:06o}\0 ");
+    // As the tar crate writes it (seven digits and a NUL), so that a re-written
+    // header differs from the builder's only where an attack changes it.
+    let text = format!("{sum:07o}\0");
     header[148..156].copy_from_slice(text.as_bytes());
 }
 

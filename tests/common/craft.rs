@@ -163,24 +163,30 @@ pub fn write_raw_frames(frames: &[Vec<u8>], out: &Path) {
     assert!(w.finish().expect("finish").seekable);
 }
 
-/// Tar headers and data, names written raw; no end-of-archive blocks.
+/// Tar headers and data, names written raw; no end-of-archive blocks. Regular files get
+/// the headers `bundle build` writes, so that only the change a test makes differs.
 pub fn raw_tar(entries: &[RawEntry]) -> Vec<u8> {
     let mut tar_bytes = Vec::new();
     for e in entries {
-        let mut h = tar::Header::new_gnu();
-        {
-            let gnu = h.as_gnu_mut().expect("gnu header");
-            assert!(e.name.len() < 100, "test names are short");
-            gnu.name[..e.name.len()].copy_from_slice(e.name.as_bytes());
-            if let Some(link) = &e.link {
-                gnu.linkname[..link.len()].copy_from_slice(link.as_bytes());
+        let size = e.declared_size.unwrap_or(e.data.len() as u64);
+        if e.kind == tar::EntryType::Regular {
+            tar_bytes.extend(bundle_format::archive::entry_headers(&e.name, size));
+        } else {
+            let mut h = tar::Header::new_gnu();
+            {
+                let gnu = h.as_gnu_mut().expect("gnu header");
+                assert!(e.name.len() < 100, "test names are short");
+                gnu.name[..e.name.len()].copy_from_slice(e.name.as_bytes());
+                if let Some(link) = &e.link {
+                    gnu.linkname[..link.len()].copy_from_slice(link.as_bytes());
+                }
             }
+            h.set_entry_type(e.kind);
+            h.set_mode(0o644);
+            h.set_size(size);
+            h.set_cksum();
+            tar_bytes.extend_from_slice(h.as_bytes());
         }
-        h.set_entry_type(e.kind);
-        h.set_mode(0o644);
-        h.set_size(e.declared_size.unwrap_or(e.data.len() as u64));
-        h.set_cksum();
-        tar_bytes.extend_from_slice(h.as_bytes());
         tar_bytes.extend_from_slice(&e.data);
         let pad = (512 - e.data.len() % 512) % 512;
         tar_bytes.extend(std::iter::repeat_n(0u8, pad));

@@ -10,6 +10,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Read;
+use std::ops::ControlFlow;
 use std::path::Path;
 
 use bundle_format::oci::{self, ImageIndex, ImageManifest};
@@ -21,7 +22,7 @@ use crate::Error;
 
 /// Largest manifest read into memory (distribution's own limit is 4 MiB).
 const MAX_MANIFEST: u64 = 4 * 1024 * 1024;
-const BLOB_PREFIX: &str = "images/blobs/sha256/";
+const BLOB_PREFIX: &str = bundle_format::layout::BLOBS;
 
 /// One image as it will appear in the target registry.
 #[derive(Debug, Clone)]
@@ -152,7 +153,7 @@ pub fn plan(
                 record.reference, record.digest
             ))
         })?;
-        let media_type = media_type_of(top).unwrap_or_else(|| record.media_type.clone());
+        let media_type = oci::media_type_of(top).unwrap_or_else(|| record.media_type.clone());
         let children: Vec<Sha256Digest> = if oci::is_index(&media_type) {
             let idx: ImageIndex = serde_json::from_slice(top).map_err(|e| {
                 inconsistent(format!(
@@ -171,7 +172,7 @@ pub fn plan(
                     record.reference
                 ))
             })?;
-            let mt = media_type_of(bytes).unwrap_or_else(|| {
+            let mt = oci::media_type_of(bytes).unwrap_or_else(|| {
                 if m == &record.digest {
                     record.media_type.clone()
                 } else {
@@ -245,22 +246,6 @@ pub fn plan(
     })
 }
 
-/// `mediaType` of a manifest, or inferred for old indexes without one.
-fn media_type_of(bytes: &[u8]) -> Option<String> {
-    #[derive(serde::Deserialize)]
-    #[serde(rename_all = "camelCase")]
-    struct Probe {
-        media_type: Option<String>,
-        manifests: Option<serde_json::Value>,
-    }
-    let p: Probe = serde_json::from_slice(bytes).ok()?;
-    match (p.media_type, p.manifests) {
-        (Some(m), _) => Some(m),
-        (None, Some(_)) => Some(oci::MEDIA_OCI_INDEX.to_string()),
-        _ => None,
-    }
-}
-
 /// Reads the images' manifests and index children from the archive, checking each
 /// against the signed index. Stops as soon as every needed manifest is in hand.
 fn read_manifests(
@@ -271,86 +256,82 @@ fn read_manifests(
         path: bundle.to_path_buf(),
         source,
     };
-    let corrupt = |entry: Option<String>| {
-        move |source| rejected(bundle_format::Error::Corrupt { entry, source })
-    };
     let mut wanted: BTreeSet<Sha256Digest> = index.images.iter().map(|i| i.digest).collect();
     if wanted.is_empty() {
         return Ok(HashMap::new());
     }
     let signed: HashMap<&str, &bundle_format::EntryRecord> =
         index.entries.iter().map(|e| (e.path.as_str(), e)).collect();
-    let file = std::fs::File::open(bundle).map_err(|source| {
-        rejected(bundle_format::Error::Read {
-            path: bundle.to_path_buf(),
-            source,
-        })
-    })?;
-    let mut decoder = zstd::stream::read::Decoder::new(file).map_err(corrupt(None))?;
-    decoder.window_log_max(31).map_err(corrupt(None))?;
-    let mut archive = tar::Archive::new(decoder);
     let mut candidates: HashMap<Sha256Digest, Vec<u8>> = HashMap::new();
     let mut found: HashMap<Sha256Digest, Vec<u8>> = HashMap::new();
-    for entry in archive.entries().map_err(corrupt(None))? {
-        let mut entry = entry.map_err(corrupt(None))?;
-        let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+    let mut mismatch = None;
+    bundle_format::verify::scan_entries(bundle, |name, size, data| {
         let Some(hex) = name.strip_prefix(BLOB_PREFIX) else {
-            continue;
+            return Ok(ControlFlow::Continue(()));
         };
-        let Some(record) = signed.get(name.as_str()) else {
-            continue;
+        let Some(record) = signed.get(name) else {
+            return Ok(ControlFlow::Continue(()));
         };
-        let size = entry.header().size().map_err(corrupt(Some(name.clone())))?;
         if size > MAX_MANIFEST || size != record.size {
-            continue;
+            return Ok(ControlFlow::Continue(()));
         }
-        let mut data = Vec::with_capacity(size as usize);
-        entry
-            .by_ref()
-            .take(size)
-            .read_to_end(&mut data)
-            .map_err(corrupt(Some(name.clone())))?;
-        if data.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-            continue;
+        let mut bytes = Vec::with_capacity(size as usize);
+        data.take(size).read_to_end(&mut bytes)?;
+        if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Ok(ControlFlow::Continue(()));
         }
-        let digest = Sha256Digest::of(&data);
+        let digest = Sha256Digest::of(&bytes);
         if digest != record.sha256 || Sha256Digest::from_hex(hex).ok() != Some(digest) {
-            return Err(rejected(bundle_format::Error::DigestMismatch {
-                entry: name,
+            mismatch = Some(bundle_format::Error::DigestMismatch {
+                entry: name.to_string(),
                 expected: record.sha256.to_string(),
                 found: digest.to_string(),
-            }));
+            });
+            return Ok(ControlFlow::Break(()));
         }
-        candidates.insert(digest, data);
-        // Move what is wanted from the candidates; indexes add their children.
-        loop {
-            let ready: Vec<Sha256Digest> = wanted
-                .iter()
-                .filter(|d| candidates.contains_key(d))
-                .copied()
-                .collect();
-            if ready.is_empty() {
-                break;
-            }
-            for d in ready {
-                let bytes = candidates.remove(&d).expect("ready");
-                wanted.remove(&d);
-                if media_type_of(&bytes).is_some_and(|m| oci::is_index(&m)) {
-                    if let Ok(idx) = serde_json::from_slice::<ImageIndex>(&bytes) {
-                        wanted.extend(
-                            idx.manifests
-                                .iter()
-                                .map(|m| m.digest)
-                                .filter(|m| !found.contains_key(m)),
-                        );
-                    }
-                }
-                found.insert(d, bytes);
-            }
-        }
-        if wanted.is_empty() {
-            break;
-        }
+        candidates.insert(digest, bytes);
+        take_wanted(&mut wanted, &mut candidates, &mut found);
+        Ok(match wanted.is_empty() {
+            true => ControlFlow::Break(()),
+            false => ControlFlow::Continue(()),
+        })
+    })
+    .map_err(rejected)?;
+    if let Some(e) = mismatch {
+        return Err(rejected(e));
     }
     Ok(found)
+}
+
+/// Moves what is wanted from the candidates into `found`; indexes add their children.
+fn take_wanted(
+    wanted: &mut BTreeSet<Sha256Digest>,
+    candidates: &mut HashMap<Sha256Digest, Vec<u8>>,
+    found: &mut HashMap<Sha256Digest, Vec<u8>>,
+) {
+    loop {
+        let ready: Vec<Sha256Digest> = wanted
+            .iter()
+            .filter(|d| candidates.contains_key(d))
+            .copied()
+            .collect();
+        if ready.is_empty() {
+            return;
+        }
+        for d in ready {
+            let bytes = candidates.remove(&d).expect("ready");
+            wanted.remove(&d);
+            if oci::media_type_of(&bytes).is_some_and(|m| oci::is_index(&m)) {
+                if let Ok(idx) = serde_json::from_slice::<ImageIndex>(&bytes) {
+                    wanted.extend(
+                        idx.manifests
+                            .iter()
+                            .map(|m| m.digest)
+                            .filter(|m| !found.contains_key(m)),
+                    );
+                }
+            }
+            found.insert(d, bytes);
+        }
+    }
 }
