@@ -4,6 +4,8 @@
 
 use std::process::ExitCode;
 
+use bundle_format::shown::shown_text;
+
 /// Exit code for a bundle that failed verification.
 pub const EXIT_REJECTED: u8 = 3;
 
@@ -56,12 +58,14 @@ fn is_rejection(err: &(dyn std::error::Error + 'static)) -> bool {
 
 /// Prints the error chain and hints to stderr; returns the exit code.
 pub fn error(err: &anyhow::Error) -> ExitCode {
-    eprintln!("error: {err}");
+    // Messages carry names from bundles, registries and RPM headers: control
+    // characters are escaped here whatever the library did.
+    eprintln!("error: {}", shown_text(&err.to_string()));
     let mut hints = Vec::new();
     let mut rejected = false;
     for (i, cause) in err.chain().enumerate() {
         if i > 0 {
-            eprintln!("  Caused by: {cause}");
+            eprintln!("  Caused by: {}", shown_text(&cause.to_string()));
         }
         rejected |= is_rejection(cause);
         if let Some(h) = hint_of(cause) {
@@ -71,7 +75,7 @@ pub fn error(err: &anyhow::Error) -> ExitCode {
         }
     }
     for h in hints {
-        eprintln!("hint: {h}");
+        eprintln!("hint: {}", shown_text(&h));
     }
     ExitCode::from(if rejected { EXIT_REJECTED } else { 1 })
 }

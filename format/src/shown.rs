@@ -25,6 +25,13 @@ impl fmt::Display for Shown<'_> {
     }
 }
 
+/// Text of several lines (an error message, a hint) with control characters escaped and
+/// its line breaks kept: the last guard, where it is printed, for a name that no library
+/// escaped when it put it into a message.
+pub fn shown_text(s: &str) -> String {
+    s.split('\n').map(shown).collect::<Vec<_>>().join("\n")
+}
+
 /// [`Shown`] as an owned string.
 pub fn shown(s: &str) -> String {
     Shown(s).to_string()

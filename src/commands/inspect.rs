@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use bundle_format::shown::shown;
 use bundle_format::verify::read_index;
 use indicatif::HumanBytes;
 
@@ -31,8 +32,11 @@ pub fn run(args: Args, _ui: &Ui) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&index)?);
         return Ok(());
     }
-    let field =
-        |name: &str, value: &dyn std::fmt::Display| println!("{:<11} {value}", format!("{name}:"));
+    // Every string here comes from the bundle (unsigned, without --pubkey): shown with
+    // control characters escaped, so a crafted name cannot rewrite the screen.
+    let field = |name: &str, value: &dyn std::fmt::Display| {
+        println!("{:<11} {}", format!("{name}:"), shown(&value.to_string()))
+    };
     field("name", &index.name);
     field("version", &index.version);
     field("created", &index.created);
@@ -72,9 +76,9 @@ pub fn run(args: Args, _ui: &Ui) -> anyhow::Result<()> {
     for r in &index.rpms {
         println!(
             "\nrpms {} (releasever {}, {}; {} packages):",
-            r.target,
-            r.releasever,
-            r.arch,
+            shown(&r.target),
+            shown(&r.releasever),
+            shown(&r.arch),
             r.packages.len()
         );
         print_table(r.packages.iter().map(|p| {
@@ -111,6 +115,7 @@ fn print_table(rows: impl Iterator<Item = Vec<String>>) {
             .iter()
             .enumerate()
             .map(|(c, s)| format!("{s:<width$}", width = widths[c]))
+            .map(|cell| shown(&cell))
             .collect();
         println!("  {}", cells.join("  ").trim_end());
     }

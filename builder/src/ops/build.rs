@@ -462,7 +462,7 @@ fn assemble_index(
         for (digest, size) in blobs {
             push(
                 entry(
-                    format!("images/blobs/sha256/{}", digest.hex()),
+                    format!("{}{}", bundle_format::layout::BLOBS, digest.hex()),
                     *size,
                     *digest,
                 ),
@@ -474,7 +474,7 @@ fn assemble_index(
     for f in &manifest.spec.files {
         let sha256 = Sha256Digest::from_hex(&f.sha256).expect("checked when read");
         let size = cache.blob_size(&sha256).expect("fetched before assembly");
-        let path = format!("files/{}", f.name);
+        let path = format!("{}{}", bundle_format::layout::FILES, f.name);
         push(
             entry(path.clone(), size, sha256),
             EntrySource::File(cache.blob_path(&sha256)),

@@ -371,9 +371,11 @@ pub async fn fetch(
 }
 
 fn entry_path(target: &str, rel: &str) -> Result<EntryPath, RpmError> {
-    EntryPath::new(&format!("rpms/{target}/{rel}")).map_err(|e| RpmError::InvalidTarget {
-        target: target.into(),
-        reason: format!("`{rel}`: {e}"),
+    EntryPath::new(&format!("{}{target}/{rel}", bundle_format::layout::RPMS)).map_err(|e| {
+        RpmError::InvalidTarget {
+            target: target.into(),
+            reason: format!("`{rel}`: {e}"),
+        }
     })
 }
 

@@ -379,7 +379,12 @@ pub async fn push(
     let to_upload: HashMap<String, BlobWork> = work
         .values()
         .filter(|w| !w.missing.is_empty())
-        .map(|w| (format!("images/blobs/sha256/{}", w.digest.hex()), w.clone()))
+        .map(|w| {
+            (
+                format!("{}{}", bundle_format::layout::BLOBS, w.digest.hex()),
+                w.clone(),
+            )
+        })
         .collect();
     let upload_bytes: u64 = to_upload.values().map(|w| w.size).sum();
     let present_bytes: u64 = plan.blob_bytes() - upload_bytes;
