@@ -39,7 +39,7 @@ pub mod inventory;
 pub mod net;
 pub mod ops;
 pub mod plan;
-mod planner;
+
 pub mod render;
 pub mod repo_server;
 pub mod secrets;
@@ -48,5 +48,5 @@ pub mod state;
 pub use error::{Error, HostKeyChanged, HostKeyUnknown, Problem, Problems, StepFailure};
 pub use facts::BundleFacts;
 pub use inventory::{Cluster, Inventory};
+pub use plan::{plan, PlanInputs, LB_PACKAGES, NODE_PACKAGES};
 pub use plan::{HostStep, Plan};
-pub use planner::{plan, PlanInputs, LB_PACKAGES, NODE_PACKAGES};

@@ -18,8 +18,8 @@ use bundle_format::{sign::PublicKey, BundleIndex, EntryRecord};
 
 use crate::facts::BundleFacts;
 use crate::inventory::{resolve_relative, Inventory, TEMPLATE};
+use crate::plan::{plan, PlanInputs};
 use crate::plan::{write_plan_dir, Plan};
-use crate::planner::{plan, PlanInputs};
 use crate::secrets::Secrets;
 use crate::{Error, Problem, Problems};
 

@@ -1,0 +1,41 @@
+//! One file per phase, in the order they run; each `steps` turns the
+//! [`PlanContext`] into the hosts taking part and their steps.
+
+mod cni;
+mod containerd;
+mod init;
+mod join;
+mod lb;
+mod os;
+mod preflight;
+mod repo;
+mod verify;
+
+use super::checks::PlanContext;
+use super::{HostSteps, PhaseName, Step};
+use crate::inventory::Node;
+
+/// The hosts taking part in `phase`, with their steps.
+pub(super) fn steps(phase: PhaseName, ctx: &PlanContext) -> Vec<HostSteps> {
+    let hosts = match phase {
+        PhaseName::Preflight => preflight::steps(ctx),
+        PhaseName::Repo => repo::steps(ctx),
+        PhaseName::Os => os::steps(ctx),
+        PhaseName::Containerd => containerd::steps(ctx),
+        PhaseName::Lb => lb::steps(ctx),
+        PhaseName::Init => init::steps(ctx),
+        PhaseName::Join => join::steps(ctx),
+        PhaseName::Cni => cni::steps(ctx),
+        PhaseName::Verify => verify::steps(ctx),
+    };
+    hosts.into_iter().filter(|h| !h.steps.is_empty()).collect()
+}
+
+/// `node`'s steps in `wave`.
+fn host(node: &Node, wave: u32, steps: Vec<Step>) -> HostSteps {
+    HostSteps {
+        host: node.name.clone(),
+        wave,
+        steps,
+    }
+}
