@@ -27,8 +27,23 @@ impl Measure {
     }
 }
 
-/// Runs `sh -c script` in `dir` under `/usr/bin/time -v`; fails when it fails.
-pub fn measure(dir: &Path, script: &str) -> anyhow::Result<Measure> {
+/// One command's cost and outcome, as `/usr/bin/time -v` reports it.
+#[derive(Debug, Clone)]
+pub struct Timed {
+    /// Wall time and peak RSS.
+    pub measure: Measure,
+    /// CPU seconds, user + sys.
+    pub cpu: f64,
+    /// Exit status.
+    pub code: i32,
+    /// Its stdout.
+    pub stdout: String,
+    /// Its stderr.
+    pub stderr: String,
+}
+
+/// Runs `sh -c script` in `dir` under `/usr/bin/time -v`, whatever its exit status.
+pub fn time(dir: &Path, script: &str) -> anyhow::Result<Timed> {
     let report = dir.join(".time-report");
     // Dirty pages left by the previous step (a registry's gigabyte, say) would be
     // written back during this one and charged to it: flush them first.
@@ -43,23 +58,32 @@ pub fn measure(dir: &Path, script: &str) -> anyhow::Result<Measure> {
         .output()
         .context("running /usr/bin/time (Debian package `time`)")?;
     let wall = start.elapsed().as_secs_f64();
-    if !out.status.success() {
-        bail!(
-            "`{script}` failed:\n{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
     let text = std::fs::read_to_string(&report)?;
-    let peak_kib = text
-        .lines()
-        .find_map(|l| {
-            l.trim()
-                .strip_prefix("Maximum resident set size (kbytes): ")
-        })
-        .and_then(|v| v.trim().parse().ok())
-        .context("no peak RSS in /usr/bin/time output")?;
-    Ok(Measure { wall, peak_kib })
+    let field = |name: &str| -> anyhow::Result<&str> {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix(name))
+            .map(str::trim)
+            .with_context(|| format!("no `{name}` in /usr/bin/time output"))
+    };
+    let user: f64 = field("User time (seconds): ")?.parse()?;
+    let sys: f64 = field("System time (seconds): ")?.parse()?;
+    let peak_kib = field("Maximum resident set size (kbytes): ")?.parse()?;
+    Ok(Timed {
+        measure: Measure { wall, peak_kib },
+        cpu: user + sys,
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    })
+}
+
+/// Runs `sh -c script` in `dir` under `/usr/bin/time -v`; fails when it fails.
+pub fn measure(dir: &Path, script: &str) -> anyhow::Result<Measure> {
+    let timed = time(dir, script)?;
+    if timed.code != 0 {
+        bail!("`{script}` failed:\n{}{}", timed.stdout, timed.stderr);
+    }
+    Ok(timed.measure)
 }
 
 /// The release `bundle` binary beside this benchmark's own executable.

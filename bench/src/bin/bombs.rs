@@ -8,75 +8,33 @@
 //!
 //! cargo build --release && cargo run --release -p bundle-bench --bin bombs [-- MIB_OF_LAYERS GIB_DECODED]
 
-use std::path::Path;
-use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{bail, Context};
-use bundle_bench::{bundle_binary, image_manifest, image_upstream};
+use bundle_bench::{bundle_binary, image_manifest, image_upstream, time, Timed};
 use bundle_testbed::crafted::{Archive, Layout, Skippable};
 use bundle_testbed::Registry;
 
-/// One command's cost and outcome.
-struct Run {
-    wall: f64,
-    cpu: f64,
-    peak_kib: u64,
-    code: i32,
-    first_stderr: String,
+/// The first line of what a command wrote to stderr.
+fn first_line(stderr: &str) -> &str {
+    stderr.lines().find(|l| !l.trim().is_empty()).unwrap_or("")
 }
 
-/// Runs `sh -c script` in `dir` under `/usr/bin/time -v` (after `sync`), whatever its
-/// exit code.
-fn run(dir: &Path, script: &str) -> anyhow::Result<Run> {
-    let report = dir.join(".time-report");
-    Command::new("sync").status().context("running sync")?;
-    let start = Instant::now();
-    let out = Command::new("/usr/bin/time")
-        .arg("-v")
-        .arg("-o")
-        .arg(&report)
-        .args(["sh", "-c", script])
-        .current_dir(dir)
-        .output()
-        .context("running /usr/bin/time (Debian package `time`)")?;
-    let wall = start.elapsed().as_secs_f64();
-    let text = std::fs::read_to_string(&report)?;
-    let field = |name: &str| -> anyhow::Result<&str> {
-        text.lines()
-            .find_map(|l| l.trim().strip_prefix(name))
-            .map(str::trim)
-            .with_context(|| format!("no `{name}` in /usr/bin/time output"))
-    };
-    let user: f64 = field("User time (seconds): ")?.parse()?;
-    let sys: f64 = field("System time (seconds): ")?.parse()?;
-    let peak_kib = field("Maximum resident set size (kbytes): ")?.parse()?;
-    let code = field("Exit status: ")?.parse()?;
-    let first_stderr = String::from_utf8_lossy(&out.stderr)
-        .lines()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("")
-        .to_string();
-    Ok(Run {
-        wall,
-        cpu: user + sys,
-        peak_kib,
-        code,
-        first_stderr,
-    })
-}
-
-fn print_row(bundle: &str, mib: u64, step: &str, r: &Run) {
+fn print_row(bundle: &str, mib: u64, step: &str, r: &Timed) {
     let verdict = if r.code == 0 {
         "accepted".to_string()
     } else {
-        format!("exit {}: {}", r.code, r.first_stderr.replace('|', "\\|"))
+        format!(
+            "exit {}: {}",
+            r.code,
+            first_line(&r.stderr).replace('|', "\\|")
+        )
     };
     println!(
         "| {bundle} | {mib} MiB | {step} | {} MiB | {:.2} s | {:.2} s | {verdict} |",
-        r.peak_kib / 1024,
+        r.measure.peak_kib / 1024,
         r.cpu,
-        r.wall
+        r.measure.wall
     );
 }
 
@@ -96,9 +54,9 @@ fn main() -> anyhow::Result<()> {
     let (upstream, list) = image_upstream(layers_mib, w)?;
     let addr = upstream.addr.clone();
     image_manifest(w, layers_mib, &addr, &list)?;
-    let built = run(w, &format!("{bundle} -q build --manifest m.yaml --key k.key --plain-http {addr} --cache cache --output genuine.tar.zst"))?;
+    let built = time(w, &format!("{bundle} -q build --manifest m.yaml --key k.key --plain-http {addr} --cache cache --output genuine.tar.zst"))?;
     if built.code != 0 {
-        bail!("bundle build failed: {}", built.first_stderr);
+        bail!("bundle build failed: {}", first_line(&built.stderr));
     }
     drop(upstream);
     let genuine = Archive::read(&w.join("genuine.tar.zst"))?;
@@ -154,14 +112,14 @@ fn main() -> anyhow::Result<()> {
         Ok(std::fs::metadata(w.join(f))?.len().div_ceil(1 << 20))
     };
     let verify = |f: &str| {
-        run(
+        time(
             w,
             &format!("{bundle} verify {f} --pubkey k.pub > /dev/null"),
         )
     };
-    let push = |f: &str| -> anyhow::Result<Run> {
+    let push = |f: &str| -> anyhow::Result<Timed> {
         let target = Registry::start()?;
-        let r = run(
+        let r = time(
             w,
             &format!(
                 "{bundle} -q push {f} --pubkey k.pub --registry {} --plain-http > /dev/null",
