@@ -4,16 +4,6 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use bundle_format::index::{
-    CniRecord, EntryRecord, FileRecord, ImageRecord, RpmRecord, RpmRepoRecord, SCHEMA_VERSION,
-};
-use bundle_format::sign::{generate_key_pair, KeyPairPaths, KeyPassword, SecretKey};
-use bundle_format::write::{write_bundle, EntrySource, WriteOptions};
-use bundle_format::{BundleIndex, EntryPath, Sha256Digest};
-
-const CALICO: &str = include_str!("../installer/tests/fixtures/calico.yaml");
-const CA: &str = "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIUTestOnlyNotARealCertificate\n-----END CERTIFICATE-----\n";
-
 struct Site {
     dir: tempfile::TempDir,
 }
@@ -50,166 +40,12 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-fn entry(
-    entries: &mut Vec<EntryRecord>,
-    sources: &mut Vec<EntrySource>,
-    path: &str,
-    data: &[u8],
-) -> EntryPath {
-    let p = EntryPath::new(path).unwrap();
-    entries.push(EntryRecord {
-        path: p.clone(),
-        size: data.len() as u64,
-        sha256: Sha256Digest::of(data),
-    });
-    sources.push(EntrySource::Bytes(data.to_vec()));
-    p
-}
-
-fn rpm(
-    entries: &mut Vec<EntryRecord>,
-    sources: &mut Vec<EntrySource>,
-    name: &str,
-    version: &str,
-    release: &str,
-) -> RpmRecord {
-    let nevra = format!("{name}-{version}-{release}.x86_64");
-    let data = format!("not really an rpm: {nevra}");
-    let path = entry(
-        entries,
-        sources,
-        &format!("rpms/el9-x86_64/Packages/{nevra}.rpm"),
-        data.as_bytes(),
-    );
-    RpmRecord {
-        nevra,
-        name: name.into(),
-        epoch: 0,
-        version: version.into(),
-        release: release.into(),
-        arch: "x86_64".into(),
-        path,
-        size: data.len() as u64,
-        sha256: Sha256Digest::of(data.as_bytes()),
-        source_repo: "kubernetes".into(),
-    }
-}
-
 /// A site with a key pair, a signed bundle carrying calico, and an inventory.
 fn site() -> Site {
-    let dir = tempfile::tempdir().unwrap();
-    let s = Site { dir };
-    generate_key_pair(&KeyPairPaths::for_prefix(&s.path("k")), None).unwrap();
-
-    let (mut entries, mut sources) = (vec![], vec![]);
-    let calico = entry(
-        &mut entries,
-        &mut sources,
-        "files/calico.yaml",
-        CALICO.as_bytes(),
-    );
-    let packages = vec![
-        rpm(
-            &mut entries,
-            &mut sources,
-            "kubeadm",
-            "1.29.2",
-            "150500.1.1",
-        ),
-        rpm(
-            &mut entries,
-            &mut sources,
-            "kubelet",
-            "1.29.2",
-            "150500.1.1",
-        ),
-        rpm(
-            &mut entries,
-            &mut sources,
-            "kubectl",
-            "1.29.2",
-            "150500.1.1",
-        ),
-        rpm(
-            &mut entries,
-            &mut sources,
-            "containerd.io",
-            "1.6.28",
-            "3.1.el9",
-        ),
-        rpm(&mut entries, &mut sources, "haproxy", "2.4.22", "3.el9_3"),
-        rpm(&mut entries, &mut sources, "keepalived", "2.2.8", "3.el9"),
-    ];
-    let key = entry(
-        &mut entries,
-        &mut sources,
-        "rpms/el9-x86_64/keys/RPM-GPG-KEY-kubernetes",
-        b"-----BEGIN PGP PUBLIC KEY BLOCK-----\n",
-    );
-    let images = [
-        "registry.k8s.io/kube-apiserver:v1.29.2",
-        "registry.k8s.io/kube-controller-manager:v1.29.2",
-        "registry.k8s.io/kube-scheduler:v1.29.2",
-        "registry.k8s.io/kube-proxy:v1.29.2",
-        "registry.k8s.io/etcd:3.5.10-0",
-        "registry.k8s.io/coredns/coredns:v1.11.1",
-        "registry.k8s.io/pause:3.9",
-        "docker.io/calico/cni:v3.26.4",
-        "docker.io/calico/node:v3.26.4",
-        "docker.io/calico/kube-controllers:v3.26.4",
-    ]
-    .iter()
-    .map(|r| ImageRecord {
-        reference: r.parse().unwrap(),
-        digest: Sha256Digest::of(r.as_bytes()),
-        media_type: "application/vnd.oci.image.index.v1+json".into(),
-        platforms: vec!["linux/amd64".into()],
-        source_digest: None,
-        size: 1,
-    })
-    .collect();
-    let index = BundleIndex {
-        schema_version: SCHEMA_VERSION,
-        name: "k8s".into(),
-        version: "1.29.2".into(),
-        created: "2026-01-01T00:00:00Z".into(),
-        generator: "test".into(),
-        kubernetes_version: Some("v1.29.2".into()),
-        cni: Some(CniRecord {
-            name: "calico".into(),
-            manifest: "calico.yaml".into(),
-        }),
-        images,
-        files: vec![FileRecord {
-            name: "calico.yaml".into(),
-            url: "https://example.invalid/calico.yaml".into(),
-            path: calico,
-            size: CALICO.len() as u64,
-            sha256: Sha256Digest::of(CALICO.as_bytes()),
-        }],
-        rpms: vec![RpmRepoRecord {
-            target: "el9-x86_64".into(),
-            releasever: "9".into(),
-            arch: "x86_64".into(),
-            packages,
-            gpg_keys: vec![key],
-        }],
-        entries,
+    let s = Site {
+        dir: tempfile::tempdir().unwrap(),
     };
-    let sk = SecretKey::from_file(&s.path("k.key"), KeyPassword::None).unwrap();
-    let sig = sk.sign(&index.to_json(), "test bundle").unwrap();
-    write_bundle(
-        &s.path("k8s.tar.zst"),
-        &index,
-        Some(&sig),
-        &sources,
-        WriteOptions::default(),
-        &|_| {},
-    )
-    .unwrap();
-
-    std::fs::write(s.path("harbor-ca.crt"), CA).unwrap();
-    std::fs::write(s.path("cluster.yaml"), inventory(1)).unwrap();
+    bundle_testbed::site::write_plannable_site(s.dir.path(), 1);
     s
 }
 

@@ -981,135 +981,6 @@ fn stored_tags(data: &Path) -> Vec<String> {
     out
 }
 
-/// A bundle the installer plans (calico, RPMs, the images kubeadm needs, by record),
-/// signed by `k.key` in `dir`, like tests/install_plan.rs's site; with the inventory
-/// and the CA file it names.
-fn plannable_bundle(dir: &Path) -> PathBuf {
-    use bundle_format::index::{CniRecord, ImageRecord, RpmRecord, RpmRepoRecord};
-    use bundle_format::sign::{generate_key_pair, KeyPairPaths};
-    const INSTALL_CALICO: &str = include_str!("../installer/tests/fixtures/calico.yaml");
-    generate_key_pair(&KeyPairPaths::for_prefix(&dir.join("k")), None).unwrap();
-    let (mut entries, mut sources) = (vec![], vec![]);
-    let mut entry = |path: &str, data: &[u8]| {
-        let p = EntryPath::new(path).unwrap();
-        entries.push(EntryRecord {
-            path: p.clone(),
-            size: data.len() as u64,
-            sha256: Sha256Digest::of(data),
-        });
-        sources.push(EntrySource::Bytes(data.to_vec()));
-        p
-    };
-    let calico = entry("files/calico.yaml", INSTALL_CALICO.as_bytes());
-    let packages: Vec<RpmRecord> = [
-        ("kubeadm", "1.29.2", "150500.1.1"),
-        ("kubelet", "1.29.2", "150500.1.1"),
-        ("kubectl", "1.29.2", "150500.1.1"),
-        ("containerd.io", "1.6.28", "3.1.el9"),
-        ("haproxy", "2.4.22", "3.el9_3"),
-        ("keepalived", "2.2.8", "3.el9"),
-    ]
-    .iter()
-    .map(|(name, version, release)| {
-        let nevra = format!("{name}-{version}-{release}.x86_64");
-        let data = format!("not really an rpm: {nevra}");
-        let path = entry(
-            &format!("rpms/el9-x86_64/Packages/{nevra}.rpm"),
-            data.as_bytes(),
-        );
-        RpmRecord {
-            nevra,
-            name: name.to_string(),
-            epoch: 0,
-            version: version.to_string(),
-            release: release.to_string(),
-            arch: "x86_64".into(),
-            path,
-            size: data.len() as u64,
-            sha256: Sha256Digest::of(data.as_bytes()),
-            source_repo: "kubernetes".into(),
-        }
-    })
-    .collect();
-    let key = entry(
-        "rpms/el9-x86_64/keys/RPM-GPG-KEY-kubernetes",
-        b"-----BEGIN PGP PUBLIC KEY BLOCK-----\n",
-    );
-    let images = [
-        "registry.k8s.io/kube-apiserver:v1.29.2",
-        "registry.k8s.io/kube-controller-manager:v1.29.2",
-        "registry.k8s.io/kube-scheduler:v1.29.2",
-        "registry.k8s.io/kube-proxy:v1.29.2",
-        "registry.k8s.io/etcd:3.5.10-0",
-        "registry.k8s.io/coredns/coredns:v1.11.1",
-        "registry.k8s.io/pause:3.9",
-        "docker.io/calico/cni:v3.26.4",
-        "docker.io/calico/node:v3.26.4",
-        "docker.io/calico/kube-controllers:v3.26.4",
-    ]
-    .iter()
-    .map(|r| ImageRecord {
-        reference: r.parse().unwrap(),
-        digest: Sha256Digest::of(r.as_bytes()),
-        media_type: "application/vnd.oci.image.index.v1+json".into(),
-        platforms: vec!["linux/amd64".into()],
-        source_digest: None,
-        size: 1,
-    })
-    .collect();
-    let index = BundleIndex {
-        schema_version: SCHEMA_VERSION,
-        name: "k8s".into(),
-        version: "1.29.2".into(),
-        created: "2026-01-01T00:00:00Z".into(),
-        generator: "test".into(),
-        kubernetes_version: Some("v1.29.2".into()),
-        cni: Some(CniRecord {
-            name: "calico".into(),
-            manifest: "calico.yaml".into(),
-        }),
-        images,
-        files: vec![FileRecord {
-            name: "calico.yaml".into(),
-            url: "https://example.invalid/calico.yaml".into(),
-            path: calico,
-            size: INSTALL_CALICO.len() as u64,
-            sha256: Sha256Digest::of(INSTALL_CALICO.as_bytes()),
-        }],
-        rpms: vec![RpmRepoRecord {
-            target: "el9-x86_64".into(),
-            releasever: "9".into(),
-            arch: "x86_64".into(),
-            packages,
-            gpg_keys: vec![key],
-        }],
-        entries,
-    };
-    let sk = SecretKey::from_file(&dir.join("k.key"), KeyPassword::None).unwrap();
-    let sig = sk.sign(&index.to_json(), "test bundle").unwrap();
-    let bundle = dir.join("k8s.tar.zst");
-    write_bundle(
-        &bundle,
-        &index,
-        Some(&sig),
-        &sources,
-        WriteOptions::default(),
-        &|_| {},
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("harbor-ca.crt"),
-        "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIUTestOnlyNotARealCertificate\n-----END CERTIFICATE-----\n",
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("cluster.yaml"),
-        bundle_testbed::inventories::sample_inventory(3, 1),
-    )
-    .unwrap();
-    bundle
-}
-
 /// The PAX-size attack on calico.yaml and the two-PAX-paths swap of calico.yaml with
 /// the entry before it.
 fn pax_size_and_swapped_names(genuine: &Archive) -> Vec<(&'static str, Archive)> {
@@ -1173,7 +1044,7 @@ fn push_of_pax_size_or_swapped_names_tags_nothing() {
 #[test]
 fn install_dry_run_of_pax_size_or_swapped_names_exits_3_and_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let bundle = plannable_bundle(dir.path());
+    let bundle = bundle_testbed::site::write_plannable_site(dir.path(), 1);
     let plan = |b: &Path, out: &str| {
         let o = Command::new(env!("CARGO_BIN_EXE_bundle"))
             .current_dir(dir.path())

@@ -22,6 +22,7 @@ pub mod kube_fakes;
 pub mod proxy;
 pub mod registry;
 pub mod rpms;
+pub mod site;
 
 pub use files::FileServer;
 pub use registry::Registry;
