@@ -45,10 +45,6 @@ impl fmt::Display for Problems {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// Not yet built.
-    #[error("{0} is not built yet")]
-    NotBuilt(&'static str),
-
     /// The inventory file cannot be read.
     #[error("cannot read inventory `{path}`")]
     InventoryRead {
@@ -155,10 +151,6 @@ pub enum Error {
     #[error("cannot generate secrets: no randomness from the operating system")]
     Random(#[source] std::io::Error),
 
-    /// The install is run without `--dry-run`.
-    #[error("executing a plan on hosts is not built yet; only `--dry-run --plan-out DIR` is")]
-    ExecutionNotBuilt,
-
     /// The host's key is not in `known_hosts`.
     #[error(transparent)]
     HostKeyUnknown(Box<HostKeyUnknown>),
@@ -234,13 +226,60 @@ pub enum Error {
         resume: String,
     },
 
-    /// The state folder cannot be used.
-    #[error("cannot use the state folder `{path}`: {detail}")]
+    /// A file or folder of the state folder cannot be read or written.
+    #[error("cannot use `{path}` in the state folder")]
     State {
         /// The folder or file.
         path: PathBuf,
-        /// What is wrong.
-        detail: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A file of the state folder is not what `bundle` wrote there.
+    #[error("the state file `{path}` is damaged")]
+    StateDamaged {
+        /// The file.
+        path: PathBuf,
+        /// What the parser found.
+        #[source]
+        source: serde_json::Error,
+    },
+
+    /// An operation that needs an installed cluster found no install in the state
+    /// folder.
+    #[error("no install is recorded in the state folder `{state}`")]
+    NotInstalled {
+        /// The state folder.
+        state: PathBuf,
+    },
+
+    /// The async runtime the operation runs on cannot start.
+    #[error("cannot start the async runtime")]
+    Runtime {
+        /// Why (threads, file descriptors).
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The folder of the ssh control sockets cannot be made.
+    #[error("cannot create the ssh control folder in `{path}`")]
+    ControlDir {
+        /// The system's temporary folder.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The repository extracted from the bundle cannot be read for the copy to a host.
+    #[error("cannot read the repository extracted from the bundle at `{path}`")]
+    RepoRead {
+        /// The folder.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
     },
 
     /// Another `bundle` works on the same state folder.
@@ -371,7 +410,6 @@ impl Error {
             Error::Secrets { .. } => {
                 Some("restore the file from the earlier plan, or remove it to generate new secrets (hosts already installed keep the old ones)".into())
             }
-            Error::ExecutionNotBuilt => Some("run with `--dry-run --plan-out DIR` to write the plan".into()),
             Error::HostKeyUnknown(e) => Some(if e.fingerprints.is_empty() {
                 format!("compare the key with `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` run on the host itself, then add it to `{}` (`ssh-keyscan -p {} {}` run where the host is reachable prints the line for `{}`)", e.known_hosts, e.port, e.ip, e.known_hosts_name)
             } else {
@@ -388,6 +426,10 @@ impl Error {
             Error::BecomePasswordNeeded { .. } => Some("pass `--ask-become-pass` (or set `BUNDLE_BECOME_PASSWORD`), or allow the user `NOPASSWD` in sudoers".into()),
             Error::StepFailed(f) => Some(format!("fix the cause on the host, then resume with: {}", f.resume)),
             Error::Preflight { resume, .. } => Some(format!("fix the hosts, then run again: {resume}")),
+            Error::StateDamaged { path, .. } => Some(format!("`bundle` writes this file itself: restore it from a backup, or move it aside to start over (the next run re-plans, and steps whose effect is already there are skipped by their checks): `mv {} {}.damaged`", path.display(), path.display())),
+            Error::NotInstalled { .. } => Some("install the cluster first (`bundle install`), or pass the install's `--state`".into()),
+            Error::ControlDir { .. } => Some("set TMPDIR to a writable folder with a short path".into()),
+            Error::RepoRead { .. } => Some("run `bundle install` again: the repository is extracted again from the verified bundle".into()),
             Error::Locked { .. } => Some("wait for it to finish; if it was killed, the lock is taken over automatically once its process is gone".into()),
             Error::PlanChangeNotConfirmed => Some("review the change and run again with `--yes` to apply it".into()),
             Error::UnknownHost { .. } => Some("add the host to `spec.hosts` first, or check the name".into()),

@@ -92,7 +92,7 @@ impl BundleFacts {
             .rpms
             .iter()
             .map(|r| {
-                let prefix = format!("rpms/{}/", r.target);
+                let prefix = format!("{}{}/", bundle_format::layout::RPMS, r.target);
                 let mut packages: Vec<RpmFact> = r
                     .packages
                     .iter()

@@ -1,5 +1,5 @@
 //! The isolated side of `bundle`: an inventory and a verified bundle become a typed,
-//! per-host install plan; executors (next) carry it out.
+//! per-host install plan, which an executor carries out on the hosts over SSH.
 //!
 //! - [`inventory`]: `cluster.yaml` ([`Inventory`]), its checks, and the validated
 //!   [`Cluster`] the planner reads.
@@ -11,10 +11,15 @@
 //! - [`render`]: the configuration files (kubeadm, haproxy, keepalived, containerd,
 //!   yum, sysctl, modules) and the CNI manifest rewrite.
 //! - [`secrets`]: generated secrets, kept out of plans as `<secret:NAME>` placeholders.
-//! - [`ops`]: what the CLI calls: write the inventory template, verify and plan.
+//! - [`exec`]: reaching one host: the system `ssh` (ControlMaster), sudo, the redactor.
+//! - [`run`]: the executor every operation shares: hosts connected in parallel, phases
+//!   in waves, the skip/redo rule, the records in the [`state`] folder that let a re-run
+//!   resume.
+//! - [`ops`]: what the CLI calls, one module per operation: the inventory template,
+//!   the dry run, install, reset, nodes add.
 //!
 //! Planning knows nothing about SSH and has no side effects; [`ops::plan_install`]
-//! reads the bundle and writes the plan folder.
+//! reads the bundle and writes the plan folder; [`ops::apply`] carries the plan out.
 //!
 //! # Example
 //!
@@ -42,6 +47,8 @@ pub mod plan;
 
 pub mod render;
 pub mod repo_server;
+pub mod report;
+pub mod run;
 pub mod secrets;
 pub mod state;
 

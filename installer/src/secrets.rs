@@ -71,6 +71,9 @@ impl Secret {
 /// A value learned while installing.
 pub const CA_CERT_HASH: &str = "ca-cert-hash";
 
+/// Where `bundle` reads the nodes' registry pull password from (never from a file).
+pub const PULL_PASSWORD_ENV: &str = "BUNDLE_REGISTRY_PULL_PASSWORD";
+
 /// `<runtime:NAME>`.
 pub fn runtime_placeholder(name: &str) -> String {
     format!("<runtime:{name}>")

@@ -94,10 +94,10 @@ pub struct StateDir {
     root: PathBuf,
 }
 
-fn state_err(path: &Path, e: impl std::fmt::Display) -> Error {
+fn state_err(path: &Path, source: std::io::Error) -> Error {
     Error::State {
         path: path.to_path_buf(),
-        detail: e.to_string(),
+        source,
     }
 }
 
@@ -127,6 +127,13 @@ impl StateDir {
     /// Where the verified yum repository is extracted.
     pub fn repo_dir(&self) -> PathBuf {
         self.internal().join("repo")
+    }
+
+    /// Where the bundle's yum repositories are extracted: its `rpms/` entries, one
+    /// folder per target, as they are in the bundle.
+    pub fn extracted_rpms(&self) -> PathBuf {
+        self.repo_dir()
+            .join(bundle_format::layout::RPMS.trim_end_matches('/'))
     }
 
     /// A host's log.
@@ -180,16 +187,25 @@ impl StateDir {
                 Err(e) => return Err(state_err(&path, e)),
             }
         }
-        Err(state_err(&path, "cannot take the lock"))
+        // Three processes in a row took the lock between our looks.
+        Err(state_err(
+            &path,
+            std::io::Error::other("the lock keeps being taken"),
+        ))
     }
 
     /// The plan of the last run, if any.
     pub fn applied_plan(&self) -> Result<Option<Plan>, Error> {
         let path = self.internal().join("applied-plan.json");
         match std::fs::read(&path) {
-            Ok(data) => serde_json::from_slice(&data)
-                .map(Some)
-                .map_err(|e| state_err(&path, e)),
+            Ok(data) => {
+                serde_json::from_slice(&data)
+                    .map(Some)
+                    .map_err(|source| Error::StateDamaged {
+                        path: path.clone(),
+                        source,
+                    })
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(state_err(&path, e)),
         }

@@ -11,11 +11,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use bundle_installer::ops::apply::{run_plan, RunOptions};
-use bundle_installer::ops::report::Silent;
 use bundle_installer::plan::{
     HostStep, HostSteps, OnFailure, Phase, PhaseName, Plan, PlanHost, Step,
 };
+use bundle_installer::report::Silent;
+use bundle_installer::run::{run_plan, RunOptions};
 use bundle_installer::Error;
 use bundle_testbed::hosts::{ClusterSpec, TestCluster};
 
@@ -452,4 +452,111 @@ fn a_changed_host_key_and_an_unreachable_host_are_named() {
             .starts_with(&format!("cannot reach `w1` (root@{w1}:22) over ssh: ")),
         "{err}"
     );
+}
+
+/// Answers the sudo password prompt as the operator would at the terminal, and counts
+/// how often it was asked.
+struct SudoAnswer {
+    password: String,
+    asked: std::sync::atomic::AtomicUsize,
+}
+
+impl bundle_installer::report::Reporter for SudoAnswer {
+    fn event(&self, _: &bundle_installer::report::Event) {}
+
+    fn become_password(&self, _user: &str) -> Option<String> {
+        self.asked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Some(self.password.clone())
+    }
+}
+
+#[test]
+fn reset_reaches_sudo_hosts_as_install_does_asking_the_password_once_and_hiding_secrets() {
+    use bundle_installer::ops::{reset, ResetOptions};
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let s = Site::start();
+    let password = "sudo-pass-7391";
+    // Both hosts are reached as a user whose sudo asks for a password. A stand-in
+    // `kubeadm` prints what the token file holds when `kubeadm reset` runs, as a
+    // chatty command could print a secret.
+    for h in ["m1", "w1"] {
+        s.on_host(
+            h,
+            &format!(
+                "useradd -m deployer && echo 'deployer:{password}' | chpasswd && \
+                 echo 'deployer ALL=(ALL) ALL' > /etc/sudoers.d/deployer && chmod 0440 /etc/sudoers.d/deployer && \
+                 printf '#!/bin/sh\\necho \"resetting with token $(cat /etc/bundle-test/token)\"\\nexit 1\\n' > /usr/local/bin/kubeadm && \
+                 chmod 0755 /usr/local/bin/kubeadm"
+            ),
+        );
+    }
+    let inv = std::fs::read_to_string(s.path("cluster.yaml"))
+        .unwrap()
+        .replace("ssh: {user: root,", "ssh: {user: deployer, become: sudo,");
+    std::fs::write(s.path("cluster.yaml"), inv).unwrap();
+    let token_file = |h: &'static str| -> HostPart<'static> {
+        (
+            h,
+            0,
+            vec![write(
+                "t/token",
+                "/etc/bundle-test/token",
+                "<secret:bootstrap-token>",
+                "0600",
+            )],
+        )
+    };
+    let p = plan(vec![(
+        PhaseName::Os,
+        vec![token_file("m1"), token_file("w1")],
+    )]);
+    run_plan(
+        &p,
+        &s.path("cluster.yaml"),
+        &s.path("state"),
+        &RunOptions {
+            parallel: 4,
+            from: None,
+            only: vec![],
+            become_password: Some(password.into()),
+            resume: "bundle install …".into(),
+        },
+        &Silent,
+    )
+    .unwrap();
+    let token = s.secret("bootstrap-token");
+    assert_eq!(s.on_host("w1", "cat /etc/bundle-test/token"), token);
+
+    // No password given: asked once, for both hosts, as install asks.
+    let answer = SudoAnswer {
+        password: password.into(),
+        asked: Default::default(),
+    };
+    let outcome = reset(
+        &ResetOptions {
+            inventory: s.path("cluster.yaml"),
+            state: Some(s.path("state")),
+            only: vec![],
+            yes: true,
+            become_password: None,
+        },
+        &answer,
+    )
+    .unwrap();
+    assert_eq!(outcome.hosts, vec!["m1", "w1"]);
+    assert_eq!(answer.asked.load(std::sync::atomic::Ordering::SeqCst), 1);
+    for h in ["m1", "w1"] {
+        assert_eq!(
+            s.on_host(h, "test -e /etc/bundle-test/token || echo gone"),
+            "gone",
+            "{h}"
+        );
+        let log = std::fs::read_to_string(s.path(&format!("state/_state/logs/{h}.log"))).unwrap();
+        assert!(
+            log.contains("resetting with token <secret:bootstrap-token>"),
+            "{h}: {log}"
+        );
+        assert!(!log.contains(&token), "{h}: the token is in the log");
+        assert!(!log.contains(password), "{h}: the password is in the log");
+    }
 }

@@ -4,9 +4,9 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 
 use bundle_installer::ops::apply::{apply, ApplyOptions};
-use bundle_installer::ops::report::{Event, HostStatus, Reporter};
 use bundle_installer::ops::{plan_install, PlanOptions};
 use bundle_installer::plan::PhaseName;
+use bundle_installer::report::{Event, HostStatus, Reporter};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::ui::Ui;

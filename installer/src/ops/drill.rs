@@ -5,9 +5,9 @@
 
 use std::time::{Duration, Instant};
 
-use super::apply::Engine;
-use super::report::Event;
 use crate::inventory::Cluster;
+use crate::report::Event;
+use crate::run::Engine;
 use crate::Error;
 
 /// How long the VIP may take to move or settle.
@@ -21,7 +21,7 @@ pub(crate) async fn drill(engine: &Engine<'_>, cluster: &Cluster) -> Result<(), 
         });
     }
     for m in &masters {
-        if !engine.hosts.contains_key(&m.name) {
+        if engine.host(&m.name).is_none() {
             return Err(Error::Drill {
                 what: format!("master `{}` is not connected (`--only`?)", m.name),
             });
@@ -76,7 +76,7 @@ pub(crate) async fn drill(engine: &Engine<'_>, cluster: &Cluster) -> Result<(), 
 }
 
 async fn run(engine: &Engine<'_>, host: &str, cmd: &str) -> Result<(), Error> {
-    let out = engine.hosts[host].run(cmd, None).await?;
+    let out = connected(engine, host).run(cmd, None).await?;
     if out.success() {
         Ok(())
     } else {
@@ -103,7 +103,7 @@ async fn wait_single_holder(
                 "ip -o addr show dev {} | grep -qw '{}'",
                 m.interface, cluster.vip
             );
-            if engine.hosts[&m.name].run(&cmd, None).await?.success() {
+            if connected(engine, &m.name).run(&cmd, None).await?.success() {
                 holders.push(m.name.clone());
             }
         }
@@ -143,7 +143,11 @@ async fn api_answers(
     let cmd = format!("curl -ksf -o /dev/null --max-time 5 https://{endpoint}/readyz");
     let deadline = Instant::now() + MOVE_TIMEOUT;
     loop {
-        if engine.hosts[&from.name].run(&cmd, None).await?.success() {
+        if connected(engine, &from.name)
+            .run(&cmd, None)
+            .await?
+            .success()
+        {
             return Ok(());
         }
         if Instant::now() >= deadline {
@@ -156,4 +160,9 @@ async fn api_answers(
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+}
+
+/// A master the drill checked was connected before it began.
+fn connected<'e>(engine: &'e Engine<'_>, host: &str) -> &'e crate::exec::SshHost {
+    engine.host(host).expect("every master is connected")
 }

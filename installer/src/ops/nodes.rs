@@ -1,9 +1,13 @@
 //! `bundle nodes add`: join a worker added to the inventory after the install, with a
 //! fresh bootstrap token made on the first master (never logged).
 
-use super::apply::{ApplyOptions, Engine};
-use super::report::{Event, Reporter};
+use super::apply::ApplyOptions;
+use super::common::{confirm_plan_change, installed_plan, open_state, pull_password};
+use super::prepare::{prepare, Sources};
+use crate::inventory::Cluster;
 use crate::plan::{Phase, PhaseName, Plan};
+use crate::report::{Event, Reporter};
+use crate::run::{serve_repo, Engine, EngineParts, HostBook, RunOptions};
 use crate::secrets::{Secret, Secrets};
 use crate::state::StateDir;
 use crate::Error;
@@ -29,39 +33,76 @@ pub struct AddOutcome {
 /// Joins `host` as a worker: its preflight, repo, os, containerd and join phases,
 /// then the cluster checks.
 pub fn add(opts: &AddOptions, reporter: &dyn Reporter) -> Result<AddOutcome, Error> {
-    super::apply::runtime()?.block_on(add_async(opts, reporter))
+    crate::run::runtime()?.block_on(add_async(opts, reporter))
 }
 
 async fn add_async(opts: &AddOptions, reporter: &dyn Reporter) -> Result<AddOutcome, Error> {
     let o = &opts.install;
     let inventory = crate::Inventory::load(&o.inventory)?;
-    let pull_password = super::apply::pull_password(&inventory)?;
-    let root = o
-        .state
-        .clone()
-        .unwrap_or_else(|| super::apply::default_state_dir(&o.inventory, &inventory.metadata.name));
-    let state = StateDir::open(&root)?;
-    let _lock = state.lock()?;
-    if state.applied_plan()?.is_none() {
-        return Err(Error::State {
-            path: root.clone(),
-            detail:
-                "no install was recorded here: install the cluster first (or pass its `--state`)"
-                    .into(),
-        });
+    let pull_password = pull_password(&inventory)?;
+    let (state, _lock) = open_state(o.state.as_deref(), &o.inventory, &inventory)?;
+    installed_plan(&state)?;
+    let src = Sources {
+        inventory: &o.inventory,
+        bundle: &o.bundle,
+        pubkey: &o.pubkey,
+        force: o.force,
+    };
+    let prepared = prepare(src, Some(&state.repo_dir()))?;
+    let plan = &prepared.plan;
+    let first = check_new_worker(plan, &prepared.cluster, opts)?;
+    confirm_plan_change(&state, plan, true, reporter)?;
+    let secrets = Secrets::load_or_create(&state.root().join("secrets.json"))?;
+    crate::plan::write_plan_dir(plan, state.root())?;
+    state.set_applied_plan(plan)?;
+
+    let run = RunOptions {
+        parallel: o.parallel,
+        from: None,
+        only: vec![first.clone(), opts.host.clone()],
+        become_password: o.become_password.clone(),
+        resume: format!(
+            "bundle nodes add {} --inventory {} --pubkey {} {}",
+            o.bundle.display(),
+            o.inventory.display(),
+            o.pubkey.display(),
+            opts.host
+        ),
+    };
+    let parts = EngineParts {
+        plan,
+        state: &state,
+        secrets: &secrets,
+        reporter,
+    };
+    let book = HostBook {
+        inventory: &prepared.inventory,
+        path: &o.inventory,
+    };
+    let mut engine = Engine::connect(parts, book, &run).await?;
+    engine.set_pull_password(pull_password.as_deref());
+    let result = async {
+        fresh_token(&mut engine, &first, &state).await?;
+        let _server = serve_repo(plan, &state, reporter).await?;
+        let (mut ran, mut skipped) = (0, 0);
+        for phase in sub_plan(plan, &opts.host, &first).phases {
+            let (r, s) = engine.run_phase(&phase).await?;
+            ran += r;
+            skipped += s;
+        }
+        Ok(AddOutcome { ran, skipped })
     }
-    let prepared = super::prepare(
-        &o.inventory,
-        &o.bundle,
-        &o.pubkey,
-        o.force,
-        Some(&state.repo_dir()),
-    )?;
-    let plan = prepared.plan;
+    .await;
+    engine.close().await;
+    result
+}
+
+/// The host to add must be a worker of the plan; returns the first master's name.
+fn check_new_worker(plan: &Plan, cluster: &Cluster, opts: &AddOptions) -> Result<String, Error> {
     let Some(new) = plan.hosts.iter().find(|h| h.name == opts.host) else {
         return Err(Error::UnknownHost {
             host: opts.host.clone(),
-            inventory: o.inventory.clone(),
+            inventory: opts.install.inventory.clone(),
         });
     };
     if new.roles.iter().any(|r| r == "master") {
@@ -69,79 +110,38 @@ async fn add_async(opts: &AddOptions, reporter: &dyn Reporter) -> Result<AddOutc
             host: opts.host.clone(),
         });
     }
-    let first = prepared.cluster.first_master().name.clone();
-    super::apply::confirm_plan_change(&state, &plan, true, reporter)?;
-    let secrets = Secrets::load_or_create(&root.join("secrets.json"))?;
-    crate::plan::write_plan_dir(&plan, &root)?;
-    state.set_applied_plan(&plan)?;
+    Ok(cluster.first_master().name.clone())
+}
 
-    let only = vec![first.clone(), opts.host.clone()];
-    let mut engine = Engine::connect(
-        &plan,
-        &state,
-        &secrets,
-        &prepared.inventory,
-        &o.inventory,
-        &only,
-        o.parallel,
-        o.become_password.clone(),
-        format!(
-            "bundle nodes add {} --inventory {} --pubkey {} {}",
-            o.bundle.display(),
-            o.inventory.display(),
-            o.pubkey.display(),
-            opts.host
-        ),
-        reporter,
-    )
-    .await?;
-    engine.set_pull_password(pull_password.as_deref());
-
-    // A fresh token: the install's expires after 24 hours.
-    let out = engine.hosts[&first]
-        .run("kubeadm token create --ttl 2h0m0s", None)
+/// A fresh bootstrap token made on `first` (the install's expires after 24 hours),
+/// filled in where the plan has the token's placeholder and hidden from every output.
+async fn fresh_token(engine: &mut Engine<'_>, first: &str, state: &StateDir) -> Result<(), Error> {
+    let command = "kubeadm token create --ttl 2h0m0s";
+    let out = engine
+        .host(first)
+        .expect("the first master is connected")
+        .run(command, None)
         .await?;
     let token = String::from_utf8_lossy(&out.stdout).trim().to_string();
     if !out.success() || token.is_empty() {
         return Err(Error::StepFailed(Box::new(crate::error::StepFailure {
-            host: first.clone(),
+            host: first.into(),
             phase: "join".into(),
             step: "nodes/token".into(),
-            command: "kubeadm token create --ttl 2h0m0s".into(),
+            command: command.into(),
             exit_code: out.code,
             output_tail: crate::exec::last_lines(&String::from_utf8_lossy(&out.stderr), 15),
-            log: state.log_path(&first),
+            log: state.log_path(first),
             resume: "run the same command again".into(),
             others: vec![],
         })));
     }
     engine.add_secret("fresh-bootstrap-token", &token);
-    engine
-        .overrides
-        .insert(Secret::BootstrapToken.placeholder(), token);
-    reporter.event(&Event::Note {
+    engine.fill_in(Secret::BootstrapToken.placeholder(), token);
+    engine.reporter.event(&Event::Note {
         message: format!("made a fresh bootstrap token on `{first}` (valid 2 hours)"),
     });
-
-    let _server = match &plan.repo_served_by_deploy {
-        Some(r) => Some(
-            crate::repo_server::RepoServer::start(
-                &format!("{}:{}", r.bind, r.port),
-                &state.repo_dir().join("rpms"),
-            )
-            .await?,
-        ),
-        None => None,
-    };
-
-    let (mut ran, mut skipped) = (0, 0);
-    for phase in sub_plan(&plan, &opts.host, &first).phases {
-        let (r, s) = engine.run_phase(&phase).await?;
-        ran += r;
-        skipped += s;
-    }
-    engine.close().await;
-    Ok(AddOutcome { ran, skipped })
+    Ok(())
 }
 
 /// The new host's steps up to its join, then the first master's cluster checks.

@@ -10,10 +10,14 @@ use std::path::{Path, PathBuf};
 
 use futures_util::future::join_all;
 
-use super::report::{Event, HostStatus, Reporter};
-use crate::exec::{shell_quote, SshHost, SshTarget};
+use super::common::{check_only, installed_plan, open_state};
+use crate::error::StepFailure;
+use crate::exec::{last_lines, shell_quote, Redactor, SshHost};
 use crate::inventory::Inventory;
-use crate::plan::{HostStep, Plan};
+use crate::plan::{HostStep, Plan, PlanHost};
+use crate::report::{Event, HostStatus, Reporter};
+use crate::run::{connect::connect, HostBook, FAILURE_TAIL_LINES};
+use crate::secrets::Secrets;
 use crate::state::StateDir;
 use crate::Error;
 
@@ -96,36 +100,16 @@ pub fn reset_script(plan: &Plan, host: &str) -> String {
 /// Resets the hosts of the last install. Workers first, all at once; then the
 /// masters one at a time, the first master last.
 pub fn reset(opts: &ResetOptions, reporter: &dyn Reporter) -> Result<ResetOutcome, Error> {
-    super::apply::runtime()?.block_on(reset_async(opts, reporter))
+    crate::run::runtime()?.block_on(reset_async(opts, reporter))
 }
 
 async fn reset_async(opts: &ResetOptions, reporter: &dyn Reporter) -> Result<ResetOutcome, Error> {
     let inventory = Inventory::load(&opts.inventory)?;
-    let root = opts.state.clone().unwrap_or_else(|| {
-        super::apply::default_state_dir(&opts.inventory, &inventory.metadata.name)
-    });
-    let state = StateDir::open(&root)?;
-    let _lock = state.lock()?;
-    let plan = state.applied_plan()?.ok_or_else(|| Error::State {
-        path: root.clone(),
-        detail: "no install was recorded here (pass the install's `--state`)".into(),
-    })?;
-    let mut hosts: Vec<&crate::plan::PlanHost> = plan
-        .hosts
-        .iter()
-        .filter(|h| opts.only.is_empty() || opts.only.contains(&h.name))
-        .collect();
-    for h in &opts.only {
-        if !plan.hosts.iter().any(|p| &p.name == h) {
-            return Err(Error::UnknownHost {
-                host: h.clone(),
-                inventory: opts.inventory.clone(),
-            });
-        }
-    }
-    // Workers, then masters from the last to the first.
-    hosts.sort_by_key(|h| h.roles.iter().any(|r| r == "master"));
-    let names: Vec<String> = hosts.iter().map(|h| h.name.clone()).collect();
+    let (state, _lock) = open_state(opts.state.as_deref(), &opts.inventory, &inventory)?;
+    let plan = installed_plan(&state)?;
+    check_only(&opts.only, &plan, &opts.inventory)?;
+    let (workers, masters) = reset_order(&plan, &opts.only);
+    let names: Vec<String> = workers.iter().chain(&masters).cloned().collect();
     if !opts.yes
         && !reporter.confirm(&format!(
             "Reset {} (kubeadm reset, services stopped, files removed)?",
@@ -136,109 +120,110 @@ async fn reset_async(opts: &ResetOptions, reporter: &dyn Reporter) -> Result<Res
             what: format!("resetting {}", names.join(", ")),
         });
     }
-    let control = tempfile::Builder::new()
-        .prefix("bundle-ssh-")
-        .tempdir()
-        .map_err(|e| Error::State {
-            path: std::env::temp_dir(),
-            detail: e.to_string(),
-        })?;
-    let mut conns = Vec::new();
-    for n in &names {
-        let t = target(&inventory, &opts.inventory, n)?;
-        let mut h = SshHost::connect(t, control.path()).await?;
-        if !h.set_up_become(opts.become_password.as_deref()).await? {
-            return Err(Error::BecomePasswordNeeded {
-                host: n.clone(),
-                user: h.target().user.clone(),
-            });
-        }
-        conns.push(h);
-    }
-    let (workers, masters): (Vec<&SshHost>, Vec<&SshHost>) = conns.iter().partition(|h| {
-        !plan
-            .hosts
-            .iter()
-            .any(|p| p.name == h.target().name && p.roles.iter().any(|r| r == "master"))
-    });
-    for r in join_all(
-        workers
-            .into_iter()
-            .map(|h| reset_one(h, &plan, &state, opts, reporter)),
+    let secrets = Secrets::load_or_create(&state.root().join("secrets.json"))?;
+    let book = HostBook {
+        inventory: &inventory,
+        path: &opts.inventory,
+    };
+    let connected = connect(
+        book,
+        &names,
+        opts.become_password.clone(),
+        Some(&secrets),
+        reporter,
     )
-    .await
-    {
-        r?;
+    .await?;
+    let reset = HostReset {
+        plan: &plan,
+        state: &state,
+        redactor: &connected.redactor,
+        inventory: &opts.inventory,
+        reporter,
+    };
+    let result = async {
+        let all_workers = join_all(workers.iter().map(|w| reset.host(&connected.hosts[w])));
+        all_workers
+            .await
+            .into_iter()
+            .collect::<Result<Vec<()>, Error>>()?;
+        for m in masters.iter().rev() {
+            reset.host(&connected.hosts[m]).await?;
+        }
+        Ok::<_, Error>(())
     }
-    for h in masters.into_iter().rev() {
-        reset_one(h, &plan, &state, opts, reporter).await?;
-    }
-    for h in conns {
-        h.close().await;
-    }
+    .await;
+    connected.close().await;
+    result?;
     Ok(ResetOutcome { hosts: names })
 }
 
-fn target(inventory: &Inventory, path: &Path, host: &str) -> Result<SshTarget, Error> {
-    SshTarget::from_inventory(inventory, path, host).ok_or_else(|| Error::UnknownHost {
-        host: host.into(),
-        inventory: path.to_path_buf(),
-    })
+/// The hosts to reset (all of the plan's, or `only`), workers and masters, each in
+/// inventory order.
+fn reset_order(plan: &Plan, only: &[String]) -> (Vec<String>, Vec<String>) {
+    let (masters, workers): (Vec<&PlanHost>, Vec<&PlanHost>) = plan
+        .hosts
+        .iter()
+        .filter(|h| only.is_empty() || only.contains(&h.name))
+        .partition(|h| h.roles.iter().any(|r| r == "master"));
+    let names = |hs: Vec<&PlanHost>| hs.into_iter().map(|h| h.name.clone()).collect();
+    (names(workers), names(masters))
 }
 
-async fn reset_one(
-    h: &SshHost,
-    plan: &Plan,
-    state: &StateDir,
-    opts: &ResetOptions,
-    reporter: &dyn Reporter,
-) -> Result<(), Error> {
-    {
+/// What resetting one host needs.
+struct HostReset<'a> {
+    plan: &'a Plan,
+    state: &'a StateDir,
+    redactor: &'a Redactor,
+    inventory: &'a Path,
+    reporter: &'a dyn Reporter,
+}
+
+impl HostReset<'_> {
+    /// Runs the reset script on `h`, logs its output (redacted) and forgets the host.
+    async fn host(&self, h: &SshHost) -> Result<(), Error> {
         let name = h.target().name.clone();
-        reporter.event(&Event::HostPhase {
-            phase: "reset".into(),
-            host: name.clone(),
-            status: HostStatus::Running,
-            ran: 0,
-            skipped: 0,
-            total: 1,
-        });
-        let script = reset_script(plan, &name);
+        self.status(&name, HostStatus::Running, 0);
+        let script = reset_script(self.plan, &name);
         let out = h.run(&script, None).await?;
-        state.log(
+        let output = self.redactor.redact(&out.text());
+        self.state.log(
             &name,
             &format!(
-                "=== {} [reset]\n$ {script}\n{}--- exit {:?}\n",
+                "=== {} [reset]\n$ {script}\n{output}--- exit {:?}\n",
                 crate::state::now(),
-                out.text(),
                 out.code
             ),
         );
         if !out.success() {
-            return Err(Error::StepFailed(Box::new(crate::error::StepFailure {
+            self.status(&name, HostStatus::Failed, 1);
+            return Err(Error::StepFailed(Box::new(StepFailure {
                 host: name.clone(),
                 phase: "reset".into(),
                 step: "reset".into(),
                 command: "kubeadm reset -f; systemctl disable --now …; rm -f …".into(),
                 exit_code: out.code,
-                output_tail: crate::exec::last_lines(&out.text(), 15),
-                log: state.log_path(&name),
+                output_tail: last_lines(&output, FAILURE_TAIL_LINES),
+                log: self.state.log_path(&name),
                 resume: format!(
                     "bundle reset --inventory {} --only {name} --yes",
-                    opts.inventory.display()
+                    self.inventory.display()
                 ),
                 others: vec![],
             })));
         }
-        state.forget(&name)?;
-        reporter.event(&Event::HostPhase {
+        self.state.forget(&name)?;
+        self.status(&name, HostStatus::Done, 1);
+        Ok(())
+    }
+
+    fn status(&self, host: &str, status: HostStatus, ran: usize) {
+        self.reporter.event(&Event::HostPhase {
             phase: "reset".into(),
-            host: name,
-            status: HostStatus::Done,
-            ran: 1,
+            host: host.into(),
+            status,
+            ran,
             skipped: 0,
             total: 1,
         });
-        Ok(())
     }
 }

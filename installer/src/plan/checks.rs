@@ -117,7 +117,7 @@ impl PlanContext<'_> {
             repo_served_by_deploy: cluster.repo_node().is_none().then(|| DeployRepo {
                 bind: cluster.repo_address.to_string(),
                 port: cluster.repo_port,
-                entries: format!("rpms/{}/", self.rpm_repo.target),
+                entries: format!("{}{}/", bundle_format::layout::RPMS, self.rpm_repo.target),
             }),
             hosts,
             notes,

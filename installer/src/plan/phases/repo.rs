@@ -44,7 +44,7 @@ fn serve(ctx: &PlanContext, n: &Node) -> Vec<Step> {
             "repo/copy",
             "the bundle's yum repository, copied from the verified bundle",
             HostStep::CopyFromBundle {
-                entries: format!("rpms/{target}/"),
+                entries: format!("{}{target}/", bundle_format::layout::RPMS),
                 dest: format!("{}/{target}", repo::SERVE_ROOT),
             },
         ),

@@ -1,0 +1,104 @@
+//! What several operations share: the async runtime, the state folder, the plan-change
+//! confirmation and the nodes' pull password.
+
+use std::path::{Path, PathBuf};
+
+use crate::inventory::Inventory;
+use crate::plan::Plan;
+use crate::report::{Event, Reporter};
+use crate::state::{self, Lock, StateDir};
+use crate::Error;
+
+/// The state folder used when none is given: `bundle-state/CLUSTER` beside the
+/// inventory.
+pub fn default_state_dir(inventory: &Path, cluster: &str) -> PathBuf {
+    inventory
+        .parent()
+        .unwrap_or(Path::new(""))
+        .join("bundle-state")
+        .join(cluster)
+}
+
+use crate::secrets::PULL_PASSWORD_ENV;
+
+/// The state folder of an operation, opened and locked: `given`, or the default
+/// beside the inventory.
+pub(crate) fn open_state(
+    given: Option<&Path>,
+    inventory_path: &Path,
+    inventory: &Inventory,
+) -> Result<(StateDir, Lock), Error> {
+    let root = given
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| default_state_dir(inventory_path, &inventory.metadata.name));
+    let state = StateDir::open(&root)?;
+    let lock = state.lock()?;
+    Ok((state, lock))
+}
+
+/// The plan of the install recorded in `state`; an error when there was none.
+pub(crate) fn installed_plan(state: &StateDir) -> Result<Plan, Error> {
+    state.applied_plan()?.ok_or_else(|| Error::NotInstalled {
+        state: state.root().to_path_buf(),
+    })
+}
+
+/// Shows how the plan differs from the last run's and asks (or needs `--yes`).
+pub(crate) fn confirm_plan_change(
+    state: &StateDir,
+    plan: &Plan,
+    yes: bool,
+    reporter: &dyn Reporter,
+) -> Result<(), Error> {
+    let Some(old) = state.applied_plan()? else {
+        return Ok(());
+    };
+    let changes = state::diff_plans(&old, plan);
+    if changes.is_empty() {
+        return Ok(());
+    }
+    reporter.event(&Event::PlanChanged {
+        changes: changes.iter().map(ToString::to_string).collect(),
+    });
+    if yes || reporter.confirm("Apply the changed plan?") {
+        Ok(())
+    } else {
+        Err(Error::PlanChangeNotConfirmed)
+    }
+}
+
+/// The nodes' pull password when the inventory names a pull account: from
+/// `BUNDLE_REGISTRY_PULL_PASSWORD`, checked before any host is touched. It goes into
+/// containerd's TOML as a basic string, so quotes, backslashes and control characters
+/// are refused rather than escaped behind the operator's back.
+pub(crate) fn pull_password(inventory: &Inventory) -> Result<Option<String>, Error> {
+    let Some(username) = &inventory.spec.registry.pull_username else {
+        return Ok(None);
+    };
+    let problem = match std::env::var(PULL_PASSWORD_ENV) {
+        Ok(p) if p.is_empty() => "is empty",
+        Ok(p) if p.chars().any(|c| c.is_control() || c == '"' || c == '\\') => {
+            "holds a quote, backslash or control character"
+        }
+        Ok(p) => return Ok(Some(p)),
+        Err(_) => "is not set",
+    };
+    Err(Error::PullPassword {
+        username: username.clone(),
+        problem: problem.into(),
+    })
+}
+
+/// `--only` hosts must be in the plan.
+pub(crate) fn check_only(only: &[String], plan: &Plan, inventory: &Path) -> Result<(), Error> {
+    match only
+        .iter()
+        .find(|h| !plan.hosts.iter().any(|p| &p.name == *h))
+    {
+        Some(h) => Err(Error::UnknownHost {
+            host: h.clone(),
+            inventory: inventory.to_path_buf(),
+        }),
+        None => Ok(()),
+    }
+}

@@ -1,0 +1,174 @@
+//! The images of an install (or a node added later) pushed to the site's registry,
+//! and the check that nodes can pull them the way they will.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use bundle_registry::push::{
+    check_pull, plan as push_plan, push, Connection, NoReport, PushOptions, PushPlan,
+};
+
+use crate::inventory::{resolve_relative, Cluster};
+use crate::report::{Event, Reporter};
+use crate::Error;
+
+/// What [`push_images`] needs.
+pub(crate) struct ImagePush<'a> {
+    pub bundle: &'a Path,
+    pub pubkey: &'a Path,
+    /// The inventory file (`spec.registry.caFile` is relative to its folder).
+    pub inventory: &'a Path,
+    pub cluster: &'a Cluster,
+    /// The nodes' pull password, when they pull with an account.
+    pub pull_password: Option<&'a str>,
+    /// The images went in another way: only check the nodes can pull.
+    pub skip_push: bool,
+}
+
+/// Pushes the bundle's images to the registry before any host needs them, with
+/// `bundle push`'s code and the inventory's mapping (`spec.registry.map`); the
+/// registry's CA is `spec.registry.caFile`, credentials as `bundle push` finds them
+/// (`BUNDLE_REGISTRY_USERNAME`/`_PASSWORD`, docker config). Missing Harbor projects
+/// are created public when nodes pull anonymously. Then (also with `--skip-push`)
+/// checks that the nodes will be able to pull: one image of every project, with the
+/// nodes' credentials or none.
+pub(crate) async fn push_images(job: &ImagePush<'_>, reporter: &dyn Reporter) -> Result<(), Error> {
+    let cluster = job.cluster;
+    let err = |source: bundle_registry::Error| Error::Push {
+        registry: cluster.registry_host.clone(),
+        source: Box::new(source),
+    };
+    let key = bundle_format::sign::PublicKey::from_file(job.pubkey).map_err(|source| {
+        Error::PublicKey {
+            path: job.pubkey.to_path_buf(),
+            source,
+        }
+    })?;
+    let plan = {
+        let (b, k, m) = (
+            job.bundle.to_path_buf(),
+            key.clone(),
+            cluster.mapping.clone(),
+        );
+        tokio::task::spawn_blocking(move || push_plan(&b, Some(&k), false, &m))
+            .await
+            .expect("push planning does not panic")
+            .map_err(err)?
+    };
+    let ca_files: Vec<PathBuf> = cluster
+        .registry_ca_file
+        .iter()
+        .map(|f| resolve_relative(job.inventory, f))
+        .collect();
+    let node = node_connection(cluster, ca_files.clone(), job.pull_password);
+    if job.skip_push {
+        reporter.event(&Event::Note {
+            message: "images not pushed (`--skip-push`)".into(),
+        });
+        // The images may have gone in another way, from a machine that can reach the
+        // registry when this one cannot: a warning, not a stop.
+        if let Err(e) = check_node_pulls(&node, &plan, cluster, reporter).await {
+            let chain = std::iter::successors(Some(&e as &dyn std::error::Error), |e| e.source());
+            reporter.event(&Event::Warning {
+                host: None,
+                message: chain.map(|e| e.to_string()).collect::<Vec<_>>().join(": "),
+            });
+        }
+        return Ok(());
+    }
+    let (credentials, _) =
+        bundle_registry::credentials::resolve(&cluster.registry_host, None, None).map_err(err)?;
+    reporter.event(&Event::Note {
+        message: format!(
+            "pushing {} images to `{}`",
+            plan.images.len(),
+            cluster.registry_host
+        ),
+    });
+    let options = PushOptions {
+        connection: Connection {
+            host: cluster.registry_host.clone(),
+            plain_http: false,
+            ca_files,
+            credentials,
+        },
+        key: Some(key),
+        public_projects: cluster.registry_pull_username.is_none(),
+        ..PushOptions::default()
+    };
+    let summary = push(job.bundle, &plan, &options, &NoReport)
+        .await
+        .map_err(err)?;
+    reporter.event(&Event::Note {
+        message: format!(
+            "pushed {} images to `{}` ({} blobs sent, {} already there)",
+            summary.images.len(),
+            summary.registry,
+            summary.blobs_pushed,
+            summary.blobs_skipped
+        ),
+    });
+    check_node_pulls(&node, &plan, cluster, reporter).await
+}
+
+/// The registry as the nodes reach it: their account, or anonymously.
+fn node_connection(
+    cluster: &Cluster,
+    ca_files: Vec<PathBuf>,
+    pull_password: Option<&str>,
+) -> Connection {
+    Connection {
+        host: cluster.registry_host.clone(),
+        plain_http: false,
+        ca_files,
+        credentials: cluster
+            .registry_pull_username
+            .clone()
+            .zip(pull_password)
+            .map(|(username, password)| bundle_registry::Credentials {
+                username,
+                password: password.to_string(),
+            }),
+    }
+}
+
+/// Pulls one image of every target project the way the nodes will (their account, or
+/// anonymously), so that a private project stops the install before any host waits
+/// for images it cannot get.
+async fn check_node_pulls(
+    node: &Connection,
+    plan: &PushPlan,
+    cluster: &Cluster,
+    reporter: &dyn Reporter,
+) -> Result<(), Error> {
+    let mut seen = BTreeSet::new();
+    for image in &plan.images {
+        let repository = image.repository();
+        let project = bundle_registry::mapping::project_of(repository);
+        if !seen.insert(project.to_string()) {
+            continue;
+        }
+        let reference = image.digest.to_string();
+        check_pull(node, repository, &reference)
+            .await
+            .map_err(|source| Error::NodesCannotPull {
+                registry: cluster.registry_host.clone(),
+                repository: repository.to_string(),
+                project: project.to_string(),
+                account: cluster.registry_pull_username.clone(),
+                source: Box::new(source),
+            })?;
+    }
+    let who = match &cluster.registry_pull_username {
+        Some(u) => format!("as `{u}`"),
+        None => "anonymously".into(),
+    };
+    reporter.event(&Event::Note {
+        message: format!(
+            "nodes can pull {who} from `{}` ({} checked)",
+            cluster.registry_host,
+            seen.into_iter().collect::<Vec<_>>().join(", ")
+        ),
+    });
+    Ok(())
+}

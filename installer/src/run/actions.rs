@@ -1,0 +1,299 @@
+//! Carrying out each kind of step on a host, after [`super::decide`] said whether it
+//! is needed: write a file, copy the bundle's repository folder, run a command, wait
+//! for a condition.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use super::decide::{self, Decision, Look};
+use super::record::StepResult;
+use super::Engine;
+use crate::exec::SshHost;
+use crate::plan::{HostStep, OnFailure, PhaseName, Step};
+use crate::secrets::PULL_PASSWORD_ENV;
+use crate::state::{self, StepRecord};
+use crate::Error;
+
+/// How often a wait asks again.
+const WAIT_POLL: Duration = Duration::from_millis(500);
+
+/// One step on one host, from the decision to the outcome.
+pub(super) struct StepRun<'s> {
+    pub phase: PhaseName,
+    pub host: &'s SshHost,
+    pub step: &'s Step,
+    pub last: Option<&'s StepRecord>,
+}
+
+impl Engine<'_> {
+    /// Carries out (or skips) one step and records it.
+    pub(super) async fn run_step(
+        &self,
+        run: StepRun<'_>,
+        pending: &mut BTreeSet<String>,
+    ) -> Result<StepResult, Error> {
+        let started = state::now();
+        let t0 = Instant::now();
+        let mut result = match &run.step.action {
+            HostStep::WriteFile {
+                path,
+                content,
+                mode,
+                owner,
+            } => {
+                self.write_file(&run, [path, content, mode, owner], pending)
+                    .await?
+            }
+            HostStep::CopyFromBundle { entries, dest } => {
+                self.copy_from_bundle(&run, entries, dest).await?
+            }
+            HostStep::Run { .. } => self.run_command(&run, pending).await?,
+            HostStep::WaitFor {
+                condition,
+                timeout_secs,
+            } => self.wait_for(&run, condition, *timeout_secs).await?,
+        };
+        let name = &run.host.target().name;
+        if let (
+            Some(v),
+            HostStep::Run {
+                capture: Some(n), ..
+            },
+        ) = (&result.capture, &run.step.action)
+        {
+            self.keep_capture(name, n, v);
+        }
+        self.step_log()
+            .record(name, run.phase, run.step, started, t0, &mut result)?;
+        Ok(result)
+    }
+
+    /// Writes a file with its placeholders filled in, unless the host has it already.
+    async fn write_file(
+        &self,
+        run: &StepRun<'_>,
+        [path, content, mode, owner]: [&String; 4],
+        pending: &mut BTreeSet<String>,
+    ) -> Result<StepResult, Error> {
+        let content = self.resolve(content);
+        let command = format!("write {path} ({mode} {owner})");
+        if let Some(p) = unresolved(&content) {
+            return Ok(StepResult::failed(command, None, unresolved_why(p)));
+        }
+        let holds = run
+            .host
+            .file_matches(path, content.as_bytes(), mode, owner)
+            .await?;
+        if let Decision::Skip { reason, capture } =
+            decide::looked(&Look::Present, holds, run.step, run.last)
+        {
+            return Ok(StepResult::skipped(command, reason, capture));
+        }
+        let out = run
+            .host
+            .write_file(path, content.as_bytes(), mode, owner)
+            .await?;
+        if !out.success() {
+            return Ok(StepResult::from_output(
+                command,
+                &out,
+                &self.redactor,
+                OnFailure::Stop,
+            ));
+        }
+        pending.insert(path.clone());
+        self.state.set_pending(&run.host.target().name, pending)?;
+        Ok(StepResult::done(command, &out, &self.redactor))
+    }
+
+    /// A command: skipped as the rule says (its check looked at first), else run.
+    async fn run_command(
+        &self,
+        run: &StepRun<'_>,
+        pending: &mut BTreeSet<String>,
+    ) -> Result<StepResult, Error> {
+        let HostStep::Run {
+            command,
+            after_change_of,
+            capture,
+            on_failure,
+            ..
+        } = &run.step.action
+        else {
+            unreachable!("run_command is called for run steps")
+        };
+        let mut decision = decide::decide(run.step, run.phase, run.last, pending);
+        if let Decision::Look(look @ Look::Check(check)) = &decision {
+            let c = run.host.run(check, None).await?;
+            self.step_log().looked(
+                &run.host.target().name,
+                run.phase,
+                run.step,
+                &format!("check: {check}"),
+                &c,
+            );
+            decision = decide::looked(look, c.success(), run.step, run.last);
+        }
+        if let Decision::Skip { reason, capture } = decision {
+            return Ok(StepResult::skipped(command.clone(), reason, capture));
+        }
+        let out = run.host.run(command, None).await?;
+        let mut r = StepResult::from_output(command.clone(), &out, &self.redactor, *on_failure);
+        if out.success() {
+            if capture.is_some() {
+                r.capture = Some(String::from_utf8_lossy(&out.stdout).trim().to_string());
+            }
+            if !after_change_of.is_empty() {
+                for f in after_change_of {
+                    pending.remove(f);
+                }
+                self.state.set_pending(&run.host.target().name, pending)?;
+            }
+        }
+        Ok(r)
+    }
+
+    /// Polls `condition` until it succeeds or `timeout_secs` pass.
+    async fn wait_for(
+        &self,
+        run: &StepRun<'_>,
+        condition: &str,
+        timeout_secs: u64,
+    ) -> Result<StepResult, Error> {
+        let none = BTreeSet::new();
+        if let Decision::Skip { reason, capture } =
+            decide::decide(run.step, run.phase, run.last, &none)
+        {
+            return Ok(StepResult::skipped(condition.into(), reason, capture));
+        }
+        let deadline = Instant::now() + Duration::from_secs(timeout_secs);
+        loop {
+            let out = run.host.run(condition, None).await?;
+            if out.success() {
+                return Ok(StepResult::done(condition.into(), &out, &self.redactor));
+            }
+            if Instant::now() >= deadline {
+                let mut r = StepResult::from_output(
+                    condition.into(),
+                    &out,
+                    &self.redactor,
+                    OnFailure::Stop,
+                );
+                r.output = format!(
+                    "{}\n(still failing after {timeout_secs}s)",
+                    r.output.trim_end()
+                );
+                return Ok(r);
+            }
+            tokio::time::sleep(WAIT_POLL).await;
+        }
+    }
+
+    /// Copies the extracted repository folder to the host as a tar stream, unless the
+    /// host already has this exact tree (a digest file beside it says so).
+    async fn copy_from_bundle(
+        &self,
+        run: &StepRun<'_>,
+        entries: &str,
+        dest: &str,
+    ) -> Result<StepResult, Error> {
+        let command = format!("copy bundle entries {entries}* to {dest}");
+        let src = self.state.repo_dir().join(entries.trim_end_matches('/'));
+        let tarball = {
+            let s2 = src.clone();
+            tokio::task::spawn_blocking(move || tar_folder(&s2))
+                .await
+                .expect("tar does not panic")
+                .map_err(|source| Error::RepoRead {
+                    path: src.clone(),
+                    source,
+                })?
+        };
+        let digest = bundle_format::Sha256Digest::of(&tarball).hex();
+        let marker = format!("{}/.bundle-tree-sha256", dest.trim_end_matches('/'));
+        let host = run.host;
+        let holds = host
+            .file_matches(&marker, digest.as_bytes(), "0644", "root:root")
+            .await?;
+        if let Decision::Skip { reason, capture } =
+            decide::looked(&Look::Present, holds, run.step, run.last)
+        {
+            return Ok(StepResult::skipped(command, reason, capture));
+        }
+        let d = crate::exec::shell_quote(dest);
+        let out = host
+            .run(
+                &format!("set -e; rm -rf {d}; mkdir -p {d}; tar -C {d} --no-same-owner -xf -; chmod -R u=rwX,go=rX {d}"),
+                Some(&tarball),
+            )
+            .await?;
+        if out.success() {
+            let out = host
+                .write_file(&marker, digest.as_bytes(), "0644", "root:root")
+                .await?;
+            return Ok(StepResult::from_output(
+                command,
+                &out,
+                &self.redactor,
+                OnFailure::Stop,
+            ));
+        }
+        Ok(StepResult::from_output(
+            command,
+            &out,
+            &self.redactor,
+            OnFailure::Stop,
+        ))
+    }
+}
+
+/// A deterministic tar of a folder (sorted, no times or owners).
+// The repository is bounded by the bundle and held in memory once per copy; the
+// deploy-node server (`servedBy: deploy`) avoids the copy altogether.
+fn tar_folder(src: &Path) -> std::io::Result<Vec<u8>> {
+    let mut files = Vec::new();
+    let mut stack = vec![src.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d)? {
+            let e = e?;
+            let ft = e.file_type()?;
+            if ft.is_dir() {
+                stack.push(e.path());
+            } else if ft.is_file() && !e.file_name().to_string_lossy().ends_with(".partial") {
+                files.push(e.path());
+            }
+        }
+    }
+    files.sort();
+    let mut b = tar::Builder::new(Vec::new());
+    for f in files {
+        let rel = f.strip_prefix(src).expect("under src");
+        let data = std::fs::read(&f)?;
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_mtime(0);
+        h.set_cksum();
+        b.append_data(&mut h, rel, data.as_slice())?;
+    }
+    b.into_inner()
+}
+
+/// A placeholder left in a file about to be written: a runtime value not captured
+/// yet, or a secret nobody supplied.
+fn unresolved(text: &str) -> Option<&str> {
+    let i = text.find("<runtime:").or_else(|| text.find("<secret:"))?;
+    let end = text[i..].find('>')? + i + 1;
+    Some(&text[i..end])
+}
+
+fn unresolved_why(placeholder: &str) -> String {
+    if placeholder.starts_with("<secret:") {
+        format!("{placeholder} was not supplied: `bundle install` reads the pull password from {PULL_PASSWORD_ENV}")
+    } else {
+        format!(
+            "{placeholder} is not known yet: run the phase that captures it first (`--from init`)"
+        )
+    }
+}
