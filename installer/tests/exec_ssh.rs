@@ -471,7 +471,7 @@ impl bundle_installer::report::Reporter for SudoAnswer {
 }
 
 #[test]
-fn reset_reaches_sudo_hosts_as_install_does_asking_the_password_once_and_hiding_secrets() {
+fn a_sudo_host_gets_the_repository_streamed_and_reset_asks_its_password_once_and_hides_secrets() {
     use bundle_installer::ops::{reset, ResetOptions};
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let s = Site::start();
@@ -494,38 +494,67 @@ fn reset_reaches_sudo_hosts_as_install_does_asking_the_password_once_and_hiding_
         .unwrap()
         .replace("ssh: {user: root,", "ssh: {user: deployer, become: sudo,");
     std::fs::write(s.path("cluster.yaml"), inv).unwrap();
-    let token_file = |h: &'static str| -> HostPart<'static> {
-        (
-            h,
-            0,
-            vec![write(
-                "t/token",
-                "/etc/bundle-test/token",
-                "<secret:bootstrap-token>",
-                "0600",
-            )],
-        )
+    // The repository the install extracts from the bundle, larger than one chunk of
+    // the stream that copies it (it goes after sudo's password on the same input).
+    let repo = s.path("state/_state/repo/rpms/el9-x86_64");
+    std::fs::create_dir_all(repo.join("repodata")).unwrap();
+    let big: Vec<u8> = (0..3_000_000u64).map(|i| (i * 7919 % 251) as u8).collect();
+    std::fs::write(repo.join("big-1.0-1.x86_64.rpm"), &big).unwrap();
+    std::fs::write(repo.join("repodata/repomd.xml"), "<repomd/>\n").unwrap();
+    let steps = |h: &'static str| -> HostPart<'static> {
+        let copy = Step {
+            id: "repo/copy".into(),
+            description: "the repository".into(),
+            action: HostStep::CopyFromBundle {
+                entries: "rpms/el9-x86_64/".into(),
+                dest: "/var/lib/bundle-test/repo".into(),
+            },
+        };
+        let token = write(
+            "t/token",
+            "/etc/bundle-test/token",
+            "<secret:bootstrap-token>",
+            "0600",
+        );
+        (h, 0, vec![copy, token])
     };
-    let p = plan(vec![(
-        PhaseName::Os,
-        vec![token_file("m1"), token_file("w1")],
-    )]);
-    run_plan(
-        &p,
-        &s.path("cluster.yaml"),
-        &s.path("state"),
-        &RunOptions {
-            parallel: 4,
-            from: None,
-            only: vec![],
-            become_password: Some(password.into()),
-            resume: "bundle install …".into(),
-        },
-        &Silent,
-    )
-    .unwrap();
+    let p = plan(vec![(PhaseName::Os, vec![steps("m1"), steps("w1")])]);
+    let install = || {
+        run_plan(
+            &p,
+            &s.path("cluster.yaml"),
+            &s.path("state"),
+            &RunOptions {
+                parallel: 4,
+                from: None,
+                only: vec![],
+                become_password: Some(password.into()),
+                resume: "bundle install …".into(),
+            },
+            &Silent,
+        )
+        .unwrap()
+    };
+    assert_eq!(install(), (4, 0));
     let token = s.secret("bootstrap-token");
     assert_eq!(s.on_host("w1", "cat /etc/bundle-test/token"), token);
+    let want = format!(
+        "{}  big-1.0-1.x86_64.rpm\n{}  repodata/repomd.xml",
+        bundle_format::Sha256Digest::of(&big).hex(),
+        bundle_format::Sha256Digest::of(b"<repomd/>\n").hex()
+    );
+    for h in ["m1", "w1"] {
+        assert_eq!(
+            s.on_host(
+                h,
+                "cd /var/lib/bundle-test/repo && sha256sum big-1.0-1.x86_64.rpm repodata/repomd.xml"
+            ),
+            want,
+            "{h}"
+        );
+    }
+    // The same tree again is not copied again.
+    assert_eq!(install(), (0, 4));
 
     // No password given: asked once, for both hosts, as install asks.
     let answer = SudoAnswer {
@@ -547,7 +576,10 @@ fn reset_reaches_sudo_hosts_as_install_does_asking_the_password_once_and_hiding_
     assert_eq!(answer.asked.load(std::sync::atomic::Ordering::SeqCst), 1);
     for h in ["m1", "w1"] {
         assert_eq!(
-            s.on_host(h, "test -e /etc/bundle-test/token || echo gone"),
+            s.on_host(
+                h,
+                "test -e /etc/bundle-test/token || test -e /var/lib/bundle-test/repo || echo gone"
+            ),
             "gone",
             "{h}"
         );

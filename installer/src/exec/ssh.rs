@@ -106,6 +106,86 @@ enum Sudo {
     Password(String),
 }
 
+/// What a remote command reads on its standard input.
+enum Input<'a> {
+    Nothing,
+    Bytes(&'a [u8]),
+    /// Read as the command consumes it; the outcome of reading is sent back.
+    Stream(
+        Box<dyn std::io::Read + Send>,
+        tokio::sync::oneshot::Sender<std::io::Result<()>>,
+    ),
+    /// `prefix` (sudo's password line), then the rest.
+    After(Vec<u8>, Box<Input<'a>>),
+}
+
+/// Chunks read from a streamed input at a time.
+const STREAM_CHUNK: usize = 256 * 1024;
+
+impl<'a> Input<'a> {
+    fn after(self, prefix: Vec<u8>) -> Input<'a> {
+        Input::After(prefix, Box::new(self))
+    }
+
+    /// Writes the input into the command's pipe, then closes it. A command that does
+    /// not read its input closes the pipe early: that is not an error here (the
+    /// command's exit code tells).
+    async fn feed(self, pipe: Option<openssh::ChildStdin>) {
+        let Some(mut pipe) = pipe else { return };
+        let mut parts = vec![self];
+        while let Some(part) = parts.pop() {
+            let written = match part {
+                Input::Nothing => Ok(()),
+                Input::Bytes(data) => pipe.write_all(data).await,
+                Input::After(prefix, rest) => {
+                    parts.push(*rest);
+                    pipe.write_all(&prefix).await
+                }
+                Input::Stream(source, done) => {
+                    let (pipe_result, read_result) = stream_into(source, &mut pipe).await;
+                    let _ = done.send(read_result);
+                    pipe_result
+                }
+            };
+            if written.is_err() {
+                break;
+            }
+        }
+        let _ = pipe.shutdown().await;
+    }
+}
+
+/// Copies `source` into `pipe` in chunks, reading on a blocking thread. Returns the
+/// pipe's outcome and the source's.
+async fn stream_into(
+    mut source: Box<dyn std::io::Read + Send>,
+    pipe: &mut openssh::ChildStdin,
+) -> (std::io::Result<()>, std::io::Result<()>) {
+    let mut buf = vec![0u8; STREAM_CHUNK];
+    loop {
+        let read = tokio::task::spawn_blocking(move || {
+            let n = source.read(&mut buf);
+            (source, buf, n)
+        })
+        .await;
+        let (s, b, n) = match read {
+            Ok(r) => r,
+            Err(e) => return (Ok(()), Err(std::io::Error::other(e))),
+        };
+        (source, buf) = (s, b);
+        match n {
+            Ok(0) => return (Ok(()), Ok(())),
+            Ok(n) => {
+                if let Err(e) = pipe.write_all(&buf[..n]).await {
+                    return (Err(e), Ok(()));
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return (Ok(()), Err(e)),
+        }
+    }
+}
+
 /// A connected host.
 pub struct SshHost {
     target: SshTarget,
@@ -170,7 +250,7 @@ impl SshHost {
         if !self.target.become_sudo {
             return Ok(true);
         }
-        let probe = self.raw("sudo -n true", None).await?;
+        let probe = self.raw("sudo -n true", Input::Nothing).await?;
         if probe.success() {
             self.sudo = Sudo::NoPassword;
             return Ok(true);
@@ -180,7 +260,9 @@ impl SshHost {
         };
         let mut input = password.as_bytes().to_vec();
         input.push(b'\n');
-        let out = self.raw("sudo -k -S -p '' true", Some(&input)).await?;
+        let out = self
+            .raw("sudo -k -S -p '' true", Input::Bytes(&input))
+            .await?;
         if !out.success() {
             return Err(Error::BecomeFailed {
                 host: self.target.name.clone(),
@@ -194,40 +276,58 @@ impl SshHost {
 
     /// Runs `script` with `sh -c` as root, `stdin` on its standard input.
     pub async fn run(&self, script: &str, stdin: Option<&[u8]>) -> Result<Output, Error> {
+        let input = match stdin {
+            Some(data) => Input::Bytes(data),
+            None => Input::Nothing,
+        };
+        self.run_input(script, input).await
+    }
+
+    /// Runs `script` as [`run`](Self::run) does, its standard input read from
+    /// `source` as the command consumes it: memory stays flat whatever the size.
+    /// An error reading `source` ends the input early (the command sees a short
+    /// stream) and is returned after the command ends.
+    pub async fn run_streamed(
+        &self,
+        script: &str,
+        source: Box<dyn std::io::Read + Send>,
+    ) -> Result<(Output, std::io::Result<()>), Error> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let out = self.run_input(script, Input::Stream(source, tx)).await?;
+        let read = rx
+            .await
+            .unwrap_or_else(|_| Err(std::io::Error::other("the input was never read")));
+        Ok((out, read))
+    }
+
+    async fn run_input(&self, script: &str, input: Input<'_>) -> Result<Output, Error> {
         let quoted = shell_quote(script);
         match &self.sudo {
-            Sudo::No => self.raw(&format!("sh -c {quoted}"), stdin).await,
-            Sudo::NoPassword => self.raw(&format!("sudo -n -- sh -c {quoted}"), stdin).await,
+            Sudo::No => self.raw(&format!("sh -c {quoted}"), input).await,
+            Sudo::NoPassword => self.raw(&format!("sudo -n -- sh -c {quoted}"), input).await,
             Sudo::Password(p) => {
-                let mut input = p.as_bytes().to_vec();
-                input.push(b'\n');
-                input.extend_from_slice(stdin.unwrap_or_default());
-                self.raw(&format!("sudo -k -S -p '' -- sh -c {quoted}"), Some(&input))
+                let mut prefix = p.as_bytes().to_vec();
+                prefix.push(b'\n');
+                let input = input.after(prefix);
+                self.raw(&format!("sudo -k -S -p '' -- sh -c {quoted}"), input)
                     .await
             }
         }
     }
 
     /// Runs `command` as the login user (the remote shell parses it).
-    async fn raw(&self, command: &str, stdin: Option<&[u8]>) -> Result<Output, Error> {
+    async fn raw(&self, command: &str, input: Input<'_>) -> Result<Output, Error> {
         let mut cmd = self.session.raw_command(command);
-        cmd.stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
+        cmd.stdin(if matches!(input, Input::Nothing) {
             Stdio::null()
+        } else {
+            Stdio::piped()
         })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
         let mut child = cmd.spawn().await.map_err(|e| self.lost(e))?;
-        let input = child.stdin().take();
-        let write = async move {
-            if let (Some(mut pipe), Some(data)) = (input, stdin) {
-                // A command that does not read its input closes the pipe early.
-                let _ = pipe.write_all(data).await;
-                let _ = pipe.shutdown().await;
-            }
-        };
-        let (_, out) = tokio::join!(write, child.wait_with_output());
+        let pipe = child.stdin().take();
+        let (_, out) = tokio::join!(input.feed(pipe), child.wait_with_output());
         match out {
             Ok(o) => Ok(Output {
                 code: o.status.code(),

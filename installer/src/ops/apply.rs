@@ -4,14 +4,13 @@
 
 use std::path::{Path, PathBuf};
 
-use super::common::{confirm_plan_change, open_state, pull_password};
+use super::common::{confirm_plan_change, connect, open_state, pull_password, record_plan};
 use super::prepare::{prepare, Prepared, Sources};
 use super::push::{push_images, ImagePush};
 use crate::plan::{PhaseName, Plan};
 use crate::report::{Event, Reporter};
 use crate::run::runtime;
-use crate::run::{Engine, EngineParts, HostBook, RunOptions};
-use crate::secrets::Secrets;
+use crate::run::RunOptions;
 use crate::state::StateDir;
 use crate::Error;
 
@@ -96,9 +95,7 @@ async fn apply_async(opts: &ApplyOptions, reporter: &dyn Reporter) -> Result<App
     report_planned(&prepared, &state, reporter);
     super::common::check_only(&opts.only, plan, &opts.inventory)?;
     confirm_plan_change(&state, plan, opts.yes, reporter)?;
-    let secrets = Secrets::load_or_create(&state.root().join("secrets.json"))?;
-    crate::plan::write_plan_dir(plan, state.root())?;
-    state.set_applied_plan(plan)?;
+    let secrets = record_plan(&state, plan)?;
 
     let run = RunOptions {
         parallel: opts.parallel,
@@ -107,17 +104,7 @@ async fn apply_async(opts: &ApplyOptions, reporter: &dyn Reporter) -> Result<App
         become_password: opts.become_password.clone(),
         resume: resume_command(opts, state.root()),
     };
-    let parts = EngineParts {
-        plan,
-        state: &state,
-        secrets: &secrets,
-        reporter,
-    };
-    let book = HostBook {
-        inventory: &prepared.inventory,
-        path: &opts.inventory,
-    };
-    let mut engine = Engine::connect(parts, book, &run).await?;
+    let mut engine = connect(&prepared, &state, &secrets, &run, reporter).await?;
     engine.set_pull_password(pull_password.as_deref());
     let job = ImagePush {
         bundle: &opts.bundle,

@@ -3,9 +3,12 @@
 
 use std::path::{Path, PathBuf};
 
+use super::prepare::Prepared;
 use crate::inventory::Inventory;
 use crate::plan::Plan;
 use crate::report::{Event, Reporter};
+use crate::run::{Engine, EngineParts, HostBook, RunOptions};
+use crate::secrets::Secrets;
 use crate::state::{self, Lock, StateDir};
 use crate::Error;
 
@@ -101,4 +104,34 @@ pub(crate) fn check_only(only: &[String], plan: &Plan, inventory: &Path) -> Resu
         }),
         None => Ok(()),
     }
+}
+
+/// Records a plan about to be carried out: its folder and the applied plan in the
+/// state folder. Returns the state's secrets (made on the first run).
+pub(crate) fn record_plan(state: &StateDir, plan: &Plan) -> Result<Secrets, Error> {
+    let secrets = Secrets::load_or_create(&state.root().join("secrets.json"))?;
+    crate::plan::write_plan_dir(plan, state.root())?;
+    state.set_applied_plan(plan)?;
+    Ok(secrets)
+}
+
+/// Connects the executor to the prepared plan's hosts.
+pub(crate) async fn connect<'a>(
+    prepared: &'a Prepared,
+    state: &'a StateDir,
+    secrets: &'a Secrets,
+    run: &RunOptions,
+    reporter: &'a dyn Reporter,
+) -> Result<Engine<'a>, Error> {
+    let parts = EngineParts {
+        plan: &prepared.plan,
+        state,
+        secrets,
+        reporter,
+    };
+    let book = HostBook {
+        inventory: &prepared.inventory,
+        path: &prepared.inventory_path,
+    };
+    Engine::connect(parts, book, run).await
 }

@@ -2,13 +2,15 @@
 //! fresh bootstrap token made on the first master (never logged).
 
 use super::apply::ApplyOptions;
-use super::common::{confirm_plan_change, installed_plan, open_state, pull_password};
+use super::common::{
+    confirm_plan_change, connect, installed_plan, open_state, pull_password, record_plan,
+};
 use super::prepare::{prepare, Sources};
 use crate::inventory::Cluster;
 use crate::plan::{Phase, PhaseName, Plan};
 use crate::report::{Event, Reporter};
-use crate::run::{serve_repo, Engine, EngineParts, HostBook, RunOptions};
-use crate::secrets::{Secret, Secrets};
+use crate::run::{serve_repo, Engine, RunOptions};
+use crate::secrets::Secret;
 use crate::state::StateDir;
 use crate::Error;
 
@@ -52,9 +54,7 @@ async fn add_async(opts: &AddOptions, reporter: &dyn Reporter) -> Result<AddOutc
     let plan = &prepared.plan;
     let first = check_new_worker(plan, &prepared.cluster, opts)?;
     confirm_plan_change(&state, plan, true, reporter)?;
-    let secrets = Secrets::load_or_create(&state.root().join("secrets.json"))?;
-    crate::plan::write_plan_dir(plan, state.root())?;
-    state.set_applied_plan(plan)?;
+    let secrets = record_plan(&state, plan)?;
 
     let run = RunOptions {
         parallel: o.parallel,
@@ -69,17 +69,7 @@ async fn add_async(opts: &AddOptions, reporter: &dyn Reporter) -> Result<AddOutc
             opts.host
         ),
     };
-    let parts = EngineParts {
-        plan,
-        state: &state,
-        secrets: &secrets,
-        reporter,
-    };
-    let book = HostBook {
-        inventory: &prepared.inventory,
-        path: &o.inventory,
-    };
-    let mut engine = Engine::connect(parts, book, &run).await?;
+    let mut engine = connect(&prepared, &state, &secrets, &run, reporter).await?;
     engine.set_pull_password(pull_password.as_deref());
     let result = async {
         fresh_token(&mut engine, &first, &state).await?;

@@ -3,7 +3,7 @@
 //! when asked), and the plan made from them.
 
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use bundle_format::verify::{verify, BoxError, EntryLocation, EntrySink, VerifyOptions};
 use bundle_format::{sign::PublicKey, BundleIndex, EntryRecord};
@@ -93,6 +93,8 @@ impl EntrySink for CniCapture {
 /// A checked inventory, a verified bundle and the plan made from them.
 pub(crate) struct Prepared {
     pub inventory: Inventory,
+    /// Its file (relative paths in it are read from its folder).
+    pub inventory_path: PathBuf,
     pub cluster: crate::Cluster,
     pub plan: Plan,
     pub warnings: Vec<Problem>,
@@ -127,6 +129,7 @@ pub(crate) fn prepare(src: Sources<'_>, extract_to: Option<&Path>) -> Result<Pre
     let plan = plan(&cluster, &facts, &inputs).map_err(inventory_problems)?;
     Ok(Prepared {
         inventory,
+        inventory_path: src.inventory.to_path_buf(),
         cluster,
         plan,
         warnings,

@@ -31,6 +31,32 @@ pub(super) fn write(id: &str, description: &str, path: &str, content: String, mo
 }
 
 pub(super) fn run(id: &str, description: &str, command: String, check: Option<String>) -> Step {
+    command_step(id, description, command, check, None, OnFailure::Stop)
+}
+
+pub(super) fn warn(id: &str, description: &str, command: String) -> Step {
+    command_step(id, description, command, None, None, OnFailure::Warn)
+}
+
+pub(super) fn capture(id: &str, description: &str, command: String, name: &str) -> Step {
+    command_step(
+        id,
+        description,
+        command,
+        None,
+        Some(name.into()),
+        OnFailure::Stop,
+    )
+}
+
+fn command_step(
+    id: &str,
+    description: &str,
+    command: String,
+    check: Option<String>,
+    capture: Option<String>,
+    on_failure: OnFailure,
+) -> Step {
     step(
         id,
         description,
@@ -38,36 +64,8 @@ pub(super) fn run(id: &str, description: &str, command: String, check: Option<St
             command,
             check,
             after_change_of: vec![],
-            capture: None,
-            on_failure: OnFailure::Stop,
-        },
-    )
-}
-
-pub(super) fn warn(id: &str, description: &str, command: String) -> Step {
-    step(
-        id,
-        description,
-        HostStep::Run {
-            command,
-            check: None,
-            after_change_of: vec![],
-            capture: None,
-            on_failure: OnFailure::Warn,
-        },
-    )
-}
-
-pub(super) fn capture(id: &str, description: &str, command: String, name: &str) -> Step {
-    step(
-        id,
-        description,
-        HostStep::Run {
-            command,
-            check: None,
-            after_change_of: vec![],
-            capture: Some(name.into()),
-            on_failure: OnFailure::Stop,
+            capture,
+            on_failure,
         },
     )
 }

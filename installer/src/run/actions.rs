@@ -3,11 +3,11 @@
 //! for a condition.
 
 use std::collections::BTreeSet;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::decide::{self, Decision, Look};
 use super::record::StepResult;
+use super::tree::TreeTar;
 use super::Engine;
 use crate::exec::SshHost;
 use crate::plan::{HostStep, OnFailure, PhaseName, Step};
@@ -200,17 +200,21 @@ impl Engine<'_> {
     ) -> Result<StepResult, Error> {
         let command = format!("copy bundle entries {entries}* to {dest}");
         let src = self.state.repo_dir().join(entries.trim_end_matches('/'));
-        let tarball = {
-            let s2 = src.clone();
-            tokio::task::spawn_blocking(move || tar_folder(&s2))
-                .await
-                .expect("tar does not panic")
-                .map_err(|source| Error::RepoRead {
-                    path: src.clone(),
-                    source,
-                })?
+        let repo_read = |source| Error::RepoRead {
+            path: src.clone(),
+            source,
         };
-        let digest = bundle_format::Sha256Digest::of(&tarball).hex();
+        let (tree, digest) = {
+            let src = src.clone();
+            tokio::task::spawn_blocking(move || {
+                let tree = TreeTar::list(&src)?;
+                let digest = tree.digest()?;
+                Ok((tree, digest))
+            })
+            .await
+            .expect("listing and hashing do not panic")
+            .map_err(repo_read)?
+        };
         let marker = format!("{}/.bundle-tree-sha256", dest.trim_end_matches('/'));
         let host = run.host;
         let holds = host
@@ -222,16 +226,18 @@ impl Engine<'_> {
             return Ok(StepResult::skipped(command, reason, capture));
         }
         let d = crate::exec::shell_quote(dest);
-        let out = host
-            .run(
+        let (reader, producer) = tree.stream().map_err(repo_read)?;
+        let (out, read) = host
+            .run_streamed(
                 &format!("set -e; rm -rf {d}; mkdir -p {d}; tar -C {d} --no-same-owner -xf -; chmod -R u=rwX,go=rX {d}"),
-                Some(&tarball),
+                Box::new(reader),
             )
             .await?;
-        if out.success() {
-            let out = host
-                .write_file(&marker, digest.as_bytes(), "0644", "root:root")
-                .await?;
+        let produced = tokio::task::spawn_blocking(move || producer.join())
+            .await
+            .expect("joining does not panic")
+            .expect("the tar writer does not panic");
+        if !out.success() {
             return Ok(StepResult::from_output(
                 command,
                 &out,
@@ -239,6 +245,11 @@ impl Engine<'_> {
                 OnFailure::Stop,
             ));
         }
+        // The host's tar may have taken a short stream for a whole one.
+        read.and(produced).map_err(repo_read)?;
+        let out = host
+            .write_file(&marker, digest.as_bytes(), "0644", "root:root")
+            .await?;
         Ok(StepResult::from_output(
             command,
             &out,
@@ -246,38 +257,6 @@ impl Engine<'_> {
             OnFailure::Stop,
         ))
     }
-}
-
-/// A deterministic tar of a folder (sorted, no times or owners).
-// The repository is bounded by the bundle and held in memory once per copy; the
-// deploy-node server (`servedBy: deploy`) avoids the copy altogether.
-fn tar_folder(src: &Path) -> std::io::Result<Vec<u8>> {
-    let mut files = Vec::new();
-    let mut stack = vec![src.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d)? {
-            let e = e?;
-            let ft = e.file_type()?;
-            if ft.is_dir() {
-                stack.push(e.path());
-            } else if ft.is_file() && !e.file_name().to_string_lossy().ends_with(".partial") {
-                files.push(e.path());
-            }
-        }
-    }
-    files.sort();
-    let mut b = tar::Builder::new(Vec::new());
-    for f in files {
-        let rel = f.strip_prefix(src).expect("under src");
-        let data = std::fs::read(&f)?;
-        let mut h = tar::Header::new_gnu();
-        h.set_size(data.len() as u64);
-        h.set_mode(0o644);
-        h.set_mtime(0);
-        h.set_cksum();
-        b.append_data(&mut h, rel, data.as_slice())?;
-    }
-    b.into_inner()
 }
 
 /// A placeholder left in a file about to be written: a runtime value not captured

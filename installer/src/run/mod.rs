@@ -18,12 +18,14 @@
 //! | `actions.rs` | carrying out each kind of step |
 //! | `record.rs` | a step's outcome, the host's log and the state records |
 //! | `phase.rs` | a phase's waves and each host's steps in order |
+//! | `tree.rs` | the extracted repository as a deterministic tar stream, for the copy to a host |
 
 mod actions;
 pub(crate) mod connect;
 mod decide;
 mod phase;
 mod record;
+mod tree;
 
 use std::collections::BTreeMap;
 use std::path::Path;
