@@ -7,8 +7,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod args;
 mod commands;
 mod report;
+mod reporters;
 mod ui;
 
 #[derive(Parser)]
@@ -46,6 +48,8 @@ enum Command {
     Reset(commands::reset::Args),
     /// Work on the nodes of an installed cluster
     Nodes(commands::nodes::Args),
+    /// The certificates of an installed cluster
+    Certs(commands::certs::Args),
 }
 
 fn main() -> ExitCode {
@@ -61,6 +65,7 @@ fn main() -> ExitCode {
         Command::Install(args) => commands::install::run(args, &ui),
         Command::Reset(args) => commands::reset::run(args, &ui),
         Command::Nodes(args) => commands::nodes::run(args, &ui),
+        Command::Certs(args) => commands::certs::run(args, &ui),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

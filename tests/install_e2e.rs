@@ -686,6 +686,81 @@ fn install_builds_an_ha_cluster_resumes_after_a_kill_and_changes_nothing_the_sec
             "{l}"
         );
     }
+    // The release installed is recorded in the state folder, on every host and in the
+    // cluster: the bundle's index as GNU tar and sha256sum see it, the key as minisign
+    // wrote it.
+    let release: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(s.state().join("release.json")).unwrap()).unwrap();
+    let index_sha = ok(
+        &Command::new("sh")
+            .arg("-c")
+            .arg("tar -I zstd -xOf e2e.tar.zst bundle.json | sha256sum | cut -d' ' -f1")
+            .current_dir(s.path(""))
+            .output()
+            .unwrap(),
+        "tar | sha256sum",
+    );
+    assert_eq!(release["indexSha256"], index_sha.trim());
+    let pubkey = std::fs::read_to_string(s.path("builder.pub")).unwrap();
+    let key_id = release["keyId"].as_str().unwrap();
+    assert!(
+        pubkey.lines().next().unwrap().ends_with(key_id),
+        "{key_id} is not the key of {pubkey}"
+    );
+    assert_eq!(release["kubernetesVersion"], "v1.29.2");
+    let record = std::fs::read_to_string(s.state().join("release.json")).unwrap();
+    for h in INVENTORY_HOSTS {
+        assert_eq!(
+            s.c.read_host_file(h, "/etc/bundle/release.json").unwrap(),
+            record,
+            "{h}"
+        );
+    }
+    let configmap = std::fs::read_to_string(shared.join("applied/release-configmap.yaml")).unwrap();
+    assert!(configmap.contains("name: bundle-release"), "{configmap}");
+    assert!(
+        configmap.contains(&format!("\"indexSha256\": \"{}\"", index_sha.trim())),
+        "{configmap}"
+    );
+    // `bundle certs check` reads every master's certificates with openssl: a table, a
+    // warning for one that expires within 30 days, an error naming an expired one.
+    let o = s.bundle(&["certs", "check", "--inventory", "cluster.yaml"]);
+    let table = s.ok(&o, "certs check");
+    assert!(table.starts_with("HOST "), "{table}");
+    for m in ["m1", "m2", "m3"] {
+        let ca = table
+            .lines()
+            .find(|l| l.starts_with(&format!("{m} ")) && l.split_whitespace().nth(1) == Some("ca"))
+            .unwrap_or_else(|| panic!("no CA row for {m}: {table}"));
+        assert!(ca.ends_with("yes"), "{ca}");
+    }
+    assert!(!table.contains("w1 "), "a worker was read: {table}");
+    s.on_host(
+        "m2",
+        "cd /etc/kubernetes/pki && for c in front-proxy-client:-1 apiserver-kubelet-client:10; do \
+           n=${c%:*}; openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=$n -keyout /tmp/$n.key -out /tmp/$n.csr 2>/dev/null; \
+           openssl x509 -req -in /tmp/$n.csr -CA ca.crt -CAkey ca.key -days ${c#*:} -out $n.crt 2>/dev/null; done",
+    );
+    let o = s.bundle(&["certs", "check", "--inventory", "cluster.yaml"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("warning: `apiserver-kubelet-client` on `m2` expires in 9 days"),
+        "{err}"
+    );
+    assert!(
+        err.contains("error: a certificate has expired: `front-proxy-client` on `m2` ("),
+        "{err}"
+    );
+    assert!(
+        err.contains("hint: on each master, one at a time: `kubeadm certs renew all`"),
+        "{err}"
+    );
+    s.on_host(
+        "m2",
+        "rm /etc/kubernetes/pki/front-proxy-client.crt /etc/kubernetes/pki/apiserver-kubelet-client.crt",
+    );
+
     // containerd's sandbox image was pulled from that registry with its CA.
     let crictl_pulls = count(&s.calls("w1"), "crictl pull ");
     assert_eq!(crictl_pulls, 1);

@@ -21,7 +21,7 @@ use std::sync::Mutex;
 use std::ops::ControlFlow;
 
 use crate::archive::{EntryHeader, Next, TarReader};
-use crate::digest::Hasher;
+use crate::digest::{Hasher, Sha256Digest};
 use crate::frames::{Frame, FrameTable};
 use crate::index::{BundleIndex, EntryRecord, MAX_INDEX_SIZE};
 use crate::pipe::DecompressedReader;
@@ -67,6 +67,9 @@ pub struct VerifyReport {
     pub index: BundleIndex,
     /// The signature, when one was checked.
     pub signature: Option<SignatureInfo>,
+    /// SHA-256 of the index's bytes as signed: the bundle's identity, recorded with a
+    /// release installed from it.
+    pub index_sha256: Sha256Digest,
     /// Entries checked (not counting index and signature).
     pub entries: usize,
     /// Bytes of entry data hashed.
@@ -214,6 +217,7 @@ fn verify_stream(
     Ok(VerifyReport {
         entries: head.index.entries.len(),
         bytes: run.bytes,
+        index_sha256: head.index_sha256,
         signature: head.signature,
         index: head.index,
         frames: 0,
@@ -237,7 +241,7 @@ fn verify_frames(
 ) -> Result<VerifyReport, Error> {
     let mut first = TarReader::new(FrameReader::open(path, table, 0)?);
     let head = read_head(&mut first, opts, sink)?;
-    let (index, signature) = (head.index, head.signature);
+    let (index, signature, index_sha256) = (head.index, head.signature, head.index_sha256);
     let positions = index.positions();
     let run0 = RunChecker::new(&index, &positions, sink, Some(0)).run(head.pending, &mut first);
     let run0 = match run0 {
@@ -294,6 +298,7 @@ fn verify_frames(
         entries: index.entries.len(),
         bytes,
         signature,
+        index_sha256,
         index,
         frames: table.frames.len(),
     })
@@ -445,6 +450,7 @@ fn after_the_end(frame: Option<usize>) -> Error {
 struct Head {
     index: BundleIndex,
     signature: Option<SignatureInfo>,
+    index_sha256: Sha256Digest,
     pending: Option<Next>,
 }
 
@@ -506,6 +512,7 @@ fn read_head<R: Read>(
     Ok(Head {
         index,
         signature,
+        index_sha256: Sha256Digest::of(&index_bytes),
         pending,
     })
 }

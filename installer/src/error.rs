@@ -254,6 +254,15 @@ pub enum Error {
         state: PathBuf,
     },
 
+    /// A master's certificates could not be read.
+    #[error("cannot read the certificates of `{host}`: {detail}")]
+    CertsUnreadable {
+        /// The master.
+        host: String,
+        /// What went wrong.
+        detail: String,
+    },
+
     /// The async runtime the operation runs on cannot start.
     #[error("cannot start the async runtime")]
     Runtime {
@@ -427,6 +436,7 @@ impl Error {
             Error::StepFailed(f) => Some(format!("fix the cause on the host, then resume with: {}", f.resume)),
             Error::Preflight { resume, .. } => Some(format!("fix the hosts, then run again: {resume}")),
             Error::StateDamaged { path, .. } => Some(format!("`bundle` writes this file itself: restore it from a backup, or move it aside to start over (the next run re-plans, and steps whose effect is already there are skipped by their checks): `mv {} {}.damaged`", path.display(), path.display())),
+            Error::CertsUnreadable { host, .. } => Some(format!("look at the file on `{host}` with `openssl x509 -noout -text -in FILE`; `kubeadm certs check-expiration` there gives kubeadm's own view")),
             Error::NotInstalled { .. } => Some("install the cluster first (`bundle install`), or pass the install's `--state`".into()),
             Error::ControlDir { .. } => Some("set TMPDIR to a writable folder with a short path".into()),
             Error::RepoRead { .. } => Some("run `bundle install` again: the repository is extracted again from the verified bundle".into()),

@@ -1,8 +1,10 @@
 //! What planning needs to know about a bundle, taken from its verified index.
 
-use bundle_format::{BundleIndex, ImageReference};
+use bundle_format::verify::VerifyReport;
+use bundle_format::{ImageReference, RpmRepoRecord};
 use serde::Serialize;
 
+use crate::release::Release;
 use crate::Error;
 
 /// A bundle as the planner sees it.
@@ -21,6 +23,8 @@ pub struct BundleFacts {
     pub cni: Option<CniFacts>,
     /// The yum repositories carried.
     pub rpm_repos: Vec<RpmRepoFacts>,
+    /// The release an install from this bundle records.
+    pub release: Release,
 }
 
 /// The CNI a bundle carries.
@@ -63,9 +67,13 @@ pub struct RpmFact {
 }
 
 impl BundleFacts {
-    /// Facts from a verified index and the CNI manifest's text (captured while
+    /// Facts from a verified bundle and the CNI manifest's text (captured while
     /// verifying; `None` when the bundle has no CNI).
-    pub fn from_index(index: &BundleIndex, cni_manifest: Option<String>) -> Result<Self, Error> {
+    pub fn from_verified(
+        report: &VerifyReport,
+        cni_manifest: Option<String>,
+    ) -> Result<Self, Error> {
+        let index = &report.index;
         let bundle = format!("{} {}", index.name, index.version);
         let lacks = |what: String| Error::BundleLacks {
             bundle: bundle.clone(),
@@ -88,41 +96,7 @@ impl BundleFacts {
             }
             (None, _) => None,
         };
-        let rpm_repos = index
-            .rpms
-            .iter()
-            .map(|r| {
-                let prefix = format!("{}{}/", bundle_format::layout::RPMS, r.target);
-                let mut packages: Vec<RpmFact> = r
-                    .packages
-                    .iter()
-                    .map(|p| RpmFact {
-                        name: p.name.clone(),
-                        nevra: p.nevra.clone(),
-                        version: p.version.clone(),
-                    })
-                    .collect();
-                packages.sort_by(|a, b| a.nevra.cmp(&b.nevra));
-                let mut gpg_keys: Vec<String> = r
-                    .gpg_keys
-                    .iter()
-                    .map(|k| {
-                        k.as_str()
-                            .strip_prefix(&prefix)
-                            .unwrap_or(k.as_str())
-                            .to_string()
-                    })
-                    .collect();
-                gpg_keys.sort();
-                RpmRepoFacts {
-                    target: r.target.clone(),
-                    releasever: r.releasever.clone(),
-                    arch: r.arch.clone(),
-                    packages,
-                    gpg_keys,
-                }
-            })
-            .collect::<Vec<_>>();
+        let rpm_repos: Vec<RpmRepoFacts> = index.rpms.iter().map(rpm_repo_facts).collect();
         let containerd_version = rpm_repos
             .iter()
             .flat_map(|r| &r.packages)
@@ -132,6 +106,13 @@ impl BundleFacts {
             index.images.iter().map(|i| i.reference.clone()).collect();
         images.sort();
         images.dedup();
+        let release = Release {
+            bundle: index.name.clone(),
+            version: index.version.clone(),
+            kubernetes_version: kubernetes_version.clone(),
+            index_sha256: report.index_sha256.hex(),
+            key_id: report.signature.as_ref().map(|s| s.key_id.clone()),
+        };
         Ok(Self {
             bundle,
             kubernetes_version,
@@ -139,6 +120,7 @@ impl BundleFacts {
             images,
             cni,
             rpm_repos,
+            release,
         })
     }
 
@@ -154,6 +136,40 @@ impl BundleFacts {
             .and_then(parse_minor)
             .map(|(m, _)| m)
             .unwrap_or(1)
+    }
+}
+
+/// One of the bundle's yum repositories, its packages sorted by NEVRA and its GPG
+/// keys relative to the repository folder.
+fn rpm_repo_facts(r: &RpmRepoRecord) -> RpmRepoFacts {
+    let prefix = format!("{}{}/", bundle_format::layout::RPMS, r.target);
+    let mut packages: Vec<RpmFact> = r
+        .packages
+        .iter()
+        .map(|p| RpmFact {
+            name: p.name.clone(),
+            nevra: p.nevra.clone(),
+            version: p.version.clone(),
+        })
+        .collect();
+    packages.sort_by(|a, b| a.nevra.cmp(&b.nevra));
+    let mut gpg_keys: Vec<String> = r
+        .gpg_keys
+        .iter()
+        .map(|k| {
+            k.as_str()
+                .strip_prefix(&prefix)
+                .unwrap_or(k.as_str())
+                .to_string()
+        })
+        .collect();
+    gpg_keys.sort();
+    RpmRepoFacts {
+        target: r.target.clone(),
+        releasever: r.releasever.clone(),
+        arch: r.arch.clone(),
+        packages,
+        gpg_keys,
     }
 }
 

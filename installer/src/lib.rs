@@ -10,6 +10,10 @@
 //!   for a condition), each with the check that lets a re-run skip it.
 //! - [`render`]: the configuration files (kubeadm, haproxy, keepalived, containerd,
 //!   yum, sysctl, modules) and the CNI manifest rewrite.
+//! - [`release`]: what is installed, recorded in the state folder, on hosts and in
+//!   the cluster; every later operation reads it.
+//! - [`upgrade`]: carrying a cluster to the next bundle (today the gate: which bundles
+//!   may follow the installed release).
 //! - [`secrets`]: generated secrets, kept out of plans as `<secret:NAME>` placeholders.
 //! - [`exec`]: reaching one host: the system `ssh` (ControlMaster), sudo, the redactor.
 //! - [`run`]: the executor every operation shares: hosts connected in parallel, phases
@@ -19,7 +23,7 @@
 //!   the dry run, install, reset, nodes add.
 //!
 //! Planning knows nothing about SSH and has no side effects; [`ops::plan_install`]
-//! reads the bundle and writes the plan folder; [`ops::apply`] carries the plan out.
+//! reads the bundle and writes the plan folder; [`ops::apply()`] carries the plan out.
 //!
 //! # Example
 //!
@@ -45,12 +49,14 @@ pub mod net;
 pub mod ops;
 pub mod plan;
 
+pub mod release;
 pub mod render;
 pub mod repo_server;
 pub mod report;
 pub mod run;
 pub mod secrets;
 pub mod state;
+pub mod upgrade;
 
 pub use error::{Error, HostKeyChanged, HostKeyUnknown, Problem, Problems, StepFailure};
 pub use facts::BundleFacts;

@@ -592,3 +592,83 @@ fn a_sudo_host_gets_the_repository_streamed_and_reset_asks_its_password_once_and
         assert!(!log.contains(password), "{h}: the password is in the log");
     }
 }
+
+#[test]
+fn certs_check_reads_every_certificate_on_every_master_with_openssl() {
+    use bundle_installer::ops::certs::{check, CertsOptions};
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let s = Site::start();
+    // An install recorded with m1 as the only master.
+    let mut p = plan(vec![(
+        PhaseName::Os,
+        vec![("m1", 0, vec![run("t/noop", "true", None)])],
+    )]);
+    p.hosts[0].roles = vec!["master".into()];
+    s.run(&p).unwrap();
+    // kubeadm's layout, made with openssl: a CA for ten years, the API server's for
+    // ten days, etcd's server certificate expired yesterday, admin.conf's client
+    // certificate for 200 days, embedded as kubeadm embeds it. w1 (a worker) has
+    // certificates too, which must not be read.
+    let make = r#"set -e
+cd /etc/kubernetes 2>/dev/null || { mkdir -p /etc/kubernetes; cd /etc/kubernetes; }
+mkdir -p pki/etcd /tmp/certs
+key() { openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=$1" -keyout /tmp/certs/$1.key -out /tmp/certs/$1.csr 2>/dev/null; }
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 -subj /CN=kubernetes -keyout pki/ca.key -out pki/ca.crt 2>/dev/null
+sign() { key "$1"; openssl x509 -req -in /tmp/certs/$1.csr -CA pki/ca.crt -CAkey pki/ca.key -days "$2" -out "$3" 2>/dev/null; }
+sign kube-apiserver 10 pki/apiserver.crt
+sign kube-etcd -1 pki/etcd/server.crt
+sign kubernetes-admin 200 /tmp/certs/admin.crt
+printf 'apiVersion: v1\nkind: Config\nusers:\n- name: kubernetes-admin\n  user:\n    client-certificate-data: %s\n' "$(base64 -w0 /tmp/certs/admin.crt)" > admin.conf
+"#;
+    s.on_host("m1", make);
+    s.on_host("w1", make);
+    let report = check(
+        &CertsOptions {
+            inventory: s.path("cluster.yaml"),
+            state: Some(s.path("state")),
+            become_password: None,
+        },
+        &Silent,
+    )
+    .unwrap();
+    let seen: Vec<(&str, &str, bool, i64, bool)> = report
+        .certificates
+        .iter()
+        .map(|c| {
+            (
+                c.host.as_str(),
+                c.name.as_str(),
+                c.authority,
+                c.days_left(),
+                c.expired(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("m1", "admin.conf", false, 199, false),
+            ("m1", "apiserver", false, 9, false),
+            ("m1", "ca", true, 3649, false),
+            ("m1", "etcd-server", false, -1, true),
+        ]
+    );
+    // A certificate openssl cannot read is named, not skipped.
+    s.on_host(
+        "m1",
+        "echo garbage > /etc/kubernetes/pki/front-proxy-client.crt",
+    );
+    let err = check(
+        &CertsOptions {
+            inventory: s.path("cluster.yaml"),
+            state: Some(s.path("state")),
+            become_password: None,
+        },
+        &Silent,
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "cannot read the certificates of `m1`: openssl cannot read `/etc/kubernetes/pki/front-proxy-client.crt`"
+    );
+}

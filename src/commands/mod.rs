@@ -2,6 +2,7 @@
 //! operation and reports.
 
 pub mod build;
+pub mod certs;
 pub mod init;
 pub mod inspect;
 pub mod install;

@@ -3,7 +3,8 @@ use std::path::PathBuf;
 use bundle_installer::ops::apply::ApplyOptions;
 use bundle_installer::ops::nodes::{add, AddOptions};
 
-use super::install::{CliReporter, ExecArgs};
+use crate::args::ExecArgs;
+use crate::reporters::CliReporter;
 use crate::ui::Ui;
 
 /// Arguments of `bundle nodes`.

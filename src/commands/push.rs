@@ -11,6 +11,7 @@ use bundle_registry::push::{
 use bundle_registry::{credentials, RetryPolicy};
 use indicatif::{HumanBytes, ProgressBar};
 
+use crate::args::KeyArgs;
 use crate::commands::keys;
 use crate::report::hinted;
 use crate::ui::Ui;
@@ -35,12 +36,8 @@ A push that stopped midway can simply be run again: what the registry has is ski
 pub struct Args {
     /// The bundle (`.tar.zst`)
     bundle: PathBuf,
-    /// Public key of the bundle's builder (default: your own key pair's, if any)
-    #[arg(long, value_name = "PUB")]
-    pubkey: Option<PathBuf>,
-    /// Accept a bundle without signature (prints a warning)
-    #[arg(long)]
-    allow_unsigned: bool,
+    #[command(flatten)]
+    key: KeyArgs,
     /// Target registry: Harbor or any OCI registry
     #[arg(long, value_name = "HOST[:PORT]")]
     registry: String,
@@ -75,9 +72,14 @@ pub struct Args {
 }
 
 pub fn run(args: Args, ui: &Ui) -> anyhow::Result<()> {
-    let key = keys::public_key(args.pubkey.as_deref(), args.allow_unsigned)?;
+    let key = keys::public_key(args.key.pubkey.as_deref(), args.key.allow_unsigned)?;
     let mapping = ImageMapping::new(&args.registry, args.maps.clone())?;
-    let plan = plan(&args.bundle, key.as_ref(), args.allow_unsigned, &mapping)?;
+    let plan = plan(
+        &args.bundle,
+        key.as_ref(),
+        args.key.allow_unsigned,
+        &mapping,
+    )?;
     if plan.signed_by.is_none() {
         ui.warn(format!(
             "`{}` was NOT checked for a signature (--allow-unsigned)",
@@ -117,7 +119,7 @@ pub fn run(args: Args, ui: &Ui) -> anyhow::Result<()> {
         jobs: args.jobs as usize,
         retry: RetryPolicy::default(),
         key,
-        allow_unsigned: args.allow_unsigned,
+        allow_unsigned: args.key.allow_unsigned,
         public_projects: args.public,
     };
     if let Some(k) = &plan.signed_by {

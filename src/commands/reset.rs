@@ -2,7 +2,8 @@ use std::path::PathBuf;
 
 use bundle_installer::ops::reset::{reset, ResetOptions};
 
-use super::install::{CliReporter, ExecArgs};
+use crate::args::ExecArgs;
+use crate::reporters::CliReporter;
 use crate::ui::Ui;
 
 /// Arguments of `bundle reset`.

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use bundle_format::verify::{verify, CheckOnly, VerifyOptions};
 use indicatif::HumanBytes;
 
+use crate::args::KeyArgs;
 use crate::commands::keys;
 use crate::ui::Ui;
 
@@ -14,22 +15,18 @@ use crate::ui::Ui;
 pub struct Args {
     /// The bundle (`.tar.zst`)
     bundle: PathBuf,
-    /// Public key of the bundle's builder (default: your own key pair's, if any)
-    #[arg(long, value_name = "PUB")]
-    pubkey: Option<PathBuf>,
-    /// Accept a bundle without signature (prints a warning)
-    #[arg(long)]
-    allow_unsigned: bool,
+    #[command(flatten)]
+    key: KeyArgs,
     /// Print the result as JSON
     #[arg(long)]
     json: bool,
 }
 
 pub fn run(args: Args, ui: &Ui) -> anyhow::Result<()> {
-    let key = keys::public_key(args.pubkey.as_deref(), args.allow_unsigned)?;
+    let key = keys::public_key(args.key.pubkey.as_deref(), args.key.allow_unsigned)?;
     let opts = VerifyOptions {
         key,
-        allow_unsigned: args.allow_unsigned,
+        allow_unsigned: args.key.allow_unsigned,
         threads: 0,
     };
     let report = verify(&args.bundle, &opts, &CheckOnly)?;

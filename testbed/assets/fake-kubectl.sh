@@ -107,7 +107,7 @@ apply)
         meta && /^  namespace:/ { n = $2; gsub(/"/, "", n) }
         meta && /^[^ ]/ { meta = 0 }
         END { flush() }' "$dest"
-    grep -q '^kind: DaemonSet' "$dest" && touch "$SHARED/cni"
+    if grep -q '^kind: DaemonSet' "$dest"; then touch "$SHARED/cni"; fi
     ;;
 "rollout status "*)
     what=${pos[2]}

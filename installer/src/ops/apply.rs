@@ -23,7 +23,7 @@ pub struct ApplyOptions {
     pub inventory: PathBuf,
     /// The trusted public key.
     pub pubkey: PathBuf,
-    /// The state folder (default: [`default_state_dir`]).
+    /// The state folder (default: [`super::default_state_dir`]).
     pub state: Option<PathBuf>,
     /// Accept a non-HA control plane.
     pub force: bool,
@@ -126,6 +126,8 @@ async fn apply_async(opts: &ApplyOptions, reporter: &dyn Reporter) -> Result<App
     let warnings = engine.warnings();
     engine.close().await;
     let (ran, skipped) = result?;
+    // The hosts and the cluster have it since the verify phase.
+    prepared.release.write(state.root())?;
     Ok(ApplyOutcome {
         plan: prepared.plan,
         state: state.root().to_path_buf(),

@@ -4,9 +4,10 @@
 //! | file | operation |
 //! |---|---|
 //! | `plan_install.rs` | [`init`] (the inventory template), [`plan_install`] (the dry run) |
-//! | `apply.rs` | [`apply`]: verify, push, plan and carry the plan out |
-//! | `reset.rs` | [`reset`]: undo an install on its hosts |
+//! | `apply.rs` | [`apply()`]: verify, push, plan and carry the plan out |
+//! | `reset.rs` | [`reset()`]: undo an install on its hosts |
 //! | `nodes.rs` | [`add`]: a worker joined later |
+//! | `certs.rs` | [`certs::check`]: when every kubeadm certificate expires, on every master |
 //! | `drill.rs` | the HA drill after an install (`--drill`) |
 //! | `prepare.rs` | what they share first: inventory checked, bundle verified, plan made |
 //! | `push.rs` | the images pushed, and the nodes' pull checked |
@@ -15,6 +16,7 @@
 //! Hosts are reached and steps carried out by [`crate::run`].
 
 pub mod apply;
+pub mod certs;
 mod common;
 mod drill;
 pub mod nodes;
@@ -25,6 +27,7 @@ pub mod reset;
 
 pub use crate::secrets::PULL_PASSWORD_ENV;
 pub use apply::{apply, ApplyOptions, ApplyOutcome};
+pub use certs::{CertExpiry, CertsOptions, CertsReport};
 pub use common::default_state_dir;
 pub use nodes::{add, AddOptions, AddOutcome};
 pub use plan_install::{init, plan_install, PlanOptions, PlanOutcome};

@@ -97,6 +97,8 @@ pub(crate) struct Prepared {
     pub inventory_path: PathBuf,
     pub cluster: crate::Cluster,
     pub plan: Plan,
+    /// The release an install from this bundle records.
+    pub release: crate::release::Release,
     pub warnings: Vec<Problem>,
     pub entries_verified: usize,
 }
@@ -132,6 +134,7 @@ pub(crate) fn prepare(src: Sources<'_>, extract_to: Option<&Path>) -> Result<Pre
         inventory_path: src.inventory.to_path_buf(),
         cluster,
         plan,
+        release: facts.release,
         warnings,
         entries_verified,
     })
@@ -182,9 +185,7 @@ fn verify_bundle(
                 source,
             }
         })?;
-    let facts = BundleFacts::from_index(
-        &report.index,
-        capture.text.into_inner().expect("not poisoned"),
-    )?;
+    let facts =
+        BundleFacts::from_verified(&report, capture.text.into_inner().expect("not poisoned"))?;
     Ok((facts, report.entries))
 }

@@ -6,7 +6,7 @@
 //! Plans hold no secrets (see [`crate::secrets`]) and print deterministically:
 //! [`Plan::to_text`] is for people, [`Plan::to_json`] for executors.
 //!
-//! [`plan()`] makes one, purely: the bundle and inventory checks ([`checks`]) give a
+//! [`plan()`] makes one, purely: the bundle and inventory checks (`checks`) give a
 //! context of plain values, and each phase's module under `phases/` turns it into
 //! that phase's steps, from the helpers in `steps`.
 //!

@@ -1,7 +1,7 @@
 //! The executor: carries a [`Plan`] out on connected hosts and records every step in
 //! the state folder, so a re-run resumes. Every operation that touches hosts (install,
 //! reset, nodes add, the drill, and the lifecycle operations to come) reaches them
-//! through [`connect`] and runs steps through [`Engine`].
+//! through `connect` and runs steps through `Engine`.
 //!
 //! Order: phases in order; within a phase, hosts of one wave in parallel (at most
 //! `parallel` at once) and waves one after the other (the planner puts `kubeadm init`

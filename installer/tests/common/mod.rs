@@ -3,6 +3,7 @@
 
 use bundle_format::ImageReference;
 use bundle_installer::facts::{CniFacts, RpmFact, RpmRepoFacts};
+use bundle_installer::release::Release;
 use bundle_installer::{BundleFacts, Cluster, Inventory, PlanInputs};
 
 pub const CALICO: &str = include_str!("../fixtures/calico.yaml");
@@ -93,6 +94,13 @@ pub fn facts_with(k8s: &str, containerd: Option<&str>, cni: &str) -> BundleFacts
             packages,
             gpg_keys: vec!["keys/RPM-GPG-KEY-kubernetes".into()],
         }],
+        release: Release {
+            bundle: "k8s".into(),
+            version: kv.into(),
+            kubernetes_version: kv.into(),
+            index_sha256: "5e".repeat(32),
+            key_id: Some("4E2F6D0B3C1A9F87".into()),
+        },
     }
 }
 

@@ -1,11 +1,13 @@
 //! Phase `verify`: every node Ready and one etcd member per master (asked on the
 //! first master), every haproxy backend UP, the API answering on the VIP from every
-//! host. A re-run always looks again.
+//! host. A re-run always looks again. Once a host's checks passed, the release is
+//! recorded on it (and, from the first master, in the cluster).
 
 use super::super::checks::PlanContext;
-use super::super::steps::{or_fail, run, wait};
+use super::super::steps::{or_fail, run, wait, write};
 use super::super::{HostSteps, Step};
 use super::host;
+use crate::release;
 use crate::render::{haproxy, kubeadm};
 
 pub(super) fn steps(ctx: &PlanContext) -> Vec<HostSteps> {
@@ -29,6 +31,7 @@ pub(super) fn steps(ctx: &PlanContext) -> Vec<HostSteps> {
                 ),
                 None,
             ));
+            s.extend(record_release(ctx, n.name == ctx.first.name));
             host(n, 0, s)
         })
         .collect()
@@ -72,4 +75,33 @@ fn haproxy_backends(ctx: &PlanContext) -> Step {
         ),
         120,
     )
+}
+
+/// `/etc/bundle/release.json` on the host; on the first master also the ConfigMap
+/// `kube-system/bundle-release`, applied (again on every run: `apply` is idempotent).
+fn record_release(ctx: &PlanContext, first: bool) -> Vec<Step> {
+    let r = &ctx.facts.release;
+    let mut s = vec![write(
+        "verify/release",
+        &format!("record the release installed ({} {})", r.bundle, r.version),
+        release::HOST_PATH,
+        r.to_json(),
+        "0644",
+    )];
+    if first {
+        s.push(write(
+            "verify/release-configmap",
+            &format!("the ConfigMap kube-system/{}", release::CONFIGMAP),
+            release::CONFIGMAP_PATH,
+            r.configmap(),
+            "0644",
+        ));
+        s.push(run(
+            "verify/release-apply",
+            "record the release in the cluster",
+            format!("{} apply -f {}", ctx.kubectl, release::CONFIGMAP_PATH),
+            None,
+        ));
+    }
+    s
 }

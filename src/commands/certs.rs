@@ -1,0 +1,124 @@
+use std::path::PathBuf;
+
+use bundle_installer::ops::certs::{check, CertExpiry, CertsOptions, DEFAULT_WARN_DAYS};
+
+use crate::args::ExecArgs;
+use crate::reporters::CliReporter;
+use crate::ui::Ui;
+
+/// Arguments of `bundle certs`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(subcommand)]
+    pub command: CertsCommand,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum CertsCommand {
+    /// When every kubeadm certificate expires, on every master (a table, or `--json`)
+    Check(CheckArgs),
+}
+
+/// Arguments of `bundle certs check`.
+#[derive(clap::Args, Debug)]
+pub struct CheckArgs {
+    /// The cluster inventory the install used
+    #[arg(short, long, default_value = "cluster.yaml")]
+    pub inventory: PathBuf,
+    /// Warn about certificates with fewer days left than this
+    #[arg(long, value_name = "DAYS", default_value_t = DEFAULT_WARN_DAYS)]
+    pub warn_days: i64,
+    #[command(flatten)]
+    pub exec: ExecArgs,
+}
+
+pub fn run(args: Args, ui: &Ui) -> anyhow::Result<()> {
+    let CertsCommand::Check(a) = args.command;
+    let reporter = CliReporter::new(ui, a.exec.json);
+    let report = check(
+        &CertsOptions {
+            inventory: a.inventory.clone(),
+            state: a.exec.state.clone(),
+            become_password: a.exec.become_password()?,
+        },
+        &reporter,
+    )?;
+    reporter.finish();
+    if a.exec.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_table(&report.certificates);
+    }
+    let soon: Vec<&CertExpiry> = report
+        .certificates
+        .iter()
+        .filter(|c| !c.expired() && c.days_left() < a.warn_days)
+        .collect();
+    for c in &soon {
+        ui.warn(format!(
+            "`{}` on `{}` expires in {} days ({})",
+            c.name,
+            c.host,
+            c.days_left(),
+            date(c.not_after)
+        ));
+    }
+    let expired: Vec<String> = report
+        .certificates
+        .iter()
+        .filter(|c| c.expired())
+        .map(|c| format!("`{}` on `{}` ({})", c.name, c.host, date(c.not_after)))
+        .collect();
+    if !expired.is_empty() {
+        return Err(crate::report::hinted(
+            match expired.len() {
+                1 => format!("a certificate has expired: {}", expired[0]),
+                n => format!("{n} certificates have expired: {}", expired.join(", ")),
+            },
+            "on each master, one at a time: `kubeadm certs renew all`, then restart the control plane's static pods (move the files out of /etc/kubernetes/manifests and back) and copy /etc/kubernetes/admin.conf to where kubectl reads it",
+        ));
+    }
+    if !a.exec.json {
+        ui.status(
+            "Checked",
+            format!(
+                "{} certificates, {} expiring within {} days",
+                report.certificates.len(),
+                soon.len(),
+                a.warn_days
+            ),
+        );
+    }
+    Ok(())
+}
+
+fn print_table(certs: &[CertExpiry]) {
+    println!(
+        "{:<10} {:<26} {:<22} {:>9}  CA",
+        "HOST", "CERTIFICATE", "EXPIRES", "RESIDUAL"
+    );
+    for c in certs {
+        let residual = if c.expired() {
+            "expired".to_string()
+        } else {
+            format!("{}d", c.days_left())
+        };
+        println!(
+            "{:<10} {:<26} {:<22} {:>9}  {}",
+            c.host,
+            c.name,
+            date(c.not_after),
+            residual,
+            if c.authority { "yes" } else { "" }
+        );
+    }
+}
+
+/// `2027-12-04 07:00 UTC`.
+fn date(seconds: i64) -> String {
+    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC");
+    time::OffsetDateTime::from_unix_timestamp(seconds)
+        .ok()
+        .and_then(|t| t.format(&format).ok())
+        .unwrap_or_else(|| seconds.to_string())
+}
