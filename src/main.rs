@@ -50,6 +50,8 @@ enum Command {
     Nodes(commands::nodes::Args),
     /// The certificates of an installed cluster
     Certs(commands::certs::Args),
+    /// An etcd snapshot with the cluster's PKI, copied to this machine
+    Backup(commands::backup::Args),
 }
 
 fn main() -> ExitCode {
@@ -66,6 +68,7 @@ fn main() -> ExitCode {
         Command::Reset(args) => commands::reset::run(args, &ui),
         Command::Nodes(args) => commands::nodes::run(args, &ui),
         Command::Certs(args) => commands::certs::run(args, &ui),
+        Command::Backup(args) => commands::backup::run(args, &ui),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -254,6 +254,24 @@ pub enum Error {
         state: PathBuf,
     },
 
+    /// No master's etcd answered healthy.
+    #[error("no master has a healthy etcd to take a snapshot from:{}", tried.iter().map(|t| format!("\n  - {t}")).collect::<String>())]
+    NoHealthyEtcd {
+        /// `host: what etcdctl said`, per master.
+        tried: Vec<String>,
+    },
+
+    /// A step of a backup failed.
+    #[error("backup failed on `{host}` at the {step}: {detail}")]
+    BackupFailed {
+        /// The master.
+        host: String,
+        /// `etcd snapshot`, `copy of the snapshot`, …
+        step: String,
+        /// What went wrong.
+        detail: String,
+    },
+
     /// A master's certificates could not be read.
     #[error("cannot read the certificates of `{host}`: {detail}")]
     CertsUnreadable {
@@ -436,6 +454,8 @@ impl Error {
             Error::StepFailed(f) => Some(format!("fix the cause on the host, then resume with: {}", f.resume)),
             Error::Preflight { resume, .. } => Some(format!("fix the hosts, then run again: {resume}")),
             Error::StateDamaged { path, .. } => Some(format!("`bundle` writes this file itself: restore it from a backup, or move it aside to start over (the next run re-plans, and steps whose effect is already there are skipped by their checks): `mv {} {}.damaged`", path.display(), path.display())),
+            Error::NoHealthyEtcd { .. } => Some("check etcd on the masters (`crictl ps --name etcd`, `crictl logs` of it); a cluster that lost etcd's quorum is restored from an earlier backup".into()),
+            Error::BackupFailed { .. } => Some("run `bundle backup` again; the failed attempt's folder holds no `backup.json` and is not counted as a backup".into()),
             Error::CertsUnreadable { host, .. } => Some(format!("look at the file on `{host}` with `openssl x509 -noout -text -in FILE`; `kubeadm certs check-expiration` there gives kubeadm's own view")),
             Error::NotInstalled { .. } => Some("install the cluster first (`bundle install`), or pass the install's `--state`".into()),
             Error::ControlDir { .. } => Some("set TMPDIR to a writable folder with a short path".into()),

@@ -29,9 +29,13 @@ struct Site {
 
 impl Site {
     fn start() -> Site {
+        Site::with(1, 1)
+    }
+
+    fn with(masters: usize, workers: usize) -> Site {
         let c = TestCluster::start(&ClusterSpec {
-            masters: 1,
-            workers: 1,
+            masters,
+            workers,
             kube_fakes: false,
         })
         .expect("starting the test hosts");
@@ -55,8 +59,22 @@ impl Site {
     }
 
     fn inventory(&self, known_hosts: &str) {
-        let m1 = self.c.host("m1").address;
-        let w1 = self.c.host("w1").address;
+        let hosts: String = self
+            .c
+            .hosts()
+            .iter()
+            .map(|h| {
+                let role = if h.name.starts_with('m') {
+                    "master"
+                } else {
+                    "worker"
+                };
+                format!(
+                    "    - {{name: {}, address: {}, roles: [{role}]}}\n",
+                    h.name, h.address
+                )
+            })
+            .collect();
         std::fs::write(
             self.path("cluster.yaml"),
             format!(
@@ -65,9 +83,7 @@ kind: Cluster
 metadata: {{name: t}}
 spec:
   hosts:
-    - {{name: m1, address: {m1}, roles: [master]}}
-    - {{name: w1, address: {w1}, roles: [worker]}}
-  ssh: {{user: root, identityFile: {key}, knownHostsFile: {known_hosts}, configFile: ssh_config}}
+{hosts}  ssh: {{user: root, identityFile: {key}, knownHostsFile: {known_hosts}, configFile: ssh_config}}
   controlPlaneEndpoint: {{vip: 10.77.0.200, interface: eth0}}
   registry: {{host: registry.test}}
   network: {{cni: calico, podSubnet: 10.244.0.0/16, serviceSubnet: 10.96.0.0/12}}
@@ -671,4 +687,240 @@ printf 'apiVersion: v1\nkind: Config\nusers:\n- name: kubernetes-admin\n  user:\
         err.to_string(),
         "cannot read the certificates of `m1`: openssl cannot read `/etc/kubernetes/pki/front-proxy-client.crt`"
     );
+}
+
+/// A real three-member etcd on the masters, with TLS as kubeadm sets it up (a CA and
+/// one certificate per member under /etc/kubernetes/pki/etcd), standing in for the
+/// etcd static pods; the fake `crictl` lists it as the etcd container and runs
+/// `crictl exec` commands on the host, where the pod's hostPaths are.
+fn start_real_etcd(s: &Site) {
+    let crictl = bundle_testbed::kube_fakes::cri_tools_spec("1").1;
+    let (_, script) = crictl
+        .iter()
+        .find(|(p, _)| *p == "/usr/bin/crictl")
+        .unwrap();
+    let masters = ["m1", "m2", "m3"];
+    let cluster: Vec<String> = masters
+        .iter()
+        .map(|m| format!("{m}=https://{}:2380", s.c.host(m).address))
+        .collect();
+    s.on_host(
+        "m1",
+        "mkdir -p /etc/kubernetes/pki/etcd && cd /etc/kubernetes/pki/etcd && \
+         openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 -subj /CN=etcd-ca -keyout ca.key -out ca.crt 2>/dev/null",
+    );
+    let ca_crt = s.on_host("m1", "base64 -w0 /etc/kubernetes/pki/etcd/ca.crt");
+    let ca_key = s.on_host("m1", "base64 -w0 /etc/kubernetes/pki/etcd/ca.key");
+    for m in masters {
+        let ip = s.c.host(m).address;
+        s.on_host(
+            m,
+            &format!(
+                "set -e; mkdir -p /etc/kubernetes/pki/etcd /var/lib/etcd; cd /etc/kubernetes/pki/etcd
+echo {ca_crt} | base64 -d > ca.crt; echo {ca_key} | base64 -d > ca.key
+printf '%s' {crictl} > /usr/bin/crictl; chmod 0755 /usr/bin/crictl
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN={m} -keyout server.key -out server.csr 2>/dev/null
+printf 'subjectAltName=IP:127.0.0.1,IP:{ip},DNS:localhost,DNS:{m}\\n' > san.ext
+openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -days 365 -extfile san.ext -out server.crt 2>/dev/null
+setsid etcd --name {m} --data-dir /var/lib/etcd/member-data \
+  --listen-client-urls https://127.0.0.1:2379,https://{ip}:2379 --advertise-client-urls https://{ip}:2379 \
+  --listen-peer-urls https://{ip}:2380 --initial-advertise-peer-urls https://{ip}:2380 \
+  --initial-cluster {cluster} --initial-cluster-state new \
+  --cert-file server.crt --key-file server.key --trusted-ca-file ca.crt --client-cert-auth \
+  --peer-cert-file server.crt --peer-key-file server.key --peer-trusted-ca-file ca.crt --peer-client-cert-auth \
+  > /var/log/etcd.log 2>&1 < /dev/null &",
+                crictl = bundle_installer::exec::shell_quote(script),
+                cluster = cluster.join(","),
+            ),
+        );
+    }
+    for m in masters {
+        s.on_host(
+            m,
+            &format!("for i in $(seq 100); do {ETCDCTL_HOST} endpoint health >/dev/null 2>&1 && exit 0; sleep 0.3; done; cat /var/log/etcd.log >&2; exit 1"),
+        );
+    }
+}
+
+/// The real `etcdctl` on a test master, with its member's certificate.
+const ETCDCTL_HOST: &str = "ETCDCTL_API=3 etcdctl --endpoints=https://127.0.0.1:2379 --cacert=/etc/kubernetes/pki/etcd/ca.crt --cert=/etc/kubernetes/pki/etcd/server.crt --key=/etc/kubernetes/pki/etcd/server.key";
+
+#[test]
+fn backup_takes_a_real_etcd_snapshot_from_a_healthy_master_that_restores_what_was_written_before() {
+    use bundle_installer::ops::backup::{BackupOptions, MANIFEST_FILE, PKI_FILE, SNAPSHOT_FILE};
+    use std::os::unix::fs::PermissionsExt;
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let s = Site::with(3, 0);
+    let mut p = plan(vec![(
+        PhaseName::Os,
+        vec![("m1", 0, vec![run("t/noop", "true", None)])],
+    )]);
+    p.hosts = ["m1", "m2", "m3"]
+        .iter()
+        .map(|n| PlanHost {
+            name: n.to_string(),
+            address: String::new(),
+            roles: vec!["master".into()],
+            duties: vec![],
+        })
+        .collect();
+    s.run(&p).unwrap();
+    start_real_etcd(&s);
+    s.on_host(
+        "m2",
+        &format!("{ETCDCTL_HOST} put before written-before-the-backup"),
+    );
+    // m1's etcd is down: the snapshot comes from the next healthy master.
+    s.on_host(
+        "m1",
+        "pkill -x etcd; while pgrep -x etcd >/dev/null; do sleep 0.1; done",
+    );
+    let opts = BackupOptions {
+        inventory: s.path("cluster.yaml"),
+        state: Some(s.path("state")),
+        output: None,
+        keep: Some(1),
+        become_password: None,
+    };
+    let first = bundle_installer::ops::backup(&opts, &Silent).unwrap();
+    s.on_host(
+        "m2",
+        &format!("{ETCDCTL_HOST} put after written-after-the-backup"),
+    );
+    assert_eq!(first.manifest.host, "m2");
+    assert!(
+        first.dir.starts_with(s.path("state/backups")),
+        "{:?}",
+        first.dir
+    );
+    assert!(first
+        .dir
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .starts_with("t-"));
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&first.dir), 0o700);
+    for f in [SNAPSHOT_FILE, PKI_FILE, MANIFEST_FILE] {
+        assert_eq!(mode(&first.dir.join(f)), 0o600, "{f}");
+    }
+    // The copy is what the manifest says, byte for byte (sha256sum as the judge).
+    let snapshot = first.dir.join(SNAPSHOT_FILE);
+    let sha = std::process::Command::new("sha256sum")
+        .arg(&snapshot)
+        .output()
+        .unwrap();
+    let sha = String::from_utf8_lossy(&sha.stdout);
+    let recorded: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(first.dir.join(MANIFEST_FILE)).unwrap()).unwrap();
+    assert_eq!(
+        recorded["files"][0]["sha256"].as_str().unwrap(),
+        sha.split_whitespace().next().unwrap()
+    );
+    assert_eq!(recorded["host"], "m2");
+    // The snapshot left nothing on the master.
+    assert_eq!(
+        s.on_host("m2", "ls /var/lib/etcd | grep -c bundle-backup || true"),
+        "0"
+    );
+    // The PKI is in the backup.
+    let pki = std::process::Command::new("tar")
+        .arg("-tzf")
+        .arg(first.dir.join(PKI_FILE))
+        .output()
+        .unwrap();
+    let pki = String::from_utf8_lossy(&pki.stdout);
+    assert!(
+        pki.contains("pki/etcd/ca.key") && pki.contains("pki/etcd/server.crt"),
+        "{pki}"
+    );
+
+    // etcd itself restores the snapshot: the key written before is there, the one
+    // written after is not.
+    let restored = s.path("restored");
+    let port = bundle_testbed::free_port();
+    let peer = bundle_testbed::free_port();
+    let etcdctl_local = |args: &str| {
+        let o = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("ETCDCTL_API=3 etcdctl {args}"))
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "etcdctl {args}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    etcdctl_local(&format!(
+        "snapshot restore {} --data-dir {} --name r --initial-cluster r=http://127.0.0.1:{peer} --initial-advertise-peer-urls http://127.0.0.1:{peer}",
+        snapshot.display(),
+        restored.display()
+    ));
+    let mut etcd = std::process::Command::new("etcd")
+        .args(["--name", "r", "--data-dir"])
+        .arg(&restored)
+        .arg(format!("--listen-client-urls=http://127.0.0.1:{port}"))
+        .arg(format!("--advertise-client-urls=http://127.0.0.1:{port}"))
+        .arg(format!("--listen-peer-urls=http://127.0.0.1:{peer}"))
+        .arg(format!(
+            "--initial-advertise-peer-urls=http://127.0.0.1:{peer}"
+        ))
+        .arg(format!("--initial-cluster=r=http://127.0.0.1:{peer}"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let endpoint = format!("--endpoints=http://127.0.0.1:{port}");
+    let mut ready = false;
+    for _ in 0..100 {
+        if std::process::Command::new("etcdctl")
+            .env("ETCDCTL_API", "3")
+            .args([endpoint.as_str(), "endpoint", "health"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+        {
+            ready = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let before = ready.then(|| etcdctl_local(&format!("{endpoint} get before --print-value-only")));
+    let after = ready.then(|| etcdctl_local(&format!("{endpoint} get after --print-value-only")));
+    etcd.kill().unwrap();
+    etcd.wait().unwrap();
+    assert!(ready, "the restored etcd did not start");
+    assert_eq!(before.unwrap().trim(), "written-before-the-backup");
+    assert_eq!(after.unwrap().trim(), "");
+
+    // `--keep 1`: the next backup replaces the first.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let second = bundle_installer::ops::backup(&opts, &Silent).unwrap();
+    assert_eq!(second.removed, vec![first.dir.clone()]);
+    assert!(!first.dir.exists());
+
+    // No healthy etcd anywhere (quorum lost): refused, naming every master.
+    s.on_host(
+        "m2",
+        "pkill -x etcd; while pgrep -x etcd >/dev/null; do sleep 0.1; done",
+    );
+    s.on_host(
+        "m3",
+        "pkill -x etcd; while pgrep -x etcd >/dev/null; do sleep 0.1; done",
+    );
+    let err = bundle_installer::ops::backup(&opts, &Silent).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.starts_with("no master has a healthy etcd to take a snapshot from:")
+            && msg.contains("\n  - m1: no etcd container runs on this host")
+            && msg.contains("\n  - m3: "),
+        "{msg}"
+    );
+    let kept: Vec<_> = std::fs::read_dir(s.path("state/backups"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join(MANIFEST_FILE).exists())
+        .collect();
+    assert_eq!(kept, vec![second.dir]);
 }

@@ -1,6 +1,7 @@
 //! One file per command: clap arguments and a short `run` that calls a library
 //! operation and reports.
 
+pub mod backup;
 pub mod build;
 pub mod certs;
 pub mod init;

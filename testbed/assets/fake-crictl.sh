@@ -12,7 +12,14 @@
 #                        registry does not have it or its certificate is not trusted
 #   inspecti IMAGE       succeeds for an image pulled before
 #   images [-q]          the images pulled so far
-#   ps [-q] [-a]         no containers; stop/rm ID: succeed
+#   ps [-q] [-a] [--name etcd]
+#                        no containers, except that a real `etcd` process on the host
+#                        (started by a test) stands in for the etcd static pod's
+#                        container: listed under a fixed ID; stop/rm ID: succeed
+#   exec [-i] [-t] ID CMD...
+#                        runs CMD on the host for the etcd stand-in (its data under
+#                        /var/lib/etcd and its certificates are the host's paths, as
+#                        kubeadm's hostPath mounts make them); other IDs: not found
 #   version              versions
 set -u
 LOG=/var/log/fake-k8s
@@ -28,6 +35,19 @@ running() { [ -S "$SOCK" ] && ctr --address "$SOCK" version >/dev/null 2>&1; }
 need_runtime() {
     running || die "E0101 00:00:00.000000 validate service connection: validate CRI v1 runtime API for endpoint \"unix://$SOCK\": rpc error: code = Unavailable desc = connection error: desc = \"transport: Error while dialing: dial unix $SOCK: connect: no such file or directory\""
 }
+
+# The etcd static pod's container, when a real etcd runs on the host.
+ETCD_ID=e7cd00000000000000000000000000000000000000000000000000000000000a
+etcd_running() { pgrep -x etcd >/dev/null 2>&1; }
+if [ "${1:-}" = exec ]; then
+    shift
+    while [[ ${1:-} == -* ]]; do shift; done
+    id=${1:-}
+    shift
+    { [ "$id" = "$ETCD_ID" ] && etcd_running; } ||
+        die "E0101 00:00:00.000000 execing command in container: container \"$id\" not found"
+    exec "$@"
+fi
 
 pos=() quiet=""
 for a in "$@"; do
@@ -93,6 +113,14 @@ images)
     done <"$STATE/images" 2>/dev/null
     ;;
 ps)
+    name=$arg
+    if etcd_running && { [ -z "$name" ] || [ "$name" = etcd ]; }; then
+        if [ -n "$quiet" ]; then echo "$ETCD_ID"; else
+            echo "CONTAINER IMAGE CREATED STATE NAME ATTEMPT POD ID POD"
+            echo "${ETCD_ID:0:13} etcd 5m Running etcd 0 ${ETCD_ID:0:13} etcd-$(hostname)"
+        fi
+        exit 0
+    fi
     need_runtime
     [ -n "$quiet" ] || echo "CONTAINER IMAGE CREATED STATE NAME ATTEMPT POD ID POD"
     ;;

@@ -300,19 +300,92 @@ impl SshHost {
         Ok((out, read))
     }
 
-    async fn run_input(&self, script: &str, input: Input<'_>) -> Result<Output, Error> {
+    /// Runs `script` as [`run`](Self::run) does, its standard output written to the
+    /// local file `dest` (created with mode 0600) as it arrives, hashed on the way.
+    /// Returns the command's outcome (stdout empty), the bytes written and their
+    /// SHA-256.
+    pub async fn run_to_file(
+        &self,
+        script: &str,
+        dest: &Path,
+    ) -> Result<(Output, u64, bundle_format::Sha256Digest), Error> {
+        use tokio::io::AsyncReadExt;
+        let local = |source| Error::Write {
+            path: dest.to_path_buf(),
+            source,
+        };
+        let mut file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(dest)
+            .await
+            .map_err(local)?;
+        let (command, password) = self.sudo_command(script);
+        let mut cmd = self.session.raw_command(&command);
+        cmd.stdin(if password.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+        let mut child = cmd.spawn().await.map_err(|e| self.lost(e))?;
+        if let Some(line) = password {
+            Input::Nothing
+                .after(line.into_bytes())
+                .feed(child.stdin().take())
+                .await;
+        }
+        let mut stdout = child.stdout().take().expect("piped");
+        let mut stderr = child.stderr().take().expect("piped");
+        let copy = async {
+            let mut hasher = bundle_format::digest::Hasher::new();
+            let mut buf = vec![0u8; STREAM_CHUNK];
+            loop {
+                let n = stdout.read(&mut buf).await?;
+                if n == 0 {
+                    break;
+                }
+                hasher.update(&buf[..n]);
+                file.write_all(&buf[..n]).await?;
+            }
+            file.sync_all().await?;
+            Ok::<_, std::io::Error>(hasher)
+        };
+        let mut err_text = Vec::new();
+        let (copied, _) = tokio::join!(copy, stderr.read_to_end(&mut err_text));
+        let status = child.wait().await.map_err(|e| self.lost(e))?;
+        let hasher = copied.map_err(local)?;
+        let out = Output {
+            code: status.code(),
+            stdout: Vec::new(),
+            stderr: err_text,
+        };
+        Ok((out, hasher.len(), hasher.finish()))
+    }
+
+    /// The command line that runs `script` as root, and what goes first on its input
+    /// (sudo's password line).
+    fn sudo_command(&self, script: &str) -> (String, Option<String>) {
         let quoted = shell_quote(script);
         match &self.sudo {
-            Sudo::No => self.raw(&format!("sh -c {quoted}"), input).await,
-            Sudo::NoPassword => self.raw(&format!("sudo -n -- sh -c {quoted}"), input).await,
-            Sudo::Password(p) => {
-                let mut prefix = p.as_bytes().to_vec();
-                prefix.push(b'\n');
-                let input = input.after(prefix);
-                self.raw(&format!("sudo -k -S -p '' -- sh -c {quoted}"), input)
-                    .await
-            }
+            Sudo::No => (format!("sh -c {quoted}"), None),
+            Sudo::NoPassword => (format!("sudo -n -- sh -c {quoted}"), None),
+            Sudo::Password(p) => (
+                format!("sudo -k -S -p '' -- sh -c {quoted}"),
+                Some(format!("{p}\n")),
+            ),
         }
+    }
+
+    async fn run_input(&self, script: &str, input: Input<'_>) -> Result<Output, Error> {
+        let (command, password) = self.sudo_command(script);
+        let input = match password {
+            Some(line) => input.after(line.into_bytes()),
+            None => input,
+        };
+        self.raw(&command, input).await
     }
 
     /// Runs `command` as the login user (the remote shell parses it).

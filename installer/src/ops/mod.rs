@@ -7,6 +7,7 @@
 //! | `apply.rs` | [`apply()`]: verify, push, plan and carry the plan out |
 //! | `reset.rs` | [`reset()`]: undo an install on its hosts |
 //! | `nodes.rs` | [`add`]: a worker joined later |
+//! | `backup.rs` | [`backup()`]: an etcd snapshot with the PKI, copied to the deploy node |
 //! | `certs.rs` | [`certs::check`]: when every kubeadm certificate expires, on every master |
 //! | `drill.rs` | the HA drill after an install (`--drill`) |
 //! | `prepare.rs` | what they share first: inventory checked, bundle verified, plan made |
@@ -16,6 +17,7 @@
 //! Hosts are reached and steps carried out by [`crate::run`].
 
 pub mod apply;
+pub mod backup;
 pub mod certs;
 mod common;
 mod drill;
@@ -27,6 +29,7 @@ pub mod reset;
 
 pub use crate::secrets::PULL_PASSWORD_ENV;
 pub use apply::{apply, ApplyOptions, ApplyOutcome};
+pub use backup::{backup, BackupOptions, BackupOutcome};
 pub use certs::{CertExpiry, CertsOptions, CertsReport};
 pub use common::default_state_dir;
 pub use nodes::{add, AddOptions, AddOutcome};
