@@ -856,6 +856,71 @@ fn install_builds_an_ha_cluster_resumes_after_a_kill_and_changes_nothing_the_sec
     let nodes = std::fs::read_to_string(shared.join("nodes")).unwrap();
     assert!(nodes.lines().any(|l| l.starts_with("w3 worker")), "{nodes}");
 
+    // nodes remove: a master needs --force when fewer than three would stay, and
+    // nothing is touched before that.
+    let holder = vip_holders(&s).pop().expect("a VIP holder");
+    let gone = if holder == "m3" { "m2" } else { "m3" };
+    let stay: Vec<&str> = ["m1", "m2", "m3"]
+        .into_iter()
+        .filter(|m| *m != gone)
+        .collect();
+    let remove = |host: &str, extra: &[&str]| {
+        let mut args = vec![
+            "nodes",
+            "remove",
+            host,
+            "--inventory",
+            "cluster.yaml",
+            "--yes",
+        ];
+        args.extend(extra);
+        s.bundle(&args)
+    };
+    let o = remove(gone, &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains(&format!("error: removing `{gone}` leaves 2 masters")),
+        "{err}"
+    );
+    assert!(err.contains("pass `--force`"), "{err}");
+    let members = || std::fs::read_to_string(shared.join("etcd-members")).unwrap();
+    assert_eq!(members().lines().count(), 3);
+    // A worker: drained and deleted from the first master, then reset.
+    let o = remove("w3", &[]);
+    s.ok(&o, "nodes remove w3");
+    let nodes = std::fs::read_to_string(shared.join("nodes")).unwrap();
+    assert!(!nodes.lines().any(|l| l.starts_with("w3 ")), "{nodes}");
+    assert!(s.calls("m1").contains("kubectl --kubeconfig /etc/kubernetes/admin.conf drain w3 --ignore-daemonsets --delete-emptydir-data"));
+    assert!(s.calls("w3").contains("kubeadm reset"));
+    // A master, with --force: its etcd member goes; the other masters' haproxy and
+    // keepalived drop it and are reloaded: keepalived keeps its process and the VIP.
+    let keepalived_pid = s.on_host(&holder, "cat /run/fake-systemd/keepalived.pid");
+    let o = remove(gone, &["--force"]);
+    s.ok(&o, "nodes remove --force");
+    assert_eq!(members().lines().count(), 2, "{}", members());
+    assert!(!members().contains(&format!("{gone} ")), "{}", members());
+    let gone_address = s.c.host(gone).address.to_string();
+    for m in &stay {
+        for f in [
+            "/etc/haproxy/haproxy.cfg",
+            "/etc/keepalived/keepalived.conf",
+        ] {
+            let cfg = s.c.read_host_file(m, f).unwrap();
+            assert!(
+                !cfg.contains(&gone_address),
+                "{m}: {f} still names {gone}:\n{cfg}"
+            );
+        }
+    }
+    assert_eq!(
+        s.on_host(&holder, "cat /run/fake-systemd/keepalived.pid"),
+        keepalived_pid,
+        "keepalived was restarted, not reloaded"
+    );
+    assert_eq!(vip_holders(&s), vec![holder.clone()]);
+    assert!(vip_answers(&s));
+
     // reset leaves the hosts clean.
     let o = s.bundle(&["reset", "--inventory", "cluster.yaml", "--yes"]);
     s.ok(&o, "reset");

@@ -254,6 +254,22 @@ pub enum Error {
         state: PathBuf,
     },
 
+    /// Removing the host would leave fewer than three masters.
+    #[error("removing `{host}` leaves {left} master{}: etcd then loses its quorum with one more failure", if *left == 1 { "" } else { "s" })]
+    TooFewMasters {
+        /// The master.
+        host: String,
+        /// Masters left.
+        left: usize,
+    },
+
+    /// The host is the cluster's only master.
+    #[error("`{host}` is the cluster's last master and cannot be removed")]
+    LastMaster {
+        /// The master.
+        host: String,
+    },
+
     /// No master's etcd answered healthy.
     #[error("no master has a healthy etcd to take a snapshot from:{}", tried.iter().map(|t| format!("\n  - {t}")).collect::<String>())]
     NoHealthyEtcd {
@@ -454,6 +470,8 @@ impl Error {
             Error::StepFailed(f) => Some(format!("fix the cause on the host, then resume with: {}", f.resume)),
             Error::Preflight { resume, .. } => Some(format!("fix the hosts, then run again: {resume}")),
             Error::StateDamaged { path, .. } => Some(format!("`bundle` writes this file itself: restore it from a backup, or move it aside to start over (the next run re-plans, and steps whose effect is already there are skipped by their checks): `mv {} {}.damaged`", path.display(), path.display())),
+            Error::TooFewMasters { .. } => Some("add a master first (`bundle nodes add`), or pass `--force` to go on with fewer".into()),
+            Error::LastMaster { .. } => Some("to take the whole cluster down, use `bundle reset`".into()),
             Error::NoHealthyEtcd { .. } => Some("check etcd on the masters (`crictl ps --name etcd`, `crictl logs` of it); a cluster that lost etcd's quorum is restored from an earlier backup".into()),
             Error::BackupFailed { .. } => Some("run `bundle backup` again; the failed attempt's folder holds no `backup.json` and is not counted as a backup".into()),
             Error::CertsUnreadable { host, .. } => Some(format!("look at the file on `{host}` with `openssl x509 -noout -text -in FILE`; `kubeadm certs check-expiration` there gives kubeadm's own view")),

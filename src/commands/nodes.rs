@@ -2,6 +2,7 @@ use std::path::PathBuf;
 
 use bundle_installer::ops::apply::ApplyOptions;
 use bundle_installer::ops::nodes::{add, AddOptions};
+use bundle_installer::ops::{remove, RemoveOptions};
 
 use crate::args::ExecArgs;
 use crate::reporters::CliReporter;
@@ -18,6 +19,24 @@ pub struct Args {
 pub enum NodesCommand {
     /// Join a worker added to the inventory after the install (with a fresh token)
     Add(AddArgs),
+    /// Take a node out: drain, delete, its etcd member removed (masters), reset, the
+    /// load balancers reloaded without it
+    Remove(RemoveArgs),
+}
+
+/// Arguments of `bundle nodes remove`.
+#[derive(clap::Args, Debug)]
+pub struct RemoveArgs {
+    /// The node's name
+    pub host: String,
+    /// The cluster inventory the install used
+    #[arg(short, long, default_value = "cluster.yaml")]
+    pub inventory: PathBuf,
+    /// Go on although fewer than three masters stay
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub exec: ExecArgs,
 }
 
 /// Arguments of `bundle nodes add`.
@@ -41,7 +60,44 @@ pub struct AddArgs {
 }
 
 pub fn run(args: Args, ui: &Ui) -> anyhow::Result<()> {
-    let NodesCommand::Add(a) = args.command;
+    match args.command {
+        NodesCommand::Add(a) => run_add(a, ui),
+        NodesCommand::Remove(r) => run_remove(r, ui),
+    }
+}
+
+fn run_remove(r: RemoveArgs, ui: &Ui) -> anyhow::Result<()> {
+    let reporter = CliReporter::new(ui, r.exec.json);
+    let outcome = remove(
+        &RemoveOptions {
+            inventory: r.inventory,
+            state: r.exec.state.clone(),
+            host: r.host.clone(),
+            force: r.force,
+            yes: r.exec.yes,
+            become_password: r.exec.become_password()?,
+        },
+        &reporter,
+    )?;
+    reporter.finish();
+    if !r.exec.json {
+        let reset = if outcome.reset {
+            "reset"
+        } else {
+            "not reset (unreachable)"
+        };
+        ui.status(
+            "Removed",
+            format!(
+                "`{}` ({} steps carried out, {} already done; the host {reset})",
+                r.host, outcome.ran, outcome.skipped
+            ),
+        );
+    }
+    Ok(())
+}
+
+fn run_add(a: AddArgs, ui: &Ui) -> anyhow::Result<()> {
     let mut install = ApplyOptions::new(a.bundle, a.inventory, a.pubkey);
     install.state = a.exec.state.clone();
     install.force = a.force;

@@ -7,13 +7,15 @@
 # /var/lib/fake-k8s-shared/calls.log ("HOST kubectl ARGS"). Needs a kubeconfig (--kubeconfig, $KUBECONFIG
 # or ~/.kube/config) whose API server answers (the fake one kubeadm starts, usually
 # through the VIP). Reads the cluster from /var/lib/fake-k8s-shared (see fake kubeadm):
+#   get node NAME                   that node, or NotFound
 #   get nodes [--no-headers] [-o wide|name]  the registered nodes; Ready once a manifest
 #                                   with a DaemonSet (the CNI) was applied, NotReady before
 #   apply [--server-side] -f F|-    copies F to /var/log/fake-k8s/applied/ and the shared
 #                                   applied/ folder, prints one line per object
 #   rollout status daemonset/NAME   succeeds once NAME was applied
 #   -n kube-system get pods -l component=etcd|kube-apiserver
-#   -n kube-system exec etcd-NODE -- etcdctl … member list | endpoint health [--cluster]
+#   -n kube-system exec etcd-NODE -- etcdctl … member list | member remove ID |
+#                                   endpoint health [--cluster]
 #                                   members from the shared etcd-members; a joining one is
 #                                   `unstarted` (no name, no client URL, not in --cluster
 #                                   health) for its first etcd-unstarted-lists member lists
@@ -68,6 +70,16 @@ ready() { [ -f "$SHARED/cni" ] && echo Ready || echo NotReady; }
 nodes() { cat "$SHARED/nodes" 2>/dev/null; }
 
 case "${pos[*]:-}" in
+"get nodes "* | "get node "* | "get no "*)
+    name=${pos[2]}
+    line=$(nodes | awk -v n="$name" '$1 == n')
+    [ -n "$line" ] || die "Error from server (NotFound): nodes \"$name\" not found"
+    [ -n "$noheaders" ] || echo "NAME STATUS ROLES AGE VERSION"
+    set -- $line
+    r=$2
+    [ "$r" = worker ] && r="<none>"
+    echo "$1 $(ready) $r 5m v$VERSION" | column -t
+    ;;
 "get nodes" | "get node" | "get no")
     [ -n "$noheaders" ] || {
         if [ "$output" = wide ]; then echo "NAME STATUS ROLES AGE VERSION INTERNAL-IP"; elif [ "$output" != name ]; then echo "NAME STATUS ROLES AGE VERSION"; fi
@@ -156,6 +168,22 @@ apply)
             mv "$SHARED/etcd.new" "$SHARED/etcd-members"
         ) 9>"$SHARED/.lock"
         ;;
+    *" member remove "*)
+        id=${rest[${#rest[@]}-1]}
+        (
+            flock 9
+            found=""
+            : >"$SHARED/etcd.new"
+            while read -r name addr unstarted; do
+                if [ "$(echo -n "$name" | sha256sum | cut -c1-16)" = "$id" ]; then found=1; else
+                    echo "$name $addr ${unstarted:-0}" >>"$SHARED/etcd.new"
+                fi
+            done <"$SHARED/etcd-members"
+            mv "$SHARED/etcd.new" "$SHARED/etcd-members"
+            [ -n "$found" ] || die "Error: etcdserver: member not found"
+            echo "Member $id removed from cluster $(echo -n cluster | sha256sum | cut -c1-16)"
+        ) 9>"$SHARED/.lock"
+        ;;
     *" endpoint health "*" --cluster "*)
         while read -r name addr unstarted; do
             [ "${unstarted:-0}" -gt 0 ] ||
@@ -163,7 +191,7 @@ apply)
         done <"$SHARED/etcd-members"
         ;;
     *" endpoint health "*) echo "https://127.0.0.1:2379 is healthy: successfully committed proposal: took = 2.1ms" ;;
-    *) die "fake kubectl exec: only etcdctl member list and endpoint health are faked" ;;
+    *) die "fake kubectl exec: only etcdctl member list, member remove and endpoint health are faked" ;;
     esac
     ;;
 "delete node "*)

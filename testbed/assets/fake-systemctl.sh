@@ -8,7 +8,8 @@
 #   host's /run; only the fake crictl talks to it): start/restart (and
 #   `enable --now`) launch them as the packaged units would, with pid files under
 #   /run/fake-systemd; stop sends SIGTERM (SIGKILL after 5 s); is-active answers from the
-#   pid's liveness.
+#   pid's liveness; reload is the units' ExecReload (keepalived: SIGHUP; haproxy: a new
+#   process over the old with -sf).
 # - A unit file in /etc/systemd/system (the units `bundle install` writes, such as
 #   bundle-repo.service) runs its ExecStart= line in the background the same way.
 # - Every other unit only has its state recorded: start/restart make it "active" until
@@ -128,6 +129,41 @@ start() {
     esac
 }
 
+# As the packaged units' ExecReload: keepalived re-reads its configuration on SIGHUP
+# (the VIP stays where it is); haproxy checks the new one and starts over it with -sf,
+# the old process finishing its connections. Other units restart.
+reload() {
+    local u=$1 pid
+    pid=$(cat "$RUN/$u.pid" 2>/dev/null)
+    case $u in
+    keepalived)
+        [ -n "$pid" ] && pid_alive keepalived || { start keepalived; return; }
+        keepalived -t -f /etc/keepalived/keepalived.conf >>"$LOG/keepalived.log" 2>&1 || {
+            echo "Job for keepalived.service failed: keepalived -t rejected /etc/keepalived/keepalived.conf" >&2
+            return 1
+        }
+        kill -HUP "$pid"
+        ;;
+    haproxy)
+        [ -n "$pid" ] && pid_alive haproxy || { start haproxy; return; }
+        haproxy -c -q -f /etc/haproxy/haproxy.cfg >>"$LOG/haproxy.log" 2>&1 || {
+            echo "Job for haproxy.service failed: haproxy -c rejected /etc/haproxy/haproxy.cfg (see $LOG/haproxy.log)" >&2
+            return 1
+        }
+        local fds
+        fds=$(ulimit -Hn)
+        [ "$fds" = unlimited ] && fds=524288
+        setsid haproxy -D -n $(((fds - 100) / 2)) -f /etc/haproxy/haproxy.cfg -p "$RUN/haproxy.pid" \
+            -sf "$pid" </dev/null >>"$LOG/haproxy.log" 2>&1
+        wait_pidfile haproxy
+        ;;
+    *)
+        stop "$u"
+        start "$u"
+        ;;
+    esac
+}
+
 stop() {
     local u=$1 pid
     rm -f "$RUN/$u.active"
@@ -156,10 +192,11 @@ for u in "${units[@]}"; do
     u=$(name "$u")
     case $verb in
     start) start "$u" || rc=1 ;;
-    restart | try-restart | reload-or-restart | reload)
+    restart | try-restart)
         stop "$u"
         start "$u" || rc=1
         ;;
+    reload | reload-or-restart) reload "$u" || rc=1 ;;
     stop) stop "$u" ;;
     enable)
         touch "$ENABLED/$u"

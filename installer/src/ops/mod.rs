@@ -7,6 +7,7 @@
 //! | `apply.rs` | [`apply()`]: verify, push, plan and carry the plan out |
 //! | `reset.rs` | [`reset()`]: undo an install on its hosts |
 //! | `nodes.rs` | [`add`]: a worker joined later |
+//! | `remove_node.rs` | [`remove()`]: a node drained, deleted, its etcd member removed, reset; the load balancers without it |
 //! | `backup.rs` | [`backup()`]: an etcd snapshot with the PKI, copied to the deploy node |
 //! | `certs.rs` | [`certs::check`]: when every kubeadm certificate expires, on every master |
 //! | `drill.rs` | the HA drill after an install (`--drill`) |
@@ -25,6 +26,7 @@ pub mod nodes;
 mod plan_install;
 mod prepare;
 mod push;
+pub mod remove_node;
 pub mod reset;
 
 pub use crate::secrets::PULL_PASSWORD_ENV;
@@ -35,4 +37,5 @@ pub use common::default_state_dir;
 pub use nodes::{add, AddOptions, AddOutcome};
 pub use plan_install::{init, plan_install, PlanOptions, PlanOutcome};
 pub use prepare::MAX_CNI_MANIFEST;
+pub use remove_node::{remove, RemoveOptions, RemoveOutcome};
 pub use reset::{reset, reset_script, ResetOptions, ResetOutcome};

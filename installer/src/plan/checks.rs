@@ -215,10 +215,7 @@ pub(super) fn check<'a>(
     };
     let first = cluster.first_master();
     let kubectl = kubectl();
-    let etcdctl = format!(
-        "{kubectl} -n kube-system exec etcd-{} -- etcdctl --endpoints=https://127.0.0.1:2379 --cacert=/etc/kubernetes/pki/etcd/ca.crt --cert=/etc/kubernetes/pki/etcd/server.crt --key=/etc/kubernetes/pki/etcd/server.key",
-        first.name
-    );
+    let etcdctl = super::steps::etcdctl(&first.name);
     Ok(PlanContext {
         cluster,
         facts,

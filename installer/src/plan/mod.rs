@@ -19,12 +19,14 @@
 
 mod checks;
 mod phases;
+mod remove;
 mod steps;
 mod text;
 
 use serde::{Deserialize, Serialize};
 
 pub use checks::{PlanContext, PlanInputs, LB_PACKAGES, NODE_PACKAGES, REQUIRED_NODE_PACKAGES};
+pub use remove::{removal, Removal};
 pub use text::{host_file_path, write_plan_dir};
 
 use crate::facts::BundleFacts;
@@ -73,10 +75,14 @@ pub enum PhaseName {
     Cni,
     /// The cluster checked end to end.
     Verify,
+    /// `bundle nodes remove`: the node drained and deleted, its etcd member removed.
+    Remove,
+    /// `bundle nodes remove`: the removed host reset.
+    Reset,
 }
 
 impl PhaseName {
-    /// Every phase in order.
+    /// Every phase of an install, in order.
     pub const ALL: [PhaseName; 9] = [
         PhaseName::Preflight,
         PhaseName::Repo,
@@ -101,6 +107,8 @@ impl PhaseName {
             PhaseName::Join => "join",
             PhaseName::Cni => "cni",
             PhaseName::Verify => "verify",
+            PhaseName::Remove => "remove",
+            PhaseName::Reset => "reset",
         }
     }
 }

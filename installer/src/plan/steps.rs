@@ -105,6 +105,14 @@ pub(super) fn kubectl() -> String {
     format!("kubectl --kubeconfig {KUBECONFIG}")
 }
 
+/// `etcdctl` in `node`'s etcd pod, through the API (any host with `admin.conf`).
+pub(super) fn etcdctl(node: &str) -> String {
+    format!(
+        "{} -n kube-system exec etcd-{node} -- etcdctl --endpoints=https://127.0.0.1:2379 --cacert=/etc/kubernetes/pki/etcd/ca.crt --cert=/etc/kubernetes/pki/etcd/server.crt --key=/etc/kubernetes/pki/etcd/server.key",
+        kubectl()
+    )
+}
+
 /// Root's kubeconfig, a copy of `admin.conf` (`init/kubeconfig`, `join/kubeconfig`).
 pub(super) fn kubeconfig(phase: &str) -> Step {
     run(

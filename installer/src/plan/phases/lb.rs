@@ -3,46 +3,23 @@
 
 use super::super::checks::PlanContext;
 use super::super::steps::{restart, run, wait, write};
-use super::super::HostSteps;
+use super::super::{HostSteps, Step};
 use super::host;
+use crate::inventory::{Cluster, Node};
 use crate::render::{haproxy, keepalived};
 
 pub(super) fn steps(ctx: &PlanContext) -> Vec<HostSteps> {
     let cluster = ctx.cluster;
     let mut hosts = Vec::new();
     for (i, m) in ctx.masters.iter().enumerate() {
+        let [haproxy_config, haproxy_check] = haproxy_steps(cluster);
+        let [keepalived_config, keepalived_check] = keepalived_steps(cluster, m, i);
         let mut s = vec![
-            write(
-                "lb/haproxy-config",
-                &format!("haproxy: TCP {} to every master's 6443", cluster.lb_port),
-                haproxy::PATH,
-                haproxy::render(cluster),
-                "0644",
-            ),
-            run(
-                "lb/haproxy-check",
-                "haproxy accepts its configuration",
-                format!("haproxy -c -q -f {}", haproxy::PATH),
-                None,
-            ),
+            haproxy_config,
+            haproxy_check,
             restart("lb/haproxy-restart", "haproxy", vec![haproxy::PATH.into()]),
-            write(
-                "lb/keepalived-config",
-                &format!(
-                    "keepalived: {} priority {}",
-                    if i == 0 { "MASTER" } else { "BACKUP" },
-                    keepalived::priority(i)
-                ),
-                keepalived::PATH,
-                keepalived::render(cluster, m, i),
-                "0600",
-            ),
-            run(
-                "lb/keepalived-check",
-                "keepalived accepts its configuration",
-                format!("keepalived -t -f {}", keepalived::PATH),
-                None,
-            ),
+            keepalived_config,
+            keepalived_check,
             restart(
                 "lb/keepalived-restart",
                 "keepalived",
@@ -63,4 +40,46 @@ pub(super) fn steps(ctx: &PlanContext) -> Vec<HostSteps> {
         hosts.push(host(m, 0, s));
     }
     hosts
+}
+
+/// haproxy's configuration for the masters of `cluster`, and its check.
+pub(in crate::plan) fn haproxy_steps(cluster: &Cluster) -> [Step; 2] {
+    [
+        write(
+            "lb/haproxy-config",
+            &format!("haproxy: TCP {} to every master's 6443", cluster.lb_port),
+            haproxy::PATH,
+            haproxy::render(cluster),
+            "0644",
+        ),
+        run(
+            "lb/haproxy-check",
+            "haproxy accepts its configuration",
+            format!("haproxy -c -q -f {}", haproxy::PATH),
+            None,
+        ),
+    ]
+}
+
+/// keepalived's configuration on master `m` (the `i`th), and its check.
+pub(in crate::plan) fn keepalived_steps(cluster: &Cluster, m: &Node, i: usize) -> [Step; 2] {
+    [
+        write(
+            "lb/keepalived-config",
+            &format!(
+                "keepalived: {} priority {}",
+                if i == 0 { "MASTER" } else { "BACKUP" },
+                keepalived::priority(i)
+            ),
+            keepalived::PATH,
+            keepalived::render(cluster, m, i),
+            "0600",
+        ),
+        run(
+            "lb/keepalived-check",
+            "keepalived accepts its configuration",
+            format!("keepalived -t -f {}", keepalived::PATH),
+            None,
+        ),
+    ]
 }

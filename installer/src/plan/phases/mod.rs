@@ -5,7 +5,7 @@ mod cni;
 mod containerd;
 mod init;
 mod join;
-mod lb;
+pub(super) mod lb;
 mod os;
 mod preflight;
 mod repo;
@@ -27,12 +27,14 @@ pub(super) fn steps(phase: PhaseName, ctx: &PlanContext) -> Vec<HostSteps> {
         PhaseName::Join => join::steps(ctx),
         PhaseName::Cni => cni::steps(ctx),
         PhaseName::Verify => verify::steps(ctx),
+        // Phases of the lifecycle operations, not of an install.
+        PhaseName::Remove | PhaseName::Reset => vec![],
     };
     hosts.into_iter().filter(|h| !h.steps.is_empty()).collect()
 }
 
 /// `node`'s steps in `wave`.
-fn host(node: &Node, wave: u32, steps: Vec<Step>) -> HostSteps {
+pub(super) fn host(node: &Node, wave: u32, steps: Vec<Step>) -> HostSteps {
     HostSteps {
         host: node.name.clone(),
         wave,
