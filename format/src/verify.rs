@@ -776,38 +776,31 @@ impl<R: Read> Read for HashingReader<R> {
 
 /// Reads only `bundle.json` and its signature: what `bundle inspect` needs. Checks the
 /// signature when a key is given; entries are not read.
+///
+/// The head is read the way [`verify`] reads it (frame 0 when there is a seek table,
+/// the whole stream otherwise), and the reading stops there.
 pub fn read_index(
     path: &Path,
     key: Option<&PublicKey>,
 ) -> Result<(BundleIndex, Option<SignatureInfo>), Error> {
-    type Captured = (BundleIndex, Option<SignatureInfo>);
-    struct Capture(Mutex<Option<Captured>>);
-    impl EntrySink for Capture {
-        fn index(
-            &self,
-            index: &BundleIndex,
-            signature: Option<&SignatureInfo>,
-        ) -> Result<(), BoxError> {
-            *self.0.lock().expect("not poisoned") = Some((index.clone(), signature.cloned()));
-            Err("only the index was asked for".into())
-        }
-    }
     let opts = VerifyOptions {
         key: key.cloned(),
         allow_unsigned: key.is_none(),
         threads: 1,
     };
-    let capture = Capture(Mutex::new(None));
-    match verify(path, &opts, &capture) {
-        Err(Error::Consumer { entry, .. }) if entry == INDEX_ENTRY => {}
-        Err(e) => return Err(e),
-        Ok(_) => {}
-    }
-    Ok(capture
-        .0
-        .into_inner()
-        .expect("not poisoned")
-        .expect("the index is captured before entries are read"))
+    let mut file = open_file(path)?;
+    let head = match frame_table(&mut file)? {
+        Some(table) if table.frames.len() > 1 => {
+            let frame = FrameReader::open(path, &table, 0)?;
+            read_head(&mut TarReader::new(frame), &opts, &CheckOnly)?
+        }
+        _ => read_head(
+            &mut TarReader::new(decompress(path, file)?),
+            &opts,
+            &CheckOnly,
+        )?,
+    };
+    Ok((head.index, head.signature))
 }
 
 /// Reads one entry again, from the frame `at` says (a verifying pass gave it), and hands
@@ -904,5 +897,67 @@ impl EntrySink for ExtractSink {
     fn verified(&self, record: &EntryRecord, _at: EntryLocation) -> Result<(), BoxError> {
         std::fs::rename(self.partial(record), self.root.join(record.path.as_str()))?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::index::SCHEMA_VERSION;
+    use crate::write::{write_bundle, EntrySource, WriteOptions};
+    use crate::{EntryPath, Sha256Digest};
+
+    fn unsigned_bundle(dir: &Path) -> (PathBuf, BundleIndex) {
+        let data = b"kind: ConfigMap\n".to_vec();
+        let index = BundleIndex {
+            schema_version: SCHEMA_VERSION,
+            name: "n".into(),
+            version: "1".into(),
+            created: "2026-01-01T00:00:00Z".into(),
+            generator: "test".into(),
+            kubernetes_version: None,
+            cni: None,
+            entries: vec![EntryRecord {
+                path: EntryPath::new("files/c.yaml").unwrap(),
+                size: data.len() as u64,
+                sha256: Sha256Digest::of(&data),
+            }],
+            images: vec![],
+            files: vec![],
+            rpms: vec![],
+        };
+        let path = dir.join("b.tar.zst");
+        let sources = [EntrySource::Bytes(data)];
+        write_bundle(
+            &path,
+            &index,
+            None,
+            &sources,
+            WriteOptions::default(),
+            &|_| {},
+        )
+        .unwrap();
+        (path, index)
+    }
+
+    /// `read_index` once took the index from a sink that `verify` was trusted to call
+    /// first, and ended in an `expect`; it reads the head itself now.
+    #[test]
+    fn read_index_reads_the_head_of_every_cut_or_errs_without_panicking() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, index) = unsigned_bundle(dir.path());
+        let (read, signature) = read_index(&path, None).unwrap();
+        assert_eq!(read, index);
+        assert!(signature.is_none());
+
+        let bytes = std::fs::read(&path).unwrap();
+        let cut = dir.path().join("cut.tar.zst");
+        for len in (0..bytes.len()).step_by(5) {
+            std::fs::write(&cut, &bytes[..len]).unwrap();
+            // Cut after the head's frame, the index is still whole: only the head is read.
+            if let Ok((read, _)) = read_index(&cut, None) {
+                assert_eq!(read, index, "cut at byte {len}");
+            }
+        }
     }
 }
