@@ -482,9 +482,18 @@ fn read_head<R: Read>(
     let mut signature_text = None;
     if let Some(Next::Entry(h)) = &pending {
         if h.name == SIGNATURE_ENTRY {
+            // Refused before reading, as an oversized index is: the rest of a larger
+            // one would be skipped unread, however large, signed or not.
+            if h.size > MAX_SIGNATURE_SIZE {
+                return Err(Error::SignatureMalformed {
+                    detail: format!(
+                        "it is {} bytes; a signature is a few hundred, at most {MAX_SIGNATURE_SIZE}",
+                        h.size
+                    ),
+                });
+            }
             let mut text = String::new();
             tar.by_ref()
-                .take(MAX_SIGNATURE_SIZE)
                 .read_to_string(&mut text)
                 .map_err(corrupt(Some(SIGNATURE_ENTRY)))?;
             signature_text = Some(text);
@@ -902,6 +911,8 @@ impl EntrySink for ExtractSink {
 
 #[cfg(test)]
 mod tests {
+    use std::io::Write;
+
     use super::*;
     use crate::index::SCHEMA_VERSION;
     use crate::write::{write_bundle, EntrySource, WriteOptions};
@@ -938,6 +949,42 @@ mod tests {
         )
         .unwrap();
         (path, index)
+    }
+
+    /// A signature entry of 64 MiB (zeros, a few KiB compressed) was read for its first
+    /// 64 KiB and the rest skipped, decompressing all of it; with unsigned bundles
+    /// allowed nothing else looked at it either. Its size refuses it now, unread.
+    #[test]
+    fn an_oversized_signature_entry_is_refused_by_its_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_, index) = unsigned_bundle(dir.path());
+        let json = index.to_json();
+        let size = 64 << 20;
+        let path = dir.path().join("signature-bomb.tar.zst");
+        let mut zst = zstd::stream::write::Encoder::new(File::create(&path).unwrap(), 1).unwrap();
+        let mut add = |name: &str, size: u64, data: &mut dyn Read| {
+            zst.write_all(&crate::archive::entry_headers(name, size))
+                .unwrap();
+            io::copy(data, &mut zst).unwrap();
+            let pad = crate::archive::padding(size);
+            zst.write_all(&vec![0; pad]).unwrap();
+        };
+        add(INDEX_ENTRY, json.len() as u64, &mut json.as_slice());
+        add(SIGNATURE_ENTRY, size, &mut io::repeat(0).take(size));
+        zst.write_all(&[0; crate::archive::END_OF_ARCHIVE as usize])
+            .unwrap();
+        zst.finish().unwrap();
+
+        let opts = VerifyOptions {
+            allow_unsigned: true,
+            ..VerifyOptions::default()
+        };
+        match verify(&path, &opts, &CheckOnly) {
+            Err(Error::SignatureMalformed { detail }) => {
+                assert!(detail.contains("67108864 bytes"), "{detail}")
+            }
+            other => panic!("expected the signature refused, got {other:?}"),
+        }
     }
 
     /// `read_index` once took the index from a sink that `verify` was trusted to call
