@@ -19,13 +19,14 @@
 //! Work is bounded so that an input costs time in proportion to its size, not to what
 //! it declares: an index declaring more than [`MAX_ENTRY_BYTES`] of entries is refused
 //! by the sink (streaming gigabytes is the verifier's job, not a finding), and the scan
-//! stops after as many bytes.
+//! stops after as many bytes (besides the index, read as `verify` reads it).
 
 use std::io::{self, Read};
 use std::ops::ControlFlow;
 use std::path::Path;
 use std::sync::Mutex;
 
+use bundle_format::index::MAX_INDEX_SIZE;
 use bundle_format::sign::{PublicKey, SignatureInfo};
 use bundle_format::verify::{
     read_entry, read_index, scan_entries, verify, BoxError, EntryLocation, EntrySink,
@@ -171,16 +172,22 @@ impl EntrySink for Bounded {
     }
 }
 
-/// Names and sizes `scan_entries` meets, reading at most [`MAX_ENTRY_BYTES`] in all.
+/// Names and sizes `scan_entries` meets. The first entry (the index in a bundle) is
+/// read up to [`MAX_INDEX_SIZE`], as `verify` reads it; the others up to
+/// [`MAX_ENTRY_BYTES`] and a signature's 64 KiB in all.
 fn scan(file: &Path) -> Result<Vec<(String, u64)>, Error> {
     let mut seen = Vec::new();
-    let mut budget = MAX_ENTRY_BYTES;
+    let mut budget = MAX_ENTRY_BYTES + (64 << 10);
     scan_entries(file, |name, size, data| {
+        let first = seen.is_empty();
         seen.push((name.to_string(), size));
-        if size > budget {
+        let limit = if first { MAX_INDEX_SIZE } else { budget };
+        if size > limit {
             return Ok(ControlFlow::Break(()));
         }
-        budget -= size;
+        if !first {
+            budget -= size;
+        }
         let read = io::copy(data, &mut io::sink())?;
         assert_eq!(read, size, "scan_entries handed `{name}` with another size");
         Ok(ControlFlow::Continue(()))
