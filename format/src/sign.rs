@@ -49,13 +49,21 @@ impl PublicKey {
         &self.key_id
     }
 
-    /// Checks `signature` (text of a `.minisig`) over `data`.
+    /// Checks `signature` (text of a `.minisig`: its four lines and nothing else) over
+    /// `data`.
     pub fn verify(&self, data: &[u8], signature: &str) -> Result<SignatureInfo, Error> {
         let sig = minisign_verify::Signature::decode(signature).map_err(|e| {
             Error::SignatureMalformed {
                 detail: e.to_string(),
             }
         })?;
+        // minisign-verify reads four lines and ignores the rest: what follows would
+        // travel unchecked inside a verified bundle.
+        if signature.lines().count() != 4 {
+            return Err(Error::SignatureMalformed {
+                detail: "lines after its four (minisign writes four)".into(),
+            });
+        }
         let sig_key_id = signature
             .lines()
             .nth(1)
@@ -300,6 +308,11 @@ mod tests {
         assert!(matches!(
             pa.verify(b"indeX", &sig),
             Err(Error::SignatureInvalid { .. })
+        ));
+        let extra = format!("{sig}# more\n");
+        assert!(matches!(
+            pa.verify(b"index", &extra),
+            Err(Error::SignatureMalformed { .. })
         ));
         let pb = PublicKey::from_file(&b.public).unwrap();
         match pb.verify(b"index", &sig) {

@@ -488,9 +488,18 @@ fn read_head<R: Read>(
     let mut signature_text = None;
     if let Some(Next::Entry(h)) = &pending {
         if h.name == SIGNATURE_ENTRY {
+            // Refused before reading, as an oversized index is: the rest of a larger
+            // one would be skipped unread, however large, signed or not.
+            if h.size > MAX_SIGNATURE_SIZE {
+                return Err(Error::SignatureMalformed {
+                    detail: format!(
+                        "it is {} bytes; a signature is a few hundred, at most {MAX_SIGNATURE_SIZE}",
+                        h.size
+                    ),
+                });
+            }
             let mut text = String::new();
             tar.by_ref()
-                .take(MAX_SIGNATURE_SIZE)
                 .read_to_string(&mut text)
                 .map_err(corrupt(Some(SIGNATURE_ENTRY)))?;
             signature_text = Some(text);
@@ -783,38 +792,31 @@ impl<R: Read> Read for HashingReader<R> {
 
 /// Reads only `bundle.json` and its signature: what `bundle inspect` needs. Checks the
 /// signature when a key is given; entries are not read.
+///
+/// The head is read the way [`verify`] reads it (frame 0 when there is a seek table,
+/// the whole stream otherwise), and the reading stops there.
 pub fn read_index(
     path: &Path,
     key: Option<&PublicKey>,
 ) -> Result<(BundleIndex, Option<SignatureInfo>), Error> {
-    type Captured = (BundleIndex, Option<SignatureInfo>);
-    struct Capture(Mutex<Option<Captured>>);
-    impl EntrySink for Capture {
-        fn index(
-            &self,
-            index: &BundleIndex,
-            signature: Option<&SignatureInfo>,
-        ) -> Result<(), BoxError> {
-            *self.0.lock().expect("not poisoned") = Some((index.clone(), signature.cloned()));
-            Err("only the index was asked for".into())
-        }
-    }
     let opts = VerifyOptions {
         key: key.cloned(),
         allow_unsigned: key.is_none(),
         threads: 1,
     };
-    let capture = Capture(Mutex::new(None));
-    match verify(path, &opts, &capture) {
-        Err(Error::Consumer { entry, .. }) if entry == INDEX_ENTRY => {}
-        Err(e) => return Err(e),
-        Ok(_) => {}
-    }
-    Ok(capture
-        .0
-        .into_inner()
-        .expect("not poisoned")
-        .expect("the index is captured before entries are read"))
+    let mut file = open_file(path)?;
+    let head = match frame_table(&mut file)? {
+        Some(table) if table.frames.len() > 1 => {
+            let frame = FrameReader::open(path, &table, 0)?;
+            read_head(&mut TarReader::new(frame), &opts, &CheckOnly)?
+        }
+        _ => read_head(
+            &mut TarReader::new(decompress(path, file)?),
+            &opts,
+            &CheckOnly,
+        )?,
+    };
+    Ok((head.index, head.signature))
 }
 
 /// Reads one entry again, from the frame `at` says (a verifying pass gave it), and hands
@@ -911,5 +913,105 @@ impl EntrySink for ExtractSink {
     fn verified(&self, record: &EntryRecord, _at: EntryLocation) -> Result<(), BoxError> {
         std::fs::rename(self.partial(record), self.root.join(record.path.as_str()))?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+    use crate::index::SCHEMA_VERSION;
+    use crate::write::{write_bundle, EntrySource, WriteOptions};
+    use crate::{EntryPath, Sha256Digest};
+
+    fn unsigned_bundle(dir: &Path) -> (PathBuf, BundleIndex) {
+        let data = b"kind: ConfigMap\n".to_vec();
+        let index = BundleIndex {
+            schema_version: SCHEMA_VERSION,
+            name: "n".into(),
+            version: "1".into(),
+            created: "2026-01-01T00:00:00Z".into(),
+            generator: "test".into(),
+            kubernetes_version: None,
+            cni: None,
+            entries: vec![EntryRecord {
+                path: EntryPath::new("files/c.yaml").unwrap(),
+                size: data.len() as u64,
+                sha256: Sha256Digest::of(&data),
+            }],
+            images: vec![],
+            files: vec![],
+            rpms: vec![],
+        };
+        let path = dir.join("b.tar.zst");
+        let sources = [EntrySource::Bytes(data)];
+        write_bundle(
+            &path,
+            &index,
+            None,
+            &sources,
+            WriteOptions::default(),
+            &|_| {},
+        )
+        .unwrap();
+        (path, index)
+    }
+
+    /// A signature entry of 64 MiB (zeros, a few KiB compressed) was read for its first
+    /// 64 KiB and the rest skipped, decompressing all of it; with unsigned bundles
+    /// allowed nothing else looked at it either. Its size refuses it now, unread.
+    #[test]
+    fn an_oversized_signature_entry_is_refused_by_its_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_, index) = unsigned_bundle(dir.path());
+        let json = index.to_json();
+        let size = 64 << 20;
+        let path = dir.path().join("signature-bomb.tar.zst");
+        let mut zst = zstd::stream::write::Encoder::new(File::create(&path).unwrap(), 1).unwrap();
+        let mut add = |name: &str, size: u64, data: &mut dyn Read| {
+            zst.write_all(&crate::archive::entry_headers(name, size))
+                .unwrap();
+            io::copy(data, &mut zst).unwrap();
+            let pad = crate::archive::padding(size);
+            zst.write_all(&vec![0; pad]).unwrap();
+        };
+        add(INDEX_ENTRY, json.len() as u64, &mut json.as_slice());
+        add(SIGNATURE_ENTRY, size, &mut io::repeat(0).take(size));
+        zst.write_all(&[0; crate::archive::END_OF_ARCHIVE as usize])
+            .unwrap();
+        zst.finish().unwrap();
+
+        let opts = VerifyOptions {
+            allow_unsigned: true,
+            ..VerifyOptions::default()
+        };
+        match verify(&path, &opts, &CheckOnly) {
+            Err(Error::SignatureMalformed { detail }) => {
+                assert!(detail.contains("67108864 bytes"), "{detail}")
+            }
+            other => panic!("expected the signature refused, got {other:?}"),
+        }
+    }
+
+    /// `read_index` once took the index from a sink that `verify` was trusted to call
+    /// first, and ended in an `expect`; it reads the head itself now.
+    #[test]
+    fn read_index_reads_the_head_of_every_cut_or_errs_without_panicking() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, index) = unsigned_bundle(dir.path());
+        let (read, signature) = read_index(&path, None).unwrap();
+        assert_eq!(read, index);
+        assert!(signature.is_none());
+
+        let bytes = std::fs::read(&path).unwrap();
+        let cut = dir.path().join("cut.tar.zst");
+        for len in (0..bytes.len()).step_by(5) {
+            std::fs::write(&cut, &bytes[..len]).unwrap();
+            // Cut after the head's frame, the index is still whole: only the head is read.
+            if let Ok((read, _)) = read_index(&cut, None) {
+                assert_eq!(read, index, "cut at byte {len}");
+            }
+        }
     }
 }

@@ -9,11 +9,13 @@
 //! - [`rpms`]: RPM fixtures (rpmbuild, createrepo_c, rpmsign).
 //! - [`inventories`]: the sample `cluster.yaml` plan tests share.
 //! - [`crafted`]: hostile bundles made from genuine ones (tar and zstd attacks).
+//! - [`fuzz_seeds`]: the seeds of the `reader` fuzz target (`fuzz/`), made from both.
 //!
 //! Everything binds to 127.0.0.1 and ends the processes it started, by PID, on drop.
 
 pub mod crafted;
 pub mod files;
+pub mod fuzz_seeds;
 pub mod harbor;
 pub mod hosts;
 pub mod images;
