@@ -30,7 +30,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bundle_format::digest::hash_reader;
-use bundle_format::{EntryPath, EntryRecord, RpmRecord, RpmRepoRecord, Sha256Digest};
+use bundle_format::{EntryPath, EntryRecord, Hint, RpmRecord, RpmRepoRecord, Sha256Digest};
 use futures_util::StreamExt;
 use serde::Deserialize;
 
@@ -304,9 +304,8 @@ pub enum RpmError {
     },
 }
 
-impl RpmError {
-    /// What to do about it.
-    pub fn hint(&self) -> Option<String> {
+impl Hint for RpmError {
+    fn hint(&self) -> Option<String> {
         Some(match self {
             RpmError::RepoUnreachable { .. } => {
                 "check the repo's `baseurl` in the manifest and that this machine reaches it (proxy, DNS, TLS roots)".into()

@@ -895,6 +895,7 @@ pub(crate) fn render(r: &Rich) -> String {
 mod tests {
     use super::*;
     use crate::rpm::download::Expected;
+    use bundle_format::Hint;
 
     fn dep(s: &str) -> Dep {
         let mut it = s.split_whitespace();
