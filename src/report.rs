@@ -5,6 +5,7 @@
 use std::process::ExitCode;
 
 use bundle_format::shown::shown_text;
+use bundle_format::Hint;
 
 /// Exit code for a bundle that failed verification.
 pub const EXIT_REJECTED: u8 = 3;
@@ -23,6 +24,12 @@ impl std::fmt::Display for Hinted {
 }
 impl std::error::Error for Hinted {}
 
+impl Hint for Hinted {
+    fn hint(&self) -> Option<String> {
+        Some(self.hint.clone())
+    }
+}
+
 /// Returns an error with a hint, for `anyhow` call sites in commands.
 pub fn hinted(message: impl Into<String>, hint: impl Into<String>) -> anyhow::Error {
     anyhow::Error::new(Hinted {
@@ -31,24 +38,28 @@ pub fn hinted(message: impl Into<String>, hint: impl Into<String>) -> anyhow::Er
     })
 }
 
+/// The hint of one error of a chain, if its type is one that offers hints.
 fn hint_of(err: &(dyn std::error::Error + 'static)) -> Option<String> {
-    if let Some(e) = err.downcast_ref::<bundle_format::Error>() {
-        return e.hint();
-    }
-    if let Some(e) = err.downcast_ref::<bundle_builder::Error>() {
-        return e.hint();
-    }
-    if let Some(e) = err.downcast_ref::<bundle_registry::Error>() {
-        return e.hint();
-    }
-    // A boxed error shows up in the chain as the Box, not as what it holds.
-    if let Some(e) = err.downcast_ref::<Box<bundle_registry::Error>>() {
-        return e.hint();
-    }
-    if let Some(e) = err.downcast_ref::<bundle_installer::Error>() {
-        return e.hint();
-    }
-    err.downcast_ref::<Hinted>().map(|h| h.hint.clone())
+    // A chain holds `dyn Error`s: each crate's type is found by downcasting, then asked
+    // through the one `Hint` trait.
+    hint_as::<bundle_format::Error>(err)
+        .or_else(|| hint_as::<bundle_builder::Error>(err))
+        .or_else(|| hint_as::<bundle_registry::Error>(err))
+        // A boxed error shows up in the chain as the Box, not as what it holds.
+        .or_else(|| hint_as::<Box<bundle_registry::Error>>(err))
+        .or_else(|| {
+            err.downcast_ref::<bundle_installer::Error>()
+                .map(|e| e.hint())
+        })
+        .or_else(|| hint_as::<Hinted>(err))
+        .flatten()
+}
+
+/// `Some(its hint)` when `err` is an `E`; `None` when it is not.
+fn hint_as<E: Hint + std::error::Error + 'static>(
+    err: &(dyn std::error::Error + 'static),
+) -> Option<Option<String>> {
+    err.downcast_ref::<E>().map(E::hint)
 }
 
 fn is_rejection(err: &(dyn std::error::Error + 'static)) -> bool {

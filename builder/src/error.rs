@@ -1,5 +1,7 @@
 use std::path::PathBuf;
 
+use bundle_format::Hint;
+
 /// Build failures, each naming the manifest field, image, file or path concerned.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -139,9 +141,8 @@ impl From<crate::rpm::RpmError> for Error {
     }
 }
 
-impl Error {
-    /// What to do about it.
-    pub fn hint(&self) -> Option<String> {
+impl Hint for Error {
+    fn hint(&self) -> Option<String> {
         Some(match self {
             Error::ManifestParse { .. } | Error::ManifestInvalid { .. } => {
                 "see manifests/README.md for the manifest format".into()

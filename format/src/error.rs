@@ -2,10 +2,11 @@ use std::path::PathBuf;
 
 use crate::path::UnsafePath;
 use crate::shown::Shown;
+use crate::Hint;
 
 /// Everything that can go wrong reading, writing, signing or verifying a bundle.
 ///
-/// Entry errors name the entry in backticks; [`Error::hint`] says what to do next.
+/// Entry errors name the entry in backticks; [`Hint::hint`] says what to do next.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -288,9 +289,10 @@ impl Error {
                 | DigestMismatch { .. }
         )
     }
+}
 
-    /// What the operator can do about it, when that is known.
-    pub fn hint(&self) -> Option<String> {
+impl Hint for Error {
+    fn hint(&self) -> Option<String> {
         use Error::*;
         Some(match self {
             NotZstd { .. } | Corrupt { .. } | IndexMissing { .. } => {

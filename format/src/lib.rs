@@ -38,6 +38,7 @@ pub mod archive;
 pub mod digest;
 mod error;
 pub mod frames;
+mod hint;
 pub mod index;
 pub mod oci;
 pub mod path;
@@ -50,6 +51,7 @@ pub mod write;
 
 pub use digest::Sha256Digest;
 pub use error::Error;
+pub use hint::Hint;
 pub use index::{
     BundleIndex, CniRecord, EntryRecord, FileRecord, ImageRecord, RpmRecord, RpmRepoRecord,
 };

@@ -1,5 +1,6 @@
 use std::path::PathBuf;
 
+use bundle_format::Hint;
 use oci_client::errors::OciDistributionError;
 
 /// Registry failures, each naming the registry and what was asked of it.
@@ -174,9 +175,8 @@ pub enum Error {
     },
 }
 
-impl Error {
-    /// What to do about it.
-    pub fn hint(&self) -> Option<String> {
+impl Hint for Error {
+    fn hint(&self) -> Option<String> {
         Some(match self {
             Error::Unreachable { registry, source } => {
                 let text = format!("{source:?}");

@@ -8,12 +8,14 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use rpmrepo_metadata::{FilelistsXml, Package, PrimaryXml, RepomdData, RepomdXml, RequirementType};
 
 use super::download::{self, DownloadError, Expected};
+use super::error::RpmError;
+use super::spec::UpstreamRepo;
 use super::vercmp::Evr;
-use super::{RpmError, UpstreamRepo};
 
 /// repomd.xml larger than this is not a repomd.
 const REPOMD_LIMIT: u64 = 8 * 1024 * 1024;
@@ -197,7 +199,9 @@ pub(crate) fn base_url(baseurl: &str) -> String {
     }
 }
 
-fn unreachable(repo: &str, url: &str, e: DownloadError) -> RpmError {
+/// The error for a failed download of `url` from `repo`; a checksum mismatch is the
+/// metadata's (callers downloading packages map that one themselves).
+pub(crate) fn unreachable(repo: &str, url: &str, e: DownloadError) -> RpmError {
     match e {
         DownloadError::Unreachable(reason) => RpmError::RepoUnreachable {
             repo: repo.into(),
@@ -217,6 +221,29 @@ fn unreachable(repo: &str, url: &str, e: DownloadError) -> RpmError {
         },
         DownloadError::Io(path, source) => RpmError::Io { path, source },
     }
+}
+
+/// Loads every repo of a target at once. Returns them in order, with all their packages.
+pub(crate) async fn load_all(
+    http: &reqwest::Client,
+    cache_dir: &Path,
+    specs: &[UpstreamRepo],
+) -> Result<(Arc<Vec<LoadedRepo>>, Vec<Candidate>), RpmError> {
+    let loads = futures_util::future::join_all(
+        specs
+            .iter()
+            .enumerate()
+            .map(|(i, r)| load(http, cache_dir, i, r)),
+    )
+    .await;
+    let mut repos = Vec::new();
+    let mut all = Vec::new();
+    for l in loads {
+        let (r, c) = l?;
+        repos.push(r);
+        all.extend(c);
+    }
+    Ok((Arc::new(repos), all))
 }
 
 /// Downloads and parses one repo's repomd and primary. Returns the repo and its packages.
