@@ -47,10 +47,7 @@ fn hint_of(err: &(dyn std::error::Error + 'static)) -> Option<String> {
         .or_else(|| hint_as::<bundle_registry::Error>(err))
         // A boxed error shows up in the chain as the Box, not as what it holds.
         .or_else(|| hint_as::<Box<bundle_registry::Error>>(err))
-        .or_else(|| {
-            err.downcast_ref::<bundle_installer::Error>()
-                .map(|e| e.hint())
-        })
+        .or_else(|| hint_as::<bundle_installer::Error>(err))
         .or_else(|| hint_as::<Hinted>(err))
         .flatten()
 }

@@ -432,9 +432,8 @@ fn fingerprint_list(fps: &[String]) -> String {
     }
 }
 
-impl Error {
-    /// What to do about it.
-    pub fn hint(&self) -> Option<String> {
+impl bundle_format::Hint for Error {
+    fn hint(&self) -> Option<String> {
         match self {
             Error::InventoryParse { .. } => Some(
                 "compare with the template from `bundle init`; the JSON Schema is `installer/cluster.schema.json`".into(),

@@ -7,6 +7,7 @@
 //! through the deploy namespace with an ssh `ProxyCommand` (the inventory's
 //! `configFile`): the same path a jump host takes.
 
+use bundle_format::Hint;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;

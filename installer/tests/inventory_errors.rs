@@ -2,6 +2,7 @@
 
 mod common;
 
+use bundle_format::Hint;
 use bundle_installer::{plan, Inventory, Problem};
 use common::*;
 

@@ -87,17 +87,16 @@ pub enum Refusal {
     },
 }
 
-impl Refusal {
-    /// What to do about it.
-    pub fn hint(&self) -> String {
-        match self {
+impl bundle_format::Hint for Refusal {
+    fn hint(&self) -> Option<String> {
+        Some(match self {
             Refusal::AlreadyInstalled { .. } => "nothing to do; `bundle install` with the same bundle repairs hosts that drifted".into(),
             Refusal::NotNewer { patch_only: true, .. } => "to go back to an earlier patch release on purpose, pass `--allow-downgrade`; a bundle you did not expect may be a replayed old one".into(),
             Refusal::NotNewer { patch_only: false, .. } => "build or fetch a newer bundle; going back across a minor is not supported by kubeadm (restore an etcd backup instead)".into(),
             Refusal::SkipsMinor { next, .. } => format!("upgrade to {next} first with a {next} bundle, then to this one"),
             Refusal::Unsupported { .. } => "use a bundle of the next minor release".into(),
             Refusal::ForeignKey { new, .. } => format!("if the signing key was rotated on purpose, pass `--new-key {new}`; otherwise do not use this bundle"),
-        }
+        })
     }
 }
 
@@ -230,6 +229,7 @@ fn compare_versions(a: &str, b: &str) -> Ordering {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bundle_format::Hint;
 
     const KEY: &str = "4E2F6D0B3C1A9F87";
 
@@ -291,7 +291,11 @@ mod tests {
             err.to_string(),
             "`kubernetes-calico 1.29.2-1 (Kubernetes v1.29.2)` is not newer than the installed `kubernetes-calico 1.29.5-2 (Kubernetes v1.29.5)`"
         );
-        assert!(err.hint().contains("--allow-downgrade"), "{}", err.hint());
+        assert!(
+            err.hint().unwrap().contains("--allow-downgrade"),
+            "{}",
+            err.hint().unwrap()
+        );
         let allowed = GateOptions {
             allow_downgrade: true,
             ..GateOptions::default()
@@ -326,7 +330,11 @@ mod tests {
             ),
             "{err:?}"
         );
-        assert!(!err.hint().contains("--allow-downgrade"), "{}", err.hint());
+        assert!(
+            !err.hint().unwrap().contains("--allow-downgrade"),
+            "{}",
+            err.hint().unwrap()
+        );
     }
 
     #[test]
@@ -337,7 +345,7 @@ mod tests {
             "Kubernetes v1.29.2 cannot be upgraded to v1.31.0 in one step: kubeadm upgrades one minor at a time"
         );
         assert_eq!(
-            err.hint(),
+            err.hint().unwrap(),
             "upgrade to v1.30 first with a v1.30 bundle, then to this one"
         );
     }
@@ -353,7 +361,7 @@ mod tests {
             "the bundle is signed by key 0123456789ABCDEF but the cluster was installed from a bundle signed by key 4E2F6D0B3C1A9F87"
         );
         assert_eq!(
-            err.hint(),
+            err.hint().unwrap(),
             "if the signing key was rotated on purpose, pass `--new-key 0123456789ABCDEF`; otherwise do not use this bundle"
         );
         let named = GateOptions {
