@@ -76,7 +76,7 @@ pub enum Error {
     /// `bundle.json` has a schema version this program does not know.
     #[error(
         "`bundle.json` has schema version {found}; this program reads version {}",
-        crate::index::SCHEMA_VERSION
+        crate::layout::SCHEMA_VERSION
     )]
     IndexSchema {
         /// Version found.

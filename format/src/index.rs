@@ -6,8 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{digest::Sha256Digest, path::EntryPath, reference::ImageReference, Error};
 
-/// The index schema this version writes and reads.
-pub const SCHEMA_VERSION: u32 = 1;
+pub use crate::layout::SCHEMA_VERSION;
 
 /// Largest `bundle.json` a reader accepts. An index lists entries, not their data, so
 /// even a bundle of a million entries stays far below this; anything larger is hostile.
@@ -184,7 +183,7 @@ impl BundleIndex {
                 entry: dup.path.to_string(),
             });
         }
-        for reserved in [crate::INDEX_ENTRY, crate::SIGNATURE_ENTRY] {
+        for reserved in [crate::layout::INDEX_ENTRY, crate::layout::SIGNATURE_ENTRY] {
             if positions.contains_key(reserved) {
                 return Err(Error::IndexDuplicate {
                     entry: reserved.to_string(),

@@ -40,6 +40,7 @@ mod error;
 pub mod frames;
 mod hint;
 pub mod index;
+pub mod layout;
 pub mod oci;
 pub mod path;
 mod pipe;
@@ -63,19 +64,4 @@ pub use reference::ImageReference;
 /// 2 GiB before anything is checked.
 pub const MAX_WINDOW_LOG: u32 = 24;
 
-/// Where things live inside a bundle (the archive's layout), spelt once.
-pub mod layout {
-    /// The OCI image layout's SHA-256 blobs, each named by its digest.
-    pub const BLOBS: &str = "images/blobs/sha256/";
-    /// The OCI image layout.
-    pub const IMAGES: &str = "images/";
-    /// Downloaded files.
-    pub const FILES: &str = "files/";
-    /// One yum repository per RPM target: `rpms/<target>/`.
-    pub const RPMS: &str = "rpms/";
-}
-
-/// Path of the index inside the archive; always the first entry.
-pub const INDEX_ENTRY: &str = "bundle.json";
-/// Path of the index's minisign signature; always the second entry.
-pub const SIGNATURE_ENTRY: &str = "bundle.json.minisig";
+pub use layout::{INDEX_ENTRY, SIGNATURE_ENTRY};

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use bundle_format::ImageReference;
 
-use super::steps::kubectl;
+use super::commands::{etcdctl, kubectl};
 use super::{DeployRepo, Phase, Plan, PlanHost, PLAN_VERSION};
 use crate::facts::{BundleFacts, CniFacts, RpmRepoFacts};
 use crate::inventory::{Cluster, Node};
@@ -215,7 +215,7 @@ pub(super) fn check<'a>(
     };
     let first = cluster.first_master();
     let kubectl = kubectl();
-    let etcdctl = super::steps::etcdctl(&first.name);
+    let etcdctl = etcdctl(&first.name);
     Ok(PlanContext {
         cluster,
         facts,

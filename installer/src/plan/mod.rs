@@ -13,11 +13,13 @@
 //! | file | holds |
 //! |---|---|
 //! | `checks.rs` | the checks that need the bundle, and the [`PlanContext`] they give |
+//! | `commands.rs` | `kubectl` and `etcdctl` as every phase runs them |
 //! | `steps.rs` | step constructors; the kubeconfig and join configuration steps |
 //! | `text.rs` | `plan.txt`, `steps.txt`, the plan folder |
 //! | `phases/*.rs` | one file per phase: `preflight`, `repo`, `os`, `containerd`, `lb`, `init`, `join`, `cni`, `verify` |
 
 mod checks;
+mod commands;
 mod phases;
 mod remove;
 mod steps;

@@ -6,7 +6,7 @@ use super::{HostStep, OnFailure, Step};
 use crate::inventory::Node;
 use crate::render::kubeadm;
 
-pub(super) const KUBECONFIG: &str = "/etc/kubernetes/admin.conf";
+pub(super) use super::commands::{etcdctl, kubectl, KUBECONFIG};
 const OWNER: &str = "root:root";
 
 pub(super) fn step(id: &str, description: &str, action: HostStep) -> Step {
@@ -98,19 +98,6 @@ pub(super) fn wait(id: &str, description: &str, condition: String, timeout_secs:
 /// `fail MESSAGE` in a check command: print to stderr and exit 1.
 pub(super) fn or_fail(test: &str, message: &str) -> String {
     format!("{test} || {{ echo \"{message}\" >&2; exit 1; }}")
-}
-
-/// `kubectl` with the admin kubeconfig.
-pub(super) fn kubectl() -> String {
-    format!("kubectl --kubeconfig {KUBECONFIG}")
-}
-
-/// `etcdctl` in `node`'s etcd pod, through the API (any host with `admin.conf`).
-pub(super) fn etcdctl(node: &str) -> String {
-    format!(
-        "{} -n kube-system exec etcd-{node} -- etcdctl --endpoints=https://127.0.0.1:2379 --cacert=/etc/kubernetes/pki/etcd/ca.crt --cert=/etc/kubernetes/pki/etcd/server.crt --key=/etc/kubernetes/pki/etcd/server.key",
-        kubectl()
-    )
 }
 
 /// Root's kubeconfig, a copy of `admin.conf` (`init/kubeconfig`, `join/kubeconfig`).
