@@ -5,7 +5,7 @@
 
 mod common;
 
-use bundle_testbed::rpms::{dnf_install, Upstream, HA_PACKAGES};
+use bundle_testbed::real::rpms::{dnf_install, Upstream, HA_PACKAGES};
 use common::{tool, Session};
 
 #[test]

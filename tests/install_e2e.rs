@@ -23,11 +23,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use bundle_testbed::hosts::{ClusterSpec, TestCluster};
-use bundle_testbed::images::{self, TestImage};
-use bundle_testbed::registry::{test_tls, RegistryOptions};
-use bundle_testbed::rpms::{createrepo, RepoServer, RpmSpec};
-use bundle_testbed::{kube_fakes, FileServer, Registry};
+use bundle_testbed::doubles::kube_fakes;
+use bundle_testbed::fixtures::images::{self, TestImage};
+use bundle_testbed::real::hosts::{ClusterSpec, TestCluster};
+use bundle_testbed::real::registry::{test_tls, RegistryOptions};
+use bundle_testbed::real::rpms::{createrepo, RepoServer, RpmSpec};
+use bundle_testbed::{FileServer, Registry};
 
 const CALICO: &str = include_str!("../installer/tests/fixtures/calico.yaml");
 const REGISTRY_PORT: u16 = 5000;

@@ -8,10 +8,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use bundle_testbed::harbor::{HarborOptions, HarborStandIn, HarborUser};
-use bundle_testbed::images::{self, Layer, TestImage};
-use bundle_testbed::proxy::{Fault, FaultPattern, Proxy};
-use bundle_testbed::registry::RegistryOptions;
+use bundle_testbed::doubles::harbor::{HarborOptions, HarborStandIn, HarborUser};
+use bundle_testbed::fixtures::images::{self, Layer, TestImage};
+use bundle_testbed::real::proxy::{Fault, FaultPattern, Proxy};
+use bundle_testbed::real::registry::RegistryOptions;
 use bundle_testbed::Registry;
 use common::upstream::Upstream;
 use common::{extract, tool, Run, Session};

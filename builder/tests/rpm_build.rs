@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use bundle_builder::rpm::{
     fetch, RpmError, RpmFetchOptions, RpmOutput, RpmTargetSpec, UpstreamRepo,
 };
-use bundle_testbed::rpms::{dnf_install, Upstream, HA_PACKAGES};
+use bundle_testbed::real::rpms::{dnf_install, Upstream, HA_PACKAGES};
 
 fn target(up: &Upstream, packages: &[&str]) -> RpmTargetSpec {
     RpmTargetSpec {

@@ -17,7 +17,7 @@ use bundle_installer::plan::{
 use bundle_installer::report::Silent;
 use bundle_installer::run::{run_plan, RunOptions};
 use bundle_installer::Error;
-use bundle_testbed::hosts::{ClusterSpec, TestCluster};
+use bundle_testbed::real::hosts::{ClusterSpec, TestCluster};
 
 /// Tests that change `PATH` (the ssh argv recorder) must not overlap the others.
 static SERIAL: Mutex<()> = Mutex::new(());

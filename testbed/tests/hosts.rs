@@ -7,8 +7,8 @@ use std::path::Path;
 use std::process::{Child, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use bundle_testbed::hosts::{ClusterSpec, TestCluster};
-use bundle_testbed::kube_fakes;
+use bundle_testbed::doubles::kube_fakes;
+use bundle_testbed::real::hosts::{ClusterSpec, TestCluster};
 
 fn text(o: &Output) -> String {
     format!(

@@ -16,11 +16,12 @@ use std::process::Command;
 
 use anyhow::{bail, Context};
 use bundle_bench::{bundle_binary, header, measure, row, Measure};
-use bundle_testbed::hosts::{ClusterSpec, TestCluster};
-use bundle_testbed::images::{self, TestImage};
-use bundle_testbed::registry::{test_tls, RegistryOptions};
-use bundle_testbed::rpms::{createrepo, RepoServer, RpmSpec};
-use bundle_testbed::{kube_fakes, FileServer, Registry};
+use bundle_testbed::doubles::kube_fakes;
+use bundle_testbed::fixtures::images::{self, TestImage};
+use bundle_testbed::real::hosts::{ClusterSpec, TestCluster};
+use bundle_testbed::real::registry::{test_tls, RegistryOptions};
+use bundle_testbed::real::rpms::{createrepo, RepoServer, RpmSpec};
+use bundle_testbed::{FileServer, Registry};
 
 const CALICO: &str = include_str!("../../../installer/tests/fixtures/calico.yaml");
 const MASTERS: usize = 3;

@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use anyhow::bail;
-use bundle_testbed::images;
-use bundle_testbed::rpms::{Upstream, HA_PACKAGES};
+use bundle_testbed::fixtures::images;
+use bundle_testbed::real::rpms::{Upstream, HA_PACKAGES};
 use bundle_testbed::{FileServer, Registry};
 
 fn main() -> anyhow::Result<()> {

@@ -29,7 +29,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
 
-use crate::proxy::{forward, read_head};
+use crate::real::proxy::{forward, read_head};
 
 const SERVICE: &str = "harbor-registry";
 const ISSUER: &str = "harbor-token-issuer";
@@ -195,7 +195,7 @@ impl HarborStandIn {
     }
 
     fn wait_ready(&self) -> anyhow::Result<()> {
-        crate::registry::wait_for_registry(&self.registry_addr, false, || self.registry_log())
+        crate::real::registry::wait_for_registry(&self.registry_addr, false, || self.registry_log())
     }
 
     /// Tokens issued so far.
