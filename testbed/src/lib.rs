@@ -36,6 +36,7 @@
 pub mod crafted;
 pub mod doubles;
 pub mod fixtures;
+mod http;
 pub mod real;
 
 // The short paths that tests spell out in full (`bundle_testbed::site::…` inside a

@@ -2,18 +2,18 @@
 //! requests and can answer 503 to the next N requests, to exercise retries.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::io::Write;
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
+
+use crate::http::{self, Server};
 
 #[derive(Default)]
 struct State {
     files: Mutex<HashMap<String, Vec<u8>>>,
     requests: AtomicUsize,
     fail_next: AtomicUsize,
-    stop: AtomicBool,
 }
 
 /// A running file server; stopped on drop.
@@ -21,35 +21,19 @@ pub struct FileServer {
     /// `http://127.0.0.1:PORT`.
     pub url: String,
     state: Arc<State>,
-    addr: String,
-    thread: Option<JoinHandle<()>>,
+    _server: Server,
 }
 
 impl FileServer {
     /// Starts serving nothing yet.
     pub fn start() -> anyhow::Result<Self> {
-        let listener = TcpListener::bind("127.0.0.1:0")?;
-        let addr = listener.local_addr()?.to_string();
         let state = Arc::new(State::default());
         let s = state.clone();
-        let thread = std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                if s.stop.load(Ordering::SeqCst) {
-                    break;
-                }
-                if let Ok(stream) = stream {
-                    let s = s.clone();
-                    std::thread::spawn(move || {
-                        let _ = serve(stream, &s);
-                    });
-                }
-            }
-        });
+        let server = Server::start(move |stream| serve(stream, &s))?;
         Ok(Self {
-            url: format!("http://{addr}"),
+            url: format!("http://{}", server.addr()),
             state,
-            addr,
-            thread: Some(thread),
+            _server: server,
         })
     }
 
@@ -74,30 +58,19 @@ impl FileServer {
     }
 }
 
-fn serve(stream: TcpStream, state: &State) -> std::io::Result<()> {
-    let mut reader = BufReader::new(stream.try_clone()?);
-    let mut line = String::new();
-    reader.read_line(&mut line)?;
-    loop {
-        let mut h = String::new();
-        if reader.read_line(&mut h)? == 0 || h == "\r\n" {
-            break;
-        }
-    }
+fn serve(mut out: TcpStream, state: &State) -> std::io::Result<()> {
+    let Some(head) = http::read_head(&mut out)? else {
+        return Ok(());
+    };
     state.requests.fetch_add(1, Ordering::SeqCst);
-    let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
-    let mut out = stream;
     let failing = state
         .fail_next
         .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
         .is_ok();
     if failing {
-        return write!(
-            out,
-            "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-        );
+        return http::answer_empty(&mut out, 503);
     }
-    let body = state.files.lock().expect("lock").get(&path).cloned();
+    let body = state.files.lock().expect("lock").get(&head.target).cloned();
     match body {
         Some(b) => {
             write!(
@@ -107,19 +80,6 @@ fn serve(stream: TcpStream, state: &State) -> std::io::Result<()> {
             )?;
             out.write_all(&b)
         }
-        None => write!(
-            out,
-            "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-        ),
-    }
-}
-
-impl Drop for FileServer {
-    fn drop(&mut self) {
-        self.state.stop.store(true, Ordering::SeqCst);
-        let _ = TcpStream::connect(&self.addr); // wake the accept loop
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        None => http::answer_empty(&mut out, 404),
     }
 }

@@ -7,15 +7,16 @@
 //! chain across repos, a boolean dependency, signed repos and one tampered package.
 //! The pieces ([`RpmSpec`], [`GpgKey`], [`createrepo`], [`RepoServer`]) build other cases.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 
 use anyhow::{bail, Context, Result};
+
+use crate::http::{self, Server};
 
 /// One package to build.
 #[derive(Debug, Clone, Default)]
@@ -281,46 +282,23 @@ fn run(cmd: &mut Command) -> Result<()> {
 pub struct RepoServer {
     /// `http://127.0.0.1:PORT`.
     pub url: String,
-    stop: Arc<AtomicBool>,
     fail_next: Arc<AtomicUsize>,
     log: Arc<Mutex<Vec<String>>>,
-    thread: Option<JoinHandle<()>>,
-    addr: std::net::SocketAddr,
+    _server: Server,
 }
 
 impl RepoServer {
     /// Serves `root`.
     pub fn serve(root: &Path) -> Result<Self> {
-        let listener = TcpListener::bind("127.0.0.1:0")?;
-        let addr = listener.local_addr()?;
-        let stop = Arc::new(AtomicBool::new(false));
         let fail_next = Arc::new(AtomicUsize::new(0));
         let log = Arc::new(Mutex::new(Vec::new()));
-        let (s, f, l, root) = (
-            stop.clone(),
-            fail_next.clone(),
-            log.clone(),
-            root.to_path_buf(),
-        );
-        let thread = std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                if s.load(Ordering::SeqCst) {
-                    break;
-                }
-                let Ok(conn) = conn else { continue };
-                let (f, l, root) = (f.clone(), l.clone(), root.clone());
-                std::thread::spawn(move || {
-                    let _ = handle(conn, &root, &f, &l);
-                });
-            }
-        });
+        let (f, l, root) = (fail_next.clone(), log.clone(), root.to_path_buf());
+        let server = Server::start(move |conn| handle(conn, &root, &f, &l))?;
         Ok(RepoServer {
-            url: format!("http://{addr}"),
-            stop,
+            url: format!("http://{}", server.addr()),
             fail_next,
             log,
-            thread: Some(thread),
-            addr,
+            _server: server,
         })
     }
 
@@ -335,33 +313,16 @@ impl RepoServer {
     }
 }
 
-impl Drop for RepoServer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        let _ = TcpStream::connect(self.addr);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
 fn handle(
     mut conn: TcpStream,
     root: &Path,
     fail: &AtomicUsize,
     log: &Mutex<Vec<String>>,
 ) -> std::io::Result<()> {
-    let mut reader = BufReader::new(conn.try_clone()?);
-    let mut line = String::new();
-    reader.read_line(&mut line)?;
-    loop {
-        let mut h = String::new();
-        if reader.read_line(&mut h)? == 0 || h == "\r\n" || h == "\n" {
-            break;
-        }
-    }
-    let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
-    let path = path.split('?').next().unwrap_or("/").to_string();
+    let Some(head) = http::read_head(&mut conn)? else {
+        return Ok(());
+    };
+    let path = head.path().to_string();
     let failing = fail
         .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
         .is_ok();
@@ -375,16 +336,7 @@ fn handle(
     };
     log.lock().expect("log").push(format!("{status} {path}"));
     if status != 200 {
-        let reason = if status == 503 {
-            "Service Unavailable"
-        } else {
-            "Not Found"
-        };
-        write!(
-            conn,
-            "HTTP/1.1 {status} {reason}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-        )?;
-        return Ok(());
+        return http::answer_empty(&mut conn, status);
     }
     let mut f = std::fs::File::open(&file)?;
     let len = f.metadata()?.len();
