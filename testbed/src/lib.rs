@@ -12,8 +12,9 @@
 //!   `systemctl`, `modprobe` and `swapoff` doubles inside test hosts (no systemd there;
 //!   the kernel and swap are the machine's).
 //! - [`fixtures`]: test data, one definition of each that tests and benchmarks share:
-//!   synthetic images and the default manifest's images, the sample inventory, a
-//!   plannable site.
+//!   synthetic images and the default manifest's images, the packages an install on
+//!   test hosts pins (fakes and stand-ins), the HA upstream yum repos, the sample
+//!   inventory, a plannable site.
 //! - [`crafted`]: hostile bundles made from genuine ones (tar and zstd attacks). It
 //!   stays at the top: it is neither a running component nor shared data, but a kit for
 //!   taking bundles apart and forging them, the one module that needs `bundle-format`.
