@@ -5,7 +5,7 @@ mod common;
 
 use std::path::Path;
 
-use bundle_testbed::images::{self, Layer, TestImage};
+use bundle_testbed::fixtures::images::{self, Layer, TestImage};
 use bundle_testbed::Registry;
 use common::upstream::{Upstream, CALICO};
 use common::{extract, tool};

@@ -5,7 +5,8 @@
 
 mod common;
 
-use bundle_testbed::rpms::{dnf_install, Upstream, HA_PACKAGES};
+use bundle_testbed::fixtures::ha_repos::{Upstream, HA_PACKAGES};
+use bundle_testbed::real::rpms::dnf_install;
 use common::{tool, Session};
 
 #[test]

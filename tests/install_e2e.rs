@@ -1,11 +1,11 @@
-//! `bundle install` end to end on test hosts (`bundle_testbed::hosts::TestCluster`:
+//! `bundle install` end to end on test hosts (`bundle_testbed::real::hosts::TestCluster`:
 //! network + mount/uts/pid namespaces with an overlay root of the machine, sshd on each,
 //! strict known_hosts), from a deploy namespace at 10.77.0.2.
 //!
 //! The bundle is built by the test with `bundle build`: images from a local registry
 //! seeded with skopeo (`--mirror`), a calico-shaped manifest from a local file server,
 //! RPMs from a local yum repo: the fake kubeadm/kubectl/kubelet/cri-tools RPMs
-//! (`bundle_testbed::kube_fakes`) and README-only stand-ins for packages whose real
+//! (`bundle_testbed::doubles::kube_fakes`) and README-only stand-ins for packages whose real
 //! programs the hosts already have from the machine (haproxy, keepalived, …). The hosts
 //! install them with dnf from the repo `bundle install` serves; haproxy and keepalived
 //! really run on the masters and containerd on every host (through the systemctl
@@ -23,30 +23,18 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use bundle_testbed::hosts::{ClusterSpec, TestCluster};
-use bundle_testbed::images::{self, TestImage};
-use bundle_testbed::registry::{test_tls, RegistryOptions};
-use bundle_testbed::rpms::{createrepo, RepoServer, RpmSpec};
-use bundle_testbed::{kube_fakes, FileServer, Registry};
+use bundle_testbed::doubles::kube_fakes;
+use bundle_testbed::fixtures::images::{self, DEFAULT_IMAGES};
+use bundle_testbed::fixtures::packages;
+use bundle_testbed::real::hosts::{ClusterSpec, TestCluster};
+use bundle_testbed::real::registry::{test_tls, RegistryOptions};
+use bundle_testbed::real::rpms::RepoServer;
+use bundle_testbed::{FileServer, Registry};
 
 const CALICO: &str = include_str!("../installer/tests/fixtures/calico.yaml");
 const REGISTRY_PORT: u16 = 5000;
 const REPO_PORT: u16 = 8081;
 const CALLS: &str = kube_fakes::CALLS_LOG;
-
-/// Stand-ins for packages whose real programs the hosts already have from the machine:
-/// only a README, so that installing them never overwrites a machine binary.
-const STAND_INS: &[(&str, &str)] = &[
-    ("containerd.io", "1.6.28-3.1.el9"),
-    ("kubernetes-cni", "1.3.0-150500.1.1"),
-    ("haproxy", "2.4.22-3.el9_3"),
-    ("keepalived", "2.2.8-3.el9"),
-    ("socat", "1.7.4.1-5.el9"),
-    ("ipset", "7.11-8.el9"),
-    ("ipvsadm", "1.31-6.el9"),
-    ("conntrack-tools", "1.4.7-2.el9"),
-    ("iproute-tc", "6.2.0-5.el9"),
-];
 
 /// The connected side (registry, files, RPM repo, the bundle built from them) and the
 /// isolated side (test hosts, the TLS registry in the deploy namespace, the inventory).
@@ -83,36 +71,22 @@ fn sha256_hex(data: &[u8]) -> String {
 fn build_bundle(work: &Path) {
     let scratch = work.join("upstream");
     let upstream = Registry::start().expect("upstream registry");
-    let mut list: Vec<String> = Vec::new();
     for img in images::default_manifest_images(1) {
         images::seed(&upstream.addr, &img, &scratch).expect("seeding an image");
-        list.push(image_name(&img));
     }
     let files = FileServer::start().expect("file server");
     files.put("calico.yaml", CALICO.as_bytes());
 
     let repo = scratch.join("repo");
-    let rpm_work = scratch.join("rpm-work");
-    kube_fakes::build_rpms(&rpm_work, &repo, kube_fakes::VERSION, kube_fakes::RELEASE)
-        .expect("fake kube RPMs");
-    kube_fakes::build_cri_tools_rpm(&rpm_work, &repo, kube_fakes::RELEASE)
-        .expect("fake cri-tools RPM");
-    for (name, vr) in STAND_INS {
-        RpmSpec::new(name, vr, "x86_64")
-            .build(&rpm_work, &repo)
-            .expect("stand-in RPM");
-    }
-    createrepo(&repo).expect("createrepo_c");
+    packages::build_install_repo(&scratch.join("rpm-work"), &repo)
+        .expect("fake kube RPMs and stand-ins");
     let rpms = RepoServer::serve(&repo).expect("repo server");
 
-    let mut packages = vec![
-        format!("kubeadm-{}", kube_fakes::VERSION),
-        format!("kubelet-{}", kube_fakes::VERSION),
-        format!("kubectl-{}", kube_fakes::VERSION),
-        format!("cri-tools-{}", kube_fakes::CRI_TOOLS_VERSION),
-    ];
-    packages.extend(STAND_INS.iter().map(|(n, _)| n.to_string()));
-    let images: String = list.iter().map(|i| format!("    - {i}\n")).collect();
+    let packages = packages::install_packages();
+    let images: String = DEFAULT_IMAGES
+        .iter()
+        .map(|i| format!("    - {i}\n"))
+        .collect();
     let manifest = format!(
         "apiVersion: bundle/v1alpha1\nkind: BundleManifest\nmetadata:\n  name: e2e\n  version: 1.29.2-1\nspec:\n  kubernetesVersion: v1.29.2\n  cni: {{name: calico, manifest: calico.yaml}}\n  platforms: [linux/amd64]\n  images:\n{images}  files:\n    - name: calico.yaml\n      url: {}/calico.yaml\n      sha256: {}\n  rpms:\n    - target: el9-x86_64\n      releasever: \"9\"\n      arch: x86_64\n      repos:\n        - {{name: test, baseurl: '{}/'}}\n      packages: [{}]\n",
         files.url,
@@ -154,15 +128,6 @@ fn build_bundle(work: &Path) {
     ]);
     ok(&out, "bundle build");
     assert!(work.join("e2e.tar.zst").is_file(), "{}", text(&out));
-}
-
-fn image_name(img: &TestImage) -> String {
-    let registry = if img.repository.starts_with("calico/") {
-        "docker.io"
-    } else {
-        "registry.k8s.io"
-    };
-    format!("{registry}/{}:{}", img.repository, img.tag)
 }
 
 impl Site {

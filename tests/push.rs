@@ -8,28 +8,14 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use bundle_testbed::harbor::{HarborOptions, HarborStandIn, HarborUser};
-use bundle_testbed::images::{self, Layer, TestImage};
-use bundle_testbed::proxy::{Fault, FaultPattern, Proxy};
-use bundle_testbed::registry::RegistryOptions;
+use bundle_testbed::doubles::harbor::{HarborOptions, HarborStandIn, HarborUser};
+use bundle_testbed::fixtures::images::{self, Layer, TestImage, DEFAULT_IMAGES};
+use bundle_testbed::real::proxy::{Fault, FaultPattern, Proxy};
+use bundle_testbed::real::registry::RegistryOptions;
 use bundle_testbed::Registry;
 use common::upstream::Upstream;
 use common::{extract, tool, Run, Session};
 use serde_json::Value;
-
-/// The default manifest's images, as the bundle names them.
-const DEFAULT_IMAGES: &[&str] = &[
-    "registry.k8s.io/kube-apiserver:v1.29.2",
-    "registry.k8s.io/kube-controller-manager:v1.29.2",
-    "registry.k8s.io/kube-scheduler:v1.29.2",
-    "registry.k8s.io/kube-proxy:v1.29.2",
-    "registry.k8s.io/etcd:3.5.10-0",
-    "registry.k8s.io/coredns/coredns:v1.11.1",
-    "registry.k8s.io/pause:3.9",
-    "docker.io/calico/cni:v3.26.4",
-    "docker.io/calico/node:v3.26.4",
-    "docker.io/calico/kube-controllers:v3.26.4",
-];
 
 /// Where each default image lands under the target host.
 const TARGETS: &[&str] = &[

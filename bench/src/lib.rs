@@ -6,7 +6,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{bail, Context};
-use bundle_testbed::images::{self, Layer, TestImage};
+use bundle_testbed::fixtures::images::{self, Layer, TestImage};
 
 /// Wall time and peak resident memory of one command (children included).
 #[derive(Debug, Clone, Copy, Default)]

@@ -11,7 +11,8 @@ use bundle_builder::rpm::{
     fetch, RpmError, RpmFetchOptions, RpmOutput, RpmTargetSpec, UpstreamRepo,
 };
 use bundle_format::Hint;
-use bundle_testbed::rpms::{dnf_install, Upstream, HA_PACKAGES};
+use bundle_testbed::fixtures::ha_repos::{Upstream, HA_PACKAGES};
+use bundle_testbed::real::rpms::dnf_install;
 
 fn target(up: &Upstream, packages: &[&str]) -> RpmTargetSpec {
     RpmTargetSpec {

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use bundle_builder::rpm::{fetch, RpmError, RpmFetchOptions, RpmTargetSpec, UpstreamRepo};
 use bundle_format::Hint;
-use bundle_testbed::rpms::{createrepo, GpgKey, RepoServer, RpmSpec};
+use bundle_testbed::real::rpms::{createrepo, GpgKey, RepoServer, RpmSpec};
 
 struct Fixture {
     dir: tempfile::TempDir,

@@ -1,5 +1,5 @@
 //! The SSH executor against real sshd on test hosts (network namespaces with overlay
-//! roots, `bundle_testbed::hosts::TestCluster`): steps run, files get content, mode and
+//! roots, `bundle_testbed::real::hosts::TestCluster`): steps run, files get content, mode and
 //! owner, a re-run skips what is done, failures name host, step, command, exit code
 //! and output, host keys are checked strictly, secrets never reach a command line.
 //!
@@ -18,7 +18,7 @@ use bundle_installer::plan::{
 use bundle_installer::report::Silent;
 use bundle_installer::run::{run_plan, RunOptions};
 use bundle_installer::Error;
-use bundle_testbed::hosts::{ClusterSpec, TestCluster};
+use bundle_testbed::real::hosts::{ClusterSpec, TestCluster};
 
 /// Tests that change `PATH` (the ssh argv recorder) must not overlap the others.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -692,7 +692,7 @@ printf 'apiVersion: v1\nkind: Config\nusers:\n- name: kubernetes-admin\n  user:\
 /// etcd static pods; the fake `crictl` lists it as the etcd container and runs
 /// `crictl exec` commands on the host, where the pod's hostPaths are.
 fn start_real_etcd(s: &Site) {
-    let crictl = bundle_testbed::kube_fakes::cri_tools_spec("1").1;
+    let crictl = bundle_testbed::doubles::kube_fakes::cri_tools_spec("1").1;
     let (_, script) = crictl
         .iter()
         .find(|(p, _)| *p == "/usr/bin/crictl")

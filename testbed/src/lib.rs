@@ -1,33 +1,54 @@
-//! Real local components for bundle's tests, demo and benchmarks.
+//! Local components for bundle's tests, demo and benchmarks, grouped by kind.
 //!
-//! - [`Registry`]: the Debian `docker-registry` (distribution 2.8) on 127.0.0.1, in a
-//!   fresh folder, with its access log readable so tests can count requests.
-//! - [`images`]: synthetic OCI images (single- and multi-arch, shared layers, random
-//!   incompressible layer data like real gzip layers) seeded with `skopeo`.
-//! - [`FileServer`]: a small HTTP server for `spec.files` downloads, counting requests
-//!   and able to fail on purpose.
-//! - [`rpms`]: RPM fixtures (rpmbuild, createrepo_c, rpmsign).
-//! - [`inventories`]: the sample `cluster.yaml` plan tests share.
-//! - [`crafted`]: hostile bundles made from genuine ones (tar and zstd attacks).
-//! - [`fuzz_seeds`]: the seeds of the `reader` fuzz target (`fuzz/`), made from both.
+//! - [`real`]: the real components, the programs users run, on 127.0.0.1 or inside
+//!   namespaces a test made: the OCI registry (`docker-registry`), a file server, RPMs
+//!   and yum repos (`rpmbuild`, `rpmsign`, `createrepo_c`, `dnf`), test hosts with
+//!   `sshd`, and a fault-injecting proxy in front of the registry. Tests use these
+//!   instead of mocks.
+//! - [`doubles`]: the named test doubles, the only stand-ins, each where the real program
+//!   cannot run here or must not act on the machine: the Harbor stand-in (token service
+//!   and projects API in front of a real registry), the fake `kubeadm`, `kubectl`,
+//!   `kubelet` and `crictl` (no real control plane runs in a test host), and the
+//!   `systemctl`, `modprobe` and `swapoff` doubles inside test hosts (no systemd there;
+//!   the kernel and swap are the machine's).
+//! - [`fixtures`]: test data, one definition of each that tests and benchmarks share:
+//!   synthetic images and the default manifest's images, the packages an install on
+//!   test hosts pins (fakes and stand-ins), the HA upstream yum repos, the sample
+//!   inventory, a plannable site.
+//! - [`crafted`]: hostile bundles made from genuine ones (tar and zstd attacks). It
+//!   stays at the top: it is neither a running component nor shared data, but a kit for
+//!   taking bundles apart and forging them, the one module that needs `bundle-format`.
+//! - [`fuzz_seeds`]: the seeds of the `reader` fuzz target (`fuzz/`), made from
+//!   genuine bundles and [`crafted`] ones.
 //!
-//! Everything binds to 127.0.0.1 and ends the processes it started, by PID, on drop.
+//! Everything binds to 127.0.0.1 (or to addresses inside namespaces it made) and ends
+//! the processes it started, by PID, on drop.
+//!
+//! ```no_run
+//! use bundle_testbed::fixtures::images::{self, Layer, TestImage};
+//! use bundle_testbed::real::registry::Registry;
+//!
+//! let registry = Registry::start()?;
+//! let work = tempfile::tempdir()?;
+//! let pause = TestImage::new("pause", "3.9", &[Layer { seed: 1, size: 1024 }]);
+//! let seeded = images::seed(&registry.addr, &pause, work.path())?;
+//! println!("{} at {}/pause:3.9", seeded.digest, registry.addr);
+//! # anyhow::Ok(())
+//! ```
 
 pub mod crafted;
-pub mod files;
+pub mod doubles;
+pub mod fixtures;
 pub mod fuzz_seeds;
-pub mod harbor;
-pub mod hosts;
-pub mod images;
-pub mod inventories;
-pub mod kube_fakes;
-pub mod proxy;
-pub mod registry;
-pub mod rpms;
-pub mod site;
+mod http;
+pub mod real;
 
-pub use files::FileServer;
-pub use registry::Registry;
+// The short paths that tests spell out in full (`bundle_testbed::site::…` inside a
+// test's body, not in a `use`); new code names the group.
+pub use fixtures::{images, inventories, site};
+pub use real::files::FileServer;
+pub use real::registry::Registry;
+pub use real::{registry, rpms};
 
 /// A free TCP port on 127.0.0.1 (bound then released; good enough for tests).
 pub fn free_port() -> u16 {

@@ -1,14 +1,14 @@
 //! The test hosts and the doubles, against real components: sshd, ssh with strict
 //! known_hosts, overlay roots, dnf from a repo served over HTTP, keepalived VRRP and
 //! haproxy started through the systemctl double. Needs root and the packages listed in
-//! `bundle_testbed::hosts`; a missing one fails the test with its name.
+//! `bundle_testbed::real::hosts`; a missing one fails the test with its name.
 
 use std::path::Path;
 use std::process::{Child, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use bundle_testbed::hosts::{ClusterSpec, TestCluster};
-use bundle_testbed::kube_fakes;
+use bundle_testbed::doubles::kube_fakes;
+use bundle_testbed::real::hosts::{ClusterSpec, TestCluster};
 
 fn text(o: &Output) -> String {
     format!(

@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use bundle_testbed::images::{self, SeededImage, TestImage};
+use bundle_testbed::fixtures::images::{self, SeededImage, TestImage};
 use bundle_testbed::{FileServer, Registry};
 
 use crate::common::{Run, Session};

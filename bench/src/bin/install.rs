@@ -16,30 +16,18 @@ use std::process::Command;
 
 use anyhow::{bail, Context};
 use bundle_bench::{bundle_binary, header, measure, row, Measure};
-use bundle_testbed::hosts::{ClusterSpec, TestCluster};
-use bundle_testbed::images::{self, TestImage};
-use bundle_testbed::registry::{test_tls, RegistryOptions};
-use bundle_testbed::rpms::{createrepo, RepoServer, RpmSpec};
-use bundle_testbed::{kube_fakes, FileServer, Registry};
+use bundle_testbed::fixtures::images::{self, DEFAULT_IMAGES};
+use bundle_testbed::fixtures::packages;
+use bundle_testbed::real::hosts::{ClusterSpec, TestCluster};
+use bundle_testbed::real::registry::{test_tls, RegistryOptions};
+use bundle_testbed::real::rpms::RepoServer;
+use bundle_testbed::{FileServer, Registry};
 
 const CALICO: &str = include_str!("../../../installer/tests/fixtures/calico.yaml");
 const MASTERS: usize = 3;
 const WORKERS: usize = 6;
 const REGISTRY_PORT: u16 = 5000;
 const REPO_PORT: u16 = 8081;
-
-/// Packages whose real programs the hosts already have from the machine: README only.
-const STAND_INS: &[(&str, &str)] = &[
-    ("containerd.io", "1.6.28-3.1.el9"),
-    ("kubernetes-cni", "1.3.0-150500.1.1"),
-    ("haproxy", "2.4.22-3.el9_3"),
-    ("keepalived", "2.2.8-3.el9"),
-    ("socat", "1.7.4.1-5.el9"),
-    ("ipset", "7.11-8.el9"),
-    ("ipvsadm", "1.31-6.el9"),
-    ("conntrack-tools", "1.4.7-2.el9"),
-    ("iproute-tc", "6.2.0-5.el9"),
-];
 
 fn sh(dir: &Path, script: &str) -> anyhow::Result<String> {
     let out = Command::new("sh")
@@ -56,23 +44,12 @@ fn sh(dir: &Path, script: &str) -> anyhow::Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-fn image_name(img: &TestImage) -> String {
-    let registry = if img.repository.starts_with("calico/") {
-        "docker.io"
-    } else {
-        "registry.k8s.io"
-    };
-    format!("{registry}/{}:{}", img.repository, img.tag)
-}
-
 /// The connected side: the bundle `e2e.tar.zst` and `builder.pub` in `work`.
 fn build_bundle(bundle: &str, work: &Path) -> anyhow::Result<()> {
     let scratch = work.join("upstream");
     let upstream = Registry::start()?;
-    let mut list = Vec::new();
     for img in images::default_manifest_images(1) {
         images::seed(&upstream.addr, &img, &scratch)?;
-        list.push(image_name(&img));
     }
     let files = FileServer::start()?;
     files.put("calico.yaml", CALICO.as_bytes());
@@ -80,23 +57,14 @@ fn build_bundle(bundle: &str, work: &Path) -> anyhow::Result<()> {
     let calico_sha = sh(work, "sha256sum calico.yaml | cut -d' ' -f1")?;
 
     let repo = scratch.join("repo");
-    let rpm_work = scratch.join("rpm-work");
-    kube_fakes::build_rpms(&rpm_work, &repo, kube_fakes::VERSION, kube_fakes::RELEASE)?;
-    kube_fakes::build_cri_tools_rpm(&rpm_work, &repo, kube_fakes::RELEASE)?;
-    for (name, vr) in STAND_INS {
-        RpmSpec::new(name, vr, "x86_64").build(&rpm_work, &repo)?;
-    }
-    createrepo(&repo)?;
+    packages::build_install_repo(&scratch.join("rpm-work"), &repo)?;
     let rpms = RepoServer::serve(&repo)?;
 
-    let mut packages = vec![
-        format!("kubeadm-{}", kube_fakes::VERSION),
-        format!("kubelet-{}", kube_fakes::VERSION),
-        format!("kubectl-{}", kube_fakes::VERSION),
-        format!("cri-tools-{}", kube_fakes::CRI_TOOLS_VERSION),
-    ];
-    packages.extend(STAND_INS.iter().map(|(n, _)| n.to_string()));
-    let images: String = list.iter().map(|i| format!("    - {i}\n")).collect();
+    let packages = packages::install_packages();
+    let images: String = DEFAULT_IMAGES
+        .iter()
+        .map(|i| format!("    - {i}\n"))
+        .collect();
     std::fs::write(
         work.join("manifest.yaml"),
         format!(

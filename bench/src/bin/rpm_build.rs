@@ -7,7 +7,7 @@
 use std::path::Path;
 
 use bundle_bench::{bundle_binary, header, measure, row};
-use bundle_testbed::rpms::{createrepo, RepoServer, RpmSpec};
+use bundle_testbed::real::rpms::{createrepo, RepoServer, RpmSpec};
 
 /// The upstream: `apps` pinned packages, each needing four libraries; libraries need one
 /// or two base packages, some through a virtual provide; the rest is noise nobody needs.

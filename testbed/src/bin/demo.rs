@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use anyhow::bail;
-use bundle_testbed::images;
-use bundle_testbed::rpms::{Upstream, HA_PACKAGES};
+use bundle_testbed::fixtures::ha_repos::{Upstream, HA_PACKAGES};
+use bundle_testbed::fixtures::images;
 use bundle_testbed::{FileServer, Registry};
 
 fn main() -> anyhow::Result<()> {
@@ -99,14 +99,9 @@ fn step(what: &str) {
 
 fn manifest(calico_url: &str, calico: &[u8], rpms: &Upstream) -> String {
     use sha2::Digest;
-    let default = include_str!("../../../manifests/kubernetes-v1.29.2-calico.yaml");
-    let images: String = default
-        .lines()
-        .filter(|l| {
-            l.trim_start().starts_with("- registry.k8s.io/")
-                || l.trim_start().starts_with("- docker.io/")
-        })
-        .map(|l| format!("{l}\n"))
+    let images: String = images::DEFAULT_IMAGES
+        .iter()
+        .map(|i| format!("    - {i}\n"))
         .collect();
     format!(
         "apiVersion: bundle/v1alpha1\nkind: BundleManifest\nmetadata: {{name: demo, version: 1.29.2-1}}\nspec:\n  kubernetesVersion: v1.29.2\n  cni: {{name: calico, manifest: calico.yaml}}\n  platforms: [linux/amd64]\n  images:\n{images}  files:\n    - {{name: calico.yaml, url: '{calico_url}', sha256: {}}}\n  rpms:\n    - target: el9-x86_64\n      releasever: \"9\"\n      arch: x86_64\n      repos:\n        - {{name: kubernetes, baseurl: '{}', gpgkey: '{}'}}\n        - {{name: docker-ce, baseurl: '{}', gpgkey: '{}'}}\n        - {{name: base, baseurl: '{}', gpgkey: '{}'}}\n      packages: [{}]\n",

@@ -38,7 +38,7 @@ impl Registry {
     }
 
     /// Inside network namespace `netns` (a test cluster's deploy node: see
-    /// [`crate::hosts::TestCluster::deploy_netns`]), listening on `ip:port` there; the
+    /// [`super::hosts::TestCluster::deploy_netns`]), listening on `ip:port` there; the
     /// process is `ip netns exec … docker-registry`, whose PID is the registry's.
     pub fn start_in_netns(
         netns: &str,

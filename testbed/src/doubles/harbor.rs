@@ -23,13 +23,13 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
 
-use crate::proxy::{forward, read_head};
+use crate::http::{self, Server};
 
 const SERVICE: &str = "harbor-registry";
 const ISSUER: &str = "harbor-token-issuer";
@@ -86,7 +86,6 @@ struct State {
     token_requests: AtomicUsize,
     project_posts: AtomicUsize,
     log: Mutex<Vec<String>>,
-    stop: AtomicBool,
     first_token_dies: bool,
     scopes_seen: Mutex<std::collections::BTreeSet<String>>,
     key: PathBuf,
@@ -102,6 +101,7 @@ pub struct HarborStandIn {
     state: Arc<State>,
     dir: tempfile::TempDir,
     child: Child,
+    _server: Server,
 }
 
 impl HarborStandIn {
@@ -170,32 +170,21 @@ impl HarborStandIn {
         });
         let s = state.clone();
         let upstream = registry_addr.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                if s.stop.load(Ordering::SeqCst) {
-                    break;
-                }
-                let Ok(stream) = stream else { continue };
-                let s = s.clone();
-                let upstream = upstream.clone();
-                std::thread::spawn(move || {
-                    let _ = handle(stream, &upstream, &s);
-                });
-            }
-        });
+        let server = Server::serve(listener, move |stream| handle(stream, &upstream, &s))?;
         let harbor = Self {
             addr,
             registry_addr,
             state,
             dir,
             child,
+            _server: server,
         };
         harbor.wait_ready()?;
         Ok(harbor)
     }
 
     fn wait_ready(&self) -> anyhow::Result<()> {
-        crate::registry::wait_for_registry(&self.registry_addr, false, || self.registry_log())
+        crate::real::registry::wait_for_registry(&self.registry_addr, false, || self.registry_log())
     }
 
     /// Tokens issued so far.
@@ -251,8 +240,6 @@ impl HarborStandIn {
 
 impl Drop for HarborStandIn {
     fn drop(&mut self) {
-        self.state.stop.store(true, Ordering::SeqCst);
-        let _ = TcpStream::connect(&self.addr);
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -274,39 +261,25 @@ fn run(cmd: &str, args: &[&str]) -> anyhow::Result<()> {
 }
 
 fn handle(mut client: TcpStream, upstream: &str, s: &State) -> std::io::Result<()> {
-    let Some(head) = read_head(&mut client)? else {
+    let Some(head) = http::read_head(&mut client)? else {
         return Ok(());
     };
-    let mut lines = head.split("\r\n");
-    let request_line = lines.next().unwrap_or_default().to_string();
-    let mut parts = request_line.split_whitespace();
-    let method = parts.next().unwrap_or_default().to_string();
-    let target = parts.next().unwrap_or("/").to_string();
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    let (path, query) = target.split_once('?').unwrap_or((&target, ""));
+    let (method, path, query) = (head.method.as_str(), head.path(), head.query());
     if !path.starts_with("/api/") && !path.starts_with("/service/") {
-        return forward(client, &head, upstream);
+        return http::forward(client, &head.text, upstream);
     }
-    let header = |name: &str| {
-        headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
-    };
+    let header = |name: &str| head.header(name);
     let length: usize = header("content-length")
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
     let mut body = vec![0u8; length.min(1 << 20)];
     client.read_exact(&mut body)?;
-    let user = header("authorization").and_then(|a| authenticate(s, &a));
+    let user = header("authorization").and_then(|a| authenticate(s, a));
     let authorization_given = header("authorization").is_some();
     let params = parse_query(query);
     let (status, json) = api(
         s,
-        &method,
+        method,
         path,
         &params,
         &body,
@@ -317,16 +290,7 @@ fn handle(mut client: TcpStream, upstream: &str, s: &State) -> std::io::Result<(
         .lock()
         .expect("log")
         .push(format!("{method} {path} {status}"));
-    let reason = match status {
-        200 => "OK",
-        201 => "Created",
-        400 => "Bad Request",
-        401 => "Unauthorized",
-        403 => "Forbidden",
-        404 => "Not Found",
-        409 => "Conflict",
-        _ => "Other",
-    };
+    let reason = http::reason(status);
     let body = if method == "HEAD" {
         String::new()
     } else {

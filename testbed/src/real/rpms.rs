@@ -1,21 +1,20 @@
 //! RPM fixtures: real packages built with `rpmbuild`, signed with `rpmsign` and a
 //! throwaway GPG key, indexed with `createrepo_c`, served over HTTP on 127.0.0.1.
 //!
-//! [`Upstream::ha`] builds the three repos an HA install draws from (fake `kubernetes`,
-//! `docker-ce`, `base`), with several kubeadm versions, an epoch, a file provide, a
-//! virtual provide, a versioned requirement only an older release meets, a dependency
-//! chain across repos, a boolean dependency, signed repos and one tampered package.
-//! The pieces ([`RpmSpec`], [`GpgKey`], [`createrepo`], [`RepoServer`]) build other cases.
+//! The pieces ([`RpmSpec`], [`GpgKey`], [`createrepo`], [`RepoServer`], [`dnf_install`])
+//! build any case; [`crate::fixtures::ha_repos`] builds the repos of an HA install
+//! with them.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 
 use anyhow::{bail, Context, Result};
+
+use crate::http::{self, Server};
 
 /// One package to build.
 #[derive(Debug, Clone, Default)]
@@ -281,46 +280,23 @@ fn run(cmd: &mut Command) -> Result<()> {
 pub struct RepoServer {
     /// `http://127.0.0.1:PORT`.
     pub url: String,
-    stop: Arc<AtomicBool>,
     fail_next: Arc<AtomicUsize>,
     log: Arc<Mutex<Vec<String>>>,
-    thread: Option<JoinHandle<()>>,
-    addr: std::net::SocketAddr,
+    _server: Server,
 }
 
 impl RepoServer {
     /// Serves `root`.
     pub fn serve(root: &Path) -> Result<Self> {
-        let listener = TcpListener::bind("127.0.0.1:0")?;
-        let addr = listener.local_addr()?;
-        let stop = Arc::new(AtomicBool::new(false));
         let fail_next = Arc::new(AtomicUsize::new(0));
         let log = Arc::new(Mutex::new(Vec::new()));
-        let (s, f, l, root) = (
-            stop.clone(),
-            fail_next.clone(),
-            log.clone(),
-            root.to_path_buf(),
-        );
-        let thread = std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                if s.load(Ordering::SeqCst) {
-                    break;
-                }
-                let Ok(conn) = conn else { continue };
-                let (f, l, root) = (f.clone(), l.clone(), root.clone());
-                std::thread::spawn(move || {
-                    let _ = handle(conn, &root, &f, &l);
-                });
-            }
-        });
+        let (f, l, root) = (fail_next.clone(), log.clone(), root.to_path_buf());
+        let server = Server::start(move |conn| handle(conn, &root, &f, &l))?;
         Ok(RepoServer {
-            url: format!("http://{addr}"),
-            stop,
+            url: format!("http://{}", server.addr()),
             fail_next,
             log,
-            thread: Some(thread),
-            addr,
+            _server: server,
         })
     }
 
@@ -335,33 +311,16 @@ impl RepoServer {
     }
 }
 
-impl Drop for RepoServer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        let _ = TcpStream::connect(self.addr);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
 fn handle(
     mut conn: TcpStream,
     root: &Path,
     fail: &AtomicUsize,
     log: &Mutex<Vec<String>>,
 ) -> std::io::Result<()> {
-    let mut reader = BufReader::new(conn.try_clone()?);
-    let mut line = String::new();
-    reader.read_line(&mut line)?;
-    loop {
-        let mut h = String::new();
-        if reader.read_line(&mut h)? == 0 || h == "\r\n" || h == "\n" {
-            break;
-        }
-    }
-    let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
-    let path = path.split('?').next().unwrap_or("/").to_string();
+    let Some(head) = http::read_head(&mut conn)? else {
+        return Ok(());
+    };
+    let path = head.path().to_string();
     let failing = fail
         .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
         .is_ok();
@@ -375,16 +334,7 @@ fn handle(
     };
     log.lock().expect("log").push(format!("{status} {path}"));
     if status != 200 {
-        let reason = if status == 503 {
-            "Service Unavailable"
-        } else {
-            "Not Found"
-        };
-        write!(
-            conn,
-            "HTTP/1.1 {status} {reason}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-        )?;
-        return Ok(());
+        return http::answer_empty(&mut conn, status);
     }
     let mut f = std::fs::File::open(&file)?;
     let len = f.metadata()?.len();
@@ -398,191 +348,6 @@ fn handle(
         conn.write_all(&buf[..n])?;
     }
     conn.flush()
-}
-
-/// The three upstream repos of an HA install, built and served.
-pub struct Upstream {
-    /// Holds everything (repos under `repos/`); removed when dropped.
-    pub dir: tempfile::TempDir,
-    /// The signing key of `kubernetes` and `docker-ce` (served at [`Upstream::key_url`]).
-    pub key: GpgKey,
-    /// The signing key of `base`.
-    pub base_key: GpgKey,
-    /// The server (repos at `<url>/<name>/`).
-    pub server: RepoServer,
-}
-
-/// The package list an HA install pins, for [`Upstream::ha`].
-pub const HA_PACKAGES: &[&str] = &[
-    "kubeadm-1.29.2",
-    "kubelet-1.29.2",
-    "kubectl-1.29.2",
-    "cri-tools-1.29.0",
-    "kubernetes-cni-1.3.0",
-    "containerd.io",
-    "haproxy",
-    "keepalived",
-    "ipvsadm",
-    "ipset",
-    "iproute-tc",
-    "conntrack-tools",
-    "socat",
-];
-
-impl Upstream {
-    /// Builds the repos:
-    ///
-    /// - `kubernetes` (signed, with key): kubeadm/kubelet/kubectl 1.28.9, 1.29.2 and 1.29.3,
-    ///   cri-tools 1.29.0 and 1.30.0, kubernetes-cni 1.2.0 and 1.3.0. kubelet requires the
-    ///   file `/usr/sbin/conntrack`, `kubernetes-cni >= 1.2.0`, `socat` and the boolean
-    ///   `(iptables-nft or iptables-legacy)`. `kubectl-1.28.9` is tampered after signing.
-    /// - `docker-ce` (signed, with key): containerd.io `1.6.28-3.1` and `1:1.6.20-3.1`
-    ///   (the epoch makes the lower version newest); it provides the virtual `runc` and
-    ///   starts the chain containerd.io → container-selinux → `selinux-policy-base`
-    ///   (virtual, from selinux-policy-targeted) → policycoreutils, across repos.
-    /// - `base` (signed with a second key): conntrack-tools (owns `/usr/sbin/conntrack`), keepalived
-    ///   (requires `libnl3 < 3.8`; libnl3 3.7.0 and 3.9.0 exist), haproxy (requires a file
-    ///   only filelists lists), and the rest of the package list.
-    pub fn ha() -> Result<Self> {
-        let dir = tempfile::tempdir()?;
-        let work = dir.path().join("work");
-        let repos = dir.path().join("repos");
-        let key = GpgKey::generate(&dir.path().join("key"), "bundle-test")?;
-        let base_key = GpgKey::generate(&dir.path().join("base-key"), "bundle-test-base")?;
-
-        let k8s = repos.join("kubernetes");
-        let mut signed = Vec::new();
-        for v in ["1.28.9", "1.29.2", "1.29.3"] {
-            let vr = format!("{v}-150500.1.1");
-            signed.push(
-                RpmSpec::new("kubeadm", &vr, "x86_64")
-                    .requires(&[
-                        &format!("kubelet >= {v}"),
-                        &format!("kubectl >= {v}"),
-                        "cri-tools >= 1.28.0",
-                    ])
-                    .files(&["/usr/bin/kubeadm"])
-                    .build(&work, &k8s)?,
-            );
-            signed.push(
-                RpmSpec::new("kubelet", &vr, "x86_64")
-                    .requires(&[
-                        "/usr/sbin/conntrack",
-                        "kubernetes-cni >= 1.2.0",
-                        "socat",
-                        "(iptables-nft or iptables-legacy)",
-                    ])
-                    .files(&["/usr/bin/kubelet"])
-                    .build(&work, &k8s)?,
-            );
-            signed.push(
-                RpmSpec::new("kubectl", &vr, "x86_64")
-                    .files(&["/usr/bin/kubectl"])
-                    .build(&work, &k8s)?,
-            );
-        }
-        for v in ["1.29.0-150500.1.1", "1.30.0-150500.1.1"] {
-            signed.push(
-                RpmSpec::new("cri-tools", v, "x86_64")
-                    .files(&["/usr/bin/crictl"])
-                    .build(&work, &k8s)?,
-            );
-        }
-        for v in ["1.2.0-150500.2.1", "1.3.0-150500.1.1"] {
-            signed.push(
-                RpmSpec::new("kubernetes-cni", v, "x86_64")
-                    .files(&["/opt/cni/bin/bridge"])
-                    .build(&work, &k8s)?,
-            );
-        }
-
-        let docker = repos.join("docker-ce");
-        for vr in ["1.6.28-3.1", "1:1.6.20-3.1"] {
-            signed.push(
-                RpmSpec::new("containerd.io", vr, "x86_64")
-                    .requires(&["container-selinux >= 2:2.74"])
-                    .provides(&["runc = 1.1.12", "containerd = 1.6"])
-                    .files(&["/usr/bin/containerd", "/usr/bin/runc"])
-                    .build(&work, &docker)?,
-            );
-        }
-        key.sign(&signed)?;
-        tamper_payload(&k8s.join("kubectl-1.28.9-150500.1.1.x86_64.rpm"))?;
-
-        let base = repos.join("base");
-        let pkgs = [
-            RpmSpec::new("container-selinux", "2:2.229.0-1.el9", "noarch")
-                .requires(&["selinux-policy-base >= 38.1"]),
-            RpmSpec::new("selinux-policy-targeted", "38.1.35-2.el9", "noarch")
-                .provides(&["selinux-policy-base = 38.1.35-2.el9"])
-                .requires(&["policycoreutils"]),
-            RpmSpec::new("policycoreutils", "3.6-2.1.el9", "x86_64")
-                .files(&["/usr/sbin/restorecon"]),
-            RpmSpec::new("conntrack-tools", "1.4.7-2.el9", "x86_64")
-                .requires(&["libnetfilter_conntrack"])
-                .files(&["/usr/sbin/conntrack"]),
-            RpmSpec::new("libnetfilter_conntrack", "1.0.9-1.el9", "x86_64"),
-            RpmSpec::new("iptables-nft", "1.8.10-2.el9", "x86_64")
-                .files(&["/usr/sbin/iptables-nft"]),
-            RpmSpec::new("iptables-legacy", "1.8.10-2.el9", "x86_64")
-                .files(&["/usr/sbin/iptables-legacy"]),
-            RpmSpec::new("socat", "1.7.4.1-5.el9", "x86_64").files(&["/usr/bin/socat"]),
-            RpmSpec::new("haproxy", "2.4.22-3.el9", "x86_64")
-                .requires(&["/usr/lib64/haproxy/lua.so"])
-                .files(&["/usr/sbin/haproxy"]),
-            RpmSpec::new("haproxy-lua", "2.4.22-3.el9", "x86_64")
-                .files(&["/usr/lib64/haproxy/lua.so"]),
-            RpmSpec::new("keepalived", "2.2.8-3.el9", "x86_64")
-                .requires(&["libnl3 < 3.8"])
-                .files(&["/usr/sbin/keepalived"]),
-            RpmSpec::new("libnl3", "3.7.0-1.el9", "x86_64"),
-            RpmSpec::new("libnl3", "3.9.0-1.el9", "x86_64"),
-            RpmSpec::new("ipvsadm", "1.31-6.el9", "x86_64").files(&["/usr/sbin/ipvsadm"]),
-            RpmSpec::new("ipset", "7.11-8.el9", "x86_64")
-                .requires(&["ipset-libs = 7.11-8.el9"])
-                .files(&["/usr/sbin/ipset"]),
-            RpmSpec::new("ipset-libs", "7.11-8.el9", "x86_64"),
-            RpmSpec::new("iproute", "6.2.0-5.el9", "x86_64").files(&["/usr/sbin/ip"]),
-            RpmSpec::new("iproute-tc", "6.2.0-5.el9", "x86_64")
-                .requires(&["iproute = 6.2.0-5.el9"])
-                .files(&["/usr/sbin/tc"]),
-        ];
-        let mut base_rpms = Vec::new();
-        for p in pkgs {
-            base_rpms.push(p.build(&work, &base)?);
-        }
-        base_key.sign(&base_rpms)?;
-        for r in [&k8s, &docker, &base] {
-            createrepo(r)?;
-        }
-        std::fs::remove_dir_all(&work)?;
-        let keys = repos.join("keys");
-        std::fs::create_dir_all(&keys)?;
-        std::fs::copy(&key.public, keys.join("bundle-test.asc"))?;
-        std::fs::copy(&base_key.public, keys.join("bundle-test-base.asc"))?;
-        let server = RepoServer::serve(&repos)?;
-        Ok(Upstream {
-            dir,
-            key,
-            base_key,
-            server,
-        })
-    }
-
-    /// Folder of repo `name`.
-    pub fn repo_dir(&self, name: &str) -> PathBuf {
-        self.dir.path().join("repos").join(name)
-    }
-
-    /// Base URL of repo `name`.
-    pub fn repo_url(&self, name: &str) -> String {
-        format!("{}/{name}/", self.server.url)
-    }
-
-    /// URL of a key by name (`bundle-test`, `bundle-test-base`).
-    pub fn key_url(&self, name: &str) -> String {
-        format!("{}/keys/{name}.asc", self.server.url)
-    }
 }
 
 /// Installs `packages` with dnf from the yum repo at `repo` (a folder with `repodata/`)

@@ -15,12 +15,13 @@
 //! the machine's programs, e.g. the `bundle` binary, with [`TestCluster::run_in_deploy`]).
 //!
 //! Test doubles installed into every host (and only these, as issue 6 allows): the
-//! `systemctl` double (`assets/fake-systemctl.sh`), the `modprobe` and `swapoff` doubles
-//! (`assets/fake-kernel-tool.sh`: hosts share the machine's kernel, so loading modules or
-//! turning swap off from a host would act on the machine), and, when [`ClusterSpec::kube_fakes`]
-//! is set, the fake `kubeadm`, `kubectl` and `kubelet` of [`crate::kube_fakes`] (which
-//! are otherwise installed from their RPMs). The folder `/var/lib/fake-k8s-shared` is
-//! bind-mounted into every host from [`TestCluster::shared_dir`]: the fakes' node registry.
+//! `systemctl` double, the `modprobe` and `swapoff` doubles (both in
+//! [`crate::doubles::host_tools`]: hosts share the machine's kernel, so loading modules
+//! or turning swap off from a host would act on the machine), and, when
+//! [`ClusterSpec::kube_fakes`] is set, the fake `kubeadm`, `kubectl` and `kubelet` of
+//! [`crate::doubles::kube_fakes`] (which are otherwise installed from their RPMs). The
+//! folder `/var/lib/fake-k8s-shared` is bind-mounted into every host from
+//! [`TestCluster::shared_dir`]: the fakes' node registry.
 //!
 //! Cleanup: `Drop` kills every process in the cluster's namespaces (the host PID
 //! namespaces end with their init; the deploy namespace's processes are listed with
@@ -34,7 +35,7 @@
 //! python3.
 //!
 //! ```no_run
-//! use bundle_testbed::hosts::{ClusterSpec, TestCluster};
+//! use bundle_testbed::real::hosts::{ClusterSpec, TestCluster};
 //! let cluster = TestCluster::start(&ClusterSpec { masters: 3, workers: 2, ..Default::default() })?;
 //! let m1 = cluster.host("m1");
 //! let out = cluster.run_in_deploy(&format!(
@@ -51,15 +52,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-const HOST_SETUP: &str = include_str!("../assets/host-setup.sh");
-const HOST_INIT: &str = include_str!("../assets/host-init.sh");
-/// The `systemctl` test double (see the script's header).
-pub const FAKE_SYSTEMCTL: &str = include_str!("../assets/fake-systemctl.sh");
-/// The `modprobe`/`swapoff` test double (see the script's header); `@TOOL@` is its name.
-pub const FAKE_KERNEL_TOOL: &str = include_str!("../assets/fake-kernel-tool.sh");
-/// Programs replaced by [`FAKE_KERNEL_TOOL`] in every host: they would act on the
-/// machine's own kernel (modules) or swap.
-pub const KERNEL_TOOL_DOUBLES: &[&str] = &["modprobe", "swapoff"];
+use crate::doubles::host_tools::{FAKE_KERNEL_TOOL, FAKE_SYSTEMCTL, KERNEL_TOOL_DOUBLES};
+use crate::doubles::kube_fakes;
+
+const HOST_SETUP: &str = include_str!("../../assets/host-setup.sh");
+const HOST_INIT: &str = include_str!("../../assets/host-init.sh");
 
 /// The cluster's subnet (inside its own namespaces only).
 pub const SUBNET: &str = "10.77.0.0/24";
@@ -475,7 +472,7 @@ impl TestCluster {
                 )?;
             }
             if spec.kube_fakes {
-                for (path, body) in crate::kube_fakes::scripts(crate::kube_fakes::VERSION) {
+                for (path, body) in kube_fakes::scripts(kube_fakes::VERSION) {
                     write_exec(&up.join(path.trim_start_matches('/')), &body)?;
                 }
             }

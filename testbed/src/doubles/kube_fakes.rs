@@ -16,8 +16,8 @@
 //! `/readyz` over TLS, for haproxy's health checks and the VIP checks.
 //!
 //! The cluster's state lives in `/var/lib/fake-k8s-shared`, a folder the testbed
-//! bind-mounts into every host ([`crate::hosts::TestCluster::shared_dir`]): joining hosts
-//! register there and the fake kubectl on any master reads it. Its `calls.log` has the
+//! bind-mounts into every host ([`crate::real::hosts::TestCluster::shared_dir`]):
+//! joining hosts register there and the fake kubectl on any master reads it. Its `calls.log` has the
 //! kubeadm and kubectl calls of every host in one order (`HOST kubeadm ARGS`), and a
 //! number N in its `etcd-unstarted-lists` has a joining master's etcd member listed
 //! `unstarted` by the first N `etcdctl member list` answers, so that a test sees an
@@ -25,10 +25,11 @@
 //!
 //! ```no_run
 //! # fn main() -> anyhow::Result<()> {
+//! use bundle_testbed::doubles::kube_fakes;
 //! let tmp = tempfile::tempdir()?;
-//! let rpms = bundle_testbed::kube_fakes::build_rpms(tmp.path(), &tmp.path().join("repo"),
-//!     bundle_testbed::kube_fakes::VERSION, bundle_testbed::kube_fakes::RELEASE)?;
-//! bundle_testbed::rpms::createrepo(&tmp.path().join("repo"))?;
+//! let rpms = kube_fakes::build_rpms(tmp.path(), &tmp.path().join("repo"),
+//!     kube_fakes::VERSION, kube_fakes::RELEASE)?;
+//! bundle_testbed::real::rpms::createrepo(&tmp.path().join("repo"))?;
 //! # Ok(()) }
 //! ```
 
@@ -36,18 +37,18 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 
-use crate::rpms::RpmSpec;
+use crate::real::rpms::RpmSpec;
 
 /// The Kubernetes version the fakes claim by default (the default manifest's).
 pub const VERSION: &str = "1.29.2";
 /// The RPM release of the default fakes (as pkgs.k8s.io names it).
 pub const RELEASE: &str = "150500.1.1";
 
-const KUBEADM: &str = include_str!("../assets/fake-kubeadm.sh");
-const KUBECTL: &str = include_str!("../assets/fake-kubectl.sh");
-const KUBELET: &str = include_str!("../assets/fake-kubelet.sh");
-const APISERVER: &str = include_str!("../assets/fake-apiserver.py");
-const CRICTL: &str = include_str!("../assets/fake-crictl.sh");
+const KUBEADM: &str = include_str!("../../assets/fake-kubeadm.sh");
+const KUBECTL: &str = include_str!("../../assets/fake-kubectl.sh");
+const KUBELET: &str = include_str!("../../assets/fake-kubelet.sh");
+const APISERVER: &str = include_str!("../../assets/fake-apiserver.py");
+const CRICTL: &str = include_str!("../../assets/fake-crictl.sh");
 
 /// The version of the fake `cri-tools` (as pkgs.k8s.io ships it beside 1.29).
 pub const CRI_TOOLS_VERSION: &str = "1.29.0";
