@@ -12,9 +12,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::common::{installed_plan, open_state};
+use super::common::Installed;
 use crate::exec::{last_lines, shell_quote, SshHost};
-use crate::inventory::Inventory;
 use crate::release::Release;
 use crate::report::{Event, Reporter};
 use crate::run::connect::connect;
@@ -112,22 +111,16 @@ async fn backup_async(
     opts: &BackupOptions,
     reporter: &dyn Reporter,
 ) -> Result<BackupOutcome, Error> {
-    let inventory = Inventory::load(&opts.inventory)?;
-    let (state, _lock) = open_state(opts.state.as_deref(), &opts.inventory, &inventory)?;
-    let plan = installed_plan(&state)?;
+    let installed = Installed::open(&opts.inventory, opts.state.as_deref())?;
+    let (state, plan) = (&installed.state, &installed.plan);
     let release = Release::read(state.root())?;
-    let masters: Vec<String> = plan
-        .hosts
-        .iter()
-        .filter(|h| h.roles.iter().any(|r| r == "master"))
-        .map(|h| h.name.clone())
-        .collect();
+    let masters = installed.masters();
     let output = opts
         .output
         .clone()
         .unwrap_or_else(|| state.root().join("backups"));
     let book = HostBook {
-        inventory: &inventory,
+        inventory: &installed.inventory,
         path: &opts.inventory,
     };
     let connected = connect(book, &masters, opts.become_password.clone(), None, reporter).await?;

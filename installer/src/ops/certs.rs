@@ -11,9 +11,8 @@ use std::path::PathBuf;
 use futures_util::future::join_all;
 use serde::Serialize;
 
-use super::common::{installed_plan, open_state};
+use super::common::Installed;
 use crate::exec::{last_lines, SshHost};
-use crate::inventory::Inventory;
 use crate::report::Reporter;
 use crate::run::connect::connect;
 use crate::run::HostBook;
@@ -77,17 +76,10 @@ pub fn check(opts: &CertsOptions, reporter: &dyn Reporter) -> Result<CertsReport
 }
 
 async fn check_async(opts: &CertsOptions, reporter: &dyn Reporter) -> Result<CertsReport, Error> {
-    let inventory = Inventory::load(&opts.inventory)?;
-    let (state, _lock) = open_state(opts.state.as_deref(), &opts.inventory, &inventory)?;
-    let plan = installed_plan(&state)?;
-    let masters: Vec<String> = plan
-        .hosts
-        .iter()
-        .filter(|h| h.roles.iter().any(|r| r == "master"))
-        .map(|h| h.name.clone())
-        .collect();
+    let installed = Installed::open(&opts.inventory, opts.state.as_deref())?;
+    let masters = installed.masters();
     let book = HostBook {
-        inventory: &inventory,
+        inventory: &installed.inventory,
         path: &opts.inventory,
     };
     let connected = connect(book, &masters, opts.become_password.clone(), None, reporter).await?;

@@ -39,6 +39,41 @@ pub(crate) fn open_state(
     Ok((state, lock))
 }
 
+/// An installed cluster as the lifecycle operations start from it: the inventory, the
+/// state folder (locked while this lives) and the plan it was installed with.
+pub(crate) struct Installed {
+    pub inventory: Inventory,
+    pub state: StateDir,
+    pub plan: Plan,
+    _lock: Lock,
+}
+
+impl Installed {
+    /// Loads the inventory, opens and locks the state folder (`state`, or the default
+    /// beside the inventory) and reads the installed plan; an error when none is.
+    pub fn open(inventory_path: &Path, state: Option<&Path>) -> Result<Installed, Error> {
+        let inventory = Inventory::load(inventory_path)?;
+        let (state, lock) = open_state(state, inventory_path, &inventory)?;
+        let plan = installed_plan(&state)?;
+        Ok(Installed {
+            inventory,
+            state,
+            plan,
+            _lock: lock,
+        })
+    }
+
+    /// The masters, in inventory order.
+    pub fn masters(&self) -> Vec<String> {
+        self.plan
+            .hosts
+            .iter()
+            .filter(|h| h.roles.iter().any(|r| r == "master"))
+            .map(|h| h.name.clone())
+            .collect()
+    }
+}
+
 /// The plan of the install recorded in `state`; an error when there was none.
 pub(crate) fn installed_plan(state: &StateDir) -> Result<Plan, Error> {
     state.applied_plan()?.ok_or_else(|| Error::NotInstalled {

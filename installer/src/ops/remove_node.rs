@@ -8,7 +8,7 @@
 
 use std::path::PathBuf;
 
-use super::common::{installed_plan, open_state};
+use super::common::Installed;
 use super::reset::reset_script;
 use crate::inventory::Inventory;
 use crate::plan::{removal, Plan, PlanHost, Removal};
@@ -55,11 +55,10 @@ async fn remove_async(
     opts: &RemoveOptions,
     reporter: &dyn Reporter,
 ) -> Result<RemoveOutcome, Error> {
-    let inventory = Inventory::load(&opts.inventory)?;
-    let (state, _lock) = open_state(opts.state.as_deref(), &opts.inventory, &inventory)?;
-    let installed = installed_plan(&state)?;
-    let removed = check_removable(&installed, opts)?.clone();
-    let cluster = cluster_without(&inventory, opts)?;
+    let opened = Installed::open(&opts.inventory, opts.state.as_deref())?;
+    let (inventory, state, installed) = (&opened.inventory, &opened.state, &opened.plan);
+    let removed = check_removable(installed, opts)?.clone();
+    let cluster = cluster_without(inventory, opts)?;
     let what = format!(
         "removing `{}` from the cluster `{}`",
         opts.host, installed.cluster
@@ -68,16 +67,16 @@ async fn remove_async(
         return Err(Error::NotConfirmed { what });
     }
     let book = HostBook {
-        inventory: &inventory,
+        inventory,
         path: &opts.inventory,
     };
     let reachable = probe(book, &opts.host, opts.become_password.clone(), reporter).await;
     let plan = removal(&Removal {
-        installed: &installed,
+        installed,
         cluster: &cluster,
         host: &removed,
         reachable,
-        reset_script: reset_script(&installed, &opts.host),
+        reset_script: reset_script(installed, &opts.host),
     });
     let secrets = crate::secrets::Secrets::load_or_create(&state.root().join("secrets.json"))?;
     let run = RunOptions {
@@ -94,7 +93,7 @@ async fn remove_async(
     };
     let parts = EngineParts {
         plan: &plan,
-        state: &state,
+        state,
         secrets: &secrets,
         reporter,
     };
@@ -102,7 +101,7 @@ async fn remove_async(
     let result = engine.execute(None).await;
     engine.close().await;
     let (ran, skipped) = result?;
-    forget(&state, &installed, &opts.host)?;
+    forget(state, installed, &opts.host)?;
     Ok(RemoveOutcome {
         ran,
         skipped,

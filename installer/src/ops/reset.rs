@@ -10,10 +10,9 @@ use std::path::{Path, PathBuf};
 
 use futures_util::future::join_all;
 
-use super::common::{check_only, installed_plan, open_state};
+use super::common::{check_only, Installed};
 use crate::error::StepFailure;
 use crate::exec::{last_lines, shell_quote, Redactor, SshHost};
-use crate::inventory::Inventory;
 use crate::plan::{HostStep, Plan, PlanHost};
 use crate::report::{Event, HostStatus, Reporter};
 use crate::run::{connect::connect, HostBook, FAILURE_TAIL_LINES};
@@ -104,11 +103,10 @@ pub fn reset(opts: &ResetOptions, reporter: &dyn Reporter) -> Result<ResetOutcom
 }
 
 async fn reset_async(opts: &ResetOptions, reporter: &dyn Reporter) -> Result<ResetOutcome, Error> {
-    let inventory = Inventory::load(&opts.inventory)?;
-    let (state, _lock) = open_state(opts.state.as_deref(), &opts.inventory, &inventory)?;
-    let plan = installed_plan(&state)?;
-    check_only(&opts.only, &plan, &opts.inventory)?;
-    let (workers, masters) = reset_order(&plan, &opts.only);
+    let installed = Installed::open(&opts.inventory, opts.state.as_deref())?;
+    let (inventory, state, plan) = (&installed.inventory, &installed.state, &installed.plan);
+    check_only(&opts.only, plan, &opts.inventory)?;
+    let (workers, masters) = reset_order(plan, &opts.only);
     let names: Vec<String> = workers.iter().chain(&masters).cloned().collect();
     if !opts.yes
         && !reporter.confirm(&format!(
@@ -122,7 +120,7 @@ async fn reset_async(opts: &ResetOptions, reporter: &dyn Reporter) -> Result<Res
     }
     let secrets = Secrets::load_or_create(&state.root().join("secrets.json"))?;
     let book = HostBook {
-        inventory: &inventory,
+        inventory,
         path: &opts.inventory,
     };
     let connected = connect(
@@ -134,8 +132,8 @@ async fn reset_async(opts: &ResetOptions, reporter: &dyn Reporter) -> Result<Res
     )
     .await?;
     let reset = HostReset {
-        plan: &plan,
-        state: &state,
+        plan,
+        state,
         redactor: &connected.redactor,
         inventory: &opts.inventory,
         reporter,
