@@ -1,6 +1,7 @@
 //! Argument groups several commands share, so that a flag means the same everywhere:
-//! the trusted key (`verify`, `push`), and how commands that work on hosts reach and
-//! record them (`install`, `reset`, `nodes`, `certs`).
+//! the trusted key (`verify`, `push`), how commands that work on hosts reach and record
+//! them (`install`, `reset`, `nodes`, `certs`, `backup`), and which hosts the ones that
+//! run phases take (`install`, `reset`, `nodes add`).
 
 use std::path::PathBuf;
 
@@ -24,12 +25,6 @@ pub struct ExecArgs {
     /// [default: bundle-state/CLUSTER beside the inventory]
     #[arg(long, value_name = "DIR")]
     pub state: Option<PathBuf>,
-    /// Hosts worked on at the same time within a phase
-    #[arg(long, value_name = "N", default_value_t = 10)]
-    pub parallel: usize,
-    /// Work on this host only (repeat for several)
-    #[arg(long, value_name = "HOST")]
-    pub only: Vec<String>,
     /// Go ahead without asking (a changed plan, a reset)
     #[arg(short, long)]
     pub yes: bool,
@@ -39,6 +34,17 @@ pub struct ExecArgs {
     /// Ask for the sudo password (`become: sudo`); `BUNDLE_BECOME_PASSWORD` is read otherwise
     #[arg(long)]
     pub ask_become_pass: bool,
+}
+
+/// Which hosts a command that runs phases works on, and how many at once.
+#[derive(clap::Args, Debug)]
+pub struct HostsArgs {
+    /// Hosts worked on at the same time within a phase
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub parallel: usize,
+    /// Work on this host only (repeat for several)
+    #[arg(long, value_name = "HOST")]
+    pub only: Vec<String>,
 }
 
 pub fn parse_phase(s: &str) -> Result<PhaseName, String> {

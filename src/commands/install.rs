@@ -4,7 +4,7 @@ use bundle_installer::ops::apply::{apply, ApplyOptions};
 use bundle_installer::ops::{plan_install, PlanOptions};
 use bundle_installer::plan::PhaseName;
 
-use crate::args::{parse_phase, ExecArgs};
+use crate::args::{parse_phase, ExecArgs, HostsArgs};
 use crate::reporters::CliReporter;
 use crate::ui::Ui;
 
@@ -30,6 +30,8 @@ pub struct Args {
     pub force: bool,
     #[command(flatten)]
     pub exec: ExecArgs,
+    #[command(flatten)]
+    pub hosts: HostsArgs,
     /// Start at this phase; earlier ones are taken as done (the resume hint says which)
     #[arg(long, value_name = "PHASE", value_parser = parse_phase)]
     pub from: Option<PhaseName>,
@@ -109,9 +111,9 @@ fn run_install(args: Args, ui: &Ui) -> anyhow::Result<()> {
     let mut opts = ApplyOptions::new(args.bundle, args.inventory, args.pubkey);
     opts.state = args.exec.state.clone();
     opts.force = args.force;
-    opts.parallel = args.exec.parallel;
+    opts.parallel = args.hosts.parallel;
     opts.from = args.from;
-    opts.only = args.exec.only.clone();
+    opts.only = args.hosts.only.clone();
     opts.yes = args.exec.yes;
     opts.skip_push = args.skip_push;
     opts.drill = args.drill;

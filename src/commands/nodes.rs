@@ -55,6 +55,9 @@ pub struct AddArgs {
     /// Accept a control plane that is not highly available
     #[arg(long)]
     pub force: bool,
+    /// Hosts worked on at the same time within a phase
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub parallel: usize,
     #[command(flatten)]
     pub exec: ExecArgs,
 }
@@ -101,7 +104,7 @@ fn run_add(a: AddArgs, ui: &Ui) -> anyhow::Result<()> {
     let mut install = ApplyOptions::new(a.bundle, a.inventory, a.pubkey);
     install.state = a.exec.state.clone();
     install.force = a.force;
-    install.parallel = a.exec.parallel;
+    install.parallel = a.parallel;
     install.yes = a.exec.yes;
     install.become_password = a.exec.become_password()?;
     let reporter = CliReporter::new(ui, a.exec.json);

@@ -2,7 +2,7 @@ use std::path::PathBuf;
 
 use bundle_installer::ops::reset::{reset, ResetOptions};
 
-use crate::args::ExecArgs;
+use crate::args::{ExecArgs, HostsArgs};
 use crate::reporters::CliReporter;
 use crate::ui::Ui;
 
@@ -14,6 +14,8 @@ pub struct Args {
     pub inventory: PathBuf,
     #[command(flatten)]
     pub exec: ExecArgs,
+    #[command(flatten)]
+    pub hosts: HostsArgs,
 }
 
 pub fn run(args: Args, ui: &Ui) -> anyhow::Result<()> {
@@ -22,7 +24,7 @@ pub fn run(args: Args, ui: &Ui) -> anyhow::Result<()> {
         &ResetOptions {
             inventory: args.inventory,
             state: args.exec.state.clone(),
-            only: args.exec.only.clone(),
+            only: args.hosts.only.clone(),
             yes: args.exec.yes,
             become_password: args.exec.become_password()?,
         },
