@@ -318,3 +318,37 @@ fn init_writes_a_template_that_plans_and_refuses_to_overwrite() {
         template
     );
 }
+
+#[test]
+fn lifecycle_commands_without_an_install_say_so_and_create_nothing() {
+    let s = site();
+    for args in [
+        &["backup", "--inventory", "cluster.yaml"][..],
+        &["certs", "check", "--inventory", "cluster.yaml"],
+        &[
+            "nodes",
+            "remove",
+            "server8",
+            "--inventory",
+            "cluster.yaml",
+            "--yes",
+        ],
+        &["reset", "--inventory", "cluster.yaml", "--yes"],
+    ] {
+        let o = s.bundle(args);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {}", stderr(&o));
+        let err = stderr(&o);
+        assert!(
+            err.contains("error: no install is recorded in the state folder `bundle-state/prod`"),
+            "{args:?}: {err}"
+        );
+        assert!(
+            err.contains("hint: install the cluster first (`bundle install`), or pass the install's `--state`"),
+            "{args:?}: {err}"
+        );
+        assert!(
+            !s.path("bundle-state").exists(),
+            "{args:?} created the state folder"
+        );
+    }
+}

@@ -88,6 +88,9 @@ pub fn now() -> String {
         .unwrap_or_default()
 }
 
+/// The plan of the last run, in `_state/`.
+const APPLIED_PLAN: &str = "applied-plan.json";
+
 /// The state folder.
 #[derive(Debug, Clone)]
 pub struct StateDir {
@@ -194,9 +197,15 @@ impl StateDir {
         ))
     }
 
+    /// Whether an install was recorded in the folder `root`, looked at without
+    /// creating anything there.
+    pub fn holds_install(root: &Path) -> bool {
+        root.join("_state").join(APPLIED_PLAN).is_file()
+    }
+
     /// The plan of the last run, if any.
     pub fn applied_plan(&self) -> Result<Option<Plan>, Error> {
-        let path = self.internal().join("applied-plan.json");
+        let path = self.internal().join(APPLIED_PLAN);
         match std::fs::read(&path) {
             Ok(data) => {
                 serde_json::from_slice(&data)
@@ -213,7 +222,7 @@ impl StateDir {
 
     /// Records `plan` as the one being applied.
     pub fn set_applied_plan(&self, plan: &Plan) -> Result<(), Error> {
-        let path = self.internal().join("applied-plan.json");
+        let path = self.internal().join(APPLIED_PLAN);
         write_atomic(&path, plan.to_json().as_bytes())
     }
 

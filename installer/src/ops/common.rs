@@ -51,9 +51,16 @@ pub(crate) struct Installed {
 impl Installed {
     /// Loads the inventory, opens and locks the state folder (`state`, or the default
     /// beside the inventory) and reads the installed plan; an error when none is.
+    /// Nothing is created when no install is recorded there.
     pub fn open(inventory_path: &Path, state: Option<&Path>) -> Result<Installed, Error> {
         let inventory = Inventory::load(inventory_path)?;
-        let (state, lock) = open_state(state, inventory_path, &inventory)?;
+        let root = state
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| default_state_dir(inventory_path, &inventory.metadata.name));
+        if !StateDir::holds_install(&root) {
+            return Err(Error::NotInstalled { state: root });
+        }
+        let (state, lock) = open_state(Some(&root), inventory_path, &inventory)?;
         let plan = installed_plan(&state)?;
         Ok(Installed {
             inventory,

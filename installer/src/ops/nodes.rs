@@ -2,9 +2,7 @@
 //! fresh bootstrap token made on the first master (never logged).
 
 use super::apply::ApplyOptions;
-use super::common::{
-    confirm_plan_change, connect, installed_plan, open_state, pull_password, record_plan,
-};
+use super::common::{confirm_plan_change, connect, pull_password, record_plan, Installed};
 use super::prepare::{prepare, Sources};
 use crate::inventory::Cluster;
 use crate::plan::{Phase, PhaseName, Plan};
@@ -40,10 +38,9 @@ pub fn add(opts: &AddOptions, reporter: &dyn Reporter) -> Result<AddOutcome, Err
 
 async fn add_async(opts: &AddOptions, reporter: &dyn Reporter) -> Result<AddOutcome, Error> {
     let o = &opts.install;
-    let inventory = crate::Inventory::load(&o.inventory)?;
-    let pull_password = pull_password(&inventory)?;
-    let (state, _lock) = open_state(o.state.as_deref(), &o.inventory, &inventory)?;
-    installed_plan(&state)?;
+    let installed = Installed::open(&o.inventory, o.state.as_deref())?;
+    let pull_password = pull_password(&installed.inventory)?;
+    let state = &installed.state;
     let src = Sources {
         inventory: &o.inventory,
         bundle: &o.bundle,
@@ -53,8 +50,8 @@ async fn add_async(opts: &AddOptions, reporter: &dyn Reporter) -> Result<AddOutc
     let prepared = prepare(src, Some(&state.repo_dir()))?;
     let plan = &prepared.plan;
     let first = check_new_worker(plan, &prepared.cluster, opts)?;
-    confirm_plan_change(&state, plan, true, reporter)?;
-    let secrets = record_plan(&state, plan)?;
+    confirm_plan_change(state, plan, true, reporter)?;
+    let secrets = record_plan(state, plan)?;
 
     let run = RunOptions {
         parallel: o.parallel,
@@ -69,11 +66,11 @@ async fn add_async(opts: &AddOptions, reporter: &dyn Reporter) -> Result<AddOutc
             opts.host
         ),
     };
-    let mut engine = connect(&prepared, &state, &secrets, &run, reporter).await?;
+    let mut engine = connect(&prepared, state, &secrets, &run, reporter).await?;
     engine.set_pull_password(pull_password.as_deref());
     let result = async {
-        fresh_token(&mut engine, &first, &state).await?;
-        let _server = serve_repo(plan, &state, reporter).await?;
+        fresh_token(&mut engine, &first, state).await?;
+        let _server = serve_repo(plan, state, reporter).await?;
         let (mut ran, mut skipped) = (0, 0);
         for phase in sub_plan(plan, &opts.host, &first).phases {
             let (r, s) = engine.run_phase(&phase).await?;
