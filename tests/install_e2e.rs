@@ -720,12 +720,31 @@ fn install_builds_an_ha_cluster_resumes_after_a_kill_and_changes_nothing_the_sec
         "{err}"
     );
     assert!(
-        err.contains("hint: on each master, one at a time: `kubeadm certs renew all`"),
+        err.contains("hint: renew them with `bundle certs renew"),
         "{err}"
     );
-    s.on_host(
-        "m2",
-        "rm /etc/kubernetes/pki/front-proxy-client.crt /etc/kubernetes/pki/apiserver-kubelet-client.crt",
+    // `bundle certs renew`: kubeadm renews them, one master after the other, and the
+    // check is clean again.
+    let o = s.bundle(&["certs", "renew", "--inventory", "cluster.yaml", "--yes"]);
+    s.ok(&o, "certs renew");
+    let calls = std::fs::read_to_string(shared.join("calls.log")).unwrap();
+    let renewals: Vec<&str> = calls
+        .lines()
+        .filter(|l| l.ends_with("kubeadm certs renew all"))
+        .map(|l| l.split_whitespace().next().unwrap())
+        .collect();
+    assert_eq!(renewals, ["m1", "m2", "m3"], "{calls}");
+    let o = s.bundle(&["certs", "check", "--inventory", "cluster.yaml"]);
+    let table = s.ok(&o, "certs check after the renewal");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!err.contains("warning:"), "{err}");
+    let renewed = table
+        .lines()
+        .find(|l| l.starts_with("m2 ") && l.split_whitespace().nth(1) == Some("front-proxy-client"))
+        .unwrap_or_else(|| panic!("{table}"));
+    assert!(
+        renewed.contains(" 364d") || renewed.contains(" 365d"),
+        "{renewed}"
     );
 
     // containerd's sandbox image was pulled from that registry with its CA.

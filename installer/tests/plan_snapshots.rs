@@ -161,3 +161,35 @@ fn a_bundle_without_containerd_package_assumes_1x_and_says_so() {
         plan.notes
     );
 }
+
+#[test]
+fn certificate_renewal_restarts_one_master_at_a_time() {
+    let p = plan(&cluster(3, 2), &facts(), &inputs()).unwrap();
+    let masters: Vec<String> = ["server5", "server6", "server7"].map(String::from).to_vec();
+    let r = bundle_installer::plan::renewal(&p, &masters);
+    assert_eq!(r.phases.len(), 1);
+    assert_eq!(r.phases[0].name, PhaseName::Renew);
+    let waves: Vec<(&str, u32)> = r.phases[0]
+        .hosts
+        .iter()
+        .map(|h| (h.host.as_str(), h.wave))
+        .collect();
+    assert_eq!(waves, [("server5", 0), ("server6", 1), ("server7", 2)]);
+    let ids: Vec<&str> = r.phases[0].hosts[0]
+        .steps
+        .iter()
+        .map(|s| s.id.as_str())
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            "renew/certs",
+            "renew/restart",
+            "renew/api",
+            "renew/kubeconfig"
+        ]
+    );
+    // Workers take no part, and nothing is served from the deploy node.
+    assert_eq!(r.hosts.len(), 3);
+    assert!(r.repo_served_by_deploy.is_none());
+}

@@ -1,6 +1,6 @@
 use std::path::PathBuf;
 
-use bundle_installer::ops::certs::{check, CertExpiry, CertsOptions, DEFAULT_WARN_DAYS};
+use bundle_installer::ops::certs::{check, renew, CertExpiry, CertsOptions, DEFAULT_WARN_DAYS};
 
 use crate::args::ExecArgs;
 use crate::reporters::CliReporter;
@@ -17,6 +17,18 @@ pub struct Args {
 pub enum CertsCommand {
     /// When every kubeadm certificate expires, on every master (a table, or `--json`)
     Check(CheckArgs),
+    /// Renew every kubeadm certificate, one master at a time (its control plane restarted)
+    Renew(RenewArgs),
+}
+
+/// Arguments of `bundle certs renew`.
+#[derive(clap::Args, Debug)]
+pub struct RenewArgs {
+    /// The cluster inventory the install used
+    #[arg(short, long, default_value = "cluster.yaml")]
+    pub inventory: PathBuf,
+    #[command(flatten)]
+    pub exec: ExecArgs,
 }
 
 /// Arguments of `bundle certs check`.
@@ -33,7 +45,37 @@ pub struct CheckArgs {
 }
 
 pub fn run(args: Args, ui: &Ui) -> anyhow::Result<()> {
-    let CertsCommand::Check(a) = args.command;
+    match args.command {
+        CertsCommand::Check(a) => run_check(a, ui),
+        CertsCommand::Renew(r) => run_renew(r, ui),
+    }
+}
+
+fn run_renew(r: RenewArgs, ui: &Ui) -> anyhow::Result<()> {
+    let reporter = CliReporter::new(ui, r.exec.json);
+    let masters = renew(
+        &CertsOptions {
+            inventory: r.inventory,
+            state: r.exec.state.clone(),
+            become_password: r.exec.become_password()?,
+        },
+        r.exec.yes,
+        &reporter,
+    )?;
+    reporter.finish();
+    if !r.exec.json {
+        ui.status(
+            "Renewed",
+            format!(
+                "the certificates of {}; `bundle certs check` shows their new dates",
+                masters.join(", ")
+            ),
+        );
+    }
+    Ok(())
+}
+
+fn run_check(a: CheckArgs, ui: &Ui) -> anyhow::Result<()> {
     let reporter = CliReporter::new(ui, a.exec.json);
     let report = check(
         &CertsOptions {
@@ -75,7 +117,7 @@ pub fn run(args: Args, ui: &Ui) -> anyhow::Result<()> {
                 1 => format!("a certificate has expired: {}", expired[0]),
                 n => format!("{n} certificates have expired: {}", expired.join(", ")),
             },
-            "on each master, one at a time: `kubeadm certs renew all`, then restart the control plane's static pods (move the files out of /etc/kubernetes/manifests and back) and copy /etc/kubernetes/admin.conf to where kubectl reads it",
+            "renew them with `bundle certs renew --inventory …`: every master in turn, its control plane restarted on the new certificates",
         ));
     }
     if !a.exec.json {

@@ -20,6 +20,8 @@
 #                                        cluster; writes kubelet.conf (and admin.conf, the fake
 #                                        API server for masters); registers the node.
 #   reset [-f]                           undoes init/join on this host
+#   certs renew all                      re-signs every leaf certificate under pki/ with
+#                                        the cluster CA for 365 days, as kubeadm renews
 #   version [-o short]
 # Cluster state shared between hosts (the double's "API"): /var/lib/fake-k8s-shared
 # (bind-mounted from the testbed): pki/ca.{crt,key}, endpoint, tokens, certificate-key,
@@ -356,6 +358,22 @@ reset)
         "$K/controller-manager.conf" "$K/scheduler.conf" /var/lib/etcd
     echo "[reset] Deleted contents of the etcd data directory: /var/lib/etcd"
     echo "[reset] Deleting contents of directories: [/etc/kubernetes/manifests /var/lib/kubelet /etc/kubernetes/pki]"
+    ;;
+"certs renew all")
+    [ -f "$K/pki/ca.key" ] || die "error execution phase certs: failed to load the certificate authority: open $K/pki/ca.key: no such file or directory"
+    for f in "$K"/pki/*.crt "$K"/pki/etcd/*.crt; do
+        [ -f "$f" ] || continue
+        case $f in "$K/pki/ca.crt" | "$K/pki/front-proxy-ca.crt" | "$K/pki/etcd/ca.crt") continue ;; esac
+        key=${f%.crt}.key
+        cn=$(openssl x509 -noout -subject -nameopt multiline -in "$f" | sed -n 's/^ *commonName *= *//p')
+        [ -f "$key" ] || openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$key" 2>/dev/null
+        openssl req -new -key "$key" -subj "/CN=${cn:-$(basename "${f%.crt}")}" -out "$RUNDIR/renew.csr" 2>/dev/null &&
+            openssl x509 -req -in "$RUNDIR/renew.csr" -CA "$K/pki/ca.crt" -CAkey "$K/pki/ca.key" -days 365 \
+                -out "$f" 2>/dev/null || die "failed to renew $f"
+        echo "certificate $(basename "${f%.crt}") renewed"
+    done
+    echo
+    echo "Done renewing certificates. You must restart the kube-apiserver, kube-controller-manager, kube-scheduler and etcd, so that they can use the new certificates."
     ;;
 version)
     if [ "$output" = short ]; then echo "v$VERSION"; else

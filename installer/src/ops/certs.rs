@@ -1,5 +1,5 @@
 //! `bundle certs check`: when every certificate kubeadm issued expires, on every
-//! master of the installed cluster. kubeadm signs its certificates for one year; a
+//! master of the installed cluster; `bundle certs renew`: all of them renewed. kubeadm signs its certificates for one year; a
 //! cluster nobody upgraded in that time stops answering the day they run out.
 //!
 //! Each master is asked with `openssl` (the files under `/etc/kubernetes/pki` and the
@@ -15,7 +15,8 @@ use super::common::Installed;
 use crate::exec::{last_lines, SshHost};
 use crate::report::Reporter;
 use crate::run::connect::connect;
-use crate::run::HostBook;
+use crate::run::{Engine, EngineParts, HostBook, RunOptions};
+use crate::secrets::Secrets;
 use crate::Error;
 
 /// Days of validity under which a certificate is reported as expiring.
@@ -67,6 +68,59 @@ impl CertExpiry {
 pub struct CertsReport {
     /// The certificates.
     pub certificates: Vec<CertExpiry>,
+}
+
+/// Renews every kubeadm certificate, master by master (see [`crate::plan::renewal`]).
+/// Returns the masters renewed, in order.
+pub fn renew(
+    opts: &CertsOptions,
+    yes: bool,
+    reporter: &dyn Reporter,
+) -> Result<Vec<String>, Error> {
+    crate::run::runtime()?.block_on(renew_async(opts, yes, reporter))
+}
+
+async fn renew_async(
+    opts: &CertsOptions,
+    yes: bool,
+    reporter: &dyn Reporter,
+) -> Result<Vec<String>, Error> {
+    let installed = Installed::open(&opts.inventory, opts.state.as_deref())?;
+    let masters = installed.masters();
+    let what = format!(
+        "renewing the certificates of {} (each master's control plane restarted in turn)",
+        masters.join(", ")
+    );
+    if !yes && !reporter.confirm(&format!("Go ahead with {what}?")) {
+        return Err(Error::NotConfirmed { what });
+    }
+    let plan = crate::plan::renewal(&installed.plan, &masters);
+    let secrets = Secrets::load_or_create(&installed.state.root().join("secrets.json"))?;
+    let run = RunOptions {
+        parallel: 1,
+        from: None,
+        only: masters.clone(),
+        become_password: opts.become_password.clone(),
+        resume: format!(
+            "bundle certs renew --inventory {} --yes",
+            opts.inventory.display()
+        ),
+    };
+    let parts = EngineParts {
+        plan: &plan,
+        state: &installed.state,
+        secrets: &secrets,
+        reporter,
+    };
+    let book = HostBook {
+        inventory: &installed.inventory,
+        path: &opts.inventory,
+    };
+    let engine = Engine::connect(parts, book, &run).await?;
+    let result = engine.execute(None).await;
+    engine.close().await;
+    result?;
+    Ok(masters)
 }
 
 /// Reads the expiry of every kubeadm certificate on every master of the install

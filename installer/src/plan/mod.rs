@@ -22,6 +22,7 @@ mod checks;
 mod commands;
 mod phases;
 mod remove;
+mod renew;
 mod steps;
 mod text;
 
@@ -29,6 +30,7 @@ use serde::{Deserialize, Serialize};
 
 pub use checks::{PlanContext, PlanInputs, LB_PACKAGES, NODE_PACKAGES, REQUIRED_NODE_PACKAGES};
 pub use remove::{removal, Removal};
+pub use renew::renewal;
 pub use text::{host_file_path, write_plan_dir};
 
 use crate::facts::BundleFacts;
@@ -81,6 +83,8 @@ pub enum PhaseName {
     Remove,
     /// `bundle nodes remove`: the removed host reset.
     Reset,
+    /// `bundle certs renew`: kubeadm's certificates renewed, master by master.
+    Renew,
 }
 
 impl PhaseName {
@@ -97,6 +101,12 @@ impl PhaseName {
         PhaseName::Verify,
     ];
 
+    /// Its steps are carried out every time, never skipped for having finished before:
+    /// checks that must look again, and operations meant to happen again.
+    pub fn looks_again(self) -> bool {
+        matches!(self, PhaseName::Verify | PhaseName::Renew)
+    }
+
     /// Lowercase name.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -111,6 +121,7 @@ impl PhaseName {
             PhaseName::Verify => "verify",
             PhaseName::Remove => "remove",
             PhaseName::Reset => "reset",
+            PhaseName::Renew => "renew",
         }
     }
 }

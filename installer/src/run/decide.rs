@@ -10,7 +10,7 @@
 //! - A command with a `check` is skipped when the check holds on the host.
 //! - A command without a check, and a wait, are skipped when they finished before
 //!   with the same definition (the step's own hash, so a change elsewhere in the plan
-//!   does not redo them), except in `verify`, which always looks again. A capturing
+//!   does not redo them), except in phases that always look again (`verify`, `renew`). A capturing
 //!   step is skipped only when its record kept the value, which is then restored.
 
 use std::collections::BTreeSet;
@@ -110,7 +110,7 @@ pub(crate) fn looked(look: &Look, holds: bool, step: &Step, last: Option<&StepRe
 
 /// The step finished before with the same definition (never in `verify`).
 fn finished_before(step: &Step, phase: PhaseName, last: Option<&StepRecord>) -> bool {
-    phase != PhaseName::Verify
+    !phase.looks_again()
         && last.is_some_and(|r| {
             r.step_hash == state::step_hash(step)
                 && matches!(
@@ -304,11 +304,18 @@ mod tests {
     }
 
     #[test]
-    fn verify_always_looks_again() {
+    fn verify_and_renew_always_run_again() {
         let step = wait_step();
         let last = record(&step, StepStatus::Done, None);
         assert_eq!(
             decide(&step, PhaseName::Verify, Some(&last), NONE),
+            Decision::Run
+        );
+        // A renewal a year later is not "finished before".
+        let renew = run_step(None, &[], None);
+        let done = record(&renew, StepStatus::Done, None);
+        assert_eq!(
+            decide(&renew, PhaseName::Renew, Some(&done), NONE),
             Decision::Run
         );
         assert!(matches!(

@@ -28,7 +28,7 @@ pub(super) fn steps(phase: PhaseName, ctx: &PlanContext) -> Vec<HostSteps> {
         PhaseName::Cni => cni::steps(ctx),
         PhaseName::Verify => verify::steps(ctx),
         // Phases of the lifecycle operations, not of an install.
-        PhaseName::Remove | PhaseName::Reset => vec![],
+        PhaseName::Remove | PhaseName::Reset | PhaseName::Renew => vec![],
     };
     hosts.into_iter().filter(|h| !h.steps.is_empty()).collect()
 }
