@@ -106,7 +106,8 @@ enum Sudo {
     Password(String),
 }
 
-/// What a remote command reads on its standard input.
+/// What a remote command reads on its standard input (after sudo's password line,
+/// when sudo asks for one).
 enum Input<'a> {
     Nothing,
     Bytes(&'a [u8]),
@@ -115,40 +116,31 @@ enum Input<'a> {
         Box<dyn std::io::Read + Send>,
         tokio::sync::oneshot::Sender<std::io::Result<()>>,
     ),
-    /// `prefix` (sudo's password line), then the rest.
-    After(Vec<u8>, Box<Input<'a>>),
 }
 
 /// Chunks read from a streamed input at a time.
 const STREAM_CHUNK: usize = 256 * 1024;
 
-impl<'a> Input<'a> {
-    fn after(self, prefix: Vec<u8>) -> Input<'a> {
-        Input::After(prefix, Box::new(self))
-    }
-
-    /// Writes the input into the command's pipe, then closes it. A command that does
-    /// not read its input closes the pipe early: that is not an error here (the
-    /// command's exit code tells).
-    async fn feed(self, pipe: Option<openssh::ChildStdin>) {
+impl Input<'_> {
+    /// Writes `prefix` and then the input into the command's pipe, and closes it. A
+    /// command that does not read its input closes the pipe early: that is not an
+    /// error here (the command's exit code tells).
+    async fn feed(self, prefix: Option<&[u8]>, pipe: Option<openssh::ChildStdin>) {
         let Some(mut pipe) = pipe else { return };
-        let mut parts = vec![self];
-        while let Some(part) = parts.pop() {
-            let written = match part {
-                Input::Nothing => Ok(()),
-                Input::Bytes(data) => pipe.write_all(data).await,
-                Input::After(prefix, rest) => {
-                    parts.push(*rest);
-                    pipe.write_all(&prefix).await
+        let prefixed = match prefix {
+            Some(p) => pipe.write_all(p).await,
+            None => Ok(()),
+        };
+        if prefixed.is_ok() {
+            match self {
+                Input::Nothing => {}
+                Input::Bytes(data) => {
+                    let _ = pipe.write_all(data).await;
                 }
                 Input::Stream(source, done) => {
-                    let (pipe_result, read_result) = stream_into(source, &mut pipe).await;
-                    let _ = done.send(read_result);
-                    pipe_result
+                    let (_, read) = stream_into(source, &mut pipe).await;
+                    let _ = done.send(read);
                 }
-            };
-            if written.is_err() {
-                break;
             }
         }
         let _ = pipe.shutdown().await;
@@ -250,7 +242,7 @@ impl SshHost {
         if !self.target.become_sudo {
             return Ok(true);
         }
-        let probe = self.raw("sudo -n true", Input::Nothing).await?;
+        let probe = self.raw("sudo -n true", None, Input::Nothing).await?;
         if probe.success() {
             self.sudo = Sudo::NoPassword;
             return Ok(true);
@@ -261,7 +253,7 @@ impl SshHost {
         let mut input = password.as_bytes().to_vec();
         input.push(b'\n');
         let out = self
-            .raw("sudo -k -S -p '' true", Input::Bytes(&input))
+            .raw("sudo -k -S -p '' true", None, Input::Bytes(&input))
             .await?;
         if !out.success() {
             return Err(Error::BecomeFailed {
@@ -322,21 +314,11 @@ impl SshHost {
             .await
             .map_err(local)?;
         let (command, password) = self.sudo_command(script);
-        let mut cmd = self.session.raw_command(&command);
-        cmd.stdin(if password.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-        let mut child = cmd.spawn().await.map_err(|e| self.lost(e))?;
-        if let Some(line) = password {
-            Input::Nothing
-                .after(line.into_bytes())
-                .feed(child.stdin().take())
-                .await;
-        }
+        let mut child = self.spawn(&command, password.is_some()).await?;
+        let pipe = child.stdin().take();
+        Input::Nothing
+            .feed(password.as_deref().map(str::as_bytes), pipe)
+            .await;
         let mut stdout = child.stdout().take().expect("piped");
         let mut stderr = child.stderr().take().expect("piped");
         let copy = async {
@@ -355,10 +337,13 @@ impl SshHost {
         };
         let mut err_text = Vec::new();
         let (copied, _) = tokio::join!(copy, stderr.read_to_end(&mut err_text));
-        let status = child.wait().await.map_err(|e| self.lost(e))?;
+        let code = match child.wait().await {
+            Ok(status) => status.code(),
+            Err(e) => self.exit_255_or_lost(e).await?,
+        };
         let hasher = copied.map_err(local)?;
         let out = Output {
-            code: status.code(),
+            code,
             stdout: Vec::new(),
             stderr: err_text,
         };
@@ -381,43 +366,60 @@ impl SshHost {
 
     async fn run_input(&self, script: &str, input: Input<'_>) -> Result<Output, Error> {
         let (command, password) = self.sudo_command(script);
-        let input = match password {
-            Some(line) => input.after(line.into_bytes()),
-            None => input,
-        };
-        self.raw(&command, input).await
+        self.raw(&command, password.as_deref().map(str::as_bytes), input)
+            .await
     }
 
-    /// Runs `command` as the login user (the remote shell parses it).
-    async fn raw(&self, command: &str, input: Input<'_>) -> Result<Output, Error> {
+    /// Starts `command` as the login user (the remote shell parses it), standard
+    /// output and error piped, standard input piped when `stdin`.
+    async fn spawn(
+        &self,
+        command: &str,
+        stdin: bool,
+    ) -> Result<openssh::Child<&openssh::Session>, Error> {
         let mut cmd = self.session.raw_command(command);
-        cmd.stdin(if matches!(input, Input::Nothing) {
-            Stdio::null()
-        } else {
-            Stdio::piped()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-        let mut child = cmd.spawn().await.map_err(|e| self.lost(e))?;
+        cmd.stdin(if stdin { Stdio::piped() } else { Stdio::null() })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        cmd.spawn().await.map_err(|e| self.lost(e))
+    }
+
+    /// Runs `command` as the login user, `prefix` then `input` on its standard input.
+    async fn raw(
+        &self,
+        command: &str,
+        prefix: Option<&[u8]>,
+        input: Input<'_>,
+    ) -> Result<Output, Error> {
+        let stdin = prefix.is_some() || !matches!(input, Input::Nothing);
+        let mut child = self.spawn(command, stdin).await?;
         let pipe = child.stdin().take();
-        let (_, out) = tokio::join!(input.feed(pipe), child.wait_with_output());
+        let (_, out) = tokio::join!(input.feed(prefix, pipe), child.wait_with_output());
         match out {
             Ok(o) => Ok(Output {
                 code: o.status.code(),
                 stdout: o.stdout,
                 stderr: o.stderr,
             }),
-            Err(openssh::Error::RemoteProcessTerminated) | Err(openssh::Error::Disconnected) => {
-                // The process impl cannot tell exit 255 from a lost connection.
+            Err(e) => Ok(Output {
+                code: self.exit_255_or_lost(e).await?,
+                ..Output::default()
+            }),
+        }
+    }
+
+    /// A command whose end openssh reports as an error: exit code 255 while the
+    /// connection still works (the process impl cannot tell exit 255 from a lost
+    /// connection), otherwise the connection is lost.
+    async fn exit_255_or_lost(&self, e: openssh::Error) -> Result<Option<i32>, Error> {
+        match e {
+            openssh::Error::RemoteProcessTerminated | openssh::Error::Disconnected => {
                 match self.session.check().await {
-                    Ok(()) => Ok(Output {
-                        code: Some(255),
-                        ..Output::default()
-                    }),
+                    Ok(()) => Ok(Some(255)),
                     Err(e) => Err(self.lost(e)),
                 }
             }
-            Err(e) => Err(self.lost(e)),
+            e => Err(self.lost(e)),
         }
     }
 
