@@ -472,7 +472,7 @@ impl bundle_format::Hint for Error {
             Error::TooFewMasters { .. } => Some("add a master first (`bundle nodes add`), or pass `--force` to go on with fewer".into()),
             Error::LastMaster { .. } => Some("to take the whole cluster down, use `bundle reset`".into()),
             Error::NoHealthyEtcd { .. } => Some("check etcd on the masters (`crictl ps --name etcd`, `crictl logs` of it); a cluster that lost etcd's quorum is restored from an earlier backup".into()),
-            Error::BackupFailed { .. } => Some("run `bundle backup` again; the failed attempt's folder holds no `backup.json` and is not counted as a backup".into()),
+            Error::BackupFailed { .. } => Some("run `bundle backup` again; the failed attempt's folder was removed".into()),
             Error::CertsUnreadable { host, .. } => Some(format!("look at the file on `{host}` with `openssl x509 -noout -text -in FILE`; `kubeadm certs check-expiration` there gives kubeadm's own view")),
             Error::NotInstalled { .. } => Some("install the cluster first (`bundle install`), or pass the install's `--state`".into()),
             Error::ControlDir { .. } => Some("set TMPDIR to a writable folder with a short path".into()),

@@ -173,23 +173,40 @@ async fn healthy_master<'h>(
     Err(Error::NoHealthyEtcd { tried })
 }
 
-/// Snapshot, status, copy and check on `host`; the PKI beside it. Returns the folder
-/// and the manifest (without the release).
+/// A new backup folder under `output`, filled by [`take_into`]; removed again when
+/// that fails, so a partial snapshot (the cluster's secrets among its keys) is not
+/// left behind. Returns the folder and the manifest (without the release).
 async fn take(
     host: &SshHost,
     cluster: &str,
     output: &Path,
     reporter: &dyn Reporter,
 ) -> Result<(PathBuf, BackupManifest), Error> {
-    let name = host.target().name.clone();
-    let now = time::OffsetDateTime::now_utc();
-    let stamp = now
+    let stamp = time::OffsetDateTime::now_utc()
         .format(time::macros::format_description!(
             "[year][month][day]T[hour][minute][second]Z"
         ))
         .expect("formats");
     let dir = output.join(format!("{cluster}-{stamp}"));
     make_private_dir(&dir)?;
+    match take_into(host, cluster, &dir, &stamp, reporter).await {
+        Ok(manifest) => Ok((dir, manifest)),
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&dir);
+            Err(e)
+        }
+    }
+}
+
+/// Snapshot, status, copy and check on `host`; the PKI beside it.
+async fn take_into(
+    host: &SshHost,
+    cluster: &str,
+    dir: &Path,
+    stamp: &str,
+    reporter: &dyn Reporter,
+) -> Result<BackupManifest, Error> {
+    let name = host.target().name.clone();
     let remote = format!("/var/lib/etcd/bundle-backup-{stamp}.db");
     let failed = |step: &str, out: &crate::exec::Output| Error::BackupFailed {
         host: name.clone(),
@@ -238,7 +255,7 @@ async fn take(
             ),
         });
     }
-    let pki = copy_pki(host, &dir).await?;
+    let pki = copy_pki(host, dir).await?;
     let manifest = BackupManifest {
         cluster: cluster.into(),
         created: crate::state::now(),
@@ -254,7 +271,7 @@ async fn take(
             pki,
         ],
     };
-    Ok((dir, manifest))
+    Ok(manifest)
 }
 
 /// `/etc/kubernetes/pki` and the kubeadm configuration files the install rendered,
