@@ -8,6 +8,7 @@ use super::phases::{host, lb};
 use super::steps::{etcdctl, kubectl, run, step};
 use super::{HostStep, HostSteps, OnFailure, Phase, PhaseName, Plan, PlanHost, Step};
 use crate::inventory::Cluster;
+use crate::render::{haproxy, keepalived};
 
 /// What the removal of one host needs.
 #[derive(Debug)]
@@ -60,7 +61,14 @@ pub fn removal(r: &Removal) -> Plan {
                     host(
                         m,
                         0,
-                        vec![h, hc, reload("haproxy"), k, kc, reload("keepalived")],
+                        vec![
+                            h,
+                            hc,
+                            reload("haproxy", haproxy::PATH),
+                            k,
+                            kc,
+                            reload("keepalived", keepalived::PATH),
+                        ],
                     )
                 })
                 .collect(),
@@ -121,13 +129,9 @@ fn detach(r: &Removal, master: bool) -> Vec<Step> {
     s
 }
 
-/// Reloads `unit` after its configuration changed (keepalived keeps the VIP; haproxy
-/// lets its old process finish its connections).
-fn reload(unit: &str) -> Step {
-    let path = match unit {
-        "haproxy" => crate::render::haproxy::PATH,
-        _ => crate::render::keepalived::PATH,
-    };
+/// Reloads `unit` after its configuration `path` changed (keepalived keeps the VIP;
+/// haproxy lets its old process finish its connections).
+fn reload(unit: &str, path: &str) -> Step {
     step(
         &format!("lb/{unit}-reload"),
         &format!("reload {unit} with its new configuration"),
