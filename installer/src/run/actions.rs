@@ -94,17 +94,11 @@ impl Engine<'_> {
             .host
             .write_file(path, content.as_bytes(), mode, owner)
             .await?;
-        if !out.success() {
-            return Ok(StepResult::from_output(
-                command,
-                &out,
-                &self.redactor,
-                OnFailure::Stop,
-            ));
+        if out.success() {
+            pending.insert(path.clone());
+            self.state.set_pending(&run.host.target().name, pending)?;
         }
-        pending.insert(path.clone());
-        self.state.set_pending(&run.host.target().name, pending)?;
-        Ok(StepResult::done(command, &out, &self.redactor))
+        Ok(self.stop_on_failure(command, &out))
     }
 
     /// A command: skipped as the rule says (its check looked at first), else run.
@@ -174,12 +168,7 @@ impl Engine<'_> {
                 return Ok(StepResult::done(condition.into(), &out, &self.redactor));
             }
             if Instant::now() >= deadline {
-                let mut r = StepResult::from_output(
-                    condition.into(),
-                    &out,
-                    &self.redactor,
-                    OnFailure::Stop,
-                );
+                let mut r = self.stop_on_failure(condition.into(), &out);
                 r.output = format!(
                     "{}\n(still failing after {timeout_secs}s)",
                     r.output.trim_end()
@@ -238,24 +227,21 @@ impl Engine<'_> {
             .expect("joining does not panic")
             .expect("the tar writer does not panic");
         if !out.success() {
-            return Ok(StepResult::from_output(
-                command,
-                &out,
-                &self.redactor,
-                OnFailure::Stop,
-            ));
+            return Ok(self.stop_on_failure(command, &out));
         }
         // The host's tar may have taken a short stream for a whole one.
         read.and(produced).map_err(repo_read)?;
         let out = host
             .write_file(&marker, digest.as_bytes(), "0644", "root:root")
             .await?;
-        Ok(StepResult::from_output(
-            command,
-            &out,
-            &self.redactor,
-            OnFailure::Stop,
-        ))
+        Ok(self.stop_on_failure(command, &out))
+    }
+}
+
+impl Engine<'_> {
+    /// A step's outcome from its command's: done, or failed (the step stops).
+    fn stop_on_failure(&self, command: String, out: &crate::exec::Output) -> StepResult {
+        StepResult::from_output(command, out, &self.redactor, OnFailure::Stop)
     }
 }
 
