@@ -254,6 +254,28 @@ pub enum Error {
         state: PathBuf,
     },
 
+    /// The new bundle may not follow the installed release.
+    #[error("upgrade refused: {0}")]
+    UpgradeRefused(crate::upgrade::Refusal),
+
+    /// An upgrade to another bundle started and did not finish.
+    #[error("an upgrade to `{target}` started and did not finish; `{offered}` cannot follow before it does")]
+    UpgradeUnfinished {
+        /// The bundle the unfinished upgrade goes to.
+        target: String,
+        /// The bundle offered now.
+        offered: String,
+        /// The state folder (its `upgrade.json`).
+        state: PathBuf,
+    },
+
+    /// The state folder does not say which release the cluster runs.
+    #[error("the state folder `{state}` records no installed release (`release.json`), so there is nothing to upgrade from")]
+    NoRelease {
+        /// The state folder.
+        state: PathBuf,
+    },
+
     /// Removing the host would leave fewer than three masters.
     #[error("removing `{host}` leaves {left} master{}: etcd then loses its quorum with one more failure", if *left == 1 { "" } else { "s" })]
     TooFewMasters {
@@ -470,6 +492,9 @@ impl bundle_format::Hint for Error {
             Error::Preflight { resume, .. } => Some(format!("fix the hosts, then run again: {resume}")),
             Error::StateDamaged { path, .. } => Some(format!("`bundle` writes this file itself: restore it from a backup, or move it aside to start over (the next run re-plans, and steps whose effect is already there are skipped by their checks): `mv {} {}.damaged`", path.display(), path.display())),
             Error::TooFewMasters { .. } => Some("add a master first (`bundle nodes add`), or pass `--force` to go on with fewer".into()),
+            Error::UpgradeRefused(refusal) => bundle_format::Hint::hint(refusal),
+            Error::UpgradeUnfinished { target, state, .. } => Some(format!("finish it first: run `bundle upgrade` again with the `{target}` bundle (the nodes it upgraded are skipped), then upgrade further; `{}/upgrade.json` records it", state.display())),
+            Error::NoRelease { .. } => Some("run `bundle install` once more with the bundle the cluster was installed from: it records the release and changes nothing that is in place".into()),
             Error::LastMaster { .. } => Some("to take the whole cluster down, use `bundle reset`".into()),
             Error::NoHealthyEtcd { .. } => Some("check etcd on the masters (`crictl ps --name etcd`, `crictl logs` of it); a cluster that lost etcd's quorum is restored from an earlier backup".into()),
             Error::BackupFailed { .. } => Some("run `bundle backup` again; the failed attempt's folder was removed".into()),

@@ -12,4 +12,5 @@ pub mod keys;
 pub mod nodes;
 pub mod push;
 pub mod reset;
+pub mod upgrade;
 pub mod verify;

@@ -112,18 +112,45 @@ async fn backup_async(
     reporter: &dyn Reporter,
 ) -> Result<BackupOutcome, Error> {
     let installed = Installed::open(&opts.inventory, opts.state.as_deref())?;
+    let job = BackupJob {
+        inventory_path: &opts.inventory,
+        output: opts.output.clone(),
+        keep: opts.keep,
+        become_password: opts.become_password.clone(),
+    };
+    backup_installed(&installed, &job, reporter).await
+}
+
+/// A backup of an installed cluster opened (and locked) by the caller: `bundle backup`,
+/// and `bundle upgrade` before it touches the control plane.
+pub(crate) struct BackupJob<'a> {
+    /// The inventory's file.
+    pub inventory_path: &'a Path,
+    /// Where backup folders go (default: `backups/` in the state folder).
+    pub output: Option<PathBuf>,
+    /// Keep this many backups of the cluster.
+    pub keep: Option<usize>,
+    /// The sudo password for `become: sudo`.
+    pub become_password: Option<String>,
+}
+
+pub(crate) async fn backup_installed(
+    installed: &Installed,
+    job: &BackupJob<'_>,
+    reporter: &dyn Reporter,
+) -> Result<BackupOutcome, Error> {
     let (state, plan) = (&installed.state, &installed.plan);
     let release = Release::read(state.root())?;
     let masters = installed.masters();
-    let output = opts
+    let output = job
         .output
         .clone()
         .unwrap_or_else(|| state.root().join("backups"));
     let book = HostBook {
         inventory: &installed.inventory,
-        path: &opts.inventory,
+        path: job.inventory_path,
     };
-    let connected = connect(book, &masters, opts.become_password.clone(), None, reporter).await?;
+    let connected = connect(book, &masters, job.become_password.clone(), None, reporter).await?;
     let result = async {
         let host = healthy_master(&connected.hosts, &masters, reporter).await?;
         let taken = take(host, &plan.cluster, &output, reporter).await?;
@@ -134,7 +161,7 @@ async fn backup_async(
     let (dir, mut manifest) = result?;
     manifest.release = release;
     write_manifest(&dir, &manifest)?;
-    let removed = match opts.keep {
+    let removed = match job.keep {
         Some(keep) => prune(&output, &plan.cluster, keep)?,
         None => vec![],
     };

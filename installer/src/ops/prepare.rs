@@ -97,6 +97,10 @@ pub(crate) struct Prepared {
     pub inventory_path: PathBuf,
     pub cluster: crate::Cluster,
     pub plan: Plan,
+    /// What the bundle holds, for plans other than the install's.
+    pub facts: BundleFacts,
+    /// What planning took besides the cluster and the bundle.
+    pub inputs: PlanInputs,
     /// The release an install from this bundle records.
     pub release: crate::release::Release,
     pub warnings: Vec<Problem>,
@@ -134,7 +138,9 @@ pub(crate) fn prepare(src: Sources<'_>, extract_to: Option<&Path>) -> Result<Pre
         inventory_path: src.inventory.to_path_buf(),
         cluster,
         plan,
-        release: facts.release,
+        release: facts.release.clone(),
+        facts,
+        inputs,
         warnings,
         entries_verified,
     })

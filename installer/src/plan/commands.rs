@@ -5,7 +5,7 @@
 pub(super) const KUBECONFIG: &str = "/etc/kubernetes/admin.conf";
 
 /// `kubectl` with the admin kubeconfig.
-pub(super) fn kubectl() -> String {
+pub(crate) fn kubectl() -> String {
     format!("kubectl --kubeconfig {KUBECONFIG}")
 }
 

@@ -25,13 +25,16 @@ mod remove;
 mod renew;
 mod steps;
 mod text;
+mod upgrade;
 
 use serde::{Deserialize, Serialize};
 
 pub use checks::{PlanContext, PlanInputs, LB_PACKAGES, NODE_PACKAGES, REQUIRED_NODE_PACKAGES};
+pub(crate) use commands::kubectl;
 pub use remove::{removal, Removal};
 pub use renew::renewal;
 pub use text::{host_file_path, write_plan_dir};
+pub use upgrade::upgrade;
 
 use crate::facts::BundleFacts;
 use crate::inventory::Cluster;
@@ -85,6 +88,10 @@ pub enum PhaseName {
     Reset,
     /// `bundle certs renew`: kubeadm's certificates renewed, master by master.
     Renew,
+    /// `bundle upgrade`: the control plane, master by master (`kubeadm upgrade`).
+    Upgrade,
+    /// `bundle upgrade`: each node drained, its packages upgraded, uncordoned.
+    Nodes,
 }
 
 impl PhaseName {
@@ -122,6 +129,8 @@ impl PhaseName {
             PhaseName::Remove => "remove",
             PhaseName::Reset => "reset",
             PhaseName::Renew => "renew",
+            PhaseName::Upgrade => "upgrade",
+            PhaseName::Nodes => "nodes",
         }
     }
 }

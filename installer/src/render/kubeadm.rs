@@ -18,6 +18,22 @@ pub const INIT_PATH: &str = "/etc/kubernetes/bundle/kubeadm-init.yaml";
 /// Join config path.
 pub const JOIN_PATH: &str = "/etc/kubernetes/bundle/kubeadm-join.yaml";
 
+/// Upgrade config path on every node (`kubeadm.k8s.io/v1beta4` targets only).
+pub const UPGRADE_PATH: &str = "/etc/kubernetes/bundle/kubeadm-upgrade.yaml";
+
+/// The `UpgradeConfiguration` for an upgrade to `version` (`v1.31.2`), which kubeadm
+/// reads from v1beta4 on; `None` for v1beta3, whose `kubeadm upgrade` takes flags only.
+/// Certificates are renewed and etcd upgraded, kubeadm's defaults, written out so the
+/// plan says what happens.
+pub fn upgrade_config(api: &str, version: &str) -> Option<String> {
+    is_v1beta4(api).then(|| {
+        format!(
+            "apiVersion: {api}\nkind: UpgradeConfiguration\napply:\n  kubernetesVersion: {v}\n  certificateRenewal: true\n  etcdUpgrade: true\nplan:\n  kubernetesVersion: {v}\nnode:\n  certificateRenewal: true\n  etcdUpgrade: true\n",
+            v = q(version)
+        )
+    })
+}
+
 /// The kubeadm API group version for a Kubernetes (major, minor).
 pub fn api_version(minor: (u32, u32)) -> &'static str {
     if minor >= (1, 31) {

@@ -3,42 +3,61 @@
 
 use super::super::checks::PlanContext;
 use super::super::steps::{run, wait, write};
-use super::super::HostSteps;
+use super::super::{HostSteps, Step};
 use super::host;
 use crate::render;
 
 pub(super) fn steps(ctx: &PlanContext) -> Vec<HostSteps> {
-    let kubectl = &ctx.kubectl;
+    let s = vec![
+        manifest(ctx),
+        run(
+            "cni/apply",
+            "apply it (server-side: calico's CRDs are too large for client-side apply)",
+            apply_command(ctx),
+            None,
+        ),
+        rollout(ctx, ""),
+    ];
+    vec![host(ctx.first, 0, s)]
+}
+
+/// The manifest written on the first master.
+pub(in crate::plan) fn manifest(ctx: &PlanContext) -> Step {
+    write(
+        "cni/manifest",
+        &format!(
+            "{} manifest, images from the registry, pod network {}",
+            ctx.cni.name, ctx.cluster.pod_subnet
+        ),
+        render::cni::PATH,
+        ctx.cni_manifest.clone(),
+        "0644",
+    )
+}
+
+/// Server-side apply: calico's CRDs are too large for client-side apply.
+pub(in crate::plan) fn apply_command(ctx: &PlanContext) -> String {
+    format!(
+        "{} apply --server-side --force-conflicts -f {}",
+        ctx.kubectl,
+        render::cni::PATH
+    )
+}
+
+/// The CNI's daemonset rolled out on every node; `why` ends the description (a
+/// different `why` is a different step, waited for again).
+pub(in crate::plan) fn rollout(ctx: &PlanContext, why: &str) -> Step {
     let (ds_ns, ds_name) = match ctx.cni.name.as_str() {
         "flannel" => ("kube-flannel", "kube-flannel-ds"),
         _ => ("kube-system", "calico-node"),
     };
-    let s = vec![
-        write(
-            "cni/manifest",
-            &format!(
-                "{} manifest, images from the registry, pod network {}",
-                ctx.cni.name, ctx.cluster.pod_subnet
-            ),
-            render::cni::PATH,
-            ctx.cni_manifest.clone(),
-            "0644",
+    wait(
+        "cni/rollout",
+        &format!("{ds_name} runs on every node{why}"),
+        format!(
+            "{} -n {ds_ns} rollout status daemonset/{ds_name} --timeout=10s",
+            ctx.kubectl
         ),
-        run(
-            "cni/apply",
-            "apply it (server-side: calico's CRDs are too large for client-side apply)",
-            format!(
-                "{kubectl} apply --server-side --force-conflicts -f {}",
-                render::cni::PATH
-            ),
-            None,
-        ),
-        wait(
-            "cni/rollout",
-            &format!("{ds_name} runs on every node"),
-            format!("{kubectl} -n {ds_ns} rollout status daemonset/{ds_name} --timeout=10s"),
-            600,
-        ),
-    ];
-    vec![host(ctx.first, 0, s)]
+        600,
+    )
 }

@@ -22,7 +22,7 @@ pub(super) fn steps(ctx: &PlanContext) -> Vec<HostSteps> {
 }
 
 /// The files containerd reads, and their paths (a change restarts it).
-fn config_files(ctx: &PlanContext) -> (Vec<Step>, Vec<String>) {
+pub(in crate::plan) fn config_files(ctx: &PlanContext) -> (Vec<Step>, Vec<String>) {
     let cluster = ctx.cluster;
     let ca_path = containerd::ca_path(cluster);
     let pull_auth =

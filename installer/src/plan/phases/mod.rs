@@ -1,14 +1,14 @@
 //! One file per phase, in the order they run; each `steps` turns the
 //! [`PlanContext`] into the hosts taking part and their steps.
 
-mod cni;
-mod containerd;
+pub(super) mod cni;
+pub(super) mod containerd;
 mod init;
 mod join;
 pub(super) mod lb;
 mod os;
 mod preflight;
-mod repo;
+pub(super) mod repo;
 mod verify;
 
 use super::checks::PlanContext;
@@ -28,7 +28,11 @@ pub(super) fn steps(phase: PhaseName, ctx: &PlanContext) -> Vec<HostSteps> {
         PhaseName::Cni => cni::steps(ctx),
         PhaseName::Verify => verify::steps(ctx),
         // Phases of the lifecycle operations, not of an install.
-        PhaseName::Remove | PhaseName::Reset | PhaseName::Renew => vec![],
+        PhaseName::Remove
+        | PhaseName::Reset
+        | PhaseName::Renew
+        | PhaseName::Upgrade
+        | PhaseName::Nodes => vec![],
     };
     hosts.into_iter().filter(|h| !h.steps.is_empty()).collect()
 }

@@ -13,26 +13,32 @@ pub(super) fn steps(ctx: &PlanContext) -> Vec<HostSteps> {
         .nodes
         .iter()
         .map(|n| {
-            let mut s = Vec::new();
-            let serving = ctx.serves_repo(n);
-            if ctx.cluster.repo_node().is_none() {
-                s.push(wait(
-                    "repo/reachable",
-                    "the deploy node's repository answers (served while `bundle install` runs)",
-                    format!(
-                        "curl -fsS -o /dev/null {}repodata/repomd.xml",
-                        ctx.repo_base
-                    ),
-                    60,
-                ));
-            }
-            if serving {
-                s.extend(serve(ctx, n));
-            }
+            let mut s = served(ctx, n);
             s.extend(install(ctx, n));
-            host(n, if serving { 0 } else { 1 }, s)
+            host(n, if ctx.serves_repo(n) { 0 } else { 1 }, s)
         })
         .collect()
+}
+
+/// The repository reachable from `n`: served by it (it serves the others, so goes in
+/// an earlier wave), or answering from the deploy node.
+pub(in crate::plan) fn served(ctx: &PlanContext, n: &Node) -> Vec<Step> {
+    let mut s = Vec::new();
+    if ctx.cluster.repo_node().is_none() {
+        s.push(wait(
+            "repo/reachable",
+            "the deploy node's repository answers (served while `bundle` runs)",
+            format!(
+                "curl -fsS -o /dev/null {}repodata/repomd.xml",
+                ctx.repo_base
+            ),
+            60,
+        ));
+    }
+    if ctx.serves_repo(n) {
+        s.extend(serve(ctx, n));
+    }
+    s
 }
 
 /// The repository copied from the bundle and served over HTTP.
@@ -91,27 +97,51 @@ fn serve(ctx: &PlanContext, n: &Node) -> Vec<Step> {
 
 /// The `.repo` file and the packages.
 fn install(ctx: &PlanContext, n: &Node) -> Vec<Step> {
+    let pkgs = packages(ctx, n);
+    vec![
+        repo_file(ctx),
+        run(
+            "repo/install",
+            "install the exact package versions the bundle carries",
+            dnf_install(ctx, &pkgs, false),
+            Some(rpm_q(&pkgs)),
+        ),
+    ]
+}
+
+/// The packages `n` installs: every node's, and the load balancer's on masters.
+pub(in crate::plan) fn packages(ctx: &PlanContext, n: &Node) -> Vec<String> {
     let mut pkgs = ctx.node_packages.clone();
     if n.master {
         pkgs.extend(ctx.lb_packages.iter().cloned());
     }
-    vec![
-        write(
-            "repo/file",
-            "the bundle's repository for dnf",
-            repo::REPO_FILE,
-            repo::repo_file(ctx.rpm_repo, &ctx.facts.bundle, &ctx.repo_base),
-            "0644",
-        ),
-        run(
-            "repo/install",
-            "install the exact package versions the bundle carries",
-            format!(
-                "dnf install -y --disablerepo='*' --enablerepo={} {}",
-                repo::repo_id(&ctx.rpm_repo.target),
-                pkgs.join(" ")
-            ),
-            Some(format!("rpm -q {} >/dev/null", pkgs.join(" "))),
-        ),
-    ]
+    pkgs
+}
+
+/// The `.repo` file naming the bundle's repository.
+pub(in crate::plan) fn repo_file(ctx: &PlanContext) -> Step {
+    write(
+        "repo/file",
+        "the bundle's repository for dnf",
+        repo::REPO_FILE,
+        repo::repo_file(ctx.rpm_repo, &ctx.facts.bundle, &ctx.repo_base),
+        "0644",
+    )
+}
+
+/// `dnf install` of exactly `pkgs` from the bundle's repository only. `refresh`: the
+/// repository's metadata read again (an upgrade serves a new repository under the
+/// same id, which dnf's cache would otherwise hide).
+pub(in crate::plan) fn dnf_install(ctx: &PlanContext, pkgs: &[String], refresh: bool) -> String {
+    format!(
+        "dnf install -y{} --disablerepo='*' --enablerepo={} {}",
+        if refresh { " --refresh" } else { "" },
+        repo::repo_id(&ctx.rpm_repo.target),
+        pkgs.join(" ")
+    )
+}
+
+/// Succeeds when exactly these package versions are installed.
+pub(in crate::plan) fn rpm_q(pkgs: &[String]) -> String {
+    format!("rpm -q {} >/dev/null", pkgs.join(" "))
 }
