@@ -24,7 +24,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use bundle_testbed::doubles::kube_fakes;
-use bundle_testbed::fixtures::images::{self, DEFAULT_IMAGES};
+use bundle_testbed::fixtures::images;
 use bundle_testbed::fixtures::packages;
 use bundle_testbed::real::hosts::{ClusterSpec, TestCluster};
 use bundle_testbed::real::registry::{test_tls, RegistryOptions};
@@ -68,29 +68,65 @@ fn sha256_hex(data: &[u8]) -> String {
 }
 
 /// Builds the bundle on the "connected side" (127.0.0.1 servers), in `work`.
-fn build_bundle(work: &Path) {
-    let scratch = work.join("upstream");
+/// A release the test builds a bundle of.
+struct Release {
+    /// The bundle's version.
+    version: &'static str,
+    /// Kubernetes, without the `v`.
+    kubernetes: &'static str,
+    /// The stand-in packages at their versions.
+    stand_ins: &'static [(&'static str, &'static str)],
+    /// Appended to the calico manifest (a new release's manifest differs).
+    calico_suffix: &'static str,
+    /// The bundle's file in the work folder.
+    output: &'static str,
+}
+
+/// What the install tests install.
+const INSTALLED: Release = Release {
+    version: "1.29.2-1",
+    kubernetes: kube_fakes::VERSION,
+    stand_ins: packages::STAND_INS,
+    calico_suffix: "",
+    output: "e2e.tar.zst",
+};
+
+/// The next minor, which the upgrade test upgrades to: new Kubernetes packages and
+/// images, containerd one patch on, a changed calico manifest.
+const NEXT: Release = Release {
+    version: "1.30.1-1",
+    kubernetes: "1.30.1",
+    stand_ins: packages::NEXT_STAND_INS,
+    calico_suffix: "# calico as the 1.30 bundle carries it\n",
+    output: "next.tar.zst",
+};
+
+fn build_bundle(work: &Path, r: &Release) {
+    let scratch = work.join(format!("upstream-{}", r.version));
     let upstream = Registry::start().expect("upstream registry");
-    for img in images::default_manifest_images(1) {
+    let v = format!("v{}", r.kubernetes);
+    for img in images::manifest_images_at(&v, 1) {
         images::seed(&upstream.addr, &img, &scratch).expect("seeding an image");
     }
+    let calico = format!("{CALICO}{}", r.calico_suffix);
     let files = FileServer::start().expect("file server");
-    files.put("calico.yaml", CALICO.as_bytes());
+    files.put("calico.yaml", calico.as_bytes());
 
     let repo = scratch.join("repo");
-    packages::build_install_repo(&scratch.join("rpm-work"), &repo)
+    packages::build_install_repo_at(&scratch.join("rpm-work"), &repo, r.kubernetes, r.stand_ins)
         .expect("fake kube RPMs and stand-ins");
     let rpms = RepoServer::serve(&repo).expect("repo server");
 
-    let packages = packages::install_packages();
-    let images: String = DEFAULT_IMAGES
+    let packages = packages::install_packages_at(r.kubernetes);
+    let images: String = images::default_images_at(&v)
         .iter()
         .map(|i| format!("    - {i}\n"))
         .collect();
     let manifest = format!(
-        "apiVersion: bundle/v1alpha1\nkind: BundleManifest\nmetadata:\n  name: e2e\n  version: 1.29.2-1\nspec:\n  kubernetesVersion: v1.29.2\n  cni: {{name: calico, manifest: calico.yaml}}\n  platforms: [linux/amd64]\n  images:\n{images}  files:\n    - name: calico.yaml\n      url: {}/calico.yaml\n      sha256: {}\n  rpms:\n    - target: el9-x86_64\n      releasever: \"9\"\n      arch: x86_64\n      repos:\n        - {{name: test, baseurl: '{}/'}}\n      packages: [{}]\n",
+        "apiVersion: bundle/v1alpha1\nkind: BundleManifest\nmetadata:\n  name: e2e\n  version: {}\nspec:\n  kubernetesVersion: {v}\n  cni: {{name: calico, manifest: calico.yaml}}\n  platforms: [linux/amd64]\n  images:\n{images}  files:\n    - name: calico.yaml\n      url: {}/calico.yaml\n      sha256: {}\n  rpms:\n    - target: el9-x86_64\n      releasever: \"9\"\n      arch: x86_64\n      repos:\n        - {{name: test, baseurl: '{}/'}}\n      packages: [{}]\n",
+        r.version,
         files.url,
-        sha256_hex(CALICO.as_bytes()),
+        sha256_hex(calico.as_bytes()),
         rpms.url,
         packages.join(", ")
     );
@@ -106,10 +142,12 @@ fn build_bundle(work: &Path) {
             .output()
             .expect("bundle runs")
     };
-    ok(
-        &bundle(&["keygen", "--unencrypted", "--output", "builder"]),
-        "keygen",
-    );
+    if !work.join("builder.key").exists() {
+        ok(
+            &bundle(&["keygen", "--unencrypted", "--output", "builder"]),
+            "keygen",
+        );
+    }
     let addr = upstream.addr.as_str();
     let out = bundle(&[
         "build",
@@ -124,10 +162,10 @@ fn build_bundle(work: &Path) {
         "--mirror",
         &format!("docker.io={addr}"),
         "--output",
-        "e2e.tar.zst",
+        r.output,
     ]);
     ok(&out, "bundle build");
-    assert!(work.join("e2e.tar.zst").is_file(), "{}", text(&out));
+    assert!(work.join(r.output).is_file(), "{}", text(&out));
 }
 
 impl Site {
@@ -140,7 +178,7 @@ impl Site {
         })
         .expect("starting the test hosts");
         let work = tempfile::tempdir().unwrap();
-        build_bundle(work.path());
+        build_bundle(work.path(), &INSTALLED);
         let tls = test_tls(&work.path().join("tls"), &c.deploy_address().to_string())
             .expect("registry certificates");
         std::fs::copy(&tls.ca, work.path().join("registry-ca.crt")).unwrap();
@@ -1134,4 +1172,223 @@ fn install_errors_name_the_host_and_say_how_to_go_on() {
         assert!(phases.contains("verify"), "{h}: {phases:?}");
     }
     assert!(vip_answers(&s));
+}
+
+/// The lines of the cluster's call log (every host's kubeadm, kubectl, kubelet
+/// restarts and etcd snapshots, in one order).
+fn cluster_calls(s: &Site) -> Vec<String> {
+    std::fs::read_to_string(s.c.shared_dir().join("calls.log"))
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// How many lines of `haystack` contain `needle`.
+fn occurrences(haystack: &str, needle: &str) -> usize {
+    haystack.lines().filter(|l| l.contains(needle)).count()
+}
+
+/// Index of the first line containing every one of `needles`.
+fn line_of(lines: &[String], needles: &[&str]) -> Option<usize> {
+    lines
+        .iter()
+        .position(|l| needles.iter().all(|n| l.contains(n)))
+}
+
+fn upgrade_args<'a>(bundle: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut v = vec![
+        "upgrade",
+        bundle,
+        "--inventory",
+        "cluster.yaml",
+        "--pubkey",
+        "builder.pub",
+        "--yes",
+    ];
+    v.extend_from_slice(extra);
+    v
+}
+
+#[test]
+fn upgrade_carries_the_cluster_to_the_next_minor_node_by_node_and_goes_on_after_a_kill() {
+    let s = Site::start(3);
+    s.ok(&s.install(&[]), "bundle install");
+    bundle_testbed::real::etcd::start(&s.c, &["m1", "m2", "m3"]).expect("a real etcd");
+    build_bundle(s.work.path(), &NEXT);
+    let nodes = ["m1", "m2", "m3", "w1", "w2", "w3"];
+
+    // The same bundle again is refused, touching nothing.
+    let calls_before = cluster_calls(&s).len();
+    let release_before = std::fs::read_to_string(s.state().join("release.json")).unwrap();
+    let o = s.bundle(&upgrade_args("e2e.tar.zst", &[]));
+    assert!(!o.status.success());
+    assert!(
+        text(&o).contains("upgrade refused: the cluster already runs this bundle (`e2e 1.29.2-1`)"),
+        "{}",
+        text(&o)
+    );
+
+    // The dry run: the plan's phases and waves, nothing on the hosts.
+    let o = s.bundle(&upgrade_args(
+        "next.tar.zst",
+        &["--dry-run", "--plan-out", "upgrade-plan"],
+    ));
+    ok(&o, "upgrade --dry-run");
+    let plan: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(s.path("upgrade-plan/plan.json")).unwrap())
+            .unwrap();
+    let phases: Vec<&str> = plan["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        phases,
+        ["preflight", "repo", "upgrade", "nodes", "cni", "verify"]
+    );
+    assert_eq!(
+        cluster_calls(&s).len(),
+        calls_before,
+        "the dry run touched the cluster"
+    );
+    assert_eq!(
+        std::fs::read_to_string(s.state().join("release.json")).unwrap(),
+        release_before
+    );
+
+    // Killed once the first worker was drained: the masters are done by then.
+    let mut child = s
+        .command(&upgrade_args("next.tar.zst", &[]))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("bundle upgrade");
+    wait_until("the first worker drained", Duration::from_secs(600), || {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("bundle upgrade ended ({status}) before it was killed");
+        }
+        line_of(&cluster_calls(&s), &["kubectl", "drain w1"]).is_some()
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let under_way: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(s.state().join("upgrade.json")).unwrap())
+            .unwrap();
+    assert_eq!(under_way["to"]["version"], "1.30.1-1");
+    assert!(under_way["backup"].is_string(), "{under_way}");
+
+    // Another bundle cannot start while this one is unfinished... and the same one goes on.
+    let o = s.bundle(&upgrade_args("next.tar.zst", &[]));
+    let out = s.ok(&o, "bundle upgrade after the kill");
+    assert!(!s.state().join("upgrade.json").exists(), "{out}");
+
+    let calls = cluster_calls(&s);
+    let all = calls.join("\n");
+    // Once each: the snapshot, the apply, every master's drain (they finished before
+    // the kill); the snapshot came before the apply.
+    let snapshot = line_of(&calls, &["m1 crictl exec", "snapshot save"]).expect("an etcd snapshot");
+    let apply = line_of(&calls, &["m1 kubeadm upgrade apply"]).expect("upgrade apply on m1");
+    assert!(
+        snapshot < apply,
+        "the snapshot came after upgrade apply:\n{all}"
+    );
+    assert_eq!(occurrences(&all, "kubeadm upgrade apply"), 1, "{all}");
+    assert_eq!(occurrences(&all, "snapshot save"), 1, "{all}");
+    for m in ["m1", "m2", "m3"] {
+        assert_eq!(
+            occurrences(&all, &format!("kubectl drain {m} ")),
+            1,
+            "{m} drained again:\n{all}"
+        );
+    }
+    // Masters one at a time: m2's and m3's `upgrade node` after the apply, in order.
+    let node_m2 = line_of(&calls, &["m2 kubeadm upgrade node"]).unwrap();
+    let node_m3 = line_of(&calls, &["m3 kubeadm upgrade node"]).unwrap();
+    assert!(apply < node_m2 && node_m2 < node_m3, "{all}");
+    // Every node drained before its kubelet changed, uncordoned after, one at a time;
+    // workers only after every master.
+    let mut last_uncordon = 0;
+    let mut masters_done = 0;
+    for n in nodes {
+        let drain = line_of(&calls, &[&format!("kubectl drain {n} ")]).unwrap();
+        let restart = line_of(
+            &calls,
+            &[&format!("{n} systemctl restart kubelet (v1.30.1)")],
+        )
+        .unwrap_or_else(|| panic!("{n}'s kubelet was not restarted on 1.30.1:\n{all}"));
+        let uncordon = line_of(&calls, &[&format!("kubectl uncordon {n}")]).unwrap();
+        assert!(
+            last_uncordon < drain && drain < restart && restart < uncordon,
+            "{n}:\n{all}"
+        );
+        if n.starts_with('m') {
+            masters_done = uncordon;
+        } else {
+            assert!(
+                drain > masters_done,
+                "{n} drained before the masters were done"
+            );
+        }
+        last_uncordon = uncordon;
+    }
+    // dnf installed the new versions from the served repository.
+    for n in nodes {
+        let q = s.on_host(n, "rpm -q kubeadm kubelet kubectl containerd.io");
+        for want in [
+            "kubeadm-1.30.1",
+            "kubelet-1.30.1",
+            "kubectl-1.30.1",
+            "containerd.io-1.6.31",
+        ] {
+            assert!(q.contains(want), "{n}: {q}");
+        }
+        let record = s.on_host(n, "cat /etc/bundle/release.json");
+        assert!(
+            record.contains("\"version\": \"1.30.1-1\""),
+            "{n}: {record}"
+        );
+    }
+    let nodes_now = s.on_host("m1", "kubectl get nodes --no-headers");
+    assert_eq!(occurrences(&nodes_now, "v1.30.1"), 6, "{nodes_now}");
+    assert!(!nodes_now.contains("SchedulingDisabled"), "{nodes_now}");
+    // The cluster's record, the state's, the new CNI manifest applied (twice in all).
+    let configmap = std::fs::read_to_string(
+        s.c.shared_dir()
+            .join("applied")
+            .join("release-configmap.yaml"),
+    )
+    .unwrap();
+    assert!(configmap.contains("1.30.1-1"), "{configmap}");
+    let release = std::fs::read_to_string(s.state().join("release.json")).unwrap();
+    assert!(
+        release.contains("\"kubernetesVersion\": \"v1.30.1\""),
+        "{release}"
+    );
+    assert_eq!(
+        occurrences(
+            &all,
+            "apply --server-side --force-conflicts -f /etc/kubernetes/bundle/cni.yaml"
+        ),
+        2,
+        "{all}"
+    );
+    assert!(vip_answers(&s), "the VIP does not answer after the upgrade");
+
+    // The old bundle, replayed: the rollback is refused and nothing is touched.
+    let calls_before = cluster_calls(&s).len();
+    let o = s.bundle(&upgrade_args("e2e.tar.zst", &[]));
+    assert!(!o.status.success());
+    let t = text(&o);
+    assert!(
+        t.contains("upgrade refused: `e2e 1.29.2-1 (Kubernetes v1.29.2)` is not newer than the installed `e2e 1.30.1-1 (Kubernetes v1.30.1)`"),
+        "{t}"
+    );
+    assert!(t.contains("restore an etcd backup instead"), "{t}");
+    assert_eq!(cluster_calls(&s).len(), calls_before);
+    assert_eq!(
+        std::fs::read_to_string(s.state().join("release.json")).unwrap(),
+        release
+    );
 }

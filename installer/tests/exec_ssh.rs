@@ -687,61 +687,13 @@ printf 'apiVersion: v1\nkind: Config\nusers:\n- name: kubernetes-admin\n  user:\
     );
 }
 
-/// A real three-member etcd on the masters, with TLS as kubeadm sets it up (a CA and
-/// one certificate per member under /etc/kubernetes/pki/etcd), standing in for the
-/// etcd static pods; the fake `crictl` lists it as the etcd container and runs
-/// `crictl exec` commands on the host, where the pod's hostPaths are.
 fn start_real_etcd(s: &Site) {
-    let crictl = bundle_testbed::doubles::kube_fakes::cri_tools_spec("1").1;
-    let (_, script) = crictl
-        .iter()
-        .find(|(p, _)| *p == "/usr/bin/crictl")
-        .unwrap();
-    let masters = ["m1", "m2", "m3"];
-    let cluster: Vec<String> = masters
-        .iter()
-        .map(|m| format!("{m}=https://{}:2380", s.c.host(m).address))
-        .collect();
-    s.on_host(
-        "m1",
-        "mkdir -p /etc/kubernetes/pki/etcd && cd /etc/kubernetes/pki/etcd && \
-         openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 -subj /CN=etcd-ca -keyout ca.key -out ca.crt 2>/dev/null",
-    );
-    let ca_crt = s.on_host("m1", "base64 -w0 /etc/kubernetes/pki/etcd/ca.crt");
-    let ca_key = s.on_host("m1", "base64 -w0 /etc/kubernetes/pki/etcd/ca.key");
-    for m in masters {
-        let ip = s.c.host(m).address;
-        s.on_host(
-            m,
-            &format!(
-                "set -e; mkdir -p /etc/kubernetes/pki/etcd /var/lib/etcd; cd /etc/kubernetes/pki/etcd
-echo {ca_crt} | base64 -d > ca.crt; echo {ca_key} | base64 -d > ca.key
-printf '%s' {crictl} > /usr/bin/crictl; chmod 0755 /usr/bin/crictl
-openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN={m} -keyout server.key -out server.csr 2>/dev/null
-printf 'subjectAltName=IP:127.0.0.1,IP:{ip},DNS:localhost,DNS:{m}\\n' > san.ext
-openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -days 365 -extfile san.ext -out server.crt 2>/dev/null
-setsid etcd --name {m} --data-dir /var/lib/etcd/member-data \
-  --listen-client-urls https://127.0.0.1:2379,https://{ip}:2379 --advertise-client-urls https://{ip}:2379 \
-  --listen-peer-urls https://{ip}:2380 --initial-advertise-peer-urls https://{ip}:2380 \
-  --initial-cluster {cluster} --initial-cluster-state new \
-  --cert-file server.crt --key-file server.key --trusted-ca-file ca.crt --client-cert-auth \
-  --peer-cert-file server.crt --peer-key-file server.key --peer-trusted-ca-file ca.crt --peer-client-cert-auth \
-  > /var/log/etcd.log 2>&1 < /dev/null &",
-                crictl = bundle_installer::exec::shell_quote(script),
-                cluster = cluster.join(","),
-            ),
-        );
-    }
-    for m in masters {
-        s.on_host(
-            m,
-            &format!("for i in $(seq 100); do {ETCDCTL_HOST} endpoint health >/dev/null 2>&1 && exit 0; sleep 0.3; done; cat /var/log/etcd.log >&2; exit 1"),
-        );
-    }
+    bundle_testbed::real::etcd::start(&s.c, &["m1", "m2", "m3"])
+        .expect("a real etcd on the masters");
 }
 
 /// The real `etcdctl` on a test master, with its member's certificate.
-const ETCDCTL_HOST: &str = "ETCDCTL_API=3 etcdctl --endpoints=https://127.0.0.1:2379 --cacert=/etc/kubernetes/pki/etcd/ca.crt --cert=/etc/kubernetes/pki/etcd/server.crt --key=/etc/kubernetes/pki/etcd/server.key";
+const ETCDCTL_HOST: &str = bundle_testbed::real::etcd::ETCDCTL;
 
 #[test]
 fn backup_takes_a_real_etcd_snapshot_from_a_healthy_master_that_restores_what_was_written_before() {

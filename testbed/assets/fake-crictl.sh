@@ -19,7 +19,9 @@
 #   exec [-i] [-t] ID CMD...
 #                        runs CMD on the host for the etcd stand-in (its data under
 #                        /var/lib/etcd and its certificates are the host's paths, as
-#                        kubeadm's hostPath mounts make them); other IDs: not found
+#                        kubeadm's hostPath mounts make them; also logged in the
+#                        cluster's calls.log when the fakes' shared folder is there);
+#                        other IDs: not found
 #   version              versions
 set -u
 LOG=/var/log/fake-k8s
@@ -46,6 +48,8 @@ if [ "${1:-}" = exec ]; then
     shift
     { [ "$id" = "$ETCD_ID" ] && etcd_running; } ||
         die "E0101 00:00:00.000000 execing command in container: container \"$id\" not found"
+    # in the cluster's call log too, where a test orders a snapshot against kubeadm's calls
+    [ -d /var/lib/fake-k8s-shared ] && echo "$(hostname) crictl exec $*" >>/var/lib/fake-k8s-shared/calls.log
     exec "$@"
 fi
 

@@ -22,9 +22,19 @@
 #   reset [-f]                           undoes init/join on this host
 #   certs renew all                      re-signs every leaf certificate under pki/ with
 #                                        the cluster CA for 365 days, as kubeadm renews
+#   upgrade plan [V] [--config F]        V (or F's kubernetesVersion) must be this kubeadm's
+#                                        version or lower, at most one minor past the
+#                                        cluster's; prints the plan naming `kubeadm upgrade
+#                                        apply V`
+#   upgrade apply [V] [--config F] --yes the same checks; the cluster's version becomes V,
+#                                        this master's static pod manifests name V's images
+#   upgrade node [--config F]            a master's manifests to the cluster's version (this
+#                                        kubeadm must be that version); any node: done
 #   version [-o short]
 # Cluster state shared between hosts (the double's "API"): /var/lib/fake-k8s-shared
 # (bind-mounted from the testbed): pki/ca.{crt,key}, endpoint, tokens, certificate-key,
+# version and image-repository (the cluster's, from init and upgrade apply),
+# kubelet-versions ("NAME vX": set at join and by the systemctl double's kubelet restart),
 # nodes ("NAME ROLE ADDRESS"), etcd-members ("NAME ADDRESS UNSTARTED": a joining
 # master's member is listed `unstarted` by as many `etcdctl member list` answers as the
 # file etcd-unstarted-lists says, none without it, so that a test sees an install wait).
@@ -83,13 +93,25 @@ KC
     chmod 0600 "$1"
 }
 
+cluster_version() { cat "$SHARED/version" 2>/dev/null || echo "v$VERSION"; }
+
+write_manifests() { # VERSION: the static pods' manifests, images from the cluster's repository
+    local repo tag m
+    repo=$(cat "$SHARED/image-repository" 2>/dev/null || echo registry.k8s.io)
+    mkdir -p "$K/manifests"
+    for m in kube-apiserver kube-controller-manager kube-scheduler etcd; do
+        tag=$1
+        [ "$m" = etcd ] && tag=3.5.10-0
+        printf 'apiVersion: v1\nkind: Pod\nmetadata:\n  name: %s\n  namespace: kube-system\n# fake static pod (bundle-testbed)\nspec:\n  containers:\n  - name: %s\n    image: %s/%s:%s\n' \
+            "$m" "$m" "$repo" "$m" "$tag" >"$K/manifests/$m.yaml"
+    done
+}
+
 start_apiserver() { # the static pod's stand-in
     mkdir -p "$K/pki" "$K/manifests"
     openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 365 \
         -subj /CN=kube-apiserver -keyout "$K/pki/apiserver.key" -out "$K/pki/apiserver.crt" 2>/dev/null
-    for m in kube-apiserver kube-controller-manager kube-scheduler etcd; do
-        printf 'apiVersion: v1\nkind: Pod\nmetadata:\n  name: %s\n  namespace: kube-system\n# fake static pod (bundle-testbed)\n' "$m" >"$K/manifests/$m.yaml"
-    done
+    write_manifests "$(cluster_version)"
     setsid python3 /usr/libexec/fake-k8s/apiserver.py 6443 "$K/pki/apiserver.crt" "$K/pki/apiserver.key" "$VERSION" \
         </dev/null >>"$LOG/apiserver.log" 2>&1 &
     echo $! >"$RUNDIR/apiserver.pid"
@@ -109,6 +131,9 @@ register() { # NAME ROLE [JOIN]: the node (and its etcd member) in the shared re
         grep -v "^$1 " "$SHARED/nodes" 2>/dev/null >"$SHARED/nodes.new"
         echo "$1 $2 $addr" >>"$SHARED/nodes.new"
         mv "$SHARED/nodes.new" "$SHARED/nodes"
+        grep -v "^$1 " "$SHARED/kubelet-versions" 2>/dev/null >"$SHARED/kubelet-versions.new"
+        echo "$1 $(kubelet --version 2>/dev/null | awk '{print $2}')" >>"$SHARED/kubelet-versions.new"
+        mv "$SHARED/kubelet-versions.new" "$SHARED/kubelet-versions"
         if [ "$2" = control-plane ]; then
             grep -v "^$1 " "$SHARED/etcd-members" 2>/dev/null >"$SHARED/etcd.new"
             echo "$1 $addr $unstarted" >>"$SHARED/etcd.new"
@@ -152,8 +177,22 @@ kubeadm join $ep --token $1 \\
 EOT
 }
 
+minor() { echo "${1#v}" | cut -d. -f1,2; }
+check_target() { # CURRENT TARGET: as kubeadm's upgrade version checks
+    local cur=${1#v} tgt=${2#v} cm tm
+    [ "$(printf '%s\n%s\n' "$tgt" "$VERSION" | sort -V | tail -n 1)" = "$VERSION" ] ||
+        die "[upgrade/version] FATAL: the --version argument is invalid due to these errors:
+
+	- Specified version to upgrade to \"$2\" is higher than the kubeadm version \"v$VERSION\". Upgrade kubeadm first using the tool you used to install kubeadm"
+    [ "$(printf '%s\n%s\n' "$tgt" "$cur" | sort -V | head -n 1)" = "$cur" ] ||
+        die "[upgrade/version] FATAL: Specified version to upgrade to \"$2\" is lower than the cluster version \"$1\". Downgrades are not supported yet"
+    cm=$(minor "$cur" | cut -d. -f2) tm=$(minor "$tgt" | cut -d. -f2)
+    [ $((tm - cm)) -le 1 ] ||
+        die "[upgrade/version] FATAL: Specified version to upgrade to \"$2\" is too high; kubeadm can upgrade only 1 minor version at a time"
+}
+
 # --- arguments
-config="" upload="" cp="" ckey="" token="" hash="" print="" force="" output="" cpe=""
+yes="" config="" upload="" cp="" ckey="" token="" hash="" print="" force="" output="" cpe=""
 pos=()
 while [ $# -gt 0 ]; do
     case $1 in
@@ -173,6 +212,7 @@ while [ $# -gt 0 ]; do
     --ttl | --description | --groups | --usages | --kubeconfig) shift ;; # flags with a value
     --ttl=* | --description=* | --groups=* | --usages=* | --kubeconfig=*) ;;
     -f | --force) force=1 ;;
+    -y | --yes) yes=1 ;;
     -o | --output) output=$2; shift ;;
     -o=* | --output=*) output=${1#*=} ;;
     -*) ;;
@@ -224,6 +264,9 @@ init)
     openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 3650 \
         -subj /CN=kubernetes -keyout "$SHARED/pki/ca.key" -out "$SHARED/pki/ca.crt" 2>/dev/null
     echo "$cpe" >"$SHARED/endpoint"
+    echo "v$VERSION" >"$SHARED/version"
+    r=$(yget imageRepository "$config")
+    echo "${r:-registry.k8s.io}" >"$SHARED/image-repository"
     echo "$token" >"$SHARED/tokens"
     : >"$SHARED/nodes"
     : >"$SHARED/etcd-members"
@@ -374,6 +417,46 @@ reset)
     done
     echo
     echo "Done renewing certificates. You must restart the kube-apiserver, kube-controller-manager, kube-scheduler and etcd, so that they can use the new certificates."
+    ;;
+"upgrade plan" | "upgrade plan "* | "upgrade apply" | "upgrade apply "*)
+    sub=${pos[1]}
+    save_config "upgrade-$sub" "$config"
+    target=${pos[2]:-}
+    [ -z "$target" ] && [ -n "$config" ] && target=$(yget kubernetesVersion "$config")
+    [ -n "$target" ] || die "[upgrade/version] FATAL: missing version argument or kubernetesVersion in --config"
+    [ -f "$K/admin.conf" ] || die "[upgrade/init config] FATAL: failed to load admin kubeconfig: open $K/admin.conf: no such file or directory"
+    check_target "$(cluster_version)" "$target"
+    if [ "$sub" = plan ]; then
+        echo "[upgrade/versions] Cluster version: $(cluster_version)"
+        echo "[upgrade/versions] kubeadm version: v$VERSION"
+        echo
+        echo "Upgrade to the latest version in the v$(minor "$target") series:"
+        echo
+        echo "COMPONENT                 NODE      CURRENT   TARGET"
+        echo "kube-apiserver            $(hostname)  $(cluster_version)   $target"
+        echo
+        echo "You can now apply the upgrade by executing the following command:"
+        echo
+        printf '\tkubeadm upgrade apply %s\n' "$target"
+        exit 0
+    fi
+    [ -n "$yes" ] || [ -n "$force" ] || die "[upgrade] won't proceed; the user didn't answer (Y|y) in order to continue"
+    [ -f "$K/manifests/kube-apiserver.yaml" ] || die "[upgrade/apply] FATAL: this node is not a control plane node"
+    echo "$target" >"$SHARED/version"
+    write_manifests "$target"
+    echo "[upgrade/successful] SUCCESS! Your cluster was upgraded to \"$target\". Enjoy!"
+    ;;
+"upgrade node")
+    save_config upgrade-node "$config"
+    [ -f "$K/kubelet.conf" ] || die "[upgrade] FATAL: this node has not joined a cluster ($K/kubelet.conf is missing)"
+    if [ -f "$K/manifests/kube-apiserver.yaml" ]; then
+        v=$(cluster_version)
+        [ "$v" = "v$VERSION" ] || die "[upgrade/node] FATAL: the cluster runs $v but this kubeadm is v$VERSION: install kubeadm ${v#v} first"
+        write_manifests "$v"
+        echo "[upgrade] The control plane instance for this node was successfully upgraded!"
+    fi
+    echo "[upgrade] The configuration for this node was successfully upgraded!"
+    echo "[upgrade] Now you should go ahead and upgrade the kubelet package using your package manager."
     ;;
 version)
     if [ "$output" = short ]; then echo "v$VERSION"; else

@@ -21,7 +21,13 @@
 #                                   health) for its first etcd-unstarted-lists member lists
 #                                   (see the fake kubeadm), as etcd lists a member added but
 #                                   not yet running
-#   delete node N, drain N, cordon N, uncordon N, get --raw /readyz, version, cluster-info
+#   drain N, cordon N               N marked unschedulable (STATUS Ready,SchedulingDisabled)
+#   uncordon N                      schedulable again
+#   diff -f F                       exit 0 when F is what was applied last under its name,
+#                                   1 (with a diff header) when it differs, as kubectl diff
+#   get node(s): VERSION is the node's kubelet's (shared kubelet-versions), this
+#   kubectl's version for a node that never reported one
+#   delete node N, get --raw /readyz, version, cluster-info
 set -u
 VERSION=@VERSION@
 LOG=/var/log/fake-k8s
@@ -67,6 +73,17 @@ curl -ksf -o /dev/null --max-time 5 "https://$server/readyz" ||
     die "The connection to the server $server was refused - did you specify the right host or port?"
 
 ready() { [ -f "$SHARED/cni" ] && echo Ready || echo NotReady; }
+status() { # NAME
+    local s
+    s=$(ready)
+    grep -qx "$1" "$SHARED/cordoned" 2>/dev/null && s="$s,SchedulingDisabled"
+    echo "$s"
+}
+kver() { # NAME
+    local v
+    v=$(awk -v n="$1" '$1 == n {print $2}' "$SHARED/kubelet-versions" 2>/dev/null | tail -n 1)
+    echo "${v:-v$VERSION}"
+}
 nodes() { cat "$SHARED/nodes" 2>/dev/null; }
 
 case "${pos[*]:-}" in
@@ -78,7 +95,7 @@ case "${pos[*]:-}" in
     set -- $line
     r=$2
     [ "$r" = worker ] && r="<none>"
-    echo "$1 $(ready) $r 5m v$VERSION" | column -t
+    echo "$1 $(status "$1") $r 5m $(kver "$1")" | column -t
     ;;
 "get nodes" | "get node" | "get no")
     [ -n "$noheaders" ] || {
@@ -89,8 +106,8 @@ case "${pos[*]:-}" in
         [ "$r" = worker ] && r="<none>"
         case $output in
         name) echo "node/$name" ;;
-        wide) echo "$name $(ready) $r 5m v$VERSION $addr" ;;
-        *) echo "$name $(ready) $r 5m v$VERSION" ;;
+        wide) echo "$name $(status "$name") $r 5m $(kver "$name") $addr" ;;
+        *) echo "$name $(status "$name") $r 5m $(kver "$name")" ;;
         esac
     done | column -t
     ;;
@@ -207,7 +224,23 @@ apply)
 "drain "* | "cordon "* | "uncordon "*)
     name=${pos[1]}
     grep -q "^$name " "$SHARED/nodes" 2>/dev/null || die "Error from server (NotFound): nodes \"$name\" not found"
-    echo "node/$name ${pos[0]}ed"
+    (
+        flock 9
+        grep -vx "$name" "$SHARED/cordoned" 2>/dev/null >"$SHARED/cordoned.new"
+        [ "${pos[0]}" = uncordon ] || echo "$name" >>"$SHARED/cordoned.new"
+        mv "$SHARED/cordoned.new" "$SHARED/cordoned"
+    ) 9>"$SHARED/.lock"
+    case ${pos[0]} in
+    drain) echo "node/$name cordoned"; echo "node/$name drained" ;;
+    *) echo "node/$name ${pos[0]}ed" ;;
+    esac
+    ;;
+diff)
+    [ -n "$file" ] || die "error: must specify one of -f and -k"
+    [ -f "$file" ] || die "error: the path \"$file\" does not exist"
+    cmp -s "$file" "$SHARED/applied/$(basename "$file")" && exit 0
+    echo "diff -u -N /tmp/LIVE-000/$(basename "$file") /tmp/MERGED-000/$(basename "$file")"
+    exit 1
     ;;
 get)
     [ -n "$raw" ] || die "error: you must specify the type of resource to get"

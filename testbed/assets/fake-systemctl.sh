@@ -36,6 +36,21 @@ verb=${args[0]:-list-units}
 units=("${args[@]:1}")
 
 say() { [ -n "$quiet" ] || echo "$@"; }
+
+# The fake cluster learns a kubelet's version when it (re)starts, as the API server
+# learns it from the node's status; the restart goes into the cluster's call log.
+kubelet_started() {
+    local shared=/var/lib/fake-k8s-shared v
+    [ -d "$shared" ] && command -v kubelet >/dev/null || return 0
+    v=$(kubelet --version 2>/dev/null | awk '{print $2}')
+    (
+        flock 9
+        grep -v "^$(hostname) " "$shared/kubelet-versions" 2>/dev/null >"$shared/kubelet-versions.new"
+        echo "$(hostname) $v" >>"$shared/kubelet-versions.new"
+        mv "$shared/kubelet-versions.new" "$shared/kubelet-versions"
+    ) 9>"$shared/.lock"
+    echo "$(hostname) systemctl $verb kubelet ($v)" >>"$shared/calls.log"
+}
 name() { local u=${1%.service}; echo "$u"; }
 
 pid_alive() {
@@ -73,6 +88,7 @@ wait_pidfile() { # unit: wait up to 5 s for a live pid
 start() {
     local u=$1 f
     is_active "$u" && return 0
+    [ "$u" = kubelet ] && kubelet_started
     case $u in
     haproxy)
         # as haproxy.service: check the configuration, then run it (-D: daemon)

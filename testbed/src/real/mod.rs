@@ -3,6 +3,7 @@
 //!
 //! - [`registry`]: Debian's `docker-registry` (distribution 2.8), plain, with Basic auth
 //!   or TLS ([`registry::test_tls`] makes the CA), its access log readable.
+//! - [`etcd`]: a real three-member etcd with kubeadm's TLS layout on test masters.
 //! - [`files`]: a file server for `spec.files` downloads, counting requests and able to
 //!   fail on purpose.
 //! - [`rpms`]: packages built with `rpmbuild`, signed with `rpmsign`, indexed with
@@ -14,6 +15,7 @@
 //! `files`, `rpms` and `proxy` are small servers of ours, but what they serve or forward
 //! is real: files, yum repos built by the real tools, a real registry's answers.
 
+pub mod etcd;
 pub mod files;
 pub mod hosts;
 pub mod proxy;
