@@ -1298,7 +1298,7 @@ fn upgrade_carries_the_cluster_to_the_next_minor_node_by_node_and_goes_on_after_
     assert_eq!(occurrences(&all, "snapshot save"), 1, "{all}");
     for m in ["m1", "m2", "m3"] {
         assert_eq!(
-            occurrences(&all, &format!("kubectl drain {m} ")),
+            occurrences(&all, &format!(" drain {m} --")),
             1,
             "{m} drained again:\n{all}"
         );
@@ -1312,13 +1312,13 @@ fn upgrade_carries_the_cluster_to_the_next_minor_node_by_node_and_goes_on_after_
     let mut last_uncordon = 0;
     let mut masters_done = 0;
     for n in nodes {
-        let drain = line_of(&calls, &[&format!("kubectl drain {n} ")]).unwrap();
+        let drain = line_of(&calls, &[&format!(" drain {n} --")]).unwrap();
         let restart = line_of(
             &calls,
             &[&format!("{n} systemctl restart kubelet (v1.30.1)")],
         )
         .unwrap_or_else(|| panic!("{n}'s kubelet was not restarted on 1.30.1:\n{all}"));
-        let uncordon = line_of(&calls, &[&format!("kubectl uncordon {n}")]).unwrap();
+        let uncordon = line_of(&calls, &[&format!(" uncordon {n}")]).unwrap();
         assert!(
             last_uncordon < drain && drain < restart && restart < uncordon,
             "{n}:\n{all}"
