@@ -101,7 +101,6 @@ impl PlanContext<'_> {
         let hosts = cluster.nodes.iter().map(|n| self.plan_host(n)).collect();
         let mut notes = self.notes;
         notes.push("secrets appear as <secret:NAME> and are filled in from secrets.json when files are written on the hosts".into());
-        notes.push("the bootstrap token is valid for 24 hours after `kubeadm init`; joins after that need a new one".into());
         let mut seen = BTreeSet::new();
         notes.retain(|n| seen.insert(n.clone()));
         Plan {

@@ -57,7 +57,9 @@ pub fn plan(
             hosts: phases::steps(name, &ctx),
         })
         .collect();
-    Ok(ctx.into_plan(phases))
+    let mut plan = ctx.into_plan(phases);
+    plan.notes.push("the bootstrap token is valid for 24 hours after `kubeadm init`; joins after that need a new one".into());
+    Ok(plan)
 }
 
 /// The nine phases, in order.

@@ -48,21 +48,24 @@ pub fn upgrade(
 ) -> Result<Plan, Vec<Problem>> {
     let ctx = checks::check(cluster, facts, inputs)?;
     let target = Target::of(&ctx);
+    let workers_at_once = workers_at_once.max(1);
     let phases = vec![
         (PhaseName::Preflight, preflight(&ctx, &target)),
         (PhaseName::Repo, repository(&ctx)),
         (PhaseName::Upgrade, control_plane(&ctx, &target)),
-        (
-            PhaseName::Nodes,
-            nodes(&ctx, &target, workers_at_once.max(1)),
-        ),
+        (PhaseName::Nodes, nodes(&ctx, &target, workers_at_once)),
         (PhaseName::Cni, network(&ctx, &target)),
         (PhaseName::Verify, phases::steps(PhaseName::Verify, &ctx)),
     ]
     .into_iter()
     .map(|(name, hosts)| Phase { name, hosts })
     .collect();
-    Ok(ctx.into_plan(phases))
+    let mut plan = ctx.into_plan(phases);
+    plan.notes.push("an etcd snapshot is taken and copied to the deploy node before phase upgrade changes the control plane (`bundle restore` brings it back)".into());
+    plan.notes.push(format!(
+        "workers are drained {workers_at_once} at a time (`--parallel`); masters one at a time"
+    ));
+    Ok(plan)
 }
 
 /// What the upgrade goes to.
