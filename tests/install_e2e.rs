@@ -945,6 +945,62 @@ fn install_builds_an_ha_cluster_resumes_after_a_kill_and_changes_nothing_the_sec
     assert_eq!(vip_holders(&s), vec![holder.clone()]);
     assert!(vip_answers(&s));
 
+    // nodes add: the removed master joins again under a fresh certificate key; every
+    // master's load balancer names it again and is reloaded, keeping the VIP.
+    let key_before = std::fs::read_to_string(shared.join("certificate-key")).unwrap();
+    let o = s.bundle(&[
+        "nodes",
+        "add",
+        "e2e.tar.zst",
+        gone,
+        "--inventory",
+        "cluster.yaml",
+        "--pubkey",
+        "builder.pub",
+        "--yes",
+    ]);
+    s.ok(&o, "nodes add a master");
+    let key = std::fs::read_to_string(shared.join("certificate-key")).unwrap();
+    let key = key.trim();
+    assert_ne!(
+        key,
+        key_before.trim(),
+        "the install's certificate key was reused"
+    );
+    let cfg =
+        s.c.read_host_file(
+            gone,
+            &format!("{}/join-kubeadm-join.yaml", kube_fakes::CONFIGS_DIR),
+        )
+        .unwrap();
+    assert!(cfg.contains(key) && cfg.contains("controlPlane:"), "{cfg}");
+    assert!(!text(&o).contains(key), "the certificate key was shown");
+    assert_eq!(members().lines().count(), 3, "{}", members());
+    assert!(members().contains(&format!("{gone} ")), "{}", members());
+    for m in ["m1", "m2", "m3"] {
+        for f in [
+            "/etc/haproxy/haproxy.cfg",
+            "/etc/keepalived/keepalived.conf",
+        ] {
+            let cfg = s.c.read_host_file(m, f).unwrap();
+            assert!(
+                cfg.contains(&gone_address),
+                "{m}: {f} does not name {gone}:\n{cfg}"
+            );
+        }
+    }
+    s.on_host(
+        gone,
+        "systemctl is-active --quiet haproxy && systemctl is-active --quiet keepalived",
+    );
+    assert_eq!(
+        s.on_host(&holder, "cat /run/fake-systemd/keepalived.pid"),
+        keepalived_pid,
+        "keepalived was restarted, not reloaded"
+    );
+    assert_eq!(vip_holders(&s), vec![holder.clone()]);
+    assert!(vip_answers(&s));
+
     // reset leaves the hosts clean.
     let o = s.bundle(&["reset", "--inventory", "cluster.yaml", "--yes"]);
     s.ok(&o, "reset");

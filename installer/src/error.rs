@@ -393,13 +393,6 @@ pub enum Error {
         what: String,
     },
 
-    /// `bundle nodes add` was asked to add a master.
-    #[error("`{host}` is a master; `bundle nodes add` joins workers")]
-    NodesAddMaster {
-        /// The host.
-        host: String,
-    },
-
     /// The nodes' pull password is missing or unusable.
     #[error("the inventory has the nodes pull as `{username}`, but BUNDLE_REGISTRY_PULL_PASSWORD {problem}")]
     PullPassword {

@@ -17,7 +17,7 @@ pub struct Args {
 
 #[derive(clap::Subcommand, Debug)]
 pub enum NodesCommand {
-    /// Join a worker added to the inventory after the install (with a fresh token)
+    /// Join a worker or master added to the inventory after the install (fresh token and certificate key; the masters' load balancers reloaded)
     Add(AddArgs),
     /// Take a node out: drain, delete, its etcd member removed (masters), reset, the
     /// load balancers reloaded without it
@@ -44,9 +44,9 @@ pub struct RemoveArgs {
 pub struct AddArgs {
     /// The bundle the cluster was installed from
     pub bundle: PathBuf,
-    /// The new worker's name in the inventory
+    /// The new host's name in the inventory
     pub host: String,
-    /// The cluster inventory, with the new worker in `spec.hosts`
+    /// The cluster inventory, with the new host in `spec.hosts`
     #[arg(short, long, default_value = "cluster.yaml")]
     pub inventory: PathBuf,
     /// Public key the bundle must be signed with

@@ -82,7 +82,7 @@ async fn remove_async(
     let run = RunOptions {
         parallel: 10,
         from: None,
-        only: hosts_taking_part(&plan),
+        only: plan.hosts_taking_part(),
         become_password: opts.become_password.clone(),
         resume: format!(
             "bundle nodes remove {} --inventory {}{} --yes",
@@ -167,17 +167,6 @@ async fn probe(
             false
         }
     }
-}
-
-fn hosts_taking_part(plan: &Plan) -> Vec<String> {
-    let mut names: Vec<String> = plan
-        .phases
-        .iter()
-        .flat_map(|p| p.hosts.iter().map(|h| h.host.clone()))
-        .collect();
-    names.sort();
-    names.dedup();
-    names
 }
 
 /// The state forgets the host: its records, and its part of the installed plan.

@@ -18,6 +18,7 @@
 //! | `text.rs` | `plan.txt`, `steps.txt`, the plan folder |
 //! | `phases/*.rs` | one file per phase: `preflight`, `repo`, `os`, `containerd`, `lb`, `init`, `join`, `cni`, `verify` |
 
+mod add;
 mod checks;
 mod commands;
 mod phases;
@@ -29,6 +30,7 @@ mod upgrade;
 
 use serde::{Deserialize, Serialize};
 
+pub use add::addition;
 pub use checks::{PlanContext, PlanInputs, LB_PACKAGES, NODE_PACKAGES, REQUIRED_NODE_PACKAGES};
 pub(crate) use commands::kubectl;
 pub use remove::{removal, Removal};
@@ -304,6 +306,18 @@ impl Plan {
             .flat_map(|p| &p.hosts)
             .map(|h| h.steps.len())
             .sum()
+    }
+
+    /// The hosts with steps in some phase, sorted.
+    pub fn hosts_taking_part(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .phases
+            .iter()
+            .flat_map(|p| p.hosts.iter().map(|h| h.host.clone()))
+            .collect();
+        names.sort();
+        names.dedup();
+        names
     }
 
     /// Every step of `host`, in execution order, with its phase.

@@ -8,7 +8,6 @@ use super::phases::{host, lb};
 use super::steps::{etcdctl, kubectl, run, step};
 use super::{HostStep, HostSteps, OnFailure, Phase, PhaseName, Plan, PlanHost, Step};
 use crate::inventory::Cluster;
-use crate::render::{haproxy, keepalived};
 
 /// What the removal of one host needs.
 #[derive(Debug)]
@@ -55,22 +54,7 @@ pub fn removal(r: &Removal) -> Plan {
                 .cluster
                 .masters()
                 .enumerate()
-                .map(|(i, m)| {
-                    let [h, hc] = lb::haproxy_steps(r.cluster);
-                    let [k, kc] = lb::keepalived_steps(r.cluster, m, i);
-                    host(
-                        m,
-                        0,
-                        vec![
-                            h,
-                            hc,
-                            reload("haproxy", haproxy::PATH),
-                            k,
-                            kc,
-                            reload("keepalived", keepalived::PATH),
-                        ],
-                    )
-                })
+                .map(|(i, m)| host(m, 0, lb::configured_again(r.cluster, m, i, false)))
                 .collect(),
         });
     }
@@ -127,20 +111,4 @@ fn detach(r: &Removal, master: bool) -> Vec<Step> {
         ));
     }
     s
-}
-
-/// Reloads `unit` after its configuration `path` changed (keepalived keeps the VIP;
-/// haproxy lets its old process finish its connections).
-fn reload(unit: &str, path: &str) -> Step {
-    step(
-        &format!("lb/{unit}-reload"),
-        &format!("reload {unit} with its new configuration"),
-        HostStep::Run {
-            command: format!("systemctl reload {unit}"),
-            check: Some(format!("systemctl is-active --quiet {unit}")),
-            after_change_of: vec![path.into()],
-            capture: None,
-            on_failure: OnFailure::Stop,
-        },
-    )
 }

@@ -2,8 +2,8 @@
 //! on every master; the first master is keepalived MASTER and waits for the VIP.
 
 use super::super::checks::PlanContext;
-use super::super::steps::{restart, run, wait, write};
-use super::super::{HostSteps, Step};
+use super::super::steps::{restart, run, step, wait, write};
+use super::super::{HostStep, HostSteps, OnFailure, Step};
 use super::host;
 use crate::inventory::{Cluster, Node};
 use crate::render::{haproxy, keepalived};
@@ -82,4 +82,45 @@ pub(in crate::plan) fn keepalived_steps(cluster: &Cluster, m: &Node, i: usize) -
             None,
         ),
     ]
+}
+
+/// The load balancer of master `m` (the `i`th) configured again for the masters of
+/// `cluster` after one was added or removed: reloaded where it runs (keepalived
+/// re-reads its configuration on SIGHUP and keeps the VIP; haproxy lets its old process
+/// finish its connections), started on a master that joins (`starts`).
+pub(in crate::plan) fn configured_again(
+    cluster: &Cluster,
+    m: &Node,
+    i: usize,
+    starts: bool,
+) -> Vec<Step> {
+    let [h, hc] = haproxy_steps(cluster);
+    let [k, kc] = keepalived_steps(cluster, m, i);
+    let apply = |unit: &str, path: &str| match starts {
+        true => restart(&format!("lb/{unit}-restart"), unit, vec![path.into()]),
+        false => reload(unit, path),
+    };
+    vec![
+        h,
+        hc,
+        apply("haproxy", haproxy::PATH),
+        k,
+        kc,
+        apply("keepalived", keepalived::PATH),
+    ]
+}
+
+/// Reloads `unit` after its configuration `path` changed.
+fn reload(unit: &str, path: &str) -> Step {
+    step(
+        &format!("lb/{unit}-reload"),
+        &format!("reload {unit} with its new configuration"),
+        HostStep::Run {
+            command: format!("systemctl reload {unit}"),
+            check: Some(format!("systemctl is-active --quiet {unit}")),
+            after_change_of: vec![path.into()],
+            capture: None,
+            on_failure: OnFailure::Stop,
+        },
+    )
 }
