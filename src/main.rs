@@ -5,7 +5,7 @@
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 mod args;
 mod commands;
@@ -52,6 +52,12 @@ enum Command {
     Certs(commands::certs::Args),
     /// An etcd snapshot with the cluster's PKI, copied to this machine
     Backup(commands::backup::Args),
+    /// Print the JSON Schema of a manifest or an inventory
+    Schema(commands::schema::Args),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    Completion(commands::completion::Args),
+    /// Write man pages for `bundle` and each subcommand into a folder
+    Man(commands::man::Args),
 }
 
 fn main() -> ExitCode {
@@ -69,6 +75,9 @@ fn main() -> ExitCode {
         Command::Nodes(args) => commands::nodes::run(args, &ui),
         Command::Certs(args) => commands::certs::run(args, &ui),
         Command::Backup(args) => commands::backup::run(args, &ui),
+        Command::Schema(args) => commands::schema::run(args),
+        Command::Completion(args) => commands::completion::run(args, Cli::command()),
+        Command::Man(args) => commands::man::run(args, Cli::command(), &ui),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
