@@ -5,7 +5,7 @@
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 mod args;
 mod commands;
@@ -54,6 +54,12 @@ enum Command {
     Backup(commands::backup::Args),
     /// Carry an installed cluster to the next bundle, node by node
     Upgrade(commands::upgrade::Args),
+    /// Print the JSON Schema of a manifest or an inventory
+    Schema(commands::schema::Args),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    Completion(commands::completion::Args),
+    /// Write man pages for `bundle` and each subcommand into a folder
+    Man(commands::man::Args),
 }
 
 fn main() -> ExitCode {
@@ -72,6 +78,9 @@ fn main() -> ExitCode {
         Command::Certs(args) => commands::certs::run(args, &ui),
         Command::Backup(args) => commands::backup::run(args, &ui),
         Command::Upgrade(args) => commands::upgrade::run(args, &ui),
+        Command::Schema(args) => commands::schema::run(args),
+        Command::Completion(args) => commands::completion::run(args, Cli::command()),
+        Command::Man(args) => commands::man::run(args, Cli::command(), &ui),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

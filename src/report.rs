@@ -7,6 +7,8 @@ use std::process::ExitCode;
 use bundle_format::shown::shown_text;
 use bundle_format::Hint;
 
+use crate::ui::{stderr_color, Label};
+
 /// Exit code for a bundle that failed verification.
 pub const EXIT_REJECTED: u8 = 3;
 
@@ -68,7 +70,12 @@ fn is_rejection(err: &(dyn std::error::Error + 'static)) -> bool {
 pub fn error(err: &anyhow::Error) -> ExitCode {
     // Messages carry names from bundles, registries and RPM headers: control
     // characters are escaped here whatever the library did.
-    eprintln!("error: {}", shown_text(&err.to_string()));
+    let color = stderr_color();
+    eprintln!(
+        "{} {}",
+        Label::Error.paint(color),
+        shown_text(&err.to_string())
+    );
     let mut hints = Vec::new();
     let mut rejected = false;
     for (i, cause) in err.chain().enumerate() {
@@ -83,7 +90,7 @@ pub fn error(err: &anyhow::Error) -> ExitCode {
         }
     }
     for h in hints {
-        eprintln!("hint: {}", shown_text(&h));
+        eprintln!("{} {}", Label::Hint.paint(color), shown_text(&h));
     }
     ExitCode::from(if rejected { EXIT_REJECTED } else { 1 })
 }

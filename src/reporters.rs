@@ -126,9 +126,10 @@ impl Reporter for CliReporter<'_> {
                             .or_insert_with(|| {
                                 let b = m.add(ProgressBar::new_spinner());
                                 b.set_style(
-                                    ProgressStyle::with_template(
-                                        "{prefix:>12.cyan.bold} {spinner} {msg}",
-                                    )
+                                    ProgressStyle::with_template(&format!(
+                                        "{} {{spinner}} {{msg}}",
+                                        self.ui.prefix_template()
+                                    ))
                                     .expect("valid template"),
                                 );
                                 b.set_prefix(phase.clone());

@@ -1,5 +1,9 @@
 //! Terminal output: status lines on stderr (plain when not a terminal), progress bars
 //! on a terminal, logs through `tracing` (`BUNDLE_LOG=debug`) that do not tear the bars.
+//!
+//! Colour is decided once, for stderr only (stdout carries data: JSON, tables, scripts,
+//! schemas, and is never coloured): on when stderr is a terminal and `NO_COLOR` is unset
+//! or empty (<https://no-color.org>). Off a terminal every event is one plain line.
 
 use std::io::IsTerminal;
 
@@ -22,12 +26,15 @@ pub struct GlobalArgs {
 pub struct Ui {
     pub quiet: bool,
     pub terminal: bool,
+    /// Whether stderr gets colour (see [`stderr_color`]).
+    pub color: bool,
     multi: indicatif::MultiProgress,
 }
 
 impl Ui {
     pub fn new(args: &GlobalArgs) -> Self {
         let terminal = std::io::stderr().is_terminal();
+        let color = stderr_color();
         let multi = indicatif::MultiProgress::new();
         if !terminal || args.quiet {
             multi.set_draw_target(ProgressDrawTarget::hidden());
@@ -45,6 +52,8 @@ impl Ui {
             .with(
                 tracing_subscriber::fmt::layer()
                     .with_target(false)
+                    // tracing-subscriber colours by default, terminal or not.
+                    .with_ansi(color)
                     .with_writer(indicatif_layer.get_stderr_writer()),
             )
             .with(indicatif_layer)
@@ -52,6 +61,7 @@ impl Ui {
         Self {
             quiet: args.quiet,
             terminal,
+            color,
             multi,
         }
     }
@@ -68,20 +78,61 @@ impl Ui {
 
     /// A warning, printed even with `--quiet`.
     pub fn warn(&self, message: impl std::fmt::Display) {
-        eprintln!("warning: {message}");
+        eprintln!("{} {message}", Label::Warning.paint(self.color));
+    }
+
+    /// A progress template's prefix: coloured only when stderr is.
+    pub fn prefix_template(&self) -> &'static str {
+        if self.color {
+            "{prefix:>12.cyan.bold}"
+        } else {
+            "{prefix:>12}"
+        }
     }
 
     /// A byte-count progress bar (hidden off a terminal).
     pub fn bytes_bar(&self, label: &str, total: u64) -> ProgressBar {
         let bar = self.multi.add(ProgressBar::new(total));
         bar.set_style(
-            ProgressStyle::with_template(
-                "{prefix:>12.cyan.bold} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {msg}",
-            )
+            ProgressStyle::with_template(&format!(
+                "{} [{{bar:30}}] {{bytes}}/{{total_bytes}} {{bytes_per_sec}} {{msg}}",
+                self.prefix_template()
+            ))
             .expect("valid template")
             .progress_chars("=> "),
         );
         bar.set_prefix(label.to_string());
         bar
+    }
+}
+
+/// Whether stderr gets colour: a terminal, and `NO_COLOR` unset or empty.
+pub fn stderr_color() -> bool {
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    !no_color && std::io::stderr().is_terminal()
+}
+
+/// The prefixes of the lines that matter most, coloured as cargo colours them.
+#[derive(Clone, Copy)]
+pub enum Label {
+    Error,
+    Warning,
+    Hint,
+}
+
+impl Label {
+    /// `error:`, `warning:` or `hint:`, in colour when `color`.
+    pub fn paint(self, color: bool) -> String {
+        use anstyle::{AnsiColor, Style};
+        let (text, fg) = match self {
+            Label::Error => ("error:", AnsiColor::Red),
+            Label::Warning => ("warning:", AnsiColor::Yellow),
+            Label::Hint => ("hint:", AnsiColor::Cyan),
+        };
+        if !color {
+            return text.to_string();
+        }
+        let style = Style::new().bold().fg_color(Some(fg.into()));
+        format!("{style}{text}{style:#}")
     }
 }

@@ -459,7 +459,7 @@ fn build_reports_an_unreachable_registry_with_a_hint() {
     );
     assert!(
         run.stderr
-            .contains(&format!("hint: check that `{dead}` is up and reachable")),
+            .contains(&format!("hint: nothing accepts connections at `{dead}`")),
         "{}",
         run.stderr
     );

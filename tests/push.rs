@@ -487,7 +487,7 @@ fn push_to_unreachable_registry_says_where_and_what_to_check() {
     );
     assert_says(
         &run,
-        &format!("hint: check that `{dead}` is up and reachable"),
+        &format!("hint: nothing accepts connections at `{dead}`: check the port"),
     );
 }
 

@@ -10,6 +10,9 @@ use serde::{Deserialize, Serialize};
 use crate::rpm::RpmTargetSpec;
 use crate::Error;
 
+/// The manifests' JSON Schema (`manifests/bundle-manifest.schema.json`), printed by
+/// `bundle schema manifest`.
+pub const SCHEMA: &str = include_str!("../../manifests/bundle-manifest.schema.json");
 /// The manifest `bundle build` uses when none is given.
 pub const DEFAULT_MANIFEST: &str = include_str!("../../manifests/kubernetes-v1.29.2-calico.yaml");
 /// Where the default manifest lives in the source tree (for messages).

@@ -451,7 +451,7 @@ impl bundle_format::Hint for Error {
     fn hint(&self) -> Option<String> {
         match self {
             Error::InventoryParse { .. } => Some(
-                "compare with the template from `bundle init`; the JSON Schema is `installer/cluster.schema.json`".into(),
+                "compare with the template from `bundle init`; `bundle schema inventory` prints the JSON Schema".into(),
             ),
             Error::Inventory { problems, .. } => {
                 if problems.0.iter().any(|p| p.message.contains("--force")) {

@@ -179,14 +179,11 @@ impl Hint for Error {
     fn hint(&self) -> Option<String> {
         Some(match self {
             Error::Unreachable { registry, source } => {
-                let text = format!("{source:?}");
-                if text.contains("ertificate") || text.contains("UnknownIssuer") {
-                    format!("the TLS certificate of `{registry}` is not trusted; pass its CA with `--ca-file PEM`")
-                } else {
-                    format!("check that `{registry}` is up and reachable from here; for a registry without TLS pass `--plain-http {registry}`")
-                }
+                ConnectFailure::of(source.as_ref()).hint(registry, &format!("--plain-http {registry}"))
             }
-            Error::Connect { registry, source, .. } => connect_hint(registry, source),
+            Error::Connect { registry, source, .. } => {
+                ConnectFailure::of(source).hint(registry, "--plain-http")
+            }
             Error::BadCredentials { registry, account: None, .. } => format!("`{registry}` needs credentials: pass `--username USER --password-stdin`, set BUNDLE_REGISTRY_USERNAME and BUNDLE_REGISTRY_PASSWORD, or log in with `docker login {registry}`"),
             Error::BadCredentials { checked_at, account: Some(a), .. } => format!("check the password of `{a}` (checked by {checked_at}); pass it with `--password-stdin` or BUNDLE_REGISTRY_PASSWORD"),
             Error::Denied { registry, account, repository, action, .. } if action.starts_with("create") => format!(
@@ -215,25 +212,172 @@ fn account_text(account: &Option<String>) -> String {
     }
 }
 
-/// Says what to do about a connection failure: an untrusted certificate, TLS spoken to
-/// a plain HTTP registry, or a registry that is down.
-fn connect_hint(registry: &str, source: &reqwest::Error) -> String {
-    let mut text = format!("{source:?}");
-    let mut cause: Option<&dyn std::error::Error> = std::error::Error::source(source);
-    while let Some(c) = cause {
-        text.push_str(&format!(" {c} {c:?}"));
-        cause = c.source();
+/// Why a registry could not be reached, read from the error chain: each kind has its
+/// own remedy, and only a TLS handshake answered in plain HTTP calls for `--plain-http`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ConnectFailure {
+    /// The host name did not resolve.
+    Dns,
+    /// Nothing listens at the address and port.
+    Refused,
+    /// No answer in time (a firewall dropping packets, a wrong address).
+    TimedOut,
+    /// The certificate is not trusted (unknown issuer, wrong name, expired).
+    Certificate,
+    /// TLS spoken to a server that answered in plain HTTP.
+    NotTls,
+    /// Another TLS failure (protocol versions, cipher suites, a client certificate).
+    Tls,
+    /// Anything else.
+    Other,
+}
+
+impl ConnectFailure {
+    /// Walks `err` and its causes: I/O error kinds first (they are typed), then the
+    /// wording of hyper's and rustls's errors, which reach us only as text.
+    fn of(err: &(dyn std::error::Error + 'static)) -> Self {
+        let mut text = String::new();
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(err);
+        while let Some(c) = cause {
+            if let Some(io) = c.downcast_ref::<std::io::Error>() {
+                match io.kind() {
+                    std::io::ErrorKind::ConnectionRefused => return Self::Refused,
+                    std::io::ErrorKind::TimedOut => return Self::TimedOut,
+                    _ => {}
+                }
+            }
+            text.push_str(&format!(" {c} {c:?}"));
+            cause = c.source();
+        }
+        if text.contains("dns error")
+            || text.contains("failed to lookup address")
+            || text.contains("Name or service not known")
+            || text.contains("Temporary failure in name resolution")
+        {
+            Self::Dns
+        } else if text.contains("Connection refused") || text.contains("ConnectionRefused") {
+            Self::Refused
+        } else if text.contains("timed out") || text.contains("TimedOut") {
+            Self::TimedOut
+        } else if text.contains("UnknownIssuer")
+            || text.contains("ertificate")
+            || text.contains("NotValidForName")
+        {
+            Self::Certificate
+        } else if text.contains("InvalidContentType")
+            || text.contains("corrupt message")
+            || text.contains("wrong version number")
+        {
+            Self::NotTls
+        } else if text.contains("rustls") || text.contains("TLS") || text.contains("handshake") {
+            Self::Tls
+        } else {
+            Self::Other
+        }
     }
-    if text.contains("UnknownIssuer") || text.contains("ertificate") {
-        format!("the TLS certificate of `{registry}` is not trusted here; pass the CA that signed it with `--ca-file PEM`")
-    } else if text.contains("InvalidContentType")
-        || text.contains("corrupt message")
-        || text.contains("wrong version number")
-    {
-        format!(
-            "`{registry}` does not speak TLS; if it is a plain HTTP registry pass `--plain-http`"
-        )
-    } else {
-        format!("check that `{registry}` is up and reachable from here (address, port, firewall); for a registry without TLS pass `--plain-http`")
+
+    /// What to do, for `registry`; `plain_http` is the flag as this command takes it.
+    fn hint(self, registry: &str, plain_http: &str) -> String {
+        let host = host_of(registry);
+        match self {
+            Self::Dns => format!("`{host}` does not resolve to an address here: check the name, this machine's DNS (/etc/resolv.conf), or add it to /etc/hosts; the registry's IP address works too"),
+            Self::Refused => format!("nothing accepts connections at `{registry}`: check the port and that the registry is running there"),
+            Self::TimedOut => format!("`{registry}` did not answer in time: check the address and that no firewall drops traffic to that port"),
+            Self::Certificate => format!("the TLS certificate of `{registry}` is not trusted here; pass the CA that signed it with `--ca-file PEM`"),
+            Self::NotTls => format!("`{registry}` does not speak TLS; if it is a plain HTTP registry pass `{plain_http}`"),
+            Self::Tls => format!("the TLS handshake with `{registry}` failed (protocol version, cipher or client certificate); the `Caused by` lines say which"),
+            Self::Other => format!("check that `{registry}` is up and reachable from here (address, port, firewall); for a registry without TLS pass `{plain_http}`"),
+        }
+    }
+}
+
+/// `host` of `host[:port]` (an IPv6 address keeps its brackets).
+fn host_of(registry: &str) -> &str {
+    match registry.rfind(':') {
+        Some(i) if !registry[i + 1..].contains(']') => &registry[..i],
+        _ => registry,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug)]
+    struct Wrapped(&'static str, Option<std::io::Error>);
+    impl std::fmt::Display for Wrapped {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+    impl std::error::Error for Wrapped {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            self.1.as_ref().map(|e| e as _)
+        }
+    }
+
+    #[test]
+    fn each_connection_failure_gets_its_own_hint() {
+        use std::io::{Error as Io, ErrorKind};
+        let cases = [
+            (
+                Wrapped(
+                    "tcp connect error",
+                    Some(Io::from(ErrorKind::ConnectionRefused)),
+                ),
+                ConnectFailure::Refused,
+            ),
+            (
+                Wrapped(
+                    "dns error",
+                    Some(Io::other(
+                        "failed to lookup address information: Name or service not known",
+                    )),
+                ),
+                ConnectFailure::Dns,
+            ),
+            (
+                Wrapped(
+                    "client error (Connect)",
+                    Some(Io::from(ErrorKind::TimedOut)),
+                ),
+                ConnectFailure::TimedOut,
+            ),
+            (
+                Wrapped("invalid peer certificate: UnknownIssuer", None),
+                ConnectFailure::Certificate,
+            ),
+            (
+                Wrapped("received corrupt message of type InvalidContentType", None),
+                ConnectFailure::NotTls,
+            ),
+            (
+                Wrapped("peer is incompatible: TLS handshake failure", None),
+                ConnectFailure::Tls,
+            ),
+        ];
+        for (err, want) in cases {
+            assert_eq!(ConnectFailure::of(&err), want, "{err}");
+        }
+        let dns = ConnectFailure::Dns.hint("harbor.example:8443", "--plain-http");
+        assert!(dns.contains("`harbor.example` does not resolve"), "{dns}");
+        for f in [
+            ConnectFailure::Dns,
+            ConnectFailure::Refused,
+            ConnectFailure::TimedOut,
+            ConnectFailure::Certificate,
+            ConnectFailure::Tls,
+        ] {
+            assert!(
+                !f.hint("r:5000", "--plain-http").contains("--plain-http"),
+                "{f:?}"
+            );
+        }
+        assert!(ConnectFailure::NotTls
+            .hint("r:5000", "--plain-http")
+            .contains("--plain-http"));
+        assert_eq!(host_of("[::1]:5000"), "[::1]");
+        assert_eq!(host_of("[::1]"), "[::1]");
+        assert_eq!(host_of("harbor"), "harbor");
     }
 }

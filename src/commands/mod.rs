@@ -4,13 +4,16 @@
 pub mod backup;
 pub mod build;
 pub mod certs;
+pub mod completion;
 pub mod init;
 pub mod inspect;
 pub mod install;
 pub mod keygen;
 pub mod keys;
+pub mod man;
 pub mod nodes;
 pub mod push;
 pub mod reset;
+pub mod schema;
 pub mod upgrade;
 pub mod verify;
