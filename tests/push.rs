@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use bundle_testbed::doubles::harbor::{HarborOptions, HarborStandIn, HarborUser};
 use bundle_testbed::fixtures::images::{self, Layer, TestImage, DEFAULT_IMAGES};
 use bundle_testbed::real::proxy::{Fault, FaultPattern, Proxy};
-use bundle_testbed::real::registry::RegistryOptions;
+use bundle_testbed::real::registry::{self as real_registry, RegistryOptions};
 use bundle_testbed::Registry;
 use common::upstream::Upstream;
 use common::{extract, tool, Run, Session};
@@ -50,11 +50,12 @@ fn push(s: &Session, bundle: &Path, registry: &str, extra: &[&str]) -> Run {
     push_with_stdin(s, &args, "")
 }
 
-/// The command with the user's docker and podman credentials out of reach (each test
-/// gives its own, or none).
+/// The command with the user's docker and podman credentials, and the machine's
+/// certs.d folders, out of reach (each test gives its own, or none).
 fn command(s: &Session, args: &[&str]) -> Command {
     let mut c = s.command(args);
     c.env("DOCKER_CONFIG", s.dir.path().join("docker"))
+        .env("BUNDLE_CERTS_D", certs_d(s))
         .env(
             "REGISTRY_AUTH_FILE",
             s.dir.path().join("containers-auth.json"),
@@ -321,6 +322,7 @@ fn tls_registry(basic_auth: Option<(&str, &str)>) -> (tempfile::TempDir, PathBuf
     let target = Registry::start_with(&RegistryOptions {
         basic_auth: basic_auth.map(|(u, p)| (u.into(), p.into())),
         tls: Some((tls.cert, tls.key)),
+        ..Default::default()
     })
     .unwrap();
     (certs, tls.ca, target)
@@ -466,11 +468,11 @@ fn push_to_tls_registry_with_unknown_ca_hints_at_ca_file() {
     assert_eq!(run.code, 1, "{}", run.transcript());
     assert_says(
         &run,
-        &format!("error: cannot reach registry `{}`", target.addr),
+        &format!("error: TLS with registry `{}` failed", target.addr),
     );
     assert_says(
         &run,
-        "is not trusted here; pass the CA that signed it with `--ca-file PEM`",
+        "is not trusted here; pass the CA that signed it (or the certificate itself, if it is self-signed) with `--ca-file PEM`, or put it in `/etc/docker/certs.d/",
     );
     assert_eq!(stored_tags(&target.data_dir()), Vec::<String>::new());
 }
@@ -731,6 +733,7 @@ fn push_into_harbor_with_public_creates_public_projects_and_leaves_existing_ones
             host: harbor.addr.clone(),
             plain_http: true,
             ca_files: vec![],
+            cert_dir: None,
             credentials: user.map(|(u, p)| bundle_registry::Credentials {
                 username: u.into(),
                 password: p.into(),
@@ -1056,7 +1059,7 @@ fn push_takes_credentials_from_docker_config_json() {
     let (up, bundle) = default_bundle();
     let target = Registry::start_with(&RegistryOptions {
         basic_auth: Some(("robot".into(), "from-config".into())),
-        tls: None,
+        ..Default::default()
     })
     .unwrap();
     // base64("robot:from-config")
@@ -1084,5 +1087,249 @@ fn push_into_harbor_with_a_pull_only_account_names_account_and_repository() {
     assert!(
         !harbor.registry_log().contains("PUT /v2/"),
         "nothing was pushed"
+    );
+}
+
+/// The certs.d root `bundle` reads in these tests (`BUNDLE_CERTS_D`), in docker's layout:
+/// one folder per `HOST:PORT`.
+fn certs_d(s: &Session) -> PathBuf {
+    s.dir.path().join("certs.d")
+}
+
+/// A registry serving `cert`/`key`, optionally asking for client certificates of `client_ca`.
+fn registry_serving(cert: &Path, key: &Path, client_ca: Option<&Path>) -> Registry {
+    Registry::start_with(&RegistryOptions {
+        tls: Some((cert.into(), key.into())),
+        client_ca: client_ca.map(Into::into),
+        ..Default::default()
+    })
+    .unwrap()
+}
+
+/// Nothing reached the registry's storage: no tag, no blob.
+fn assert_nothing_stored(target: &Registry) {
+    assert_eq!(stored_tags(&target.data_dir()), Vec::<String>::new());
+    let blobs = target.data_dir().join("docker/registry/v2/blobs");
+    assert!(!blobs.exists(), "no blob was stored under {blobs:?}");
+}
+
+#[test]
+fn push_trusts_a_self_signed_registry_certificate_given_as_ca_file_or_in_certs_d() {
+    let (up, bundle) = default_bundle();
+    let certs = tempfile::tempdir().unwrap();
+    // What `openssl req -x509 … -addext subjectAltName=…` makes: basicConstraints CA:TRUE.
+    let (cert, key) = real_registry::self_signed(certs.path(), "harbor", "IP:127.0.0.1").unwrap();
+    let text = Command::new("openssl")
+        .args(["x509", "-noout", "-text", "-in", cert.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&text.stdout).contains("CA:TRUE"));
+
+    // --ca-file with the server's own certificate.
+    let target = registry_serving(&cert, &key, None);
+    let run = push(
+        &up.s,
+        &bundle,
+        &target.addr,
+        &["--ca-file", cert.to_str().unwrap()],
+    );
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    assert_says(&run, "Finished 10 images into");
+    let skopeo_dir = certs.path().join("skopeo");
+    std::fs::create_dir_all(&skopeo_dir).unwrap();
+    std::fs::copy(&cert, skopeo_dir.join("ca.crt")).unwrap();
+    let cert_dir_arg = format!("--cert-dir={}", skopeo_dir.display());
+    assert_digests_match(&up, &target.addr, &[&cert_dir_arg]);
+
+    // No --ca-file: the same certificate as ca.crt in the registry's certs.d folder.
+    let target = registry_serving(&cert, &key, None);
+    let folder = certs_d(&up.s).join(&target.addr);
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::copy(&cert, folder.join("ca.crt")).unwrap();
+    let run = push(&up.s, &bundle, &target.addr, &[]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    assert_digests_match(&up, &target.addr, &[&cert_dir_arg]);
+}
+
+#[test]
+fn push_refuses_untrusted_expired_and_wrong_name_certificates_and_stores_nothing() {
+    let (up, bundle) = default_bundle();
+    let certs = tempfile::tempdir().unwrap();
+    let dir = certs.path();
+    let (cert, key) = real_registry::self_signed(dir, "harbor", "IP:127.0.0.1").unwrap();
+    let (other, _) = real_registry::self_signed(dir, "other", "IP:127.0.0.1").unwrap();
+    let (expired, expired_key) =
+        real_registry::expired_self_signed(dir, "expired", "IP:127.0.0.1").unwrap();
+    let (elsewhere, elsewhere_key) =
+        real_registry::self_signed(dir, "elsewhere", "DNS:harbor.example.org").unwrap();
+
+    // Another self-signed certificate is trusted: the registry's is not.
+    let target = registry_serving(&cert, &key, None);
+    let run = push(
+        &up.s,
+        &bundle,
+        &target.addr,
+        &["--ca-file", other.to_str().unwrap()],
+    );
+    assert_eq!(run.code, 1, "{}", run.transcript());
+    assert_says(
+        &run,
+        &format!("error: TLS with registry `{}` failed", target.addr),
+    );
+    assert_says(&run, "its certificate is not trusted here");
+    assert_says(
+        &run,
+        &format!(
+            "is neither signed by nor one of the certificates in `{}`",
+            other.display()
+        ),
+    );
+    assert_says(&run, "UnknownIssuer");
+    assert_nothing_stored(&target);
+
+    // Trusted, but expired.
+    let target = registry_serving(&expired, &expired_key, None);
+    let run = push(
+        &up.s,
+        &bundle,
+        &target.addr,
+        &["--ca-file", expired.to_str().unwrap()],
+    );
+    assert_eq!(run.code, 1, "{}", run.transcript());
+    assert_says(&run, "its certificate has expired");
+    assert_says(
+        &run,
+        "has expired (if it has not, this machine's clock is wrong",
+    );
+    assert_nothing_stored(&target);
+
+    // Trusted, but for another name.
+    let target = registry_serving(&elsewhere, &elsewhere_key, None);
+    let run = push(
+        &up.s,
+        &bundle,
+        &target.addr,
+        &["--ca-file", elsewhere.to_str().unwrap()],
+    );
+    assert_eq!(run.code, 1, "{}", run.transcript());
+    assert_says(&run, "its certificate is not valid for that name");
+    assert_says(&run, "harbor.example.org");
+    assert_says(
+        &run,
+        "hint: reach the registry by a name its certificate lists",
+    );
+    assert_nothing_stored(&target);
+}
+
+#[test]
+fn push_offers_the_client_certificate_of_the_certs_d_folder_when_the_registry_asks() {
+    let (up, bundle) = default_bundle();
+    let certs = tempfile::tempdir().unwrap();
+    // A CA-signed leaf, and clients must show a certificate of the same CA.
+    let tls = bundle_testbed::registry::test_tls(certs.path(), "127.0.0.1").unwrap();
+    let target = registry_serving(&tls.cert, &tls.key, Some(&tls.ca));
+    let folder = certs_d(&up.s).join(&target.addr);
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::copy(&tls.ca, folder.join("ca.crt")).unwrap();
+
+    let run = push(&up.s, &bundle, &target.addr, &[]);
+    assert_eq!(run.code, 1, "{}", run.transcript());
+    assert_says(
+        &run,
+        &format!("error: TLS with registry `{}` failed", target.addr),
+    );
+    assert_says(
+        &run,
+        "it asks for a client certificate and none was offered",
+    );
+    assert_says(
+        &run,
+        "put `client.cert` and `client.key` in `/etc/docker/certs.d/",
+    );
+    assert_nothing_stored(&target);
+
+    real_registry::client_cert(&tls, &folder).unwrap();
+    let run = push(&up.s, &bundle, &target.addr, &[]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    let cert_dir_arg = format!("--cert-dir={}", folder.display());
+    assert_digests_match(&up, &target.addr, &[&cert_dir_arg]);
+
+    // skopeo's flag: the same folder named explicitly.
+    let run = push(
+        &up.s,
+        &bundle,
+        &target.addr,
+        &["--cert-dir", folder.to_str().unwrap(), "--json"],
+    );
+    assert_eq!(run.code, 0, "{}", run.transcript());
+}
+
+/// A Harbor robot account's name as Harbor makes it (`robot$PROJECT+NAME`).
+const ROBOT: &str = "robot$ci+pusher";
+
+#[test]
+fn push_with_a_harbor_robot_account_by_flag_docker_config_and_harbor_api() {
+    let (up, bundle) = default_bundle();
+
+    // --username, against a registry that checks Basic credentials itself.
+    let target = Registry::start_with(&RegistryOptions {
+        basic_auth: Some((ROBOT.into(), "R0bot-secret".into())),
+        ..Default::default()
+    })
+    .unwrap();
+    let b = bundle.to_str().unwrap();
+    let args = [
+        "push",
+        b,
+        "--pubkey",
+        "builder.pub",
+        "--registry",
+        &target.addr,
+        "--plain-http",
+        "--username",
+        ROBOT,
+        "--password-stdin",
+    ];
+    let run = push_with_stdin(&up.s, &args, "R0bot-secret\n");
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    assert_eq!(stored_tags(&target.data_dir()).len(), 10);
+
+    // docker config.json, as `docker login -u 'robot$ci+pusher'` writes it.
+    let docker = up.s.dir.path().join("docker");
+    std::fs::create_dir_all(&docker).unwrap();
+    // base64("robot$ci+pusher:R0bot-secret")
+    let auth = "cm9ib3QkY2krcHVzaGVyOlIwYm90LXNlY3JldA==";
+    std::fs::write(
+        docker.join("config.json"),
+        format!(r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#, target.addr),
+    )
+    .unwrap();
+    let summary = push_json(&up.s, &bundle, &target.addr, &["--plain-http"]);
+    assert_eq!(summary["blobsPushed"], 0, "{summary}");
+    std::fs::remove_file(docker.join("config.json")).unwrap();
+
+    // Harbor: the token realm and the project-creation API take the same Basic auth.
+    let harbor = HarborStandIn::start(&HarborOptions {
+        users: vec![HarborUser::new(ROBOT, "R0bot-secret", true)],
+        projects: vec![],
+        first_token_dies: false,
+    })
+    .unwrap();
+    let run = push_to_harbor(
+        &up.s,
+        &bundle,
+        &harbor,
+        (ROBOT, "R0bot-secret"),
+        &["--json"],
+    );
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    assert_eq!(harbor.projects(), vec!["calico", "k8s"]);
+    assert_digests_match(
+        &up,
+        &harbor.addr,
+        &[
+            "--tls-verify=false",
+            &format!("--creds={ROBOT}:R0bot-secret"),
+        ],
     );
 }

@@ -1,5 +1,6 @@
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
+use crate::tls::TlsProblem;
 use bundle_format::Hint;
 use oci_client::errors::OciDistributionError;
 
@@ -165,6 +166,31 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// The TLS handshake failed for a reason the operator can act on.
+    #[error("TLS with registry `{registry}` failed ({url}): {problem}")]
+    Tls {
+        /// Host[:port].
+        registry: String,
+        /// The URL asked for.
+        url: String,
+        /// What went wrong.
+        problem: crate::tls::TlsProblem,
+        /// The files whose certificates were trusted (besides the system's).
+        trusted: Vec<PathBuf>,
+        /// The client certificate offered, if any.
+        client_cert: Option<PathBuf>,
+        /// Cause.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// A client certificate or its key could not be read or used.
+    #[error("cannot use client certificate `{path}`: {detail}")]
+    ClientCertificate {
+        /// Path.
+        path: PathBuf,
+        /// What is wrong.
+        detail: String,
+    },
     /// A CA file could not be read or parsed.
     #[error("cannot use CA file `{path}`: {detail}")]
     CaFile {
@@ -184,6 +210,9 @@ impl Hint for Error {
             Error::Connect { registry, source, .. } => {
                 ConnectFailure::of(source).hint(registry, "--plain-http")
             }
+            Error::Tls { registry, problem, trusted, client_cert, .. } => tls_hint(registry, *problem, trusted, client_cert.as_deref()),
+            Error::ClientCertificate { .. } => "a client certificate is `NAME.cert` (PEM) with its key `NAME.key` (PEM) beside it, as docker's `client.cert` and `client.key`".into(),
+            Error::CaFile { .. } => "pass a PEM file holding the CA certificate (or the registry's own self-signed certificate): `-----BEGIN CERTIFICATE-----` …".into(),
             Error::BadCredentials { registry, account: None, .. } => format!("`{registry}` needs credentials: pass `--username USER --password-stdin`, set BUNDLE_REGISTRY_USERNAME and BUNDLE_REGISTRY_PASSWORD, or log in with `docker login {registry}`"),
             Error::BadCredentials { checked_at, account: Some(a), .. } => format!("check the password of `{a}` (checked by {checked_at}); pass it with `--password-stdin` or BUNDLE_REGISTRY_PASSWORD"),
             Error::Denied { registry, account, repository, action, .. } if action.starts_with("create") => format!(
@@ -203,6 +232,48 @@ impl Hint for Error {
             _ => return None,
         })
     }
+}
+
+fn tls_hint(
+    registry: &str,
+    problem: TlsProblem,
+    trusted: &[PathBuf],
+    client_cert: Option<&Path>,
+) -> String {
+    let certs_d = format!("/etc/docker/certs.d/{registry}/");
+    match problem {
+        TlsProblem::Untrusted if trusted.is_empty() => format!(
+            "the certificate of `{registry}` is not trusted here; pass the CA that signed it (or the certificate itself, if it is self-signed) with `--ca-file PEM`, or put it in `{certs_d}ca.crt`"
+        ),
+        TlsProblem::Untrusted => format!(
+            "the certificate of `{registry}` is neither signed by nor one of the certificates in {}; pass the CA that signed it (or the certificate itself, if it is self-signed) with `--ca-file PEM`",
+            paths(trusted)
+        ),
+        TlsProblem::Expired => format!(
+            "the certificate `{registry}` presents has expired (if it has not, this machine's clock is wrong: check `date`); renew it on the registry and trust the new one"
+        ),
+        TlsProblem::NotYetValid => format!(
+            "the certificate `{registry}` presents is not valid yet: this machine's clock or the registry's is wrong (check `date` on both)"
+        ),
+        TlsProblem::WrongName => format!(
+            "reach the registry by a name its certificate lists (see the names above), or reissue the certificate with `-addext subjectAltName=DNS:NAME,IP:ADDRESS` covering `{registry}`"
+        ),
+        TlsProblem::ClientCertificateRequired => format!(
+            "`{registry}` wants a client certificate: put `client.cert` and `client.key` in `{certs_d}` (or pass `--cert-dir DIR` holding `NAME.cert` and `NAME.key`)"
+        ),
+        TlsProblem::ClientCertificateRefused => format!(
+            "`{registry}` refused the client certificate `{}`: use one signed by a CA the registry trusts (its `http.tls.clientcas`) that has not expired",
+            client_cert.map(|p| p.display().to_string()).unwrap_or_default()
+        ),
+    }
+}
+
+fn paths(paths: &[PathBuf]) -> String {
+    paths
+        .iter()
+        .map(|p| format!("`{}`", p.display()))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn account_text(account: &Option<String>) -> String {

@@ -12,6 +12,9 @@
 //!   reporting through [`push::PushReporter`]. Talks to the registry with `reqwest`
 //!   directly (see `push/http.rs` for why not oci-client).
 //! - [`harbor`]: Harbor detection and project creation, used by `push`.
+//! - [`tls`]: which certificates are trusted for the site's registry (`--ca-file`,
+//!   `--cert-dir`, docker's and containers' `certs.d` folders) and the client certificate
+//!   offered; accepts a self-signed server certificate the user trusts explicitly.
 //! - [`credentials`]: where registry credentials come from (flags, environment, docker
 //!   `config.json` and credential helpers).
 //!
@@ -37,6 +40,7 @@ pub mod harbor;
 pub mod mapping;
 pub mod push;
 mod retry;
+pub mod tls;
 
 pub use client::{ClientOptions, Credentials, RawManifest, RegistryClient};
 pub use error::Error;

@@ -32,6 +32,12 @@ HOST/calico/node; other registries keep their path. --map overrides by source pr
 Credentials: --username with --password-stdin, else BUNDLE_REGISTRY_USERNAME and \
 BUNDLE_REGISTRY_PASSWORD, else your docker config.json (auths and credential helpers).
 
+TLS: the system's trust store, plus --ca-file and --cert-dir; without either, the \
+registry's folder in /etc/containers/certs.d and /etc/docker/certs.d (ca.crt and any \
+*.crt; client.cert and client.key for a registry that asks for a client certificate); \
+BUNDLE_CERTS_D replaces those two roots. A self-signed server certificate (openssl req \
+-x509) is accepted when it is itself one of the trusted certificates.
+
 A push that stopped midway can simply be run again: what the registry has is skipped.")]
 pub struct Args {
     /// The bundle (`.tar.zst`)
@@ -41,9 +47,14 @@ pub struct Args {
     /// Target registry: Harbor or any OCI registry
     #[arg(long, value_name = "HOST[:PORT]")]
     registry: String,
-    /// Extra CA certificate(s) to trust for the registry, PEM
+    /// Extra CA certificate(s) to trust for the registry, PEM (or the registry's own
+    /// self-signed certificate)
     #[arg(long, value_name = "PEM")]
     ca_file: Vec<PathBuf>,
+    /// Certificates for the registry as skopeo's --cert-dir: *.crt are CAs, NAME.cert with
+    /// NAME.key a client certificate
+    #[arg(long, value_name = "DIR")]
+    cert_dir: Option<PathBuf>,
     /// Speak plain HTTP to the registry (no TLS)
     #[arg(long)]
     plain_http: bool,
@@ -114,6 +125,7 @@ pub fn run(args: Args, ui: &Ui) -> anyhow::Result<()> {
             host: args.registry.clone(),
             plain_http: args.plain_http,
             ca_files: args.ca_file.clone(),
+            cert_dir: args.cert_dir.clone(),
             credentials,
         },
         jobs: args.jobs as usize,

@@ -90,6 +90,7 @@ pub(crate) async fn push_images(job: &ImagePush<'_>, reporter: &dyn Reporter) ->
             host: cluster.registry_host.clone(),
             plain_http: false,
             ca_files,
+            cert_dir: None,
             credentials,
         },
         key: Some(key),
@@ -121,6 +122,7 @@ fn node_connection(
         host: cluster.registry_host.clone(),
         plain_http: false,
         ca_files,
+        cert_dir: None,
         credentials: cluster
             .registry_pull_username
             .clone()

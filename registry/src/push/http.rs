@@ -30,6 +30,7 @@ use reqwest::header::{
 };
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 
+use crate::tls::{self, SiteTls};
 use crate::{Credentials, Error};
 
 /// How to reach the target registry.
@@ -39,8 +40,13 @@ pub struct Connection {
     pub host: String,
     /// Speak plain HTTP instead of HTTPS.
     pub plain_http: bool,
-    /// PEM files with extra CA certificates to trust.
+    /// PEM files with extra CA certificates to trust (or a registry's self-signed
+    /// certificate itself).
     pub ca_files: Vec<PathBuf>,
+    /// A folder as skopeo's `--cert-dir`: `*.crt` CAs, `NAME.cert` + `NAME.key` client
+    /// certificate. With neither this nor `ca_files`, the `certs.d` folders are read
+    /// (see [`crate::tls`]).
+    pub cert_dir: Option<PathBuf>,
     /// Credentials, when the registry needs them.
     pub credentials: Option<Credentials>,
 }
@@ -104,6 +110,10 @@ pub(crate) struct Session {
     pub token_requests: AtomicU64,
     /// Reads ask tokens for `pull` only (a node's view), not `pull,push`.
     read_only: bool,
+    /// Files whose certificates are trusted, and the client certificate offered (for
+    /// messages).
+    trusted: Vec<PathBuf>,
+    client_cert: Option<PathBuf>,
 }
 
 /// Tokens are refreshed this long before their announced expiry.
@@ -118,27 +128,13 @@ impl Session {
             .read_timeout(Duration::from_secs(120))
             .pool_idle_timeout(Duration::from_secs(30))
             .user_agent(concat!("bundle-registry/", env!("CARGO_PKG_VERSION")));
-        let mut certs = Vec::new();
-        for path in &conn.ca_files {
-            let data = std::fs::read(path).map_err(|e| Error::CaFile {
-                path: path.clone(),
-                detail: e.to_string(),
-            })?;
-            let found =
-                reqwest::Certificate::from_pem_bundle(&data).map_err(|e| Error::CaFile {
-                    path: path.clone(),
-                    detail: e.to_string(),
-                })?;
-            if found.is_empty() {
-                return Err(Error::CaFile {
-                    path: path.clone(),
-                    detail: "no PEM certificate in it".into(),
-                });
-            }
-            certs.extend(found);
-        }
-        if !certs.is_empty() {
-            builder = builder.tls_certs_merge(certs);
+        let mut trusted = Vec::new();
+        let mut client_cert = None;
+        if !conn.plain_http {
+            let tls = SiteTls::load(&conn.host, &conn.ca_files, conn.cert_dir.as_deref())?;
+            trusted = tls.trusted.clone();
+            client_cert = tls.client_cert.clone();
+            builder = builder.tls_backend_preconfigured(tls.client_config(&conn.host)?);
         }
         let http = builder.build().map_err(|e| Error::Protocol {
             registry: conn.host.clone(),
@@ -156,6 +152,8 @@ impl Session {
             fetching: Mutex::new(HashMap::new()),
             token_requests: AtomicU64::new(0),
             read_only: false,
+            trusted,
+            client_cert,
         })
     }
 
@@ -197,6 +195,16 @@ impl Session {
     }
 
     pub(crate) fn connect_error(&self, url: &str, e: reqwest::Error) -> Attempt {
+        if let Some(problem) = tls::classify(&e, self.client_cert.is_some()) {
+            return Attempt::from(Error::Tls {
+                registry: self.host.clone(),
+                url: url.to_string(),
+                problem,
+                trusted: self.trusted.clone(),
+                client_cert: self.client_cert.clone(),
+                source: e,
+            });
+        }
         let transient = !e.is_builder() && !e.is_redirect() && !is_tls_error(&e);
         Attempt {
             error: Error::Connect {

@@ -15,6 +15,9 @@ pub struct RegistryOptions {
     pub basic_auth: Option<(String, String)>,
     /// TLS with this certificate and key (PEM paths).
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// With `tls`: require a client certificate signed by this CA (distribution's
+    /// `http.tls.clientcas`).
+    pub client_ca: Option<PathBuf>,
 }
 
 /// A running registry; stopped (by PID) and its folder removed on drop.
@@ -61,6 +64,9 @@ impl Registry {
                 cert.display(),
                 key.display()
             ));
+            if let Some(ca) = &opts.client_ca {
+                config.push_str(&format!("    clientcas:\n      - {}\n", ca.display()));
+            }
         }
         if let Some((user, pass)) = &opts.basic_auth {
             let out = Command::new("htpasswd")
@@ -180,6 +186,8 @@ pub struct TestTls {
     pub cert: PathBuf,
     /// The server's key.
     pub key: PathBuf,
+    /// The CA's key (to sign client certificates with).
+    pub ca_key: PathBuf,
 }
 
 /// Makes a CA and a server certificate for `ip` (subjectAltName IP) in `dir`, with
@@ -251,7 +259,160 @@ pub fn test_tls(dir: &Path, ip: &str) -> anyhow::Result<TestTls> {
         &os("-extfile"),
         ext.as_os_str(),
     ])?;
-    Ok(TestTls { ca, cert, key })
+    Ok(TestTls {
+        ca,
+        cert,
+        key,
+        ca_key,
+    })
+}
+
+fn openssl(args: &[&str]) -> anyhow::Result<()> {
+    let out = Command::new("openssl")
+        .args(args)
+        .output()
+        .context("running openssl")?;
+    if !out.status.success() {
+        bail!("openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(())
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("UTF-8 test path")
+}
+
+/// A server certificate as many Harbor installs make it, `openssl req -x509 -newkey …
+/// -addext subjectAltName=SAN`, used directly by the server (it carries
+/// `basicConstraints CA:TRUE`): `(DIR/NAME.crt, DIR/NAME.key)`. `san` as openssl
+/// takes it: `IP:127.0.0.1`, `DNS:harbor.example.org`.
+pub fn self_signed(dir: &Path, name: &str, san: &str) -> anyhow::Result<(PathBuf, PathBuf)> {
+    std::fs::create_dir_all(dir)?;
+    let (cert, key) = (
+        dir.join(format!("{name}.crt")),
+        dir.join(format!("{name}.key")),
+    );
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        s(&key),
+        "-out",
+        s(&cert),
+        "-days",
+        "2",
+        "-subj",
+        &format!("/CN={name}"),
+        "-addext",
+        &format!("subjectAltName={san}"),
+    ])?;
+    Ok((cert, key))
+}
+
+/// The same kind of certificate, expired: valid for one day in January 2020 (made with
+/// `openssl ca -selfsign`, which takes explicit dates).
+pub fn expired_self_signed(
+    dir: &Path,
+    name: &str,
+    san: &str,
+) -> anyhow::Result<(PathBuf, PathBuf)> {
+    let work = dir.join(format!("{name}.ca"));
+    std::fs::create_dir_all(work.join("new"))?;
+    std::fs::write(work.join("index.txt"), "")?;
+    std::fs::write(work.join("serial"), "1000\n")?;
+    let cnf = work.join("ca.cnf");
+    std::fs::write(
+        &cnf,
+        format!(
+            "[ca]\ndefault_ca = d\n[d]\ndatabase = {w}/index.txt\nnew_certs_dir = {w}/new\nserial = {w}/serial\ndefault_md = sha256\npolicy = p\nx509_extensions = x\n[p]\ncommonName = supplied\n[x]\nbasicConstraints = critical,CA:TRUE\nsubjectKeyIdentifier = hash\nsubjectAltName = {san}\n",
+            w = work.display()
+        ),
+    )?;
+    let (cert, key, csr) = (
+        dir.join(format!("{name}.crt")),
+        dir.join(format!("{name}.key")),
+        work.join("req.csr"),
+    );
+    openssl(&[
+        "req",
+        "-new",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        s(&key),
+        "-out",
+        s(&csr),
+        "-subj",
+        &format!("/CN={name}"),
+    ])?;
+    openssl(&[
+        "ca",
+        "-batch",
+        "-notext",
+        "-config",
+        s(&cnf),
+        "-selfsign",
+        "-keyfile",
+        s(&key),
+        "-in",
+        s(&csr),
+        "-out",
+        s(&cert),
+        "-startdate",
+        "20200101000000Z",
+        "-enddate",
+        "20200102000000Z",
+    ])?;
+    Ok((cert, key))
+}
+
+/// A client certificate (`extendedKeyUsage=clientAuth`) signed by `tls`'s CA, in
+/// docker's naming: `(DIR/client.cert, DIR/client.key)`.
+pub fn client_cert(tls: &TestTls, dir: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
+    std::fs::create_dir_all(dir)?;
+    let (cert, key, csr, ext) = (
+        dir.join("client.cert"),
+        dir.join("client.key"),
+        dir.join("client.csr"),
+        dir.join("client.ext"),
+    );
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        s(&key),
+        "-out",
+        s(&csr),
+        "-subj",
+        "/CN=bundle-testbed client",
+    ])?;
+    std::fs::write(&ext, "extendedKeyUsage=clientAuth\n")?;
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        s(&csr),
+        "-CA",
+        s(&tls.ca),
+        "-CAkey",
+        s(&tls.ca_key),
+        "-CAcreateserial",
+        "-out",
+        s(&cert),
+        "-days",
+        "2",
+        "-extfile",
+        s(&ext),
+    ])?;
+    std::fs::remove_file(&csr)?;
+    std::fs::remove_file(&ext)?;
+    Ok((cert, key))
 }
 
 /// Waits (15 s at most) until a docker-registry answers `GET /v2/` on `addr` (with
