@@ -1337,7 +1337,32 @@ fn upgrade_carries_the_cluster_to_the_next_minor_node_by_node_and_goes_on_after_
     assert_eq!(under_way["to"]["version"], "1.30.1-1");
     assert!(under_way["backup"].is_string(), "{under_way}");
 
-    // Another bundle cannot start while this one is unfinished... and the same one goes on.
+    // No other bundle while this upgrade is unfinished.
+    let o = s.bundle(&upgrade_args("e2e.tar.zst", &[]));
+    assert!(!o.status.success());
+    let t = text(&o);
+    assert!(
+        t.contains("an upgrade to `e2e 1.30.1-1` started and did not finish; `e2e 1.29.2-1` cannot follow before it does"),
+        "{t}"
+    );
+
+    // A failure in a node's drained window: the error says which node is left cordoned
+    // and how to go on.
+    s.on_host("w2", "mv /usr/bin/dnf /usr/bin/dnf.away");
+    let o = s.bundle(&upgrade_args("next.tar.zst", &[]));
+    assert!(!o.status.success());
+    let t = text(&o);
+    assert!(
+        t.contains("`w2` is cordoned: it was drained for the upgrade"),
+        "{t}"
+    );
+    assert!(
+        t.contains("bundle upgrade next.tar.zst --inventory cluster.yaml --pubkey builder.pub --yes --skip-push --from nodes"),
+        "{t}"
+    );
+    s.on_host("w2", "mv /usr/bin/dnf.away /usr/bin/dnf");
+
+    // The same bundle goes on.
     let o = s.bundle(&upgrade_args("next.tar.zst", &[]));
     let out = s.ok(&o, "bundle upgrade after the kill");
     assert!(!s.state().join("upgrade.json").exists(), "{out}");

@@ -1,6 +1,8 @@
 //! Shared pieces of the benchmarks: running a command under `/usr/bin/time -v` for wall
 //! time and peak RSS, finding the release binary, printing comparison rows.
 
+pub mod site;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;

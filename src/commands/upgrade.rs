@@ -98,7 +98,7 @@ pub fn run(args: Args, ui: &Ui) -> anyhow::Result<()> {
 
 fn say(o: &UpgradeOutcome, opts: &UpgradeOptions, ui: &Ui) {
     let change = format!(
-        "{} {} → {} {} (Kubernetes {} → {}, {:?})",
+        "{} {} → {} {} (Kubernetes {} → {}, {})",
         o.from.bundle,
         o.from.version,
         o.to.bundle,

@@ -131,6 +131,9 @@ register() { # NAME ROLE [JOIN]: the node (and its etcd member) in the shared re
         grep -v "^$1 " "$SHARED/nodes" 2>/dev/null >"$SHARED/nodes.new"
         echo "$1 $2 $addr" >>"$SHARED/nodes.new"
         mv "$SHARED/nodes.new" "$SHARED/nodes"
+        # a node that joins is a new Node object: schedulable
+        grep -vx "$1" "$SHARED/cordoned" 2>/dev/null >"$SHARED/cordoned.new"
+        mv "$SHARED/cordoned.new" "$SHARED/cordoned"
         grep -v "^$1 " "$SHARED/kubelet-versions" 2>/dev/null >"$SHARED/kubelet-versions.new"
         echo "$1 $(kubelet --version 2>/dev/null | awk '{print $2}')" >>"$SHARED/kubelet-versions.new"
         mv "$SHARED/kubelet-versions.new" "$SHARED/kubelet-versions"

@@ -218,6 +218,8 @@ apply)
         flock 9
         grep -v "^$name " "$SHARED/nodes" >"$SHARED/nodes.new"
         mv "$SHARED/nodes.new" "$SHARED/nodes"
+        grep -vx "$name" "$SHARED/cordoned" 2>/dev/null >"$SHARED/cordoned.new"
+        mv "$SHARED/cordoned.new" "$SHARED/cordoned"
     ) 9>"$SHARED/.lock"
     echo "node \"$name\" deleted"
     ;;

@@ -12,82 +12,12 @@
 //! cargo build --release && cargo run --release -p bundle-bench --bin install [-- ROUNDS]
 
 use std::path::Path;
-use std::process::Command;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
+use bundle_bench::site::{self, sh, MASTERS, WORKERS};
 use bundle_bench::{bundle_binary, header, measure, row, Measure};
-use bundle_testbed::fixtures::images::{self, DEFAULT_IMAGES};
-use bundle_testbed::fixtures::packages;
-use bundle_testbed::real::hosts::{ClusterSpec, TestCluster};
-use bundle_testbed::real::registry::{test_tls, RegistryOptions};
-use bundle_testbed::real::rpms::RepoServer;
-use bundle_testbed::{FileServer, Registry};
-
-const CALICO: &str = include_str!("../../../installer/tests/fixtures/calico.yaml");
-const MASTERS: usize = 3;
-const WORKERS: usize = 6;
-const REGISTRY_PORT: u16 = 5000;
-const REPO_PORT: u16 = 8081;
-
-fn sh(dir: &Path, script: &str) -> anyhow::Result<String> {
-    let out = Command::new("sh")
-        .args(["-c", script])
-        .current_dir(dir)
-        .output()?;
-    if !out.status.success() {
-        bail!(
-            "`{script}` failed:\n{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-/// The connected side: the bundle `e2e.tar.zst` and `builder.pub` in `work`.
-fn build_bundle(bundle: &str, work: &Path) -> anyhow::Result<()> {
-    let scratch = work.join("upstream");
-    let upstream = Registry::start()?;
-    for img in images::default_manifest_images(1) {
-        images::seed(&upstream.addr, &img, &scratch)?;
-    }
-    let files = FileServer::start()?;
-    files.put("calico.yaml", CALICO.as_bytes());
-    std::fs::write(work.join("calico.yaml"), CALICO)?;
-    let calico_sha = sh(work, "sha256sum calico.yaml | cut -d' ' -f1")?;
-
-    let repo = scratch.join("repo");
-    packages::build_install_repo(&scratch.join("rpm-work"), &repo)?;
-    let rpms = RepoServer::serve(&repo)?;
-
-    let packages = packages::install_packages();
-    let images: String = DEFAULT_IMAGES
-        .iter()
-        .map(|i| format!("    - {i}\n"))
-        .collect();
-    std::fs::write(
-        work.join("manifest.yaml"),
-        format!(
-            "apiVersion: bundle/v1alpha1\nkind: BundleManifest\nmetadata:\n  name: bench\n  version: 1.29.2-1\nspec:\n  kubernetesVersion: v1.29.2\n  cni: {{name: calico, manifest: calico.yaml}}\n  platforms: [linux/amd64]\n  images:\n{images}  files:\n    - name: calico.yaml\n      url: {}/calico.yaml\n      sha256: {}\n  rpms:\n    - target: el9-x86_64\n      releasever: \"9\"\n      arch: x86_64\n      repos:\n        - {{name: test, baseurl: '{}/'}}\n      packages: [{}]\n",
-            files.url,
-            calico_sha.trim(),
-            rpms.url,
-            packages.join(", ")
-        ),
-    )?;
-    let addr = &upstream.addr;
-    let env = format!(
-        "XDG_CONFIG_HOME={w}/config XDG_CACHE_HOME={w}/cache",
-        w = work.display()
-    );
-    sh(
-        work,
-        &format!("{env} {bundle} -q keygen --unencrypted --output builder"),
-    )?;
-    sh(work, &format!("{env} {bundle} -q build --manifest manifest.yaml --key builder.key --plain-http {addr} --mirror registry.k8s.io={addr} --mirror docker.io={addr} --output e2e.tar.zst"))?;
-    std::fs::remove_dir_all(&scratch)?;
-    Ok(())
-}
+use bundle_testbed::real::hosts::TestCluster;
+use bundle_testbed::Registry;
 
 /// One install on a fresh cluster; returns its measure, the steps recorded and the cluster
 /// (still running, for the SSH measure).
@@ -96,58 +26,12 @@ fn install(
     work: &Path,
     parallel: usize,
 ) -> anyhow::Result<(Measure, usize, TestCluster, Registry)> {
-    let c = TestCluster::start(&ClusterSpec {
-        masters: MASTERS,
-        workers: WORKERS,
-        kube_fakes: false,
-    })?;
-    let run = work.join(format!("parallel-{parallel}"));
-    std::fs::create_dir_all(run.join("home"))?;
-    let deploy = c.deploy_address().to_string();
-    let tls = test_tls(&run.join("tls"), &deploy)?;
-    std::fs::copy(&tls.ca, run.join("registry-ca.crt"))?;
-    let registry = Registry::start_in_netns(
-        c.deploy_netns(),
-        &deploy,
-        REGISTRY_PORT,
-        &RegistryOptions {
-            tls: Some((tls.cert.clone(), tls.key.clone())),
-            ..Default::default()
-        },
-    )?;
-    let mut hosts = String::new();
-    for h in c.masters() {
-        hosts.push_str(&format!(
-            "    - {{name: {}, address: {}, roles: [master]}}\n",
-            h.name, h.address
-        ));
-    }
-    for h in c.workers() {
-        hosts.push_str(&format!(
-            "    - {{name: {}, address: {}, roles: [worker]}}\n",
-            h.name, h.address
-        ));
-    }
-    std::fs::write(
-        run.join("cluster.yaml"),
-        format!(
-            "apiVersion: bundle/v1alpha1\nkind: Cluster\nmetadata: {{name: bench}}\nspec:\n  hosts:\n{hosts}  ssh: {{user: root, identityFile: {key}, knownHostsFile: {kh}}}\n  controlPlaneEndpoint: {{vip: {vip}, interface: eth0}}\n  registry: {{host: '{deploy}:{REGISTRY_PORT}', caFile: registry-ca.crt}}\n  network: {{cni: calico, podSubnet: 10.244.0.0/16, serviceSubnet: 10.96.0.0/12}}\n  repo: {{servedBy: deploy, address: {deploy}, port: {REPO_PORT}}}\n",
-            key = c.identity_file().display(),
-            kh = c.known_hosts().display(),
-            vip = c.vip(),
-        ),
-    )?;
-    let m = measure(
-        &run,
-        &format!(
-            "HOME={r}/home XDG_CONFIG_HOME={r}/config XDG_CACHE_HOME={r}/cache NO_COLOR=1 \
-             ip netns exec {ns} {bundle} -q install {w}/e2e.tar.zst --inventory cluster.yaml \
-             --pubkey {w}/builder.pub --yes --parallel {parallel} </dev/null",
-            r = run.display(),
-            w = work.display(),
-            ns = c.deploy_netns(),
-        ),
-    )?;
+    let (c, registry, run) = site::start_site(work, &format!("parallel-{parallel}"))?;
+    let args = format!(
+        "install {w}/e2e.tar.zst --inventory cluster.yaml --pubkey {w}/builder.pub --yes --parallel {parallel}",
+        w = work.display()
+    );
+    let m = measure(&run, &site::bundle_command(bundle, &c, &run, &args))?;
     let records = run.join("bundle-state/bench/_state/records");
     let mut steps = 0;
     for e in std::fs::read_dir(&records).with_context(|| format!("{}", records.display()))? {
@@ -165,7 +49,7 @@ fn main() -> anyhow::Result<()> {
     let bundle = bundle.display().to_string();
     let work = tempfile::tempdir()?;
     let w = work.path();
-    build_bundle(&bundle, w)?;
+    site::build_bundle(&bundle, w, &site::INSTALLED)?;
 
     let (parallel, steps, c, registry) = install(&bundle, w, 10)?;
     drop(registry);

@@ -38,6 +38,17 @@ pub enum Change {
     PatchDowngrade,
 }
 
+impl std::fmt::Display for Change {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Change::Minor => "the next minor",
+            Change::Patch => "a later patch",
+            Change::Rebuild => "a newer bundle of the same Kubernetes",
+            Change::PatchDowngrade => "an earlier patch (--allow-downgrade)",
+        })
+    }
+}
+
 /// Why a bundle may not follow the installed release.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
