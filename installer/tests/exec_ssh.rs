@@ -692,6 +692,11 @@ fn start_real_etcd(s: &Site) {
         .expect("a real etcd on the masters");
 }
 
+/// Stops `host`'s etcd member the way a static pod is stopped: its manifest moved away.
+fn stop_etcd(s: &Site, host: &str) {
+    bundle_testbed::real::etcd::stop(&s.c, host).expect("etcd stopped");
+}
+
 /// The real `etcdctl` on a test master, with its member's certificate.
 const ETCDCTL_HOST: &str = bundle_testbed::real::etcd::ETCDCTL;
 
@@ -721,10 +726,7 @@ fn backup_takes_a_real_etcd_snapshot_from_a_healthy_master_that_restores_what_wa
         &format!("{ETCDCTL_HOST} put before written-before-the-backup"),
     );
     // m1's etcd is down: the snapshot comes from the next healthy master.
-    s.on_host(
-        "m1",
-        "pkill -x etcd; while pgrep -x etcd >/dev/null; do sleep 0.1; done",
-    );
+    stop_etcd(&s, "m1");
     let opts = BackupOptions {
         inventory: s.path("cluster.yaml"),
         state: Some(s.path("state")),
@@ -851,14 +853,8 @@ fn backup_takes_a_real_etcd_snapshot_from_a_healthy_master_that_restores_what_wa
     assert!(!first.dir.exists());
 
     // No healthy etcd anywhere (quorum lost): refused, naming every master.
-    s.on_host(
-        "m2",
-        "pkill -x etcd; while pgrep -x etcd >/dev/null; do sleep 0.1; done",
-    );
-    s.on_host(
-        "m3",
-        "pkill -x etcd; while pgrep -x etcd >/dev/null; do sleep 0.1; done",
-    );
+    stop_etcd(&s, "m2");
+    stop_etcd(&s, "m3");
     let err = bundle_installer::ops::backup(&opts, &Silent).unwrap_err();
     let msg = err.to_string();
     assert!(
