@@ -12,5 +12,6 @@ pub mod keys;
 pub mod nodes;
 pub mod push;
 pub mod reset;
+pub mod restore;
 pub mod upgrade;
 pub mod verify;
