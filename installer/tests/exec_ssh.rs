@@ -1026,8 +1026,38 @@ fn restore_puts_every_master_back_to_a_real_etcd_backup_after_refusing_a_tampere
     untouched(&s, "another minor");
     std::fs::remove_file(s.path("state/release.json")).unwrap();
 
-    // The restore: every member back at the backup's data, the old data kept.
+    // A restore that stops halfway: m3 cannot restore the snapshot (an `etcdutl` that
+    // fails comes first on its PATH). Every data directory stays as it was; the same
+    // command goes on where it stopped once the cause is gone.
+    s.on_host(
+        "m3",
+        "printf '#!/bin/sh\\necho broken etcdutl >&2; exit 3\\n' > /usr/local/bin/etcdutl; chmod +x /usr/local/bin/etcdutl",
+    );
+    let err = restore(&opts(&backup, true), &Silent).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.starts_with("step `restore/data` failed on `m3` (phase restore)")
+            && msg.contains("broken etcdutl"),
+        "{msg}"
+    );
+    let hint = err.hint().unwrap();
+    assert!(
+        hint.contains(&format!("bundle restore {} --inventory ", backup.display()))
+            && hint.contains("--yes --from restore"),
+        "{hint}"
+    );
+    assert!(s.path("state/restore.json").exists());
+    for m in ["m1", "m2", "m3"] {
+        s.on_host(
+            m,
+            "test -f /etc/kubernetes/bundle/restore-manifests/etcd.yaml && ! pgrep -x etcd && test -d /var/lib/etcd/member && ! ls -d /var/lib/etcd.before-restore-* 2>/dev/null",
+        );
+    }
+    s.on_host("m3", "rm /usr/local/bin/etcdutl");
+
+    // Resumed: every member back at the backup's data, the old data kept.
     let outcome = restore(&opts(&backup, true), &Silent).unwrap();
+    assert!(outcome.skipped > 0, "nothing was skipped: {outcome:?}");
     assert_eq!(outcome.masters, ["m1", "m2", "m3"]);
     assert!(outcome.kept.starts_with("/var/lib/etcd.before-restore-"));
     for m in ["m1", "m2", "m3"] {
@@ -1056,4 +1086,26 @@ fn restore_puts_every_master_back_to_a_real_etcd_backup_after_refusing_a_tampere
         );
     }
     assert!(!s.path("state/restore.json").exists());
+
+    // The same backup restored again later is a new restore: nothing is skipped for
+    // having finished the first time, and both earlier data folders are kept.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    etcd_on(&s, "m3", "put again written-after-the-restore");
+    let second = restore(&opts(&backup, true), &Silent).unwrap();
+    assert_ne!(second.kept, outcome.kept);
+    assert_eq!(second.skipped, 0);
+    for m in ["m1", "m2", "m3"] {
+        etcd_on(&s, m, "endpoint health --cluster");
+        assert_eq!(etcd_on(&s, m, "get again --print-value-only"), "", "{m}");
+        assert_eq!(
+            etcd_on(&s, m, "get before --print-value-only"),
+            "written-before-the-backup",
+            "{m}"
+        );
+        assert_eq!(
+            s.on_host(m, "ls -d /var/lib/etcd.before-restore-* | wc -l"),
+            "2",
+            "{m}"
+        );
+    }
 }
