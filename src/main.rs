@@ -52,6 +52,8 @@ enum Command {
     Certs(commands::certs::Args),
     /// An etcd snapshot with the cluster's PKI, copied to this machine
     Backup(commands::backup::Args),
+    /// Put the cluster's etcd back to a backup, on every master (destructive)
+    Restore(commands::restore::Args),
     /// Carry an installed cluster to the next bundle, node by node
     Upgrade(commands::upgrade::Args),
     /// Print the JSON Schema of a manifest or an inventory
@@ -77,6 +79,7 @@ fn main() -> ExitCode {
         Command::Nodes(args) => commands::nodes::run(args, &ui),
         Command::Certs(args) => commands::certs::run(args, &ui),
         Command::Backup(args) => commands::backup::run(args, &ui),
+        Command::Restore(args) => commands::restore::run(args, &ui),
         Command::Upgrade(args) => commands::upgrade::run(args, &ui),
         Command::Schema(args) => commands::schema::run(args),
         Command::Completion(args) => commands::completion::run(args, Cli::command()),

@@ -310,6 +310,68 @@ pub enum Error {
         detail: String,
     },
 
+    /// A backup folder given to `bundle restore` cannot be read.
+    #[error("cannot read the backup `{path}`")]
+    BackupUnreadable {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A backup's `backup.json` is not what `bundle backup` writes.
+    #[error("the backup manifest `{path}` is damaged")]
+    BackupDamaged {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: serde_json::Error,
+    },
+
+    /// A file of a backup is not the one `backup.json` recorded.
+    #[error("`{path}` does not match the backup's manifest: {problem}")]
+    BackupTampered {
+        /// The file.
+        path: PathBuf,
+        /// What differs.
+        problem: String,
+    },
+
+    /// The backup is of another cluster than the inventory's.
+    #[error("the backup `{dir}` is of the cluster `{backup}`, the inventory `{inventory}` is of `{cluster}`")]
+    BackupOfOtherCluster {
+        /// The backup folder.
+        dir: PathBuf,
+        /// Its cluster.
+        backup: String,
+        /// The inventory.
+        inventory: PathBuf,
+        /// The inventory's cluster.
+        cluster: String,
+    },
+
+    /// The backup holds objects of another Kubernetes minor than the cluster runs.
+    #[error("the backup `{dir}` was taken on Kubernetes {backup}, the cluster runs {installed}: the restored objects would belong to {backup}")]
+    RestoreOtherMinor {
+        /// The backup folder.
+        dir: PathBuf,
+        /// Its Kubernetes version.
+        backup: String,
+        /// The installed one.
+        installed: String,
+    },
+
+    /// The snapshot could not be put on a master.
+    #[error("the snapshot could not be uploaded to `{host}`: {detail}")]
+    RestoreUpload {
+        /// The master.
+        host: String,
+        /// What went wrong.
+        detail: String,
+    },
+
     /// A master's certificates could not be read.
     #[error("cannot read the certificates of `{host}`: {detail}")]
     CertsUnreadable {
@@ -491,6 +553,12 @@ impl bundle_format::Hint for Error {
             Error::LastMaster { .. } => Some("to take the whole cluster down, use `bundle reset`".into()),
             Error::NoHealthyEtcd { .. } => Some("check etcd on the masters (`crictl ps --name etcd`, `crictl logs` of it); a cluster that lost etcd's quorum is restored from an earlier backup".into()),
             Error::BackupFailed { .. } => Some("run `bundle backup` again; the failed attempt's folder was removed".into()),
+            Error::BackupUnreadable { .. } => Some("pass the folder `bundle backup` wrote (it holds backup.json, etcd-snapshot.db and kubernetes-pki.tar.gz); backups are under `backups/` in the state folder".into()),
+            Error::BackupDamaged { .. } => Some("use another backup: a damaged manifest cannot vouch for the snapshot".into()),
+            Error::BackupTampered { .. } => Some("the file changed after `bundle backup` wrote it (a partial copy, or tampering): use another backup, never a snapshot that fails its check; nothing was changed on the hosts".into()),
+            Error::BackupOfOtherCluster { backup, cluster, .. } => Some(format!("pass a backup of `{cluster}` (in its state folder's `backups/`), or the inventory of `{backup}`")),
+            Error::RestoreOtherMinor { backup, .. } => Some(format!("restore a backup taken on the cluster's Kubernetes minor; or bring the cluster back to {backup} first; `--force` restores it anyway")),
+            Error::RestoreUpload { host, .. } => Some(format!("check the free space under /var/lib/bundle/restore on `{host}` and run the same command again (nothing was stopped yet)")),
             Error::CertsUnreadable { host, .. } => Some(format!("look at the file on `{host}` with `openssl x509 -noout -text -in FILE`; `kubeadm certs check-expiration` there gives kubeadm's own view")),
             Error::NotInstalled { .. } => Some("install the cluster first (`bundle install`), or pass the install's `--state`".into()),
             Error::ControlDir { .. } => Some("set TMPDIR to a writable folder with a short path".into()),

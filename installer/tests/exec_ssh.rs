@@ -692,6 +692,11 @@ fn start_real_etcd(s: &Site) {
         .expect("a real etcd on the masters");
 }
 
+/// Stops `host`'s etcd member the way a static pod is stopped: its manifest moved away.
+fn stop_etcd(s: &Site, host: &str) {
+    bundle_testbed::real::etcd::stop(&s.c, host).expect("etcd stopped");
+}
+
 /// The real `etcdctl` on a test master, with its member's certificate.
 const ETCDCTL_HOST: &str = bundle_testbed::real::etcd::ETCDCTL;
 
@@ -721,10 +726,7 @@ fn backup_takes_a_real_etcd_snapshot_from_a_healthy_master_that_restores_what_wa
         &format!("{ETCDCTL_HOST} put before written-before-the-backup"),
     );
     // m1's etcd is down: the snapshot comes from the next healthy master.
-    s.on_host(
-        "m1",
-        "pkill -x etcd; while pgrep -x etcd >/dev/null; do sleep 0.1; done",
-    );
+    stop_etcd(&s, "m1");
     let opts = BackupOptions {
         inventory: s.path("cluster.yaml"),
         state: Some(s.path("state")),
@@ -851,14 +853,8 @@ fn backup_takes_a_real_etcd_snapshot_from_a_healthy_master_that_restores_what_wa
     assert!(!first.dir.exists());
 
     // No healthy etcd anywhere (quorum lost): refused, naming every master.
-    s.on_host(
-        "m2",
-        "pkill -x etcd; while pgrep -x etcd >/dev/null; do sleep 0.1; done",
-    );
-    s.on_host(
-        "m3",
-        "pkill -x etcd; while pgrep -x etcd >/dev/null; do sleep 0.1; done",
-    );
+    stop_etcd(&s, "m2");
+    stop_etcd(&s, "m3");
     let err = bundle_installer::ops::backup(&opts, &Silent).unwrap_err();
     let msg = err.to_string();
     assert!(
@@ -873,4 +869,243 @@ fn backup_takes_a_real_etcd_snapshot_from_a_healthy_master_that_restores_what_wa
         .filter(|p| p.join(MANIFEST_FILE).exists())
         .collect();
     assert_eq!(kept, vec![second.dir]);
+}
+
+/// Runs `etcdctl ARGS` with the real client on `host` (its member's certificate).
+fn etcd_on(s: &Site, host: &str, args: &str) -> String {
+    s.on_host(host, &format!("{ETCDCTL_HOST} {args}"))
+}
+
+/// What a refused restore must leave as it was on every master: etcd running on its
+/// data with the key written after the backup, its manifest in place, no snapshot
+/// uploaded.
+fn untouched(s: &Site, why: &str) {
+    for m in ["m1", "m2", "m3"] {
+        assert_eq!(
+            etcd_on(s, m, "get after --print-value-only"),
+            "written-after-the-backup",
+            "{why}: {m}"
+        );
+        let o = s.c.run_in_host(
+            m,
+            "test -f /etc/kubernetes/manifests/etcd.yaml && ! test -e /var/lib/bundle/restore/etcd-snapshot.db && ! ls -d /var/lib/etcd.before-restore-* /var/lib/etcd.restored 2>/dev/null",
+        );
+        assert!(o.status.success(), "{why}: {m} was touched");
+    }
+}
+
+#[test]
+fn restore_puts_every_master_back_to_a_real_etcd_backup_after_refusing_a_tampered_foreign_or_older_one(
+) {
+    use bundle_installer::ops::backup::{BackupOptions, MANIFEST_FILE, SNAPSHOT_FILE};
+    use bundle_installer::ops::restore::{restore, RestoreOptions};
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let s = Site::with(3, 0);
+    let mut p = plan(vec![(
+        PhaseName::Os,
+        vec![("m1", 0, vec![run("t/noop", "true", None)])],
+    )]);
+    p.hosts =
+        s.c.masters()
+            .map(|h| PlanHost {
+                name: h.name.clone(),
+                address: h.address.to_string(),
+                roles: vec!["master".into()],
+                duties: vec![],
+            })
+            .collect();
+    s.run(&p).unwrap();
+    start_real_etcd(&s);
+    for m in ["m1", "m2", "m3"] {
+        bundle_testbed::doubles::kube_fakes::start_apiserver(&s.c, m).expect("the API server");
+    }
+    etcd_on(&s, "m1", "put before written-before-the-backup");
+    let backup = bundle_installer::ops::backup(
+        &BackupOptions {
+            inventory: s.path("cluster.yaml"),
+            state: Some(s.path("state")),
+            output: None,
+            keep: None,
+            become_password: None,
+        },
+        &Silent,
+    )
+    .unwrap()
+    .dir;
+    etcd_on(&s, "m2", "put after written-after-the-backup");
+    let opts = |dir: &Path, yes: bool| RestoreOptions {
+        backup: dir.to_path_buf(),
+        inventory: s.path("cluster.yaml"),
+        state: Some(s.path("state")),
+        force: false,
+        yes,
+        become_password: None,
+    };
+    let copy = |name: &str| {
+        let to = s.path(name);
+        std::fs::create_dir_all(&to).unwrap();
+        for f in [MANIFEST_FILE, SNAPSHOT_FILE] {
+            std::fs::copy(backup.join(f), to.join(f)).unwrap();
+        }
+        to
+    };
+
+    // Nobody to ask (no terminal) and no --yes: nothing done.
+    let err = restore(&opts(&backup, false), &Silent).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.starts_with("restoring the cluster `t` to the backup `")
+            && msg.ends_with("was not confirmed; nothing was done"),
+        "{msg}"
+    );
+    assert_eq!(err.hint().unwrap(), "pass `--yes` to confirm");
+    untouched(&s, "not confirmed");
+
+    // A snapshot changed after the backup (same size, one byte): refused by its SHA-256.
+    let tampered = copy("tampered");
+    let mut db = std::fs::read(tampered.join(SNAPSHOT_FILE)).unwrap();
+    let mid = db.len() / 2;
+    db[mid] ^= 0xff;
+    std::fs::write(tampered.join(SNAPSHOT_FILE), &db).unwrap();
+    let err = restore(&opts(&tampered, true), &Silent).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.starts_with(&format!(
+            "`{}` does not match the backup's manifest: its SHA-256 is ",
+            tampered.join(SNAPSHOT_FILE).display()
+        )) && msg.contains(", the manifest says "),
+        "{msg}"
+    );
+    assert!(
+        err.hint().unwrap().contains("use another backup"),
+        "{:?}",
+        err.hint()
+    );
+    untouched(&s, "tampered");
+
+    // A backup of another cluster: refused, both named.
+    let foreign = copy("foreign");
+    let text = std::fs::read_to_string(foreign.join(MANIFEST_FILE)).unwrap();
+    std::fs::write(
+        foreign.join(MANIFEST_FILE),
+        text.replace("\"cluster\": \"t\"", "\"cluster\": \"other\""),
+    )
+    .unwrap();
+    let err = restore(&opts(&foreign, true), &Silent).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "the backup `{}` is of the cluster `other`, the inventory `{}` is of `t`",
+            foreign.display(),
+            s.path("cluster.yaml").display()
+        )
+    );
+    assert!(err.hint().unwrap().contains("pass a backup of `t`"));
+    untouched(&s, "another cluster");
+
+    // A backup of another Kubernetes minor: refused without --force.
+    let release = |k8s: &str| {
+        serde_json::json!({"bundle": "k8s", "version": "1", "kubernetesVersion": k8s,
+            "indexSha256": "ab".repeat(32), "keyId": null})
+    };
+    let older = copy("older");
+    let mut m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(older.join(MANIFEST_FILE)).unwrap()).unwrap();
+    m["release"] = release("v1.28.9");
+    std::fs::write(older.join(MANIFEST_FILE), m.to_string()).unwrap();
+    std::fs::write(s.path("state/release.json"), release("v1.29.2").to_string()).unwrap();
+    let err = restore(&opts(&older, true), &Silent).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "the backup `{}` was taken on Kubernetes v1.28.9, the cluster runs v1.29.2: the restored objects would belong to v1.28.9",
+            older.display()
+        )
+    );
+    assert!(err.hint().unwrap().contains("`--force` restores it anyway"));
+    untouched(&s, "another minor");
+    std::fs::remove_file(s.path("state/release.json")).unwrap();
+
+    // A restore that stops halfway: m3 cannot restore the snapshot (an `etcdutl` that
+    // fails comes first on its PATH). Every data directory stays as it was; the same
+    // command goes on where it stopped once the cause is gone.
+    s.on_host(
+        "m3",
+        "printf '#!/bin/sh\\necho broken etcdutl >&2; exit 3\\n' > /usr/local/bin/etcdutl; chmod +x /usr/local/bin/etcdutl",
+    );
+    let err = restore(&opts(&backup, true), &Silent).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.starts_with("step `restore/data` failed on `m3` (phase restore)")
+            && msg.contains("broken etcdutl"),
+        "{msg}"
+    );
+    let hint = err.hint().unwrap();
+    assert!(
+        hint.contains(&format!("bundle restore {} --inventory ", backup.display()))
+            && hint.contains("--yes --from restore"),
+        "{hint}"
+    );
+    assert!(s.path("state/restore.json").exists());
+    for m in ["m1", "m2", "m3"] {
+        s.on_host(
+            m,
+            "test -f /etc/kubernetes/bundle/restore-manifests/etcd.yaml && ! pgrep -x etcd && test -d /var/lib/etcd/member && ! ls -d /var/lib/etcd.before-restore-* 2>/dev/null",
+        );
+    }
+    s.on_host("m3", "rm /usr/local/bin/etcdutl");
+
+    // Resumed: every member back at the backup's data, the old data kept.
+    let outcome = restore(&opts(&backup, true), &Silent).unwrap();
+    assert!(outcome.skipped > 0, "nothing was skipped: {outcome:?}");
+    assert_eq!(outcome.masters, ["m1", "m2", "m3"]);
+    assert!(outcome.kept.starts_with("/var/lib/etcd.before-restore-"));
+    for m in ["m1", "m2", "m3"] {
+        etcd_on(&s, m, "endpoint health --cluster");
+        let members = etcd_on(&s, m, "member list");
+        assert_eq!(members.lines().count(), 3, "{m}: {members}");
+        for n in ["m1", "m2", "m3"] {
+            assert!(
+                members.contains(&format!(", {n}, https://")),
+                "{m}: {members}"
+            );
+        }
+        assert_eq!(
+            etcd_on(&s, m, "get before --print-value-only"),
+            "written-before-the-backup",
+            "{m}"
+        );
+        assert_eq!(etcd_on(&s, m, "get after --print-value-only"), "", "{m}");
+        // The data from before is kept, whole; the manifests are back; the upload gone.
+        s.on_host(
+            m,
+            &format!(
+                "test -d {kept}/member/snap && test -f /etc/kubernetes/manifests/etcd.yaml && ! test -e /etc/kubernetes/bundle/restore-manifests/etcd.yaml && ! test -e /var/lib/bundle/restore/etcd-snapshot.db && ! test -e /var/lib/etcd.restored",
+                kept = outcome.kept
+            ),
+        );
+    }
+    assert!(!s.path("state/restore.json").exists());
+
+    // The same backup restored again later is a new restore: nothing is skipped for
+    // having finished the first time, and both earlier data folders are kept.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    etcd_on(&s, "m3", "put again written-after-the-restore");
+    let second = restore(&opts(&backup, true), &Silent).unwrap();
+    assert_ne!(second.kept, outcome.kept);
+    assert_eq!(second.skipped, 0);
+    for m in ["m1", "m2", "m3"] {
+        etcd_on(&s, m, "endpoint health --cluster");
+        assert_eq!(etcd_on(&s, m, "get again --print-value-only"), "", "{m}");
+        assert_eq!(
+            etcd_on(&s, m, "get before --print-value-only"),
+            "written-before-the-backup",
+            "{m}"
+        );
+        assert_eq!(
+            s.on_host(m, "ls -d /var/lib/etcd.before-restore-* | wc -l"),
+            "2",
+            "{m}"
+        );
+    }
 }

@@ -14,6 +14,7 @@ pub mod man;
 pub mod nodes;
 pub mod push;
 pub mod reset;
+pub mod restore;
 pub mod schema;
 pub mod upgrade;
 pub mod verify;

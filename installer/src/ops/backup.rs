@@ -28,9 +28,9 @@ pub const PKI_FILE: &str = "kubernetes-pki.tar.gz";
 pub const MANIFEST_FILE: &str = "backup.json";
 
 /// `etcdctl` in the etcd container, with kubeadm's certificates.
-const ETCDCTL: &str = "crictl exec \"$id\" etcdctl --endpoints=https://127.0.0.1:2379 --cacert=/etc/kubernetes/pki/etcd/ca.crt --cert=/etc/kubernetes/pki/etcd/server.crt --key=/etc/kubernetes/pki/etcd/server.key";
+const ETCDCTL: &str = crate::plan::CRICTL_ETCDCTL;
 /// Finds the etcd container, or fails saying so.
-const ETCD_CONTAINER: &str = "id=$(crictl ps --name etcd -q 2>/dev/null | head -n 1); [ -n \"$id\" ] || { echo 'no etcd container runs on this host' >&2; exit 1; }";
+const ETCD_CONTAINER: &str = crate::plan::ETCD_CONTAINER;
 
 /// What `bundle backup` needs.
 #[derive(Debug, Clone)]

@@ -9,6 +9,7 @@
 //! | `nodes.rs` | [`add`]: a worker joined later |
 //! | `remove_node.rs` | [`remove()`]: a node drained, deleted, its etcd member removed, reset; the load balancers without it |
 //! | `backup.rs` | [`backup()`]: an etcd snapshot with the PKI, copied to the deploy node |
+//! | `restore.rs` | [`restore()`]: etcd put back to a backup on every master |
 //! | `upgrade.rs` | [`upgrade()`]: the cluster carried to the next bundle, node by node |
 //! | `certs.rs` | [`certs::check`]: when every kubeadm certificate expires, on every master |
 //! | `drill.rs` | the HA drill after an install (`--drill`) |
@@ -29,6 +30,7 @@ mod prepare;
 mod push;
 pub mod remove_node;
 pub mod reset;
+pub mod restore;
 pub mod upgrade;
 
 pub use crate::secrets::PULL_PASSWORD_ENV;
@@ -41,4 +43,5 @@ pub use plan_install::{init, plan_install, PlanOptions, PlanOutcome};
 pub use prepare::MAX_CNI_MANIFEST;
 pub use remove_node::{remove, RemoveOptions, RemoveOutcome};
 pub use reset::{reset, reset_script, ResetOptions, ResetOutcome};
+pub use restore::{restore, RestoreOptions, RestoreOutcome};
 pub use upgrade::{upgrade, UpgradeOptions, UpgradeOutcome};

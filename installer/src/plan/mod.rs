@@ -16,6 +16,7 @@
 //! | `commands.rs` | `kubectl` and `etcdctl` as every phase runs them |
 //! | `steps.rs` | step constructors; the kubeconfig and join configuration steps |
 //! | `text.rs` | `plan.txt`, `steps.txt`, the plan folder |
+//! | `remove.rs`, `renew.rs`, `upgrade.rs`, `restore.rs` | the lifecycle operations' plans, from the install's |
 //! | `phases/*.rs` | one file per phase: `preflight`, `repo`, `os`, `containerd`, `lb`, `init`, `join`, `cni`, `verify` |
 
 mod add;
@@ -24,6 +25,7 @@ mod commands;
 mod phases;
 mod remove;
 mod renew;
+mod restore;
 mod steps;
 mod text;
 mod upgrade;
@@ -32,9 +34,10 @@ use serde::{Deserialize, Serialize};
 
 pub use add::addition;
 pub use checks::{PlanContext, PlanInputs, LB_PACKAGES, NODE_PACKAGES, REQUIRED_NODE_PACKAGES};
-pub(crate) use commands::kubectl;
+pub(crate) use commands::{kubectl, CRICTL_ETCDCTL, ETCD_CONTAINER};
 pub use remove::{removal, Removal};
 pub use renew::renewal;
+pub use restore::{restoration, Restoration, RestoreMember, MANIFESTS_ASIDE, SNAPSHOT_PATH};
 pub use text::{host_file_path, write_plan_dir};
 pub use upgrade::upgrade;
 
@@ -96,6 +99,8 @@ pub enum PhaseName {
     Upgrade,
     /// `bundle upgrade`: each node drained, its packages upgraded, uncordoned.
     Nodes,
+    /// `bundle restore`: etcd restored from a snapshot on every master.
+    Restore,
 }
 
 impl PhaseName {
@@ -135,6 +140,7 @@ impl PhaseName {
             PhaseName::Renew => "renew",
             PhaseName::Upgrade => "upgrade",
             PhaseName::Nodes => "nodes",
+            PhaseName::Restore => "restore",
         }
     }
 }

@@ -176,3 +176,28 @@ pub fn build_with_files(
     }
     spec.rpmbuild(&top, &text, work, out_dir)
 }
+
+/// Starts the fake API server (`assets/fake-apiserver.py`) on `:6443` of `host`, as the
+/// fake `kubeadm init` does, for tests that run no fake kubeadm but wait for the API
+/// server's `/readyz` (a restore of the real etcd); returns once it answers. Its
+/// certificate is a throwaway self-signed one; it ends with the host.
+pub fn start_apiserver(c: &crate::real::hosts::TestCluster, host: &str) -> Result<()> {
+    let script = format!(
+        "set -e; mkdir -p /usr/libexec/fake-k8s /var/log/fake-k8s /run/bundle-testbed; cd /usr/libexec/fake-k8s
+printf '%s' '{}' > apiserver.py
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj /CN=kube-apiserver -keyout apiserver.key -out apiserver.crt 2>/dev/null
+setsid python3 apiserver.py 6443 apiserver.crt apiserver.key {VERSION} < /dev/null >> /var/log/fake-k8s/apiserver.log 2>&1 &
+echo $! > /run/bundle-testbed/apiserver.pid
+for i in $(seq 100); do curl -ksf -o /dev/null --max-time 1 https://127.0.0.1:6443/readyz && exit 0; sleep 0.1; done
+echo 'the fake API server did not start' >&2; exit 1",
+        APISERVER.replace('\'', "'\\''")
+    );
+    let out = c.run_in_host(host, &script);
+    if !out.status.success() {
+        anyhow::bail!(
+            "on `{host}`: the fake API server: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(())
+}

@@ -32,7 +32,8 @@ pub(super) fn steps(phase: PhaseName, ctx: &PlanContext) -> Vec<HostSteps> {
         | PhaseName::Reset
         | PhaseName::Renew
         | PhaseName::Upgrade
-        | PhaseName::Nodes => vec![],
+        | PhaseName::Nodes
+        | PhaseName::Restore => vec![],
     };
     hosts.into_iter().filter(|h| !h.steps.is_empty()).collect()
 }
