@@ -763,8 +763,32 @@ fn install_builds_an_ha_cluster_resumes_after_a_kill_and_changes_nothing_the_sec
     );
     // `bundle certs renew`: kubeadm renews them, one master after the other, and the
     // check is clean again.
+    // The deploy node keeps the admin kubeconfig (0600), refreshed by the renewal.
+    let kept = || std::fs::read_to_string(s.state().join("admin.conf")).unwrap();
+    let admin_before = kept();
+    assert_eq!(
+        admin_before,
+        s.c.read_host_file("m1", "/etc/kubernetes/admin.conf")
+            .unwrap()
+    );
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(s.state().join("admin.conf"))
+            .unwrap()
+            .permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600);
     let o = s.bundle(&["certs", "renew", "--inventory", "cluster.yaml", "--yes"]);
     s.ok(&o, "certs renew");
+    let admin_after = kept();
+    assert_ne!(
+        admin_after, admin_before,
+        "the admin kubeconfig was not refreshed"
+    );
+    assert_eq!(
+        admin_after,
+        s.c.read_host_file("m1", "/etc/kubernetes/admin.conf")
+            .unwrap()
+    );
     let calls = std::fs::read_to_string(shared.join("calls.log")).unwrap();
     let renewals: Vec<&str> = calls
         .lines()

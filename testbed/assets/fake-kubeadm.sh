@@ -21,7 +21,8 @@
 #                                        API server for masters); registers the node.
 #   reset [-f]                           undoes init/join on this host
 #   certs renew all                      re-signs every leaf certificate under pki/ with
-#                                        the cluster CA for 365 days, as kubeadm renews
+#                                        the cluster CA for 365 days, as kubeadm renews,
+#                                        and writes admin.conf anew (a new credential)
 #   upgrade plan [V] [--config F]        V (or F's kubernetesVersion) must be this kubeadm's
 #                                        version or lower, at most one minor past the
 #                                        cluster's; prints the plan naming `kubeadm upgrade
@@ -418,6 +419,10 @@ reset)
                 -out "$f" 2>/dev/null || die "failed to renew $f"
         echo "certificate $(basename "${f%.crt}") renewed"
     done
+    if [ -f "$K/admin.conf" ]; then
+        kubeconfig "$K/admin.conf" kubernetes-admin
+        echo "certificate embedded in the kubeconfig file for the admin to use and for kubeadm itself renewed"
+    fi
     echo
     echo "Done renewing certificates. You must restart the kube-apiserver, kube-controller-manager, kube-scheduler and etcd, so that they can use the new certificates."
     ;;

@@ -117,6 +117,8 @@ async fn apply_async(opts: &ApplyOptions, reporter: &dyn Reporter) -> Result<App
     let result = async {
         push_images(&job, reporter).await?;
         let counts = engine.execute(run.from).await?;
+        let first = prepared.cluster.first_master().name.clone();
+        super::common::keep_admin_kubeconfig(&engine, &first, &state, reporter).await;
         if opts.drill {
             super::drill::drill(&engine, &prepared.cluster).await?;
         }

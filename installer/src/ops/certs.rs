@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use futures_util::future::join_all;
 use serde::Serialize;
 
-use super::common::Installed;
+use super::common::{keep_admin_kubeconfig, Installed};
 use crate::exec::{last_lines, SshHost};
 use crate::report::Reporter;
 use crate::run::connect::connect;
@@ -118,6 +118,9 @@ async fn renew_async(
     };
     let engine = Engine::connect(parts, book, &run).await?;
     let result = engine.execute(None).await;
+    if result.is_ok() {
+        keep_admin_kubeconfig(&engine, &masters[0], &installed.state, reporter).await;
+    }
     engine.close().await;
     result?;
     Ok(masters)

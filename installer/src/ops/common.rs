@@ -177,3 +177,47 @@ pub(crate) async fn connect<'a>(
     };
     Engine::connect(parts, book, run).await
 }
+
+/// The admin kubeconfig in the state folder: the deploy node's way into the cluster
+/// (`KUBECONFIG=STATE/admin.conf kubectl …`, through the VIP).
+pub const ADMIN_KUBECONFIG: &str = "admin.conf";
+
+/// Copies `/etc/kubernetes/admin.conf` from `master` into the state folder (mode 0600,
+/// streamed, replaced atomically), after an install and whenever its certificate
+/// changed (a renewal, an upgrade). A failure is a warning: the cluster is fine.
+pub(crate) async fn keep_admin_kubeconfig(
+    engine: &Engine<'_>,
+    master: &str,
+    state: &StateDir,
+    reporter: &dyn Reporter,
+) {
+    let dest = state.root().join(ADMIN_KUBECONFIG);
+    let tmp = state.root().join(format!("{ADMIN_KUBECONFIG}.tmp"));
+    let _ = std::fs::remove_file(&tmp);
+    let Some(host) = engine.host(master) else {
+        return;
+    };
+    let copied = match host
+        .run_to_file("cat /etc/kubernetes/admin.conf", &tmp)
+        .await
+    {
+        Ok((out, _, _)) if out.success() => std::fs::rename(&tmp, &dest).map_err(|e| e.to_string()),
+        Ok((out, _, _)) => Err(crate::exec::last_lines(&out.text(), 3)),
+        Err(e) => Err(e.to_string()),
+    };
+    match copied {
+        Ok(()) => reporter.event(&Event::Note {
+            message: format!("the admin kubeconfig is in {} (mode 0600)", dest.display()),
+        }),
+        Err(why) => {
+            let _ = std::fs::remove_file(&tmp);
+            reporter.event(&Event::Warning {
+                host: Some(master.into()),
+                message: format!(
+                    "the admin kubeconfig was not copied to {}: {why}",
+                    dest.display()
+                ),
+            });
+        }
+    }
+}

@@ -298,6 +298,8 @@ async fn carry_out(
             ran += r;
             skipped += s;
         }
+        let first = prepared.cluster.first_master().name.clone();
+        super::common::keep_admin_kubeconfig(&engine, &first, state, reporter).await;
         Ok::<_, Error>((ran, skipped))
     }
     .await;
