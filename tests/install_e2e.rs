@@ -1341,15 +1341,19 @@ fn upgrade_carries_the_cluster_to_the_next_minor_node_by_node_and_goes_on_after_
     );
 
     // Killed once the first worker was drained: the masters are done by then.
+    let log = s.path("upgrade-killed.log");
     let mut child = s
         .command(&upgrade_args("next.tar.zst", &[]))
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .expect("bundle upgrade");
     wait_until("the first worker drained", Duration::from_secs(600), || {
         if let Ok(Some(status)) = child.try_wait() {
-            panic!("bundle upgrade ended ({status}) before it was killed");
+            panic!(
+                "bundle upgrade ended ({status}) before it was killed:\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
         }
         line_of(&cluster_calls(&s), &["kubectl", "drain w1"]).is_some()
     });
@@ -1372,7 +1376,11 @@ fn upgrade_carries_the_cluster_to_the_next_minor_node_by_node_and_goes_on_after_
 
     // A failure in a node's drained window: the error says which node is left cordoned
     // and how to go on.
-    s.on_host("w2", "mv /usr/bin/dnf /usr/bin/dnf.away");
+    // (dnf on w2 excludes kubeadm: the new package cannot be installed there)
+    s.on_host(
+        "w2",
+        "cp /etc/dnf/dnf.conf /root/dnf.conf.orig && echo excludepkgs=kubeadm >> /etc/dnf/dnf.conf",
+    );
     let o = s.bundle(&upgrade_args("next.tar.zst", &[]));
     assert!(!o.status.success());
     let t = text(&o);
@@ -1384,7 +1392,7 @@ fn upgrade_carries_the_cluster_to_the_next_minor_node_by_node_and_goes_on_after_
         t.contains("bundle upgrade next.tar.zst --inventory cluster.yaml --pubkey builder.pub --yes --skip-push --from nodes"),
         "{t}"
     );
-    s.on_host("w2", "mv /usr/bin/dnf.away /usr/bin/dnf");
+    s.on_host("w2", "cp /root/dnf.conf.orig /etc/dnf/dnf.conf");
 
     // The same bundle goes on.
     let o = s.bundle(&upgrade_args("next.tar.zst", &[]));
