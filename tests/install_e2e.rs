@@ -80,6 +80,8 @@ struct Release {
     calico_suffix: &'static str,
     /// The bundle's file in the work folder.
     output: &'static str,
+    /// The key pair signing it (`builder`: the one the install trusts).
+    key: &'static str,
 }
 
 /// What the install tests install.
@@ -89,6 +91,7 @@ const INSTALLED: Release = Release {
     stand_ins: packages::STAND_INS,
     calico_suffix: "",
     output: "e2e.tar.zst",
+    key: "builder",
 };
 
 /// The next minor, which the upgrade test upgrades to: new Kubernetes packages and
@@ -99,6 +102,27 @@ const NEXT: Release = Release {
     stand_ins: packages::NEXT_STAND_INS,
     calico_suffix: "# calico as the 1.30 bundle carries it\n",
     output: "next.tar.zst",
+    key: "builder",
+};
+
+/// Two minors on from the installed release: refused ("upgrade to 1.30 first").
+const SKIPPING: Release = Release {
+    version: "1.31.0-1",
+    kubernetes: "1.31.0",
+    stand_ins: packages::NEXT_STAND_INS,
+    calico_suffix: "",
+    output: "skipping.tar.zst",
+    key: "builder",
+};
+
+/// The next minor, signed by another key than the installed release's.
+const FOREIGN: Release = Release {
+    version: "1.30.1-1",
+    kubernetes: "1.30.1",
+    stand_ins: packages::NEXT_STAND_INS,
+    calico_suffix: "",
+    output: "foreign.tar.zst",
+    key: "other",
 };
 
 fn build_bundle(work: &Path, r: &Release) {
@@ -142,9 +166,10 @@ fn build_bundle(work: &Path, r: &Release) {
             .output()
             .expect("bundle runs")
     };
-    if !work.join("builder.key").exists() {
+    let key = format!("{}.key", r.key);
+    if !work.join(&key).exists() {
         ok(
-            &bundle(&["keygen", "--unencrypted", "--output", "builder"]),
+            &bundle(&["keygen", "--unencrypted", "--output", r.key]),
             "keygen",
         );
     }
@@ -154,7 +179,7 @@ fn build_bundle(work: &Path, r: &Release) {
         "--manifest",
         "manifest.yaml",
         "--key",
-        "builder.key",
+        &key,
         "--plain-http",
         addr,
         "--mirror",
@@ -1299,6 +1324,49 @@ fn upgrade_carries_the_cluster_to_the_next_minor_node_by_node_and_goes_on_after_
     bundle_testbed::real::etcd::start(&s.c, &["m1", "m2", "m3"]).expect("a real etcd");
     build_bundle(s.work.path(), &NEXT);
     let nodes = ["m1", "m2", "m3", "w1", "w2", "w3"];
+
+    // Refused before anything is touched: a skipped minor, another signing key.
+    build_bundle(s.work.path(), &SKIPPING);
+    build_bundle(s.work.path(), &FOREIGN);
+    let untouched = |what: &str, before: usize| {
+        assert_eq!(
+            cluster_calls(&s).len(),
+            before,
+            "{what} touched the cluster"
+        );
+        assert!(
+            !s.state().join("_state/repo.upgrade").exists(),
+            "{what} left its repository"
+        );
+        assert!(
+            !s.state().join("upgrade.json").exists(),
+            "{what} started an upgrade"
+        );
+    };
+    let calls_before = cluster_calls(&s).len();
+    let o = s.bundle(&upgrade_args("skipping.tar.zst", &[]));
+    assert!(!o.status.success());
+    let t = text(&o);
+    assert!(
+        t.contains("upgrade refused: Kubernetes v1.29.2 cannot be upgraded to v1.31.0 in one step"),
+        "{t}"
+    );
+    assert!(
+        t.contains("upgrade to v1.30 first with a v1.30 bundle"),
+        "{t}"
+    );
+    untouched("a skipped minor", calls_before);
+    let mut foreign = upgrade_args("foreign.tar.zst", &[]);
+    foreign[5] = "other.pub";
+    let o = s.bundle(&foreign);
+    assert!(!o.status.success());
+    let t = text(&o);
+    assert!(
+        t.contains("upgrade refused: the bundle is signed by key"),
+        "{t}"
+    );
+    assert!(t.contains("pass `--new-key"), "{t}");
+    untouched("another key", calls_before);
 
     // The same bundle again is refused, touching nothing.
     let calls_before = cluster_calls(&s).len();
