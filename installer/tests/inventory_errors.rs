@@ -359,3 +359,98 @@ fn the_inventory_error_lists_each_problem_with_its_field() {
     assert!(text.ends_with("has 1 problem:\n  - `spec.hosts[3].name`: `server6` is also the name of `spec.hosts[1]`; host names must be unique"), "{text}");
     assert!(e.hint().unwrap().contains("fix the fields"));
 }
+
+/// The sample inventory with `network` and `kubeProxy` replaced.
+fn with_knobs(network_extra: &str, kube_proxy: &str) -> String {
+    inventory_yaml(3, 1)
+        .replace(
+            "serviceSubnet: 10.96.0.0/12}",
+            &format!("serviceSubnet: 10.96.0.0/12{network_extra}}}"),
+        )
+        .replace(
+            "kubeProxy: {mode: ipvs}",
+            &format!("kubeProxy: {kube_proxy}"),
+        )
+}
+
+#[test]
+fn cni_and_kube_proxy_knobs_take_only_known_values() {
+    let yaml = with_knobs(
+        ", calico: {encapsulation: Foo, mtu: 100}",
+        "{mode: ipvs, scheduler: fastest}",
+    );
+    let p = problems(&yaml);
+    assert_problem(
+        &p,
+        "spec.network.calico.encapsulation",
+        "`Foo` is not one of IPIP, IPIPCrossSubnet, VXLAN, VXLANCrossSubnet, None",
+    );
+    assert_problem(&p, "spec.network.calico.mtu", "`100` is outside 576-9000");
+    assert_problem(
+        &p,
+        "spec.kubeProxy.scheduler",
+        "`fastest` is not one of rr, wrr, lc, wlc, lblc, lblcr, dh, sh, sed, nq, mh",
+    );
+    let p = problems(&with_knobs(", flannel: {backend: udp}", "{mode: ipvs}"));
+    assert_problem(
+        &p,
+        "spec.network.flannel.backend",
+        "`udp` is not one of host-gw, vxlan",
+    );
+}
+
+#[test]
+fn a_knob_of_the_other_cni_is_a_problem() {
+    let p = problems(&with_knobs(", flannel: {backend: host-gw}", "{mode: ipvs}"));
+    assert_problem(
+        &p,
+        "spec.network.flannel",
+        "is set but the CNI is `calico`; remove it",
+    );
+    let yaml =
+        with_knobs(", calico: {mtu: 1440}", "{mode: ipvs}").replace("cni: calico", "cni: flannel");
+    assert_problem(
+        &problems(&yaml),
+        "spec.network.calico",
+        "is set but the CNI is `flannel`; remove it",
+    );
+}
+
+#[test]
+fn ipvs_knobs_with_iptables_mode_are_problems() {
+    let p = problems(&with_knobs(
+        "",
+        "{mode: iptables, scheduler: wrr, strictARP: true}",
+    ));
+    assert_problem(
+        &p,
+        "spec.kubeProxy.scheduler",
+        "applies to `mode: ipvs` only",
+    );
+    assert_problem(
+        &p,
+        "spec.kubeProxy.strictARP",
+        "applies to `mode: ipvs` only",
+    );
+}
+
+#[test]
+fn unknown_knob_fields_are_named_with_their_path() {
+    let yaml = with_knobs(
+        ", calico: {encapsulaton: VXLAN}",
+        "{mode: ipvs, strictArp: true}",
+    );
+    let Err(bundle_installer::inventory::ParseError::Fields(p)) = Inventory::parse(&yaml) else {
+        panic!("parses");
+    };
+    assert_problem(
+        &p,
+        "spec.network.calico.encapsulaton",
+        "unknown field `encapsulaton`",
+    );
+    assert_problem(
+        &p,
+        "spec.kubeProxy.strictArp",
+        "expected one of mode, scheduler, strictARP",
+    );
+}

@@ -193,3 +193,62 @@ fn certificate_renewal_restarts_one_master_at_a_time() {
     assert_eq!(r.hosts.len(), 3);
     assert!(r.repo_served_by_deploy.is_none());
 }
+
+/// The sample inventory with every CNI and kube-proxy knob set (calico's; flannel's
+/// below).
+fn every_knob_yaml() -> String {
+    inventory_yaml(3, 1)
+        .replace(
+            "serviceSubnet: 10.96.0.0/12}",
+            "serviceSubnet: 10.96.0.0/12, calico: {encapsulation: VXLANCrossSubnet, mtu: 1440}}",
+        )
+        .replace(
+            "kubeProxy: {mode: ipvs}",
+            "kubeProxy: {mode: ipvs, scheduler: wrr, strictARP: true}",
+        )
+}
+
+#[test]
+fn plan_three_masters_one_worker_every_knob() {
+    let cluster = cluster_from(&every_knob_yaml());
+    let plan = plan(&cluster, &facts(), &inputs()).unwrap();
+    insta::assert_snapshot!(plan.to_text());
+    let init = bundle_installer::render::kubeadm::init_config(
+        &cluster,
+        "kubeadm.k8s.io/v1beta3",
+        "v1.29.2",
+        "harbor.example.com/k8s",
+    );
+    assert!(
+        init.ends_with("kind: KubeProxyConfiguration\nmode: \"ipvs\"\nclusterCIDR: \"10.244.0.0/16\"\nipvs:\n  scheduler: \"wrr\"\n  strictARP: true\n---\napiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\ncgroupDriver: \"systemd\"\n"),
+        "{init}"
+    );
+}
+
+#[test]
+fn unset_knobs_render_as_before() {
+    let c = cluster(3, 1);
+    let init = bundle_installer::render::kubeadm::init_config(
+        &c,
+        "kubeadm.k8s.io/v1beta3",
+        "v1.29.2",
+        "harbor.example.com/k8s",
+    );
+    assert!(init.contains("ipvs:\n  scheduler: \"rr\"\n---\n"), "{init}");
+    assert!(!init.contains("strictARP"));
+}
+
+#[test]
+fn flannel_backend_shows_in_the_plan() {
+    let yaml = inventory_yaml(3, 1).replace(
+        "cni: calico, podSubnet: 10.244.0.0/16, serviceSubnet: 10.96.0.0/12}",
+        "cni: flannel, podSubnet: 10.244.0.0/16, serviceSubnet: 10.96.0.0/12, flannel: {backend: host-gw}}",
+    );
+    let facts = facts_with("v1.29.2", Some("1.6.28"), "flannel");
+    let plan = plan(&cluster_from(&yaml), &facts, &inputs()).unwrap();
+    let text = plan.to_text();
+    assert!(
+        text.contains("[cni/manifest] flannel manifest, images from the registry, pod network 10.244.0.0/16, backend host-gw\n"),
+        "{text}"
+    );
+}

@@ -197,6 +197,36 @@ pub struct NetworkSpec {
     /// Cluster DNS domain (`cluster.local`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dns_domain: Option<String>,
+    /// calico's settings (with `cni: calico` only); unset: the manifest's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calico: Option<CalicoSpec>,
+    /// flannel's settings (with `cni: flannel` only); unset: the manifest's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flannel: Option<FlannelSpec>,
+}
+
+/// `spec.network.calico`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CalicoSpec {
+    /// The default pool's encapsulation: `IPIP`, `IPIPCrossSubnet`, `VXLAN`,
+    /// `VXLANCrossSubnet` or `None` (the manifest's, IPIP, when unset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encapsulation: Option<String>,
+    /// MTU of the pods' interfaces and tunnels (`veth_mtu`; the manifest's `0`,
+    /// detected by calico, when unset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtu: Option<u32>,
+}
+
+/// `spec.network.flannel`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FlannelSpec {
+    /// `host-gw` (routes between hosts on one layer-2 network) or `vxlan` (the
+    /// manifest's, when unset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend: Option<String>,
 }
 
 /// `spec.kubeProxy`.
@@ -206,6 +236,96 @@ pub struct KubeProxySpec {
     /// `ipvs` (default) or `iptables`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<String>,
+    /// IPVS scheduler (`rr`, the default; `wrr`, `lc`, ...); ipvs mode only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduler: Option<String>,
+    /// IPVS `strictARP` (false), which MetalLB needs; ipvs mode only.
+    #[serde(default, rename = "strictARP", skip_serializing_if = "Option::is_none")]
+    pub strict_arp: Option<bool>,
+}
+
+/// IPVS schedulers kube-proxy accepts.
+pub const IPVS_SCHEDULERS: &[&str] = &[
+    "rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "mh",
+];
+
+/// flannel backends the inventory takes.
+pub const FLANNEL_BACKENDS: &[&str] = &["host-gw", "vxlan"];
+
+/// Lowest calico MTU taken (IPv4's minimum).
+pub const MTU_MIN: u32 = 576;
+/// Highest calico MTU taken (jumbo frames).
+pub const MTU_MAX: u32 = 9000;
+
+/// calico's encapsulation of the default IPv4 pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Encapsulation {
+    /// IP in IP, always.
+    #[serde(rename = "IPIP")]
+    Ipip,
+    /// IP in IP between subnets only.
+    #[serde(rename = "IPIPCrossSubnet")]
+    IpipCrossSubnet,
+    /// VXLAN, always.
+    #[serde(rename = "VXLAN")]
+    Vxlan,
+    /// VXLAN between subnets only.
+    #[serde(rename = "VXLANCrossSubnet")]
+    VxlanCrossSubnet,
+    /// None: routes by BGP on one layer-2 network.
+    None,
+}
+
+impl Encapsulation {
+    /// Every value, as written in the inventory.
+    pub const ALL: [(&'static str, Encapsulation); 5] = [
+        ("IPIP", Encapsulation::Ipip),
+        ("IPIPCrossSubnet", Encapsulation::IpipCrossSubnet),
+        ("VXLAN", Encapsulation::Vxlan),
+        ("VXLANCrossSubnet", Encapsulation::VxlanCrossSubnet),
+        ("None", Encapsulation::None),
+    ];
+
+    /// The value as written in the inventory (`IPIPCrossSubnet`).
+    pub fn name(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(_, v)| *v == self)
+            .map_or("None", |(n, _)| *n)
+    }
+
+    /// `CALICO_IPV4POOL_IPIP`'s value.
+    pub fn ipip_mode(self) -> &'static str {
+        match self {
+            Encapsulation::Ipip => "Always",
+            Encapsulation::IpipCrossSubnet => "CrossSubnet",
+            _ => "Never",
+        }
+    }
+
+    /// `CALICO_IPV4POOL_VXLAN`'s value.
+    pub fn vxlan_mode(self) -> &'static str {
+        match self {
+            Encapsulation::Vxlan => "Always",
+            Encapsulation::VxlanCrossSubnet => "CrossSubnet",
+            _ => "Never",
+        }
+    }
+}
+
+/// The CNI settings the manifest's rewrite applies; `None`: the manifest's own.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CniOptions {
+    /// calico's encapsulation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub calico_encapsulation: Option<Encapsulation>,
+    /// calico's MTU (`veth_mtu`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub calico_mtu: Option<u32>,
+    /// flannel's `Backend.Type` (`host-gw`, `vxlan`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flannel_backend: Option<String>,
 }
 
 /// `spec.repo`.
@@ -283,6 +403,12 @@ pub struct Cluster {
     pub dns_domain: String,
     /// kube-proxy mode.
     pub proxy_mode: String,
+    /// IPVS scheduler (ipvs mode).
+    pub ipvs_scheduler: String,
+    /// IPVS `strictARP` (ipvs mode).
+    pub ipvs_strict_arp: bool,
+    /// CNI settings for the manifest's rewrite.
+    pub cni_options: CniOptions,
     /// Index in `nodes` of the repo host; `None`: the deploy node serves the
     /// repository while the install runs.
     pub repo_host: Option<usize>,

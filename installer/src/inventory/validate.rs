@@ -7,8 +7,9 @@ use std::net::IpAddr;
 use bundle_registry::mapping::{ImageMapping, Override};
 
 use super::{
-    is_dns_label, is_dns_subdomain, is_interface, parse_cidr, Cluster, Inventory, Node, SshSpec,
-    API_VERSION, DEPLOY, KIND, RESERVED_PORTS,
+    is_dns_label, is_dns_subdomain, is_interface, parse_cidr, Cluster, CniOptions, Encapsulation,
+    Inventory, Node, SshSpec, API_VERSION, DEPLOY, FLANNEL_BACKENDS, IPVS_SCHEDULERS, KIND,
+    MTU_MAX, MTU_MIN, RESERVED_PORTS,
 };
 use crate::error::Problem;
 use crate::net::Cidr;
@@ -62,6 +63,8 @@ pub(super) fn validate(
     let ep = c.endpoint(&hosts, pod, svc);
     let registry = c.registry();
     let (dns_domain, proxy_mode) = c.network_options();
+    let (ipvs_scheduler, ipvs_strict_arp) = c.ipvs(&proxy_mode);
+    let cni_options = c.cni_options();
     let repo = c.repo(&hosts, &ep);
     c.ssh();
     if !c.problems.is_empty() {
@@ -91,6 +94,9 @@ pub(super) fn validate(
         service_subnet,
         dns_domain,
         proxy_mode,
+        ipvs_scheduler,
+        ipvs_strict_arp,
+        cni_options,
         repo_host: repo.host,
         repo_address,
         repo_port: repo.port,
@@ -459,6 +465,88 @@ impl Check<'_> {
             );
         }
         (dns_domain, proxy_mode)
+    }
+
+    /// `spec.kubeProxy.scheduler` and `strictARP`, which only ipvs mode takes:
+    /// (scheduler, strictARP).
+    fn ipvs(&mut self, proxy_mode: &str) -> (String, bool) {
+        let kp = &self.inv.spec.kube_proxy;
+        let scheduler = kp.scheduler.clone().unwrap_or_else(|| "rr".into());
+        if !IPVS_SCHEDULERS.contains(&scheduler.as_str()) {
+            self.p(
+                "spec.kubeProxy.scheduler",
+                format!("`{scheduler}` is not one of {}", IPVS_SCHEDULERS.join(", ")),
+            );
+        }
+        if proxy_mode == "iptables" {
+            if kp.scheduler.is_some() {
+                self.p(
+                    "spec.kubeProxy.scheduler",
+                    "applies to `mode: ipvs` only; remove it or use ipvs".into(),
+                );
+            }
+            if kp.strict_arp.is_some() {
+                self.p(
+                    "spec.kubeProxy.strictARP",
+                    "applies to `mode: ipvs` only; remove it or use ipvs".into(),
+                );
+            }
+        }
+        (scheduler, kp.strict_arp.unwrap_or(false))
+    }
+
+    /// `spec.network.calico` and `spec.network.flannel`, each with its own CNI only.
+    fn cni_options(&mut self) -> CniOptions {
+        let net = &self.inv.spec.network;
+        let mut o = CniOptions::default();
+        if let Some(calico) = &net.calico {
+            if net.cni != "calico" {
+                self.p(
+                    "spec.network.calico",
+                    format!("is set but the CNI is `{}`; remove it", net.cni),
+                );
+            }
+            if let Some(e) = &calico.encapsulation {
+                match Encapsulation::ALL.iter().find(|(name, _)| name == e) {
+                    Some((_, v)) => o.calico_encapsulation = Some(*v),
+                    None => {
+                        let names: Vec<&str> = Encapsulation::ALL.iter().map(|(n, _)| *n).collect();
+                        self.p(
+                            "spec.network.calico.encapsulation",
+                            format!("`{e}` is not one of {}", names.join(", ")),
+                        );
+                    }
+                }
+            }
+            if let Some(mtu) = calico.mtu {
+                if !(MTU_MIN..=MTU_MAX).contains(&mtu) {
+                    self.p(
+                        "spec.network.calico.mtu",
+                        format!("`{mtu}` is outside {MTU_MIN}-{MTU_MAX}"),
+                    );
+                }
+                o.calico_mtu = Some(mtu);
+            }
+        }
+        if let Some(flannel) = &net.flannel {
+            if net.cni != "flannel" {
+                self.p(
+                    "spec.network.flannel",
+                    format!("is set but the CNI is `{}`; remove it", net.cni),
+                );
+            }
+            if let Some(b) = &flannel.backend {
+                if FLANNEL_BACKENDS.contains(&b.as_str()) {
+                    o.flannel_backend = Some(b.clone());
+                } else {
+                    self.p(
+                        "spec.network.flannel.backend",
+                        format!("`{b}` is not one of {}", FLANNEL_BACKENDS.join(", ")),
+                    );
+                }
+            }
+        }
+        o
     }
 
     /// `spec.repo`: who serves, from which address, on which port.

@@ -374,6 +374,7 @@ fn check_cni<'a>(
         &cluster.mapping,
         &cluster.pod_subnet,
         &facts.images,
+        &cluster.cni_options,
     ) {
         Ok(r) => {
             f.notes.extend(r.notes.iter().cloned());

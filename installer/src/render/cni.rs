@@ -1,12 +1,17 @@
 //! The CNI manifest, rewritten as text: every `image:` value goes through the image
 //! mapping (the one `bundle push` uses), and the pod network is made the cluster's
 //! (calico's `CALICO_IPV4POOL_CIDR`, which ships commented out, is uncommented and
-//! set; flannel's `net-conf.json` `"Network"` is set). Every other line, comments and
-//! formatting included, is left as it was.
+//! set; flannel's `net-conf.json` `"Network"` is set). The inventory's CNI settings
+//! ([`CniOptions`]), when given, change their lines too: calico's
+//! `CALICO_IPV4POOL_IPIP` and `CALICO_IPV4POOL_VXLAN` values (the VXLAN entry is added
+//! after the IPIP one when the manifest lacks it and VXLAN is wanted) and the
+//! calico-config `veth_mtu`; flannel's `net-conf.json` `Backend.Type`. Every other
+//! line, comments and formatting included, is left as it was.
 
 use bundle_format::ImageReference;
 use bundle_registry::mapping::ImageMapping;
 
+use crate::inventory::CniOptions;
 use crate::net::Cidr;
 
 /// Path of the rewritten manifest on the first master.
@@ -21,6 +26,9 @@ pub struct Rewritten {
     pub images: Vec<(usize, String, String)>,
     /// Line numbers (1-based) of changed CIDR lines.
     pub cidr_lines: Vec<usize>,
+    /// Line numbers (1-based, in the original) of lines changed for [`CniOptions`];
+    /// an added entry counts as the line it follows.
+    pub option_lines: Vec<usize>,
     /// Remarks for the plan's notes.
     pub notes: Vec<String>,
 }
@@ -49,6 +57,13 @@ pub enum CniProblem {
         /// What was looked for.
         what: String,
     },
+    /// A setting of the inventory has no line to go in.
+    NoSetting {
+        /// What was looked for.
+        what: String,
+        /// The inventory field.
+        field: String,
+    },
 }
 
 impl std::fmt::Display for CniProblem {
@@ -67,6 +82,9 @@ impl std::fmt::Display for CniProblem {
             ),
             CniProblem::NoPodNetwork { what } => {
                 write!(f, "found no {what} to set the pod network in")
+            }
+            CniProblem::NoSetting { what, field } => {
+                write!(f, "found no {what} to set `{field}` in")
             }
         }
     }
@@ -121,13 +139,14 @@ pub fn images(manifest: &str) -> Vec<(usize, String)> {
         .collect()
 }
 
-/// Rewrites `manifest` of CNI `cni` (`calico`, `flannel`).
+/// Rewrites `manifest` of CNI `cni` (`calico`, `flannel`), applying `options`.
 pub fn rewrite(
     cni: &str,
     manifest: &str,
     mapping: &ImageMapping,
     pod_subnet: &Cidr,
     bundle_images: &[ImageReference],
+    options: &CniOptions,
 ) -> Result<Rewritten, Vec<CniProblem>> {
     let mut problems = Vec::new();
     let mut out = String::with_capacity(manifest.len() + 1024);
@@ -137,6 +156,17 @@ pub fn rewrite(
     let lines: Vec<&str> = manifest.split_inclusive('\n').collect();
     let mut i = 0;
     let mut network_set = false;
+    let mut option_lines = Vec::new();
+    let encapsulation = options.calico_encapsulation.filter(|_| cni == "calico");
+    let mtu = options.calico_mtu.filter(|_| cni == "calico");
+    let backend = options
+        .flannel_backend
+        .as_deref()
+        .filter(|_| cni == "flannel");
+    let has_vxlan = lines
+        .iter()
+        .any(|l| env_name(l) == Some("CALICO_IPV4POOL_VXLAN"));
+    let (mut ipip_set, mut mtu_set, mut backend_set, mut in_backend) = (false, false, false, false);
     while i < lines.len() {
         let line = lines[i];
         let n = i + 1;
@@ -185,6 +215,68 @@ pub fn rewrite(
                 continue;
             }
         }
+        if let Some(e) = encapsulation {
+            let env = env_name(line);
+            let wanted = match env {
+                Some("CALICO_IPV4POOL_IPIP") => Some(e.ipip_mode()),
+                Some("CALICO_IPV4POOL_VXLAN") => Some(e.vxlan_mode()),
+                _ => None,
+            };
+            let next = lines.get(i + 1).copied().unwrap_or("");
+            if let Some(new_value) = wanted.and_then(|w| env_value(next, w)) {
+                out.push_str(line);
+                if new_value != next {
+                    option_lines.push(n + 1);
+                }
+                out.push_str(&new_value);
+                if env == Some("CALICO_IPV4POOL_IPIP") {
+                    ipip_set = true;
+                    if !has_vxlan && e.vxlan_mode() != "Never" {
+                        // The manifest leaves VXLAN to calico's default (Never): add it.
+                        let mut added =
+                            line.replacen("CALICO_IPV4POOL_IPIP", "CALICO_IPV4POOL_VXLAN", 1);
+                        if !added.ends_with('\n') {
+                            added.push('\n');
+                        }
+                        out.push_str(&added);
+                        let mut v = env_value(next, e.vxlan_mode()).expect("a value line");
+                        if !v.ends_with('\n') {
+                            v.push('\n');
+                        }
+                        out.push_str(&v);
+                        option_lines.push(n + 1);
+                    }
+                }
+                i += 2;
+                continue;
+            }
+        }
+        if let Some(mtu) = mtu {
+            if let Some(new) = config_value(line, "veth_mtu", &mtu.to_string()) {
+                if new != line {
+                    option_lines.push(n);
+                }
+                out.push_str(&new);
+                mtu_set = true;
+                i += 1;
+                continue;
+            }
+        }
+        if let Some(backend) = backend {
+            if line.contains("\"Backend\"") {
+                in_backend = true;
+            } else if in_backend && !backend_set {
+                if let Some(new) = set_json_string(line, "\"Type\"", backend) {
+                    if new != line {
+                        option_lines.push(n);
+                    }
+                    out.push_str(&new);
+                    backend_set = true;
+                    i += 1;
+                    continue;
+                }
+            }
+        }
         if cni == "flannel" {
             if let Some(new) = set_json_string(line, "\"Network\"", &pod_subnet.to_string()) {
                 if new != line {
@@ -208,16 +300,72 @@ pub fn rewrite(
             _ => {}
         }
     }
+    if encapsulation.is_some() && !ipip_set {
+        problems.push(CniProblem::NoSetting {
+            what: "`CALICO_IPV4POOL_IPIP` entry with a `value:` in calico-node's env".into(),
+            field: "spec.network.calico.encapsulation".into(),
+        });
+    }
+    if mtu.is_some() && !mtu_set {
+        problems.push(CniProblem::NoSetting {
+            what: "`veth_mtu` in the `calico-config` ConfigMap".into(),
+            field: "spec.network.calico.mtu".into(),
+        });
+    }
+    if backend.is_some() && !backend_set {
+        problems.push(CniProblem::NoSetting {
+            what: "`\"Backend\": {\"Type\": …}` in flannel's `net-conf.json`".into(),
+            field: "spec.network.flannel.backend".into(),
+        });
+    }
     if problems.is_empty() {
         Ok(Rewritten {
             text: out,
             images: imgs,
             cidr_lines,
+            option_lines,
             notes,
         })
     } else {
         Err(problems)
     }
+}
+
+/// The name of an env entry line `- name: NAME` (not commented out).
+fn env_name(line: &str) -> Option<&str> {
+    let name = line.trim().strip_prefix("- name:")?.trim();
+    Some(name.trim_matches(['"', '\'']))
+}
+
+/// The `value:` line `line` with its value replaced by `"value"`; `None` when `line`
+/// is not a `value:` line (a `valueFrom:`, say).
+fn env_value(line: &str, value: &str) -> Option<String> {
+    let trimmed = line.trim_start();
+    let rest = trimmed.strip_prefix("value:")?;
+    let indent = &line[..line.len() - trimmed.len()];
+    let eol = if rest.ends_with("\r\n") {
+        "\r\n"
+    } else if rest.ends_with('\n') {
+        "\n"
+    } else {
+        ""
+    };
+    Some(format!("{indent}value: \"{value}\"{eol}"))
+}
+
+/// A ConfigMap data line `  key: "value"` with its value replaced (quoted).
+fn config_value(line: &str, key: &str, value: &str) -> Option<String> {
+    let trimmed = line.trim_start();
+    let rest = trimmed.strip_prefix(key)?.strip_prefix(':')?;
+    let indent = &line[..line.len() - trimmed.len()];
+    let eol = if rest.ends_with("\r\n") {
+        "\r\n"
+    } else if rest.ends_with('\n') {
+        "\n"
+    } else {
+        ""
+    };
+    Some(format!("{indent}{key}: \"{value}\"{eol}"))
 }
 
 /// The line without a leading `# ` (or `#`) after its indentation; the line itself

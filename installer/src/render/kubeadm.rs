@@ -167,7 +167,10 @@ pub fn init_config(
     let _ = writeln!(s, "mode: {}", q(&cluster.proxy_mode));
     let _ = writeln!(s, "clusterCIDR: {}", q(&cluster.pod_subnet.to_string()));
     if cluster.proxy_mode == "ipvs" {
-        let _ = writeln!(s, "ipvs:\n  scheduler: \"rr\"");
+        let _ = writeln!(s, "ipvs:\n  scheduler: {}", q(&cluster.ipvs_scheduler));
+        if cluster.ipvs_strict_arp {
+            let _ = writeln!(s, "  strictARP: true");
+        }
     }
     let _ = writeln!(s, "---");
     let _ = writeln!(

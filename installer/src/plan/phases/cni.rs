@@ -26,13 +26,30 @@ pub(in crate::plan) fn manifest(ctx: &PlanContext) -> Step {
     write(
         "cni/manifest",
         &format!(
-            "{} manifest, images from the registry, pod network {}",
-            ctx.cni.name, ctx.cluster.pod_subnet
+            "{} manifest, images from the registry, pod network {}{}",
+            ctx.cni.name,
+            ctx.cluster.pod_subnet,
+            cni_settings(&ctx.cluster.cni_options)
         ),
         render::cni::PATH,
         ctx.cni_manifest.clone(),
         "0644",
     )
+}
+
+/// The inventory's CNI settings, for the step's description (empty when none is set).
+fn cni_settings(o: &crate::inventory::CniOptions) -> String {
+    let mut s = String::new();
+    if let Some(e) = o.calico_encapsulation {
+        s.push_str(&format!(", encapsulation {}", e.name()));
+    }
+    if let Some(mtu) = o.calico_mtu {
+        s.push_str(&format!(", MTU {mtu}"));
+    }
+    if let Some(b) = &o.flannel_backend {
+        s.push_str(&format!(", backend {b}"));
+    }
+    s
 }
 
 /// Server-side apply: calico's CRDs are too large for client-side apply.

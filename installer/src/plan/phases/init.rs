@@ -14,7 +14,7 @@ pub(super) fn steps(ctx: &PlanContext) -> Vec<HostSteps> {
     let s = vec![
         write(
             "init/config",
-            &format!("kubeadm configuration ({api})"),
+            &format!("kubeadm configuration ({api}){}", kube_proxy_settings(cluster)),
             kubeadm::INIT_PATH,
             kubeadm::init_config(cluster, api, &ctx.facts.kubernetes_version, &ctx.image_repository),
             "0600",
@@ -36,4 +36,23 @@ pub(super) fn steps(ctx: &PlanContext) -> Vec<HostSteps> {
         wait("init/endpoint", &format!("the API answers through the VIP {}", ctx.endpoint), format!("curl -ksf -o /dev/null {}", kubeadm::readyz(&cluster.vip, cluster.lb_port)), 300),
     ];
     vec![host(ctx.first, 0, s)]
+}
+
+/// kube-proxy's IPVS settings when they are not the defaults (`rr`, no strictARP).
+fn kube_proxy_settings(cluster: &crate::inventory::Cluster) -> String {
+    if cluster.proxy_mode != "ipvs" {
+        return String::new();
+    }
+    let mut s = Vec::new();
+    if cluster.ipvs_scheduler != "rr" {
+        s.push(format!("scheduler {}", cluster.ipvs_scheduler));
+    }
+    if cluster.ipvs_strict_arp {
+        s.push("strictARP".to_string());
+    }
+    if s.is_empty() {
+        String::new()
+    } else {
+        format!("; kube-proxy ipvs: {}", s.join(", "))
+    }
 }
