@@ -217,7 +217,7 @@ apply)
             echo "Member $id removed from cluster $(echo -n cluster | sha256sum | cut -c1-16)"
         ) 9>"$SHARED/.lock"
         ;;
-    *" endpoint health "*" --cluster "*)
+    *" endpoint health "*"--cluster "*)
         while read -r name addr unstarted; do
             [ "${unstarted:-0}" -gt 0 ] ||
                 echo "https://$addr:2379 is healthy: successfully committed proposal: took = 2.1ms"
