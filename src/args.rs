@@ -1,6 +1,6 @@
 //! Argument groups several commands share, so that a flag means the same everywhere:
 //! the trusted key (`verify`, `push`), how commands that work on hosts reach and record
-//! them (`install`, `reset`, `nodes`, `certs`, `backup`, `restore`), and which hosts the ones that
+//! them (`install`, `reset`, `nodes`, `certs`, `backup`, `restore`, `status`), and which hosts the ones that
 //! run phases take (`install`, `reset`, `nodes add`).
 
 use std::path::PathBuf;

@@ -54,6 +54,8 @@ enum Command {
     Backup(commands::backup::Args),
     /// Put the cluster's etcd back to a backup, on every master (destructive)
     Restore(commands::restore::Args),
+    /// One view of an installed cluster and its problems (a table, or `--json`)
+    Status(commands::status::Args),
     /// Carry an installed cluster to the next bundle, node by node
     Upgrade(commands::upgrade::Args),
     /// Print the JSON Schema of a manifest or an inventory
@@ -80,6 +82,7 @@ fn main() -> ExitCode {
         Command::Certs(args) => commands::certs::run(args, &ui),
         Command::Backup(args) => commands::backup::run(args, &ui),
         Command::Restore(args) => commands::restore::run(args, &ui),
+        Command::Status(args) => commands::status::run(args, &ui),
         Command::Upgrade(args) => commands::upgrade::run(args, &ui),
         Command::Schema(args) => commands::schema::run(args),
         Command::Completion(args) => commands::completion::run(args, Cli::command()),

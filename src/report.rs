@@ -1,6 +1,7 @@
 //! Errors for operators: `error:` with what failed, `Caused by:` lines down the chain,
 //! then `hint:` lines with what to do. Exit codes: 1 for failures, 2 for usage errors
-//! (clap), 3 when a bundle was rejected by verification.
+//! (clap), 3 when a bundle was rejected by verification, 4 when `bundle status` found the
+//! cluster unhealthy.
 
 use std::process::ExitCode;
 
@@ -11,6 +12,33 @@ use crate::ui::{stderr_color, Label};
 
 /// Exit code for a bundle that failed verification.
 pub const EXIT_REJECTED: u8 = 3;
+/// Exit code for `bundle status` finding the cluster unhealthy.
+pub const EXIT_UNHEALTHY: u8 = 4;
+
+/// `bundle status` found problems (listed in its output).
+#[derive(Debug)]
+pub struct Unhealthy {
+    pub problems: usize,
+}
+
+impl std::fmt::Display for Unhealthy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.problems {
+            1 => f.write_str("the cluster is unhealthy: 1 problem"),
+            n => write!(f, "the cluster is unhealthy: {n} problems"),
+        }
+    }
+}
+impl std::error::Error for Unhealthy {}
+
+impl Hint for Unhealthy {
+    fn hint(&self) -> Option<String> {
+        Some(
+            "each problem is listed above with its host and what to do (`problems` in `--json`)"
+                .into(),
+        )
+    }
+}
 
 /// An error raised in the binary itself with a known remedy.
 #[derive(Debug)]
@@ -51,6 +79,7 @@ fn hint_of(err: &(dyn std::error::Error + 'static)) -> Option<String> {
         .or_else(|| hint_as::<Box<bundle_registry::Error>>(err))
         .or_else(|| hint_as::<bundle_installer::Error>(err))
         .or_else(|| hint_as::<Hinted>(err))
+        .or_else(|| hint_as::<Unhealthy>(err))
         .flatten()
 }
 
@@ -78,6 +107,7 @@ pub fn error(err: &anyhow::Error) -> ExitCode {
     );
     let mut hints = Vec::new();
     let mut rejected = false;
+    let unhealthy = err.downcast_ref::<Unhealthy>().is_some();
     for (i, cause) in err.chain().enumerate() {
         if i > 0 {
             eprintln!("  Caused by: {}", shown_text(&cause.to_string()));
@@ -92,5 +122,9 @@ pub fn error(err: &anyhow::Error) -> ExitCode {
     for h in hints {
         eprintln!("{} {}", Label::Hint.paint(color), shown_text(&h));
     }
-    ExitCode::from(if rejected { EXIT_REJECTED } else { 1 })
+    ExitCode::from(match (rejected, unhealthy) {
+        (true, _) => EXIT_REJECTED,
+        (_, true) => EXIT_UNHEALTHY,
+        _ => 1,
+    })
 }

@@ -592,6 +592,68 @@ fn install_builds_an_ha_cluster_resumes_after_a_kill_and_changes_nothing_the_sec
         );
     }
 
+    // `bundle status` sees the healthy cluster, then one master's haproxy stopped.
+    let o = s.bundle(&["status", "--inventory", "cluster.yaml", "--json"]);
+    let out = s.ok(&o, "bundle status --json");
+    let st: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert_eq!(st["release"]["state"]["bundle"], "e2e", "{st}");
+    assert_eq!(st["release"]["cluster"], st["release"]["state"], "{st}");
+    let nodes = st["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), INVENTORY_HOSTS.len(), "{st}");
+    assert!(
+        nodes
+            .iter()
+            .all(|n| n["ready"] == true && n["schedulable"] == true),
+        "{st}"
+    );
+    let etcd = st["etcd"].as_array().unwrap();
+    assert_eq!(etcd.len(), 3, "{st}");
+    assert!(etcd.iter().all(|m| m["healthy"] == true), "{st}");
+    assert_eq!(
+        st["vip"]["holders"],
+        serde_json::json!(vip_holders(&s)),
+        "{st}"
+    );
+    let backends = st["haproxy"].as_array().unwrap();
+    assert_eq!(backends.len(), 9, "{st}");
+    assert!(backends.iter().all(|b| b["status"] == "UP"), "{st}");
+    assert_eq!(st["problems"], serde_json::json!([]), "{st}");
+    let table = s.ok(
+        &s.bundle(&["status", "--inventory", "cluster.yaml"]),
+        "bundle status",
+    );
+    assert!(
+        table.contains("VIP ") && table.contains("held by m1"),
+        "{table}"
+    );
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("w2 ") && l.contains("Ready")),
+        "{table}"
+    );
+    s.on_host("m2", "systemctl stop haproxy");
+    let o = s.bundle(&["status", "--inventory", "cluster.yaml", "--json"]);
+    assert_eq!(o.status.code(), Some(4), "{o:?}");
+    let out = String::from_utf8_lossy(&o.stdout);
+    let st: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    let problems = st["problems"].as_array().unwrap();
+    assert_eq!(problems.len(), 1, "{st}");
+    assert_eq!(problems[0]["host"], "m2", "{st}");
+    assert!(
+        problems[0]["fix"]
+            .as_str()
+            .unwrap()
+            .contains("systemctl start haproxy"),
+        "{st}"
+    );
+    s.on_host("m2", "systemctl start haproxy");
+    wait_until("haproxy back on m2", Duration::from_secs(30), || {
+        s.c.run_in_host("m2", "[ \"$(curl -fsS 'http://127.0.0.1:8404/stats;csv' | grep -c '^kube-apiserver,m[0-9],.*,UP,')\" -eq 3 ]")
+            .status
+            .success()
+    });
+
     // kubeadm init got the rendered config and --upload-certs, once.
     let m1 = s.calls("m1");
     assert_eq!(

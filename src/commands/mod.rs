@@ -16,5 +16,6 @@ pub mod push;
 pub mod reset;
 pub mod restore;
 pub mod schema;
+pub mod status;
 pub mod upgrade;
 pub mod verify;

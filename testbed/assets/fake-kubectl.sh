@@ -14,6 +14,7 @@
 #                                   applied/ folder, prints one line per object
 #   rollout status daemonset/NAME   succeeds once NAME was applied
 #   -n kube-system get pods -l component=etcd|kube-apiserver
+#   -n NS get configmap NAME -o jsonpath={.data.KEY}   KEY of the ConfigMap applied last
 #   -n kube-system exec etcd-NODE -- etcdctl … member list | member remove ID |
 #                                   endpoint health [--cluster]
 #                                   members from the shared etcd-members; a joining one is
@@ -145,6 +146,21 @@ apply)
         die "Error from server (NotFound): daemonsets.apps \"$name\" not found"
     echo "daemon set \"$name\" successfully rolled out"
     ;;
+"get configmap "* | "get cm "*)
+    name=${pos[2]}
+    f=$(grep -lx "  name: $name" "$SHARED"/applied/*.yaml 2>/dev/null | xargs -r grep -lx "kind: ConfigMap" |
+        xargs -r grep -lx "  namespace: $ns" | tail -n 1)
+    [ -n "$f" ] || die "Error from server (NotFound): configmaps \"$name\" not found"
+    case $output in
+    "jsonpath={.data."*"}")
+        key=${output#jsonpath=\{.data.}
+        key=${key%\}}
+        key=${key//\\./.}
+        awk -v k="  $key: |" '$0 == k { on = 1; next } on && /^    / { print substr($0, 5); next } on { exit }' "$f"
+        ;;
+    *) die "fake kubectl: get configmap only with -o jsonpath={.data.KEY}" ;;
+    esac
+    ;;
 "get pods" | "get pod" | "get po")
     comp=${selector#component=}
     case $comp in
@@ -201,7 +217,7 @@ apply)
             echo "Member $id removed from cluster $(echo -n cluster | sha256sum | cut -c1-16)"
         ) 9>"$SHARED/.lock"
         ;;
-    *" endpoint health "*" --cluster "*)
+    *" endpoint health "*"--cluster "*)
         while read -r name addr unstarted; do
             [ "${unstarted:-0}" -gt 0 ] ||
                 echo "https://$addr:2379 is healthy: successfully committed proposal: took = 2.1ms"

@@ -167,7 +167,7 @@ done
 exit 0
 "#;
 
-async fn read_expiries(host: &SshHost) -> Result<Vec<CertExpiry>, Error> {
+pub(super) async fn read_expiries(host: &SshHost) -> Result<Vec<CertExpiry>, Error> {
     let name = &host.target().name;
     let out = host.run(EXPIRY_SCRIPT, None).await?;
     let text = String::from_utf8_lossy(&out.stdout);

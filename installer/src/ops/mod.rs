@@ -12,6 +12,7 @@
 //! | `restore.rs` | [`restore()`]: etcd put back to a backup on every master |
 //! | `upgrade.rs` | [`upgrade()`]: the cluster carried to the next bundle, node by node |
 //! | `certs.rs` | [`certs::check`]: when every kubeadm certificate expires, on every master |
+//! | `status.rs` | [`status()`]: one read-only view of the installed cluster, with its problems |
 //! | `drill.rs` | the HA drill after an install (`--drill`) |
 //! | `prepare.rs` | what they share first: inventory checked, bundle verified, plan made |
 //! | `push.rs` | the images pushed, and the nodes' pull checked |
@@ -31,6 +32,7 @@ mod push;
 pub mod remove_node;
 pub mod reset;
 pub mod restore;
+pub mod status;
 pub mod upgrade;
 
 pub use crate::secrets::PULL_PASSWORD_ENV;
@@ -44,4 +46,5 @@ pub use prepare::MAX_CNI_MANIFEST;
 pub use remove_node::{remove, RemoveOptions, RemoveOutcome};
 pub use reset::{reset, reset_script, ResetOptions, ResetOutcome};
 pub use restore::{restore, RestoreOptions, RestoreOutcome};
+pub use status::{status, StatusOptions, StatusProblem, StatusReport};
 pub use upgrade::{upgrade, UpgradeOptions, UpgradeOutcome};
