@@ -454,3 +454,43 @@ fn unknown_knob_fields_are_named_with_their_path() {
         "expected one of mode, scheduler, strictARP",
     );
 }
+
+#[test]
+fn plain_http_beside_a_ca_file_is_refused_as_one_of_two_mistakes() {
+    let yaml = inventory_yaml(3, 1).replace(
+        "caFile: harbor-ca.crt}",
+        "caFile: harbor-ca.crt, plainHttp: true}",
+    );
+    assert_problem(
+        &problems(&yaml),
+        "spec.registry.plainHttp",
+        "`caFile` is set too: a registry without TLS has no certificate (remove one of the two)",
+    );
+}
+
+#[test]
+fn plain_http_is_accepted_with_a_warning_that_says_what_crosses_in_the_clear() {
+    let yaml = inventory_yaml(3, 1).replace(
+        "{host: harbor.example.com, caFile: harbor-ca.crt}",
+        "{host: harbor.example.com, plainHttp: true, pullUsername: robot$k8s}",
+    );
+    let (cluster, warnings) = Inventory::parse(&yaml).unwrap().validate(false).unwrap();
+    assert!(cluster.registry_plain_http);
+    assert_eq!(cluster.registry_url(), "http://harbor.example.com");
+    let warning = warnings
+        .iter()
+        .find(|w| w.field == "spec.registry.plainHttp")
+        .expect("a warning for plainHttp");
+    assert!(
+        warning.message.contains("`harbor.example.com` is spoken to over plain HTTP: the pushing account's and the nodes' passwords and every image cross the network unencrypted"),
+        "{warning:?}"
+    );
+
+    // Without it: TLS, no warning.
+    let (cluster, warnings) = Inventory::parse(&inventory_yaml(3, 1))
+        .unwrap()
+        .validate(false)
+        .unwrap();
+    assert_eq!(cluster.registry_url(), "https://harbor.example.com");
+    assert!(warnings.is_empty(), "{warnings:?}");
+}

@@ -182,6 +182,10 @@ pub struct RegistrySpec {
     /// it nodes pull anonymously, and missing Harbor projects are created public.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pull_username: Option<String>,
+    /// The registry speaks plain HTTP (docker's `insecure-registries`): pushes and the
+    /// nodes' pulls go unencrypted and unauthenticated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plain_http: Option<bool>,
 }
 
 /// `spec.network`.
@@ -390,6 +394,8 @@ pub struct Cluster {
     pub registry_address: Option<IpAddr>,
     /// Account the nodes' containerd pulls with; `None`: anonymous pulls.
     pub registry_pull_username: Option<String>,
+    /// The registry is spoken to over plain HTTP (`spec.registry.plainHttp`).
+    pub registry_plain_http: bool,
     /// The image mapping (same as `bundle push`).
     #[serde(skip)]
     pub mapping: ImageMapping,
@@ -435,6 +441,16 @@ impl Cluster {
     /// The master that runs `kubeadm init`.
     pub fn first_master(&self) -> &Node {
         self.masters().next().expect("validation requires a master")
+    }
+
+    /// The registry's root URL, `https://HOST` (or `http://HOST` with `plainHttp`).
+    pub fn registry_url(&self) -> String {
+        let scheme = if self.registry_plain_http {
+            "http"
+        } else {
+            "https"
+        };
+        format!("{scheme}://{}", self.registry_host)
     }
 
     /// The host serving the yum repository (`None`: the deploy node does).

@@ -58,10 +58,11 @@ pub(super) fn validate(
     };
     c.header();
     let hosts = c.hosts();
-    let warnings = c.masters(force);
+    let mut warnings = c.masters(force);
     let (pod, svc) = c.networks(&hosts.nodes);
     let ep = c.endpoint(&hosts, pod, svc);
     let registry = c.registry();
+    warnings.extend(c.plain_http());
     let (dns_domain, proxy_mode) = c.network_options();
     let (ipvs_scheduler, ipvs_strict_arp) = c.ipvs(&proxy_mode);
     let cni_options = c.cni_options();
@@ -88,6 +89,7 @@ pub(super) fn validate(
         registry_ca_file: spec.registry.ca_file.clone(),
         registry_address: registry.address,
         registry_pull_username: spec.registry.pull_username.clone(),
+        registry_plain_http: spec.registry.plain_http.unwrap_or(false),
         mapping,
         cni: spec.network.cni.clone(),
         pod_subnet,
@@ -428,6 +430,33 @@ impl Check<'_> {
             mapping,
             address,
         }
+    }
+
+    /// `spec.registry.plainHttp`: a problem beside a CA file (one of the two is a
+    /// mistake), otherwise a warning that says what it gives up.
+    fn plain_http(&mut self) -> Option<Problem> {
+        let spec = &self.inv.spec.registry;
+        if spec.plain_http != Some(true) {
+            return None;
+        }
+        if spec.ca_file.is_some() {
+            self.p(
+                "spec.registry.plainHttp",
+                "`caFile` is set too: a registry without TLS has no certificate (remove one of the two)".into(),
+            );
+            return None;
+        }
+        let secrets = match spec.pull_username {
+            Some(_) => "the pushing account's and the nodes' passwords",
+            None => "the pushing account's password",
+        };
+        Some(Problem::new(
+            "spec.registry.plainHttp",
+            format!(
+                "`{}` is spoken to over plain HTTP: {secrets} and every image cross the network unencrypted, and anyone on the path can serve the nodes other images under the same tags; give the registry a certificate (even a self-signed one, with `caFile`) when you can",
+                spec.host.trim()
+            ),
+        ))
     }
 
     /// The CNI, the DNS domain and kube-proxy's mode: (DNS domain, proxy mode).

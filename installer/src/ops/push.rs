@@ -86,13 +86,7 @@ pub(crate) async fn push_images(job: &ImagePush<'_>, reporter: &dyn Reporter) ->
         ),
     });
     let options = PushOptions {
-        connection: Connection {
-            host: cluster.registry_host.clone(),
-            plain_http: false,
-            ca_files,
-            cert_dir: None,
-            credentials,
-        },
+        connection: connection(cluster, ca_files, credentials),
         key: Some(key),
         public_projects: cluster.registry_pull_username.is_none(),
         ..PushOptions::default()
@@ -118,19 +112,29 @@ fn node_connection(
     ca_files: Vec<PathBuf>,
     pull_password: Option<&str>,
 ) -> Connection {
+    let credentials = cluster
+        .registry_pull_username
+        .clone()
+        .zip(pull_password)
+        .map(|(username, password)| bundle_registry::Credentials {
+            username,
+            password: password.to_string(),
+        });
+    connection(cluster, ca_files, credentials)
+}
+
+/// The registry as the inventory describes it (scheme, CA), with `credentials`.
+fn connection(
+    cluster: &Cluster,
+    ca_files: Vec<PathBuf>,
+    credentials: Option<bundle_registry::Credentials>,
+) -> Connection {
     Connection {
         host: cluster.registry_host.clone(),
-        plain_http: false,
+        plain_http: cluster.registry_plain_http,
         ca_files,
         cert_dir: None,
-        credentials: cluster
-            .registry_pull_username
-            .clone()
-            .zip(pull_password)
-            .map(|(username, password)| bundle_registry::Credentials {
-                username,
-                password: password.to_string(),
-            }),
+        credentials,
     }
 }
 
@@ -173,4 +177,54 @@ async fn check_node_pulls(
         ),
     });
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use bundle_testbed::images::{seed, Layer, TestImage};
+    use bundle_testbed::Registry;
+
+    use super::*;
+    use crate::Inventory;
+
+    fn cluster_for(registry: &str) -> Cluster {
+        let yaml = bundle_testbed::inventories::sample_inventory(3, 1);
+        let line = yaml.lines().find(|l| l.contains("registry:")).unwrap();
+        let yaml = yaml.replace(line, &format!("  registry: {registry}"));
+        Inventory::parse(&yaml).unwrap().validate(false).unwrap().0
+    }
+
+    /// The install's pushes and the nodes' pull check speak plain HTTP exactly when
+    /// the inventory says `plainHttp`, to a real registry without TLS.
+    #[tokio::test]
+    async fn plain_http_in_the_inventory_is_how_the_install_reaches_the_registry() {
+        let work = tempfile::tempdir().unwrap();
+        let registry = Registry::start().unwrap();
+        let image = TestImage::new(
+            "k8s/pause",
+            "3.9",
+            &[Layer {
+                seed: 3,
+                size: 4096,
+            }],
+        );
+        let seeded = seed(&registry.addr, &image, work.path()).unwrap();
+
+        let plain = cluster_for(&format!("{{host: \"{}\", plainHttp: true}}", registry.addr));
+        let node = node_connection(&plain, vec![], None);
+        check_pull(&node, "k8s/pause", &seeded.digest)
+            .await
+            .unwrap();
+
+        let tls = cluster_for(&format!("{{host: \"{}\"}}", registry.addr));
+        let err = check_pull(
+            &node_connection(&tls, vec![], None),
+            "k8s/pause",
+            &seeded.digest,
+        )
+        .await
+        .unwrap_err();
+        let shown = bundle_registry::Error::to_string(&err);
+        assert!(shown.contains(&registry.addr), "{shown}");
+    }
 }

@@ -370,16 +370,9 @@ async fn certificates(report: &mut StatusReport, masters: &[&SshHost]) {
         .sort_by(|a, b| (&a.host, &a.name).cmp(&(&b.host, &b.name)));
 }
 
-/// containerd's `containerd/registry` check: `/v2/` over TLS with its CA.
+/// containerd's `containerd/registry` check: `/v2/` as the nodes reach it.
 async fn registry_reach(host: &SshHost, cluster: &Cluster) -> RegistryReach {
-    let cacert = match cluster.registry_ca_file {
-        Some(_) => format!(" --cacert {}", crate::render::containerd::ca_path(cluster)),
-        None => String::new(),
-    };
-    let script = format!(
-        "curl -sS -o /dev/null -w '%{{http_code}}'{cacert} https://{}/v2/",
-        cluster.registry_host
-    );
+    let script = crate::render::containerd::registry_probe(cluster);
     let (reachable, detail) = match host.run(&script, None).await {
         Ok(out) => {
             let code = String::from_utf8_lossy(&out.stdout).trim().to_string();

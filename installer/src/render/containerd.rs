@@ -150,32 +150,42 @@ fn host_entry(s: &mut String, url: &str, override_path: bool, ca: Option<&str>) 
 }
 
 /// Every `hosts.toml`: (path, content). The registry's own first, then the mirrors.
+/// With `plainHttp` every URL is `http://`, which is all containerd needs to skip TLS
+/// for that host (no `skip_verify`: there is no certificate to skip).
 pub fn hosts_files(cluster: &Cluster, with_ca: bool) -> Vec<(String, String)> {
     let host = &cluster.registry_host;
+    let root = cluster.registry_url();
     let ca = with_ca.then(|| ca_path(cluster));
     let mut out = Vec::new();
-    let mut s =
-        format!("# Written by bundle: the cluster's registry.\nserver = \"https://{host}\"\n\n");
-    host_entry(&mut s, &format!("https://{host}"), false, ca.as_deref());
+    let mut s = format!("# Written by bundle: the cluster's registry.\nserver = \"{root}\"\n\n");
+    host_entry(&mut s, &root, false, ca.as_deref());
     out.push((format!("{CERTS_D}/{host}/hosts.toml"), s));
     for (upstream, server) in MIRRORED {
         let prefix = cluster.mapping.mirror_prefix(upstream);
         let mut s = format!("# Written by bundle: `{upstream}` images are served by {host}.\nserver = \"{server}\"\n\n");
         if prefix.is_empty() {
-            host_entry(&mut s, &format!("https://{host}"), false, ca.as_deref());
+            host_entry(&mut s, &root, false, ca.as_deref());
         } else {
             // The mapping puts `{upstream}/NAME` at `{host}/{prefix}/NAME`: the API
             // root of this mirror is `/v2/{prefix}`, which needs override_path.
-            host_entry(
-                &mut s,
-                &format!("https://{host}/v2/{prefix}"),
-                true,
-                ca.as_deref(),
-            );
+            host_entry(&mut s, &format!("{root}/v2/{prefix}"), true, ca.as_deref());
         }
         out.push((format!("{CERTS_D}/{upstream}/hosts.toml"), s));
     }
     out
+}
+
+/// A shell command that prints the HTTP status the registry's `/v2/` answers with,
+/// as the nodes reach it (their CA file, their scheme); curl's error on stderr.
+pub fn registry_probe(cluster: &Cluster) -> String {
+    let cacert = match &cluster.registry_ca_file {
+        Some(_) => format!(" --cacert {}", ca_path(cluster)),
+        None => String::new(),
+    };
+    format!(
+        "curl -sS -o /dev/null -w '%{{http_code}}'{cacert} {}/v2/",
+        cluster.registry_url()
+    )
 }
 
 /// `/etc/crictl.yaml`, so `crictl` talks to containerd without flags.

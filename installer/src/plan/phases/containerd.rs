@@ -87,9 +87,10 @@ pub(in crate::plan) fn config_files(ctx: &PlanContext) -> (Vec<Step>, Vec<String
 /// containerd answers, the registry answers with the configured CA, the sandbox
 /// image pulls.
 fn checks(ctx: &PlanContext) -> Vec<Step> {
-    let cacert = match ctx.registry_ca {
-        Some(_) => format!(" --cacert {}", containerd::ca_path(ctx.cluster)),
-        None => String::new(),
+    let reached = match (ctx.cluster.registry_plain_http, ctx.registry_ca.is_some()) {
+        (true, _) => "the registry answers over plain HTTP",
+        (false, true) => "the registry answers over TLS with the configured CA",
+        (false, false) => "the registry answers over TLS",
     };
     let sandbox = &ctx.sandbox_image;
     vec![
@@ -101,10 +102,11 @@ fn checks(ctx: &PlanContext) -> Vec<Step> {
         ),
         run(
             "containerd/registry",
-            "the registry answers over TLS with the configured CA",
+            reached,
             format!(
-                "code=$(curl -sS -o /dev/null -w '%{{http_code}}'{cacert} https://{h}/v2/); case \"$code\" in 200|401) ;; *) echo \"https://{h}/v2/ answered $code\" >&2; exit 1;; esac",
-                h = ctx.cluster.registry_host
+                "code=$({}); case \"$code\" in 200|401) ;; *) echo \"{}/v2/ answered $code\" >&2; exit 1;; esac",
+                containerd::registry_probe(ctx.cluster),
+                ctx.cluster.registry_url()
             ),
             None,
         ),
