@@ -223,6 +223,10 @@ impl Site {
             _registry: registry,
         };
         s.write_inventory("cluster.yaml", workers, &s.c.known_hosts());
+        // The masters' administrator, as a site has one (`spec.admin.users`).
+        for m in ["m1", "m2", "m3"] {
+            s.on_host(m, "useradd --create-home ops");
+        }
         // A joining master's etcd member is `unstarted` in the first two member lists
         // after its `kubeadm join`: the install has to wait for it.
         std::fs::write(s.c.shared_dir().join("etcd-unstarted-lists"), "2\n").unwrap();
@@ -258,6 +262,7 @@ spec:
   registry: {{host: '{deploy}:{REGISTRY_PORT}', caFile: registry-ca.crt}}
   network: {{cni: calico, podSubnet: 10.244.0.0/16, serviceSubnet: 10.96.0.0/12}}
   repo: {{servedBy: deploy, address: {deploy}, port: {REPO_PORT}}}
+  admin: {{users: [ops]}}
 ",
             key = self.c.identity_file().display(),
             kh = known_hosts.display(),
@@ -580,6 +585,23 @@ fn install_builds_an_ha_cluster_resumes_after_a_kill_and_changes_nothing_the_sec
     assert!(vip_answers(&s), "the VIP does not answer on 8443");
     assert_eq!(vip_holders(&s), vec!["m1".to_string()]);
 
+    // On every master `ops` has the admin kubeconfig, theirs alone, and bash
+    // completes kubectl and kubeadm from the scripts the installed binaries wrote.
+    for m in ["m1", "m2", "m3"] {
+        let owned = s.on_host(m, "stat -c '%U %a' ~ops/.kube ~ops/.kube/config && cmp /etc/kubernetes/admin.conf ~ops/.kube/config && echo same");
+        assert_eq!(owned, "ops 700\nops 600\nsame\n", "{m}");
+        let completes = s.on_host(m, "su - ops -c 'kubectl get nodes --no-headers | wc -l' && bash -c 'for f in /etc/bash_completion.d/kube*; do . $f; done; complete -p kubectl kubeadm'");
+        assert!(completes.starts_with("5\n"), "{m}: {completes}");
+        assert!(
+            completes.contains("complete -o default -F __start_kubectl kubectl"),
+            "{m}: {completes}"
+        );
+        assert!(
+            completes.contains("complete -o default -F __start_kubeadm kubeadm"),
+            "{m}: {completes}"
+        );
+    }
+
     // containerd really runs on every host, with the plan's config.
     for h in INVENTORY_HOSTS {
         let v = s.on_host(
@@ -888,6 +910,9 @@ fn install_builds_an_ha_cluster_resumes_after_a_kill_and_changes_nothing_the_sec
         s.c.read_host_file("m1", "/etc/kubernetes/admin.conf")
             .unwrap()
     );
+    for m in ["m1", "m2", "m3"] {
+        s.on_host(m, "cmp /etc/kubernetes/admin.conf ~ops/.kube/config");
+    }
     let calls = std::fs::read_to_string(shared.join("calls.log")).unwrap();
     let renewals: Vec<&str> = calls
         .lines()

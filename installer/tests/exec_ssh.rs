@@ -182,6 +182,7 @@ fn plan(phases: Vec<(PhaseName, Vec<HostPart>)>) -> Plan {
             })
             .collect(),
         notes: vec![],
+        admin_users: vec![],
         unique_captures: vec![],
         phases: phases
             .into_iter()

@@ -494,3 +494,28 @@ fn plain_http_is_accepted_with_a_warning_that_says_what_crosses_in_the_clear() {
     assert_eq!(cluster.registry_url(), "https://harbor.example.com");
     assert!(warnings.is_empty(), "{warnings:?}");
 }
+
+#[test]
+fn admin_users_must_be_login_names_other_than_root_and_listed_once() {
+    let cases = [
+        (
+            "[\"ops; rm -rf /\"]",
+            "spec.admin.users[0]",
+            "is not a login name",
+        ),
+        ("[Ops]", "spec.admin.users[0]", "is not a login name"),
+        (
+            "[root]",
+            "spec.admin.users[0]",
+            "root always gets the admin kubeconfig",
+        ),
+        ("[ops, ops]", "spec.admin.users[1]", "`ops` is listed twice"),
+    ];
+    for (users, field, needle) in cases {
+        let yaml = inventory_yaml(3, 1).replace(
+            "kubeProxy: {mode: ipvs}",
+            &format!("kubeProxy: {{mode: ipvs}}\n  admin: {{users: {users}}}"),
+        );
+        assert_problem(&problems(&yaml), field, needle);
+    }
+}

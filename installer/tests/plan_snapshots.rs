@@ -204,7 +204,7 @@ fn every_knob_yaml() -> String {
         )
         .replace(
             "kubeProxy: {mode: ipvs}",
-            "kubeProxy: {mode: ipvs, scheduler: wrr, strictARP: true}",
+            "kubeProxy: {mode: ipvs, scheduler: wrr, strictARP: true}\n  admin: {users: [ops, alice.b]}",
         )
 }
 
@@ -251,4 +251,60 @@ fn flannel_backend_shows_in_the_plan() {
         text.contains("[cni/manifest] flannel manifest, images from the registry, pod network 10.244.0.0/16, backend host-gw\n"),
         "{text}"
     );
+}
+
+#[test]
+fn admin_users_get_the_kubeconfig_on_every_master_wherever_root_does() {
+    let cluster = cluster_from(&every_knob_yaml());
+    let p = plan(&cluster, &facts(), &inputs()).unwrap();
+    let ids = |plan: &bundle_installer::Plan, host: &str| -> Vec<String> {
+        plan.host_steps(host).map(|(_, s)| s.id.clone()).collect()
+    };
+    for m in ["server5", "server6", "server7"] {
+        let ids = ids(&p, m);
+        let at = |id: &str| ids.iter().position(|i| i.ends_with(id));
+        for user in ["ops", "alice.b"] {
+            let copy = at(&format!("/kubeconfig-{user}")).expect("a copy for each user");
+            assert!(at("/kubeconfig").unwrap() < copy, "after root's on {m}");
+            let check = at(&format!("preflight/user-{user}")).expect("preflight");
+            assert!(
+                check < at("/kubeadm").unwrap(),
+                "checked before anything on {m}"
+            );
+        }
+        assert!(at("/completion").is_some(), "{m}: {ids:?}");
+    }
+    let worker = ids(&p, "server8");
+    assert!(
+        !worker
+            .iter()
+            .any(|i| i.contains("kubeconfig") || i.contains("user-") || i.contains("completion")),
+        "{worker:?}"
+    );
+    let text = p.to_text();
+    assert!(text.contains("install -o ops -g \"$group\" -m 0600 /etc/kubernetes/admin.conf \"$home/.kube/config\""), "{text}");
+
+    // Renewed certificates rewrite admin.conf: the users' copies follow.
+    let masters: Vec<String> = ["server5", "server6", "server7"].map(String::from).into();
+    let r = bundle_installer::plan::renewal(&p, &masters);
+    assert!(ids(&r, "server6").contains(&"renew/kubeconfig-alice.b".to_string()));
+
+    // A reset takes them away again.
+    let script = bundle_installer::ops::reset::reset_script(&p, "server6");
+    assert!(script.contains("home=$(getent passwd ops | cut -d: -f6); [ -z \"$home\" ] || rm -f \"$home/.kube/config\"\n"), "{script}");
+    assert!(
+        script.contains("rm -f /etc/bash_completion.d/kubectl\n"),
+        "{script}"
+    );
+
+    // completion: false leaves the completion out.
+    let off = cluster_from(&every_knob_yaml().replace(
+        "admin: {users: [ops, alice.b]}",
+        "admin: {completion: false}",
+    ));
+    let p = plan(&off, &facts(), &inputs()).unwrap();
+    assert!(!ids(&p, "server5")
+        .iter()
+        .any(|i| i.ends_with("/completion")));
+    assert!(!bundle_installer::ops::reset::reset_script(&p, "server5").contains("bash_completion"));
 }

@@ -32,6 +32,7 @@
 #   upgrade node [--config F]            a master's manifests to the cluster's version (this
 #                                        kubeadm must be that version); any node: done
 #   version [-o short]
+#   completion bash                      a loadable completion script
 # Cluster state shared between hosts (the double's "API"): /var/lib/fake-k8s-shared
 # (bind-mounted from the testbed): pki/ca.{crt,key}, endpoint, tokens, certificate-key,
 # version and image-repository (the cluster's, from init and upgrade apply),
@@ -53,6 +54,13 @@ die() {
     echo "$*" >&2
     exit 1
 }
+
+# As the real one: a script bash-completion can source.
+if [ "${1:-}" = completion ]; then
+    [ "${2:-}" = bash ] || die "unsupported shell type \"${2:-}\""
+    printf '# bash completion for kubeadm %s (fake)\n__start_kubeadm() { COMPREPLY=($(compgen -W "init join reset upgrade certs" -- "${COMP_WORDS[COMP_CWORD]}")); }\ncomplete -o default -F __start_kubeadm kubeadm\n' "$VERSION"
+    exit 0
+fi
 # first value of KEY: in a YAML file (quoted or not); for list items use ylist
 yget() { sed -n -E "s/^[[:space:]]*(- )?$1:[[:space:]]*\"?([^\"]*)\"?[[:space:]]*$/\\2/p" "$2" | head -n 1; }
 ylist() { grep -A1 -E "^[[:space:]]*$1:[[:space:]]*$" "$2" | tail -n 1 | sed -E 's/^[[:space:]]*-[[:space:]]*//; s/"//g; s/[[:space:]]*$//'; }

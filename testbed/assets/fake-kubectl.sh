@@ -29,6 +29,7 @@
 #   get node(s): VERSION is the node's kubelet's (shared kubelet-versions), this
 #   kubectl's version for a node that never reported one
 #   delete node N, get --raw /readyz, version, cluster-info
+#   completion bash                 a loadable completion script (no cluster needed)
 set -u
 VERSION=@VERSION@
 LOG=/var/log/fake-k8s
@@ -40,6 +41,13 @@ die() {
     echo "$*" >&2
     exit 1
 }
+
+# As the real one: no cluster needed, a script bash-completion can source.
+if [ "${1:-}" = completion ]; then
+    [ "${2:-}" = bash ] || die "error: unsupported shell type \"${2:-}\""
+    printf '# bash completion for kubectl %s (fake)\n__start_kubectl() { COMPREPLY=($(compgen -W "apply get drain cordon uncordon" -- "${COMP_WORDS[COMP_CWORD]}")); }\ncomplete -o default -F __start_kubectl kubectl\n' "$VERSION"
+    exit 0
+fi
 
 kubeconfig=${KUBECONFIG:-$HOME/.kube/config} explicit="" ns=default selector="" output="" noheaders="" file="" raw="" serverside=""
 pos=() rest=()

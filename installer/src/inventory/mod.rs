@@ -65,6 +65,28 @@ pub struct Spec {
     pub kube_proxy: KubeProxySpec,
     /// Where the bundle's yum repository is served from.
     pub repo: RepoSpec,
+    /// Who administers the cluster from the masters.
+    #[serde(default, skip_serializing_if = "AdminSpec::is_default")]
+    pub admin: AdminSpec,
+}
+
+/// `spec.admin`: the masters as the people who run the cluster log in to them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AdminSpec {
+    /// Users (existing on every master) who get `~/.kube/config`, a copy of
+    /// `admin.conf`: cluster-admin, as kubeadm's guide sets up for a regular user.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub users: Vec<String>,
+    /// kubectl and kubeadm bash completion in `/etc/bash_completion.d` (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completion: Option<bool>,
+}
+
+impl AdminSpec {
+    fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 /// One host.
@@ -424,6 +446,10 @@ pub struct Cluster {
     pub repo_port: u16,
     /// RPM target asked for.
     pub repo_target: Option<String>,
+    /// Users who get the admin kubeconfig on every master.
+    pub admin_users: Vec<String>,
+    /// kubectl and kubeadm bash completion on the masters.
+    pub shell_completion: bool,
 }
 
 impl serde::Serialize for Cidr {

@@ -68,6 +68,7 @@ pub(super) fn validate(
     let cni_options = c.cni_options();
     let repo = c.repo(&hosts, &ep);
     c.ssh();
+    c.admin();
     if !c.problems.is_empty() {
         return Err(c.problems);
     }
@@ -103,6 +104,8 @@ pub(super) fn validate(
         repo_address,
         repo_port: repo.port,
         repo_target: spec.repo.target.clone(),
+        admin_users: spec.admin.users.clone(),
+        shell_completion: spec.admin.completion.unwrap_or(true),
     };
     Ok((cluster, warnings))
 }
@@ -660,6 +663,30 @@ impl Check<'_> {
     }
 
     /// `spec.ssh` and every host's own `ssh`.
+    /// `spec.admin.users`: login names that go unquoted into shell commands, and not
+    /// root (who gets the kubeconfig anyway).
+    fn admin(&mut self) {
+        let users = &self.inv.spec.admin.users;
+        for (i, user) in users.iter().enumerate() {
+            let field = format!("spec.admin.users[{i}]");
+            let login = user.len() <= 32
+                && user.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+                && user
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_.-".contains(c));
+            if !login {
+                self.p(&field, format!("`{user}` is not a login name (lower-case letters, digits, `_`, `.`, `-`; at most 32)"));
+            } else if user == "root" {
+                self.p(
+                    &field,
+                    "root always gets the admin kubeconfig; list other users here".into(),
+                );
+            } else if users[..i].contains(user) {
+                self.p(&field, format!("`{user}` is listed twice"));
+            }
+        }
+    }
+
     fn ssh(&mut self) {
         let spec = &self.inv.spec;
         let mut specs: Vec<(String, &SshSpec)> = vec![("spec.ssh".to_string(), &spec.ssh)];

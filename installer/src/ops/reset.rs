@@ -92,6 +92,22 @@ pub fn reset_script(plan: &Plan, host: &str) -> String {
     ) {
         s.push_str(&format!("rm -rf {}\n", shell_quote(d)));
     }
+    for user in &plan.admin_users {
+        s.push_str(&format!(
+            "home=$(getent passwd {user} | cut -d: -f6); [ -z \"$home\" ] || rm -f \"$home/.kube/config\"\n"
+        ));
+    }
+    if plan
+        .host_steps(host)
+        .any(|(_, s)| s.id.ends_with("/completion"))
+    {
+        for tool in ["kubectl", "kubeadm"] {
+            s.push_str(&format!(
+                "rm -f {}/{tool}\n",
+                crate::plan::BASH_COMPLETION_D
+            ));
+        }
+    }
     s.push_str("systemctl daemon-reload >/dev/null 2>&1 || true\n");
     s
 }

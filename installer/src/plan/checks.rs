@@ -120,6 +120,7 @@ impl PlanContext<'_> {
             }),
             hosts,
             notes,
+            admin_users: cluster.admin_users.clone(),
             unique_captures: vec![
                 "hostname".into(),
                 "product-uuid".into(),

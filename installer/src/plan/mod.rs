@@ -38,6 +38,7 @@ pub(crate) use commands::{kubectl, CRICTL_ETCDCTL, ETCD_CONTAINER};
 pub use remove::{removal, Removal};
 pub use renew::renewal;
 pub use restore::{restoration, Restoration, RestoreMember, MANIFESTS_ASIDE, SNAPSHOT_PATH};
+pub(crate) use steps::BASH_COMPLETION_D;
 pub use text::{host_file_path, write_plan_dir};
 pub use upgrade::upgrade;
 
@@ -295,6 +296,10 @@ pub struct Plan {
     pub hosts: Vec<PlanHost>,
     /// Things the operator should know (assumptions, warnings).
     pub notes: Vec<String>,
+    /// Users besides root with the admin kubeconfig on the masters
+    /// (`spec.admin.users`), refreshed wherever root's is.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub admin_users: Vec<String>,
     /// Captured values that must differ between hosts (checked after preflight).
     pub unique_captures: Vec<String>,
     /// The phases, in order.

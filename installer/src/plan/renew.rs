@@ -4,7 +4,7 @@
 //! do not all reload them), the API server waited for, and root's kubeconfig copied
 //! again from the renewed `admin.conf`.
 
-use super::steps::{kubeconfig, run, wait};
+use super::steps::{kubeconfigs, run, wait};
 use super::{HostSteps, Phase, PhaseName, Plan};
 
 /// Containers kubeadm runs as static pods, restarted after a renewal.
@@ -47,8 +47,10 @@ pub fn renewal(installed: &Plan, masters: &[String]) -> Plan {
                     "curl -ksf -o /dev/null https://127.0.0.1:6443/readyz".into(),
                     300,
                 ),
-                kubeconfig("renew"),
-            ],
+            ]
+            .into_iter()
+            .chain(kubeconfigs("renew", &installed.admin_users))
+            .collect(),
         })
         .collect();
     let mut plan = installed.clone();

@@ -299,6 +299,7 @@ mod tests {
                 host("w1", "10.0.0.9", "worker"),
             ],
             notes: vec![],
+            admin_users: vec![],
             unique_captures: vec![],
             phases: vec![],
         }

@@ -21,7 +21,7 @@
 
 use super::checks::{self, PlanContext, PlanInputs};
 use super::phases::{self, cni, containerd, host, repo};
-use super::steps::{kubeconfig, run, step, wait, write};
+use super::steps::{completion, kubeconfigs, run, step, wait, write};
 use super::{HostStep, HostSteps, OnFailure, Phase, PhaseName, Plan, Step};
 use crate::facts::BundleFacts;
 use crate::inventory::{Cluster, Node};
@@ -241,7 +241,10 @@ fn control_plane(ctx: &PlanContext, t: &Target) -> Vec<HostSteps> {
                     Some(t.control_plane_at_target()),
                 ));
             }
-            s.push(kubeconfig("upgrade"));
+            s.extend(kubeconfigs("upgrade", &ctx.cluster.admin_users));
+            if ctx.cluster.shell_completion {
+                s.push(completion("upgrade"));
+            }
             host(m, i as u32, s)
         })
         .collect()

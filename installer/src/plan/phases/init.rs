@@ -2,7 +2,7 @@
 //! root's kubeconfig, and the API answering through the VIP.
 
 use super::super::checks::PlanContext;
-use super::super::steps::{capture, kubeconfig, run, wait, write};
+use super::super::steps::{capture, completion, kubeconfigs, run, wait, write};
 use super::super::HostSteps;
 use super::host;
 use crate::render::kubeadm;
@@ -11,7 +11,7 @@ use crate::secrets::CA_CERT_HASH;
 pub(super) fn steps(ctx: &PlanContext) -> Vec<HostSteps> {
     let cluster = ctx.cluster;
     let api = ctx.kubeadm_api;
-    let s = vec![
+    let mut s = vec![
         write(
             "init/config",
             &format!("kubeadm configuration ({api}){}", kube_proxy_settings(cluster)),
@@ -32,9 +32,20 @@ pub(super) fn steps(ctx: &PlanContext) -> Vec<HostSteps> {
             "openssl x509 -pubkey -noout -in /etc/kubernetes/pki/ca.crt | openssl pkey -pubin -outform der | sha256sum | sed 's/^\\([0-9a-f]*\\).*/sha256:\\1/'".into(),
             CA_CERT_HASH,
         ),
-        kubeconfig("init"),
-        wait("init/endpoint", &format!("the API answers through the VIP {}", ctx.endpoint), format!("curl -ksf -o /dev/null {}", kubeadm::readyz(&cluster.vip, cluster.lb_port)), 300),
     ];
+    s.extend(kubeconfigs("init", &cluster.admin_users));
+    if cluster.shell_completion {
+        s.push(completion("init"));
+    }
+    s.push(wait(
+        "init/endpoint",
+        &format!("the API answers through the VIP {}", ctx.endpoint),
+        format!(
+            "curl -ksf -o /dev/null {}",
+            kubeadm::readyz(&cluster.vip, cluster.lb_port)
+        ),
+        300,
+    ));
     vec![host(ctx.first, 0, s)]
 }
 

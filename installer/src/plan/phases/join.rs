@@ -4,7 +4,7 @@
 //! at once.
 
 use super::super::checks::PlanContext;
-use super::super::steps::{join, kubeconfig, run, wait};
+use super::super::steps::{completion, join, kubeconfigs, run, wait};
 use super::super::{HostSteps, Step};
 use super::host;
 use crate::inventory::Node;
@@ -51,7 +51,10 @@ fn master(ctx: &PlanContext, m: &Node) -> Vec<Step> {
         ),
         300,
     ));
-    s.push(kubeconfig("join"));
+    s.extend(kubeconfigs("join", &ctx.cluster.admin_users));
+    if ctx.cluster.shell_completion {
+        s.push(completion("join"));
+    }
     s.push(etcd_member(ctx, m));
     s
 }

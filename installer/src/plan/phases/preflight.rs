@@ -61,6 +61,19 @@ fn system(ctx: &PlanContext, n: &Node) -> Vec<Step> {
             or_fail("[ \"$(awk '/^MemTotal:/ {print int($2/1024)}' /proc/meminfo)\" -ge 1700 ]", "$(awk '/^MemTotal:/ {print int($2/1024)}' /proc/meminfo) MiB of memory: a master needs 2 GiB"),
             None,
         ));
+        for user in &ctx.cluster.admin_users {
+            s.push(run(
+                &format!("preflight/user-{user}"),
+                &format!("the admin user `{user}` exists (spec.admin.users)"),
+                or_fail(
+                    &format!("getent passwd {user} >/dev/null"),
+                    &format!(
+                        "no user `{user}` here: create it, or take it out of spec.admin.users"
+                    ),
+                ),
+                None,
+            ));
+        }
     }
     s
 }
