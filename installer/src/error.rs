@@ -147,6 +147,10 @@ pub enum Error {
         detail: String,
     },
 
+    /// The external etcd's certificates could not be made or read back.
+    #[error("cannot make the external etcd's certificates: {0}")]
+    Pki(String),
+
     /// Random bytes for secrets could not be had.
     #[error("cannot generate secrets: no randomness from the operating system")]
     Random(#[source] std::io::Error),

@@ -47,6 +47,7 @@ pub mod facts;
 pub mod inventory;
 pub mod net;
 pub mod ops;
+pub mod pki;
 pub mod plan;
 
 pub mod release;

@@ -13,7 +13,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::Error;
+use crate::{pki, Error};
 
 /// One generated secret.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -160,6 +160,35 @@ impl Secrets {
         }
     }
 
+    /// [`Secrets::load_or_create`], then the external etcd's certificates for the
+    /// plan's etcd members made and added to the file where missing (see
+    /// [`crate::pki`]): what an execution of `plan` needs.
+    pub fn load_for_plan(path: &Path, plan: &crate::Plan) -> Result<Self, Error> {
+        let mut secrets = Self::load_or_create(path)?;
+        let members: Vec<pki::EtcdMember> = plan
+            .hosts
+            .iter()
+            .filter(|h| h.roles.iter().any(|r| r == "etcd"))
+            .filter_map(|h| {
+                Some(pki::EtcdMember {
+                    name: h.name.clone(),
+                    address: h.address.parse().ok()?,
+                })
+            })
+            .collect();
+        if members.is_empty() {
+            return Ok(secrets);
+        }
+        let added = pki::missing_entries(&secrets.0, &members)?;
+        if !added.is_empty() {
+            for (entry, value) in added {
+                secrets.0.insert(format!("{}{entry}", pki::PREFIX), value);
+            }
+            secrets.replace(path)?;
+        }
+        Ok(secrets)
+    }
+
     fn write(&self, path: &Path) -> Result<(), Error> {
         use std::os::unix::fs::OpenOptionsExt;
         let err = |source| Error::Write {
@@ -178,6 +207,18 @@ impl Secrets {
         f.sync_all().map_err(err)
     }
 
+    /// Writes the file anew beside `path` and renames it over, so that a crash leaves
+    /// the old secrets or the new ones, never half a file.
+    fn replace(&self, path: &Path) -> Result<(), Error> {
+        let tmp = path.with_extension("json.new");
+        let _ = std::fs::remove_file(&tmp);
+        self.write(&tmp)?;
+        std::fs::rename(&tmp, path).map_err(|source| Error::Write {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+
     /// Replaces every `<secret:NAME>` in `text` by its value, and `<runtime:NAME>` by
     /// the value in `runtime` when known: what an executor does before writing a file.
     pub fn resolve(&self, text: &str, runtime: &BTreeMap<String, String>) -> String {
@@ -190,6 +231,12 @@ impl Secrets {
             .iter()
             .map(|s| (s.placeholder(), self.get(*s).to_string()))
             .collect();
+        for (k, v) in self.0.range(pki::PREFIX.to_string()..) {
+            if !k.starts_with(pki::PREFIX) {
+                break;
+            }
+            values.insert(format!("<secret:{k}>"), v.clone());
+        }
         for (k, v) in runtime {
             values.insert(runtime_placeholder(k), v.clone());
         }

@@ -100,7 +100,18 @@ struct LocalEtcd {
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct Etcd {
-    local: LocalEtcd,
+    local: Option<LocalEtcd>,
+    external: Option<ExternalEtcd>,
+}
+
+/// upstream `ExternalEtcd`: `endpoints`, `caFile`, `certFile`, `keyFile`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ExternalEtcd {
+    endpoints: Vec<String>,
+    ca_file: String,
+    cert_file: String,
+    key_file: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -272,7 +283,11 @@ fn check_init(k8s: &str, api: &str) {
             "172.25.19.7"
         ]
     );
-    assert_eq!(cc.etcd.local.data_dir, "/var/lib/etcd");
+    assert_eq!(
+        cc.etcd.local.expect("stacked etcd").data_dir,
+        "/var/lib/etcd"
+    );
+    assert!(cc.etcd.external.is_none());
 
     let kp: KubeProxyConfiguration = parse(&docs["KubeProxyConfiguration"]);
     assert_eq!(
@@ -351,4 +366,42 @@ fn the_mirror_structs_refuse_a_field_upstream_does_not_have() {
     let bad = docs["ClusterConfiguration"]
         .replace("clusterName:", "podSubnet: \"10.0.0.0/8\"\nclusterName:");
     assert!(serde_saphyr::from_str::<ClusterConfiguration>(&bad).is_err());
+}
+
+#[test]
+fn external_etcd_is_the_cluster_configurations_etcd_external_in_both_apis() {
+    for (k8s, api) in [
+        ("v1.29.2", "kubeadm.k8s.io/v1beta3"),
+        ("v1.31.1", "kubeadm.k8s.io/v1beta4"),
+    ] {
+        let cluster = cluster_from(&external_etcd_inventory());
+        let plan = plan(
+            &cluster,
+            &facts_with(k8s, Some("1.7.13"), "calico"),
+            &inputs(),
+        )
+        .unwrap();
+        let docs = documents(&file_of(&plan, "server5", INIT_PATH));
+        let cc: ClusterConfiguration = parse(&docs["ClusterConfiguration"]);
+        assert_eq!(cc.api_version, api);
+        assert!(cc.etcd.local.is_none(), "{api}");
+        let ext = cc.etcd.external.expect("etcd.external");
+        assert_eq!(
+            ext.endpoints,
+            [
+                "https://172.25.19.21:2379",
+                "https://172.25.19.22:2379",
+                "https://172.25.19.23:2379"
+            ]
+        );
+        assert_eq!(ext.ca_file, "/etc/kubernetes/pki/etcd/ca.crt");
+        assert_eq!(
+            ext.cert_file,
+            "/etc/kubernetes/pki/apiserver-etcd-client.crt"
+        );
+        assert_eq!(
+            ext.key_file,
+            "/etc/kubernetes/pki/apiserver-etcd-client.key"
+        );
+    }
 }

@@ -68,6 +68,25 @@ pub struct Spec {
     /// Who administers the cluster from the masters.
     #[serde(default, skip_serializing_if = "AdminSpec::is_default")]
     pub admin: AdminSpec,
+    /// Where etcd runs; unset: stacked, one member on every master.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etcd: Option<EtcdSpec>,
+}
+
+/// `spec.etcd`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EtcdSpec {
+    /// etcd on hosts of its own (kubeadm's "external etcd" topology).
+    pub external: ExternalEtcdSpec,
+}
+
+/// `spec.etcd.external`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ExternalEtcdSpec {
+    /// Names of the `spec.hosts` entries with the role `etcd`, one member each.
+    pub hosts: Vec<String>,
 }
 
 /// `spec.admin`: the masters as the people who run the cluster log in to them.
@@ -386,6 +405,9 @@ pub struct Node {
     pub master: bool,
     /// Runs workloads.
     pub worker: bool,
+    /// Runs an external etcd member, and nothing else of the cluster.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub etcd: bool,
     /// Interface for the VIP (masters).
     pub interface: String,
 }
@@ -462,6 +484,26 @@ impl Cluster {
     /// Masters in inventory order.
     pub fn masters(&self) -> impl Iterator<Item = &Node> {
         self.nodes.iter().filter(|n| n.master)
+    }
+
+    /// Hosts that are Kubernetes nodes (masters and workers), in inventory order.
+    pub fn kube_nodes(&self) -> impl Iterator<Item = &Node> {
+        self.nodes.iter().filter(|n| n.master || n.worker)
+    }
+
+    /// Nodes that join as workers only.
+    pub fn workers_only(&self) -> impl Iterator<Item = &Node> {
+        self.nodes.iter().filter(|n| n.worker && !n.master)
+    }
+
+    /// External etcd members in inventory order; none when etcd is stacked.
+    pub fn etcd_hosts(&self) -> impl Iterator<Item = &Node> {
+        self.nodes.iter().filter(|n| n.etcd)
+    }
+
+    /// etcd runs on hosts of its own (`spec.etcd.external`).
+    pub fn external_etcd(&self) -> bool {
+        self.nodes.iter().any(|n| n.etcd)
     }
 
     /// The master that runs `kubeadm init`.

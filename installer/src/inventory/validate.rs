@@ -69,6 +69,7 @@ pub(super) fn validate(
     let repo = c.repo(&hosts, &ep);
     c.ssh();
     c.admin();
+    warnings.extend(c.external_etcd(force));
     if !c.problems.is_empty() {
         return Err(c.problems);
     }
@@ -168,7 +169,7 @@ impl Check<'_> {
                 );
             }
             let address = self.host_address(i, &mut addresses);
-            let (master, worker) = self.roles(i);
+            let (master, worker, etcd) = self.roles(i);
             if let Some(iface) = &h.interface {
                 if !is_interface(iface) {
                     self.p(
@@ -183,6 +184,7 @@ impl Check<'_> {
                     address,
                     master,
                     worker,
+                    etcd,
                     interface: h
                         .interface
                         .clone()
@@ -217,27 +219,37 @@ impl Check<'_> {
         }
     }
 
-    /// `spec.hosts[i].roles`: (master, worker).
-    fn roles(&mut self, i: usize) -> (bool, bool) {
+    /// `spec.hosts[i].roles`: (master, worker, etcd).
+    fn roles(&mut self, i: usize) -> (bool, bool, bool) {
         let h = &self.inv.spec.hosts[i];
-        let (mut master, mut worker) = (false, false);
+        let (mut master, mut worker, mut etcd) = (false, false, false);
         if h.roles.is_empty() {
             self.p(
                 &format!("spec.hosts[{i}].roles"),
-                "no roles; give `master`, `worker` or both".into(),
+                "no roles; give `master`, `worker` or both (or `etcd` alone)".into(),
             );
         }
         for (j, r) in h.roles.iter().enumerate() {
             match r.as_str() {
                 "master" => master = true,
                 "worker" => worker = true,
+                "etcd" => etcd = true,
                 other => self.p(
                     &format!("spec.hosts[{i}].roles[{j}]"),
-                    format!("unknown role `{other}`; roles are `master` and `worker`"),
+                    format!("unknown role `{other}`; roles are `master`, `worker` and `etcd`"),
                 ),
             }
         }
-        (master, worker)
+        if etcd && (master || worker) {
+            // A master already runs a member (stacked etcd); a worker's pods would
+            // share the disk etcd's latency depends on.
+            self.p(
+                &format!("spec.hosts[{i}].roles"),
+                "`etcd` is a role of its own: an external etcd host is neither master nor worker"
+                    .into(),
+            );
+        }
+        (master, worker, etcd)
     }
 
     /// An HA number of masters; with `force`, a warning. Returns the warnings.
@@ -663,6 +675,71 @@ impl Check<'_> {
     }
 
     /// `spec.ssh` and every host's own `ssh`.
+    /// `spec.etcd.external.hosts`: exactly the hosts with the role `etcd`, an odd
+    /// number of at least 3 (with `--force`, fewer is a warning, as for masters).
+    fn external_etcd(&mut self, force: bool) -> Vec<Problem> {
+        let hosts = &self.inv.spec.hosts;
+        let with_role: Vec<&str> = hosts
+            .iter()
+            .filter(|h| h.roles.iter().any(|r| r == "etcd"))
+            .map(|h| h.name.as_str())
+            .collect();
+        let Some(etcd) = &self.inv.spec.etcd else {
+            if !with_role.is_empty() {
+                self.p("spec.etcd", format!("{} ha{} the role `etcd`, but `spec.etcd.external.hosts` is not set; list them there for external etcd", with_role.join(", "), if with_role.len() == 1 { "s" } else { "ve" }));
+            }
+            return vec![];
+        };
+        let listed = &etcd.external.hosts;
+        for (i, name) in listed.iter().enumerate() {
+            let field = format!("spec.etcd.external.hosts[{i}]");
+            if listed[..i].contains(name) {
+                self.p(&field, format!("`{name}` is listed twice"));
+            } else if !with_role.contains(&name.as_str()) {
+                let hint = match hosts.iter().any(|h| &h.name == name) {
+                    true => "give it the role `etcd` (and no other)",
+                    false => "it is not in `spec.hosts`",
+                };
+                self.p(&field, format!("`{name}` is not an etcd host: {hint}"));
+            }
+        }
+        for name in with_role.iter().filter(|n| !listed.iter().any(|l| l == *n)) {
+            self.p(
+                "spec.etcd.external.hosts",
+                format!("`{name}` has the role `etcd` but is not listed"),
+            );
+        }
+        let n = listed.len();
+        let why = match n {
+            0 => {
+                self.p("spec.etcd.external.hosts", "no hosts: external etcd needs 3, 5 or 7 (or leave `spec.etcd` out for etcd on the masters)".into());
+                return vec![];
+            }
+            1 | 2 => format!(
+                "{n} etcd member{} cannot keep quorum when one fails; HA needs 3, 5 or 7",
+                if n == 1 { "" } else { "s" }
+            ),
+            _ if n % 2 == 0 => format!(
+                "{n} etcd members tolerate no more failures than {}; use an odd number",
+                n - 1
+            ),
+            _ if n > 7 => format!(
+                "{n} etcd members: at most 7 are supported (every write waits for a majority)"
+            ),
+            _ => return vec![],
+        };
+        if force && n <= 7 {
+            return vec![Problem::new("spec.etcd.external.hosts", why)];
+        }
+        let how = if n <= 7 {
+            " (pass `--force` to install anyway)"
+        } else {
+            ""
+        };
+        self.p("spec.etcd.external.hosts", format!("{why}{how}"));
+        vec![]
+    }
+
     /// `spec.admin.users`: login names that go unquoted into shell commands, and not
     /// root (who gets the kubeconfig anyway).
     fn admin(&mut self) {

@@ -86,7 +86,7 @@ pub fn plan_install(opts: &PlanOptions) -> Result<PlanOutcome, Error> {
     })?;
     let secrets_path = opts.plan_out.join("secrets.json");
     let secrets_created = !secrets_path.exists();
-    Secrets::load_or_create(&secrets_path)?;
+    Secrets::load_for_plan(&secrets_path, &plan)?;
     write_plan_dir(&plan, &opts.plan_out)?;
     Ok(PlanOutcome {
         plan,

@@ -92,6 +92,14 @@ pub fn reset_script(plan: &Plan, host: &str) -> String {
     ) {
         s.push_str(&format!("rm -rf {}\n", shell_quote(d)));
     }
+    let etcd_member = plan
+        .hosts
+        .iter()
+        .any(|h| h.name == host && h.roles.iter().any(|r| r == "etcd"));
+    if etcd_member {
+        // The member's data: a new install makes a new cluster with a new CA.
+        s.push_str(&format!("rm -rf {}\n", crate::render::etcd::DATA_DIR));
+    }
     for user in &plan.admin_users {
         s.push_str(&format!(
             "home=$(getent passwd {user} | cut -d: -f6); [ -z \"$home\" ] || rm -f \"$home/.kube/config\"\n"

@@ -61,6 +61,9 @@ pub struct PlanContext<'a> {
     pub image_repository: String,
     /// The pause image, as the nodes pull it.
     pub sandbox_image: String,
+    /// The etcd image external members run, as they pull it (`None`: stacked etcd,
+    /// kubeadm picks its own).
+    pub etcd_image: Option<String>,
     /// The CNI the bundle carries and the inventory asks for.
     pub cni: &'a CniFacts,
     /// Its manifest, rewritten for the registry and the pod network.
@@ -139,6 +142,9 @@ impl PlanContext<'_> {
         if n.worker {
             roles.push("worker".to_string());
         }
+        if n.etcd {
+            roles.push("etcd".to_string());
+        }
         let mut duties = vec![];
         if n.name == self.first.name {
             duties.push("kubeadm init".to_string());
@@ -149,6 +155,9 @@ impl PlanContext<'_> {
                 if i == 0 { "MASTER" } else { "BACKUP" },
                 keepalived::priority(i)
             ));
+        }
+        if n.etcd {
+            duties.push("etcd member".to_string());
         }
         if self.serves_repo(n) {
             duties.push(format!("yum repository on port {}", self.cluster.repo_port));
@@ -196,6 +205,10 @@ pub(super) fn check<'a>(
     let containerd_config_version = containerd::config_version(facts.containerd_major());
     let image_repository = check_kubeadm_images(cluster, facts, &mut f);
     let sandbox_image = sandbox_image(cluster, facts, &mut f);
+    let etcd_image = cluster
+        .external_etcd()
+        .then(|| newest_k8s_image(cluster, facts, "etcd"))
+        .flatten();
     let cni = check_cni(cluster, facts, &mut f);
     let rpm_repo = rpm_repo(cluster, facts, &mut f);
     let node_packages = pick(rpm_repo, NODE_PACKAGES, REQUIRED_NODE_PACKAGES, &mut f);
@@ -224,6 +237,7 @@ pub(super) fn check<'a>(
         containerd_config_version,
         image_repository,
         sandbox_image,
+        etcd_image,
         cni,
         cni_manifest,
         rpm_repo,
@@ -319,32 +333,31 @@ fn check_kubeadm_images(cluster: &Cluster, facts: &BundleFacts, f: &mut Findings
 
 /// The newest pause image the bundle carries, as the nodes pull it.
 fn sandbox_image(cluster: &Cluster, facts: &BundleFacts, f: &mut Findings) -> String {
-    let pause = facts
+    newest_k8s_image(cluster, facts, "pause").unwrap_or_else(|| {
+        f.problem(
+            "bundle",
+            "the bundle carries no `registry.k8s.io/pause` image (the sandbox image)".to_string(),
+        );
+        String::new()
+    })
+}
+
+/// The newest tag of `registry.k8s.io/NAME` the bundle carries, as the nodes pull it.
+fn newest_k8s_image(cluster: &Cluster, facts: &BundleFacts, name: &str) -> Option<String> {
+    let newest = facts
         .images
         .iter()
         .filter(|i| {
             bundle_registry::mapping::K8S_REGISTRIES.contains(&i.registry.as_str())
-                && i.repository == "pause"
+                && i.repository == name
                 && i.tag.is_some()
         })
-        .max_by_key(|i| version_key(i.tag.as_deref().unwrap_or_default()));
-    match pause {
-        Some(p) => cluster
-            .mapping
-            .map(&ImageReference {
-                digest: None,
-                ..p.clone()
-            })
-            .to_string(),
-        None => {
-            f.problem(
-                "bundle",
-                "the bundle carries no `registry.k8s.io/pause` image (the sandbox image)"
-                    .to_string(),
-            );
-            String::new()
-        }
-    }
+        .max_by_key(|i| version_key(i.tag.as_deref().unwrap_or_default()))?;
+    let untagged = ImageReference {
+        digest: None,
+        ..newest.clone()
+    };
+    Some(cluster.mapping.map(&untagged).to_string())
 }
 
 /// The CNI the inventory asks for, carried by the bundle, and its rewritten manifest.

@@ -62,13 +62,16 @@ pub fn plan(
             name,
             hosts: phases::steps(name, &ctx),
         })
+        // Only the etcd phase is optional: every other one shows, even when a
+        // re-plan finds nothing left for it to do.
+        .filter(|p| p.name != PhaseName::Etcd || !p.hosts.is_empty())
         .collect();
     let mut plan = ctx.into_plan(phases);
     plan.notes.push("the bootstrap token is valid for 24 hours after `kubeadm init`; joins after that need a new one".into());
     Ok(plan)
 }
 
-/// The nine phases, in order.
+/// The phases, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PhaseName {
@@ -80,6 +83,9 @@ pub enum PhaseName {
     Os,
     /// containerd configured for the registry.
     Containerd,
+    /// External etcd (`spec.etcd.external`): certificates, the members as static pods,
+    /// the API servers' client certificate. Left out of plans with stacked etcd.
+    Etcd,
     /// haproxy and keepalived on the masters.
     Lb,
     /// `kubeadm init` on the first master.
@@ -106,11 +112,12 @@ pub enum PhaseName {
 
 impl PhaseName {
     /// Every phase of an install, in order.
-    pub const ALL: [PhaseName; 9] = [
+    pub const ALL: [PhaseName; 10] = [
         PhaseName::Preflight,
         PhaseName::Repo,
         PhaseName::Os,
         PhaseName::Containerd,
+        PhaseName::Etcd,
         PhaseName::Lb,
         PhaseName::Init,
         PhaseName::Join,
@@ -131,6 +138,7 @@ impl PhaseName {
             PhaseName::Repo => "repo",
             PhaseName::Os => "os",
             PhaseName::Containerd => "containerd",
+            PhaseName::Etcd => "etcd",
             PhaseName::Lb => "lb",
             PhaseName::Init => "init",
             PhaseName::Join => "join",

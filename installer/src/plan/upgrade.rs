@@ -269,7 +269,7 @@ fn upgrade_plan(t: &Target) -> Step {
 /// A group takes three waves: drained from the first master, upgraded on the nodes,
 /// uncordoned and waited for from the first master.
 fn nodes(ctx: &PlanContext, t: &Target, at_once: usize) -> Vec<HostSteps> {
-    let workers: Vec<&Node> = ctx.cluster.nodes.iter().filter(|n| !n.master).collect();
+    let workers: Vec<&Node> = ctx.cluster.workers_only().collect();
     let groups = ctx
         .masters
         .iter()

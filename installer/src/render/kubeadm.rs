@@ -158,7 +158,7 @@ pub fn init_config(
     for san in cert_sans(cluster) {
         let _ = writeln!(s, "    - {}", q(&san));
     }
-    let _ = writeln!(s, "etcd:\n  local:\n    dataDir: \"/var/lib/etcd\"");
+    etcd_config(&mut s, cluster);
     let _ = writeln!(s, "---");
     let _ = writeln!(
         s,
@@ -179,6 +179,27 @@ pub fn init_config(
     );
     let _ = writeln!(s, "cgroupDriver: \"systemd\"");
     s
+}
+
+/// `ClusterConfiguration.etcd`: stacked on the masters, or the external members with
+/// the CA and the API server's client certificate (which `--upload-certs` also hands
+/// to the joining masters).
+fn etcd_config(s: &mut String, cluster: &Cluster) {
+    if !cluster.external_etcd() {
+        let _ = writeln!(s, "etcd:\n  local:\n    dataDir: \"/var/lib/etcd\"");
+        return;
+    }
+    let _ = writeln!(s, "etcd:\n  external:\n    endpoints:");
+    for url in crate::render::etcd::client_urls(cluster) {
+        let _ = writeln!(s, "      - {}", q(&url));
+    }
+    let _ = writeln!(
+        s,
+        "    caFile: {}",
+        q(&format!("{}/ca.crt", crate::pki::ETCD_DIR))
+    );
+    let _ = writeln!(s, "    certFile: {}", q(crate::pki::APISERVER_CLIENT_CRT));
+    let _ = writeln!(s, "    keyFile: {}", q(crate::pki::APISERVER_CLIENT_KEY));
 }
 
 /// The `kubeadm join --config` file for `node`. Control-plane joins carry the

@@ -5,6 +5,7 @@
 
 pub mod cni;
 pub mod containerd;
+pub mod etcd;
 pub mod haproxy;
 pub mod keepalived;
 pub mod kubeadm;

@@ -76,7 +76,7 @@ pub fn run_plan(
         let inventory = Inventory::load(inventory_path)?;
         let state_dir = StateDir::open(state)?;
         let _lock = state_dir.lock()?;
-        let secrets = Secrets::load_or_create(&state.join("secrets.json"))?;
+        let secrets = Secrets::load_for_plan(&state.join("secrets.json"), plan)?;
         state_dir.set_applied_plan(plan)?;
         let parts = EngineParts {
             plan,

@@ -21,6 +21,20 @@ pub fn cluster_from(yaml: &str) -> Cluster {
     inv.validate(false).expect("inventory is valid").0
 }
 
+/// The sample inventory (3 masters, 1 worker) with three external etcd hosts,
+/// `etcd1`–`etcd3` at 172.25.19.21–23.
+pub fn external_etcd_inventory() -> String {
+    let etcd_hosts: String = (1..=3)
+        .map(|i| format!("    - {{name: etcd{i}, address: 172.25.19.2{i}, roles: [etcd]}}\n"))
+        .collect();
+    inventory_yaml(3, 1)
+        .replace("  ssh:", &format!("{etcd_hosts}  ssh:"))
+        .replace(
+            "  kubeProxy:",
+            "  etcd: {external: {hosts: [etcd1, etcd2, etcd3]}}\n  kubeProxy:",
+        )
+}
+
 pub fn cluster(masters: usize, workers: usize) -> Cluster {
     cluster_from(&inventory_yaml(masters, workers))
 }

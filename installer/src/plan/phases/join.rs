@@ -21,7 +21,7 @@ pub(super) fn steps(ctx: &PlanContext) -> Vec<HostSteps> {
         hosts.push(host(m, wave, master(ctx, m)));
         wave += 1;
     }
-    for w in ctx.cluster.nodes.iter().filter(|n| !n.master) {
+    for w in ctx.cluster.workers_only() {
         hosts.push(host(w, wave, join(ctx, w).into()));
     }
     hosts
@@ -55,7 +55,9 @@ fn master(ctx: &PlanContext, m: &Node) -> Vec<Step> {
     if ctx.cluster.shell_completion {
         s.push(completion("join"));
     }
-    s.push(etcd_member(ctx, m));
+    if !ctx.cluster.external_etcd() {
+        s.push(etcd_member(ctx, m));
+    }
     s
 }
 

@@ -3,6 +3,7 @@
 
 pub(super) mod cni;
 pub(super) mod containerd;
+mod etcd;
 mod init;
 mod join;
 pub(super) mod lb;
@@ -22,6 +23,7 @@ pub(super) fn steps(phase: PhaseName, ctx: &PlanContext) -> Vec<HostSteps> {
         PhaseName::Repo => repo::steps(ctx),
         PhaseName::Os => os::steps(ctx),
         PhaseName::Containerd => containerd::steps(ctx),
+        PhaseName::Etcd => etcd::steps(ctx),
         PhaseName::Lb => lb::steps(ctx),
         PhaseName::Init => init::steps(ctx),
         PhaseName::Join => join::steps(ctx),

@@ -81,10 +81,11 @@ fn system(ctx: &PlanContext, n: &Node) -> Vec<Step> {
 /// Free ports, the VIP's interface, and nothing on the VIP yet.
 fn ports(ctx: &PlanContext, n: &Node) -> Vec<Step> {
     let cluster = ctx.cluster;
-    let mut ports: Vec<u16> = if n.master {
-        RESERVED_PORTS.to_vec()
-    } else {
-        vec![10250]
+    let mut ports: Vec<u16> = match (n.master, n.etcd) {
+        (true, _) => RESERVED_PORTS.to_vec(),
+        // clients, peers, metrics, and the kubelet that runs the member.
+        (false, true) => vec![2379, 2380, 2381, 10250],
+        (false, false) => vec![10250],
     };
     if n.master {
         ports.extend([cluster.lb_port, cluster.stats_port]);
@@ -99,7 +100,10 @@ fn ports(ctx: &PlanContext, n: &Node) -> Vec<Step> {
         "preflight/ports",
         &format!("ports {} free", list.replace('|', ", ")),
         format!("used=$(ss -Htln | awk '{{print $4}}' | grep -Eo ':({list})$' | sort -u | tr -d : | tr '\\n' ' '); [ -z \"$used\" ] || {{ echo \"ports in use: $used\" >&2; exit 1; }}"),
-        Some("test -f /etc/kubernetes/kubelet.conf".into()),
+        Some(match n.etcd {
+            true => format!("test -f {}", crate::render::etcd::MANIFEST_PATH),
+            false => "test -f /etc/kubernetes/kubelet.conf".into(),
+        }),
     )];
     if ctx.serves_repo(n) {
         s.push(run(

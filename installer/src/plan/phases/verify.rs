@@ -1,9 +1,11 @@
 //! Phase `verify`: every node Ready and one etcd member per master (asked on the
-//! first master), every haproxy backend UP, the API answering on the VIP from every
+//! first master; with external etcd, one per etcd host, asked on the first of them,
+//! every member healthy), every haproxy backend UP, the API answering on the VIP from every
 //! host. A re-run always looks again. Once a host's checks passed, the release is
 //! recorded on it (and, from the first master, in the cluster).
 
 use super::super::checks::PlanContext;
+use super::super::commands::{CRICTL_ETCDCTL, ETCD_CONTAINER};
 use super::super::steps::{or_fail, run, wait, write};
 use super::super::{HostSteps, Step};
 use super::host;
@@ -18,6 +20,14 @@ pub(super) fn steps(ctx: &PlanContext) -> Vec<HostSteps> {
             let mut s = Vec::new();
             if n.name == ctx.first.name {
                 s.extend(cluster_checks(ctx));
+            }
+            if ctx
+                .cluster
+                .etcd_hosts()
+                .next()
+                .is_some_and(|e| e.name == n.name)
+            {
+                s.push(external_etcd_members(ctx));
             }
             if n.master {
                 s.push(haproxy_backends(ctx));
@@ -37,30 +47,46 @@ pub(super) fn steps(ctx: &PlanContext) -> Vec<HostSteps> {
         .collect()
 }
 
-/// Nodes Ready and etcd's members, asked once.
-fn cluster_checks(ctx: &PlanContext) -> [Step; 2] {
-    let node_count = ctx.cluster.nodes.len();
+/// Nodes Ready and (stacked) etcd's members, asked once.
+fn cluster_checks(ctx: &PlanContext) -> Vec<Step> {
+    let node_count = ctx.cluster.kube_nodes().count();
     let masters = ctx.masters.len();
     let (kubectl, etcdctl) = (&ctx.kubectl, &ctx.etcdctl);
-    [
-        wait(
-            "verify/nodes-ready",
-            &format!("all {node_count} nodes Ready"),
-            format!("[ \"$({kubectl} get nodes --no-headers | awk '$2 == \"Ready\"' | wc -l)\" -eq {node_count} ]"),
-            600,
-        ),
+    let nodes = wait(
+        "verify/nodes-ready",
+        &format!("all {node_count} nodes Ready"),
+        format!("[ \"$({kubectl} get nodes --no-headers | awk '$2 == \"Ready\"' | wc -l)\" -eq {node_count} ]"),
+        600,
+    );
+    if ctx.cluster.external_etcd() {
+        return vec![nodes];
+    }
+    vec![
+        nodes,
         run(
             "verify/etcd-members",
             &format!("etcd has {masters} started members, one per master"),
             or_fail(
-                &format!(
-                    "[ \"$({etcdctl} member list | grep -c ', started, ')\" -eq {masters} ]"
-                ),
+                &format!("[ \"$({etcdctl} member list | grep -c ', started, ')\" -eq {masters} ]"),
                 "etcd members differ from the masters",
             ),
             None,
         ),
     ]
+}
+
+/// The external members, asked on the first etcd host through its own member.
+fn external_etcd_members(ctx: &PlanContext) -> Step {
+    let n = ctx.cluster.etcd_hosts().count();
+    run(
+        "verify/etcd-members",
+        &format!("etcd has {n} started members, one per etcd host, every one healthy"),
+        or_fail(
+            &format!("{ETCD_CONTAINER}; [ \"$({CRICTL_ETCDCTL} member list | grep -c ', started, ')\" -eq {n} ] && {CRICTL_ETCDCTL} endpoint health --cluster >/dev/null"),
+            "etcd's members differ from the etcd hosts, or one is unhealthy",
+        ),
+        None,
+    )
 }
 
 fn haproxy_backends(ctx: &PlanContext) -> Step {
