@@ -196,9 +196,14 @@ fn build_bundle(work: &Path, r: &Release) {
 impl Site {
     /// 3 masters and 3 workers, of which the inventory lists `workers`.
     fn start(workers: usize) -> Site {
+        Site::start_with_hosts(3, workers)
+    }
+
+    /// 3 masters and `hosts` more (`w1`…), of which the inventory lists `workers`.
+    fn start_with_hosts(hosts: usize, workers: usize) -> Site {
         let c = TestCluster::start(&ClusterSpec {
             masters: 3,
-            workers: 3,
+            workers: hosts,
             kube_fakes: false,
         })
         .expect("starting the test hosts");
@@ -1673,5 +1678,122 @@ fn upgrade_carries_the_cluster_to_the_next_minor_node_by_node_and_goes_on_after_
     assert_eq!(
         std::fs::read_to_string(s.state().join("release.json")).unwrap(),
         release
+    );
+}
+
+/// External etcd: three hosts with the role `etcd` (`w2`–`w4`) run the members as
+/// static pods, real etcd 3.4 under the testbed's stand-in for the kubelet's static
+/// pod handling; the masters' API servers are pointed at them.
+#[test]
+fn install_with_external_etcd_runs_the_members_on_their_own_hosts_with_the_deploy_nodes_pki() {
+    let _turn = one_cluster_at_a_time();
+    let s = Site::start_with_hosts(4, 1);
+    let etcd_hosts = ["w2", "w3", "w4"];
+    let members: String = etcd_hosts
+        .iter()
+        .map(|h| {
+            format!(
+                "    - {{name: {h}, address: {}, roles: [etcd]}}\n",
+                s.c.host(h).address
+            )
+        })
+        .collect();
+    let inv = s
+        .inventory_text(1, &s.c.known_hosts(), "")
+        .replace("  ssh: {", &format!("{members}  ssh: {{"))
+        .replace(
+            "  admin:",
+            "  etcd: {external: {hosts: [w2, w3, w4]}}\n  admin:",
+        );
+    std::fs::write(s.path("cluster.yaml"), &inv).unwrap();
+    for h in etcd_hosts {
+        bundle_testbed::real::etcd::start_runner(&s.c, h).expect("the static pod runner");
+    }
+
+    let o = s.install(&[]);
+    let out = s.ok(&o, "bundle install with external etcd");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("Installed cluster `e2e`"), "{out}{err}");
+
+    // Three real members, one per etcd host, healthy, each named after its host and
+    // presenting the certificate the deploy node made for it.
+    let list = s.on_host(
+        "w2",
+        &format!("{} member list", bundle_testbed::real::etcd::ETCDCTL),
+    );
+    for h in etcd_hosts {
+        let ip = s.c.host(h).address;
+        assert!(
+            list.contains(&format!(
+                ", started, {h}, https://{ip}:2380, https://{ip}:2379"
+            )),
+            "{list}"
+        );
+        let subject = s.on_host(h, "openssl x509 -noout -subject -ext subjectAltName -in /etc/kubernetes/pki/etcd/server.crt");
+        assert!(
+            subject.contains(&format!("CN = {h}")) && subject.contains(&format!("IP Address:{ip}")),
+            "{h}: {subject}"
+        );
+        s.on_host(h, "openssl verify -CAfile /etc/kubernetes/pki/etcd/ca.crt /etc/kubernetes/pki/etcd/server.crt /etc/kubernetes/pki/etcd/peer.crt");
+        let mode = s.on_host(h, "stat -c %a /etc/kubernetes/pki/etcd/server.key");
+        assert_eq!(mode.trim(), "600", "{h}");
+    }
+    // The CA's key stays on the deploy node.
+    for h in ["m1", "w2"] {
+        let o =
+            s.c.run_in_host(h, "test -e /etc/kubernetes/pki/etcd/ca.key");
+        assert!(!o.status.success(), "the etcd CA key is on {h}");
+    }
+    let secrets = std::fs::read_to_string(s.state().join("secrets.json")).unwrap();
+    assert!(secrets.contains("etcd-pki/ca.key"));
+
+    // The masters reach etcd with the API server's client certificate; a certificate
+    // from another CA is refused by the real etcd.
+    let w2 = s.c.host("w2").address;
+    let health = s.on_host("m2", &format!("curl -sf --cacert /etc/kubernetes/pki/etcd/ca.crt --cert /etc/kubernetes/pki/apiserver-etcd-client.crt --key /etc/kubernetes/pki/apiserver-etcd-client.key https://{w2}:2379/health"));
+    assert!(health.contains("\"health\":\"true\""), "{health}");
+    let stranger = s.c.run_in_host("m2", &format!("cd /tmp && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=stranger -keyout s.key -out s.crt 2>/dev/null && curl -sf --cacert /etc/kubernetes/pki/etcd/ca.crt --cert s.crt --key s.key https://{w2}:2379/health"));
+    assert!(
+        !stranger.status.success(),
+        "etcd answered a stranger's certificate"
+    );
+
+    // kubeadm got etcd.external; the masters have no etcd of their own.
+    let init =
+        s.c.read_host_file("m1", "/etc/kubernetes/bundle/kubeadm-init.yaml")
+            .unwrap();
+    assert!(
+        init.contains(&format!(
+            "etcd:\n  external:\n    endpoints:\n      - \"https://{w2}:2379\""
+        )),
+        "{init}"
+    );
+    for m in ["m1", "m2", "m3"] {
+        let o = s.c.run_in_host(m, "pgrep -x etcd");
+        assert!(!o.status.success(), "an etcd runs on {m}");
+    }
+    // The etcd hosts are no nodes: nothing joined from them.
+    for h in etcd_hosts {
+        assert!(!s.calls(h).contains("kubeadm join"), "{h} joined");
+    }
+
+    // A second run changes nothing: the PKI is kept, every file is as it was.
+    let key_before =
+        s.c.read_host_file("w3", "/etc/kubernetes/pki/etcd/peer.key")
+            .unwrap();
+    let o = s.install(&[]);
+    s.ok(&o, "the second install");
+    assert_eq!(
+        key_before,
+        s.c.read_host_file("w3", "/etc/kubernetes/pki/etcd/peer.key")
+            .unwrap()
+    );
+    let again: Vec<(String, String)> = statuses(&s.records("w3"))
+        .into_iter()
+        .filter(|(_, step)| step.starts_with("etcd/"))
+        .collect();
+    assert!(
+        again.iter().rev().take(5).all(|(st, _)| st == "skipped"),
+        "{again:?}"
     );
 }

@@ -12,6 +12,10 @@
 #                                        /etc/kubernetes/{admin.conf,kubelet.conf,pki/ca.crt,
 #                                        manifests/*}, starts the fake API server on :6443,
 #                                        registers the node, prints the join commands.
+#                                        With `etcd.external` in F: the etcd CA and the API
+#                                        server's client certificate must exist (kubeadm's
+#                                        preflight), are uploaded, and control-plane joins
+#                                        download them; no stacked member is registered.
 #   init phase upload-certs --upload-certs [--config F | --certificate-key K]  prints the key
 #   token create [--print-join-command], token list
 #   join --config F | join EP --token T --discovery-token-ca-cert-hash H [--control-plane
@@ -146,7 +150,7 @@ register() { # NAME ROLE [JOIN]: the node (and its etcd member) in the shared re
         grep -v "^$1 " "$SHARED/kubelet-versions" 2>/dev/null >"$SHARED/kubelet-versions.new"
         echo "$1 $(kubelet --version 2>/dev/null | awk '{print $2}')" >>"$SHARED/kubelet-versions.new"
         mv "$SHARED/kubelet-versions.new" "$SHARED/kubelet-versions"
-        if [ "$2" = control-plane ]; then
+        if [ "$2" = control-plane ] && [ ! -d "$SHARED/pki/external-etcd" ]; then
             grep -v "^$1 " "$SHARED/etcd-members" 2>/dev/null >"$SHARED/etcd.new"
             echo "$1 $addr $unstarted" >>"$SHARED/etcd.new"
             mv "$SHARED/etcd.new" "$SHARED/etcd-members"
@@ -285,7 +289,18 @@ init)
     rm -f "$SHARED/cni" "$SHARED/daemonsets" "$SHARED/certificate-key"
     [ -n "$upload" ] && echo "$ckey" >"$SHARED/certificate-key"
     cp "$SHARED/pki/ca.crt" "$SHARED/pki/ca.key" "$K/pki/"
-    cp "$SHARED/pki/ca.crt" "$K/pki/etcd/ca.crt"
+    rm -rf "$SHARED/pki/external-etcd"
+    if grep -qE '^  external:' "$config"; then
+        # External etcd, as kubeadm: its CA and the API server's client certificate
+        # must be there already; they are uploaded with the others.
+        for f in etcd/ca.crt apiserver-etcd-client.crt apiserver-etcd-client.key; do
+            [ -f "$K/pki/$f" ] || die "error execution phase preflight: [preflight] Some fatal errors occurred: [ERROR ExternalEtcdClientCertificates]: $K/pki/$f doesn't exist"
+        done
+        mkdir -p "$SHARED/pki/external-etcd"
+        cp "$K/pki/etcd/ca.crt" "$K/pki/apiserver-etcd-client.crt" "$K/pki/apiserver-etcd-client.key" "$SHARED/pki/external-etcd/"
+    else
+        cp "$SHARED/pki/ca.crt" "$K/pki/etcd/ca.crt"
+    fi
     echo "[certs] Using certificateDir folder \"$K/pki\""
     kubeconfig "$K/admin.conf" kubernetes-admin
     kubeconfig "$K/kubelet.conf" "system:node:$(node_name "$config")"
@@ -375,7 +390,12 @@ join | "join "*)
             die "error execution phase control-plane-prepare/download-certs: error downloading certs: error decoding certificate key: failed to decrypt data: cipher: message authentication failed"
         echo "[download-certs] Downloading the certificates in Secret \"kubeadm-certs\" in the \"kube-system\" Namespace"
         cp "$SHARED/pki/ca.key" "$K/pki/ca.key"
-        cp "$SHARED/pki/ca.crt" "$K/pki/etcd/ca.crt"
+        if [ -d "$SHARED/pki/external-etcd" ]; then
+            cp "$SHARED/pki/external-etcd/ca.crt" "$K/pki/etcd/ca.crt"
+            cp "$SHARED/pki/external-etcd/apiserver-etcd-client.crt" "$SHARED/pki/external-etcd/apiserver-etcd-client.key" "$K/pki/"
+        else
+            cp "$SHARED/pki/ca.crt" "$K/pki/etcd/ca.crt"
+        fi
         kubeconfig "$K/admin.conf" kubernetes-admin
         start_apiserver
     fi

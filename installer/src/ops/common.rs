@@ -151,7 +151,7 @@ pub(crate) fn check_only(only: &[String], plan: &Plan, inventory: &Path) -> Resu
 /// Records a plan about to be carried out: its folder and the applied plan in the
 /// state folder. Returns the state's secrets (made on the first run).
 pub(crate) fn record_plan(state: &StateDir, plan: &Plan) -> Result<Secrets, Error> {
-    let secrets = Secrets::load_or_create(&state.root().join("secrets.json"))?;
+    let secrets = Secrets::load_for_plan(&state.root().join("secrets.json"), plan)?;
     crate::plan::write_plan_dir(plan, state.root())?;
     state.set_applied_plan(plan)?;
     Ok(secrets)

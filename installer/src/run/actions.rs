@@ -254,7 +254,9 @@ fn unresolved(text: &str) -> Option<&str> {
 }
 
 fn unresolved_why(placeholder: &str) -> String {
-    if placeholder.starts_with("<secret:") {
+    if placeholder.starts_with(&format!("<secret:{}", crate::pki::PREFIX)) {
+        format!("{placeholder} is not in the state folder's secrets.json: run `bundle install` (which makes the external etcd's certificates) rather than an executor alone")
+    } else if placeholder.starts_with("<secret:") {
         format!("{placeholder} was not supplied: `bundle install` reads the pull password from {PULL_PASSWORD_ENV}")
     } else {
         format!(

@@ -90,6 +90,25 @@ echo $! > {RUNNER_PID}",
     Ok(())
 }
 
+/// Starts the static pod runner alone on `host`, for a plan that writes the member's
+/// certificates and manifest itself (external etcd): it waits for
+/// [`MANIFEST`] to appear and runs its command from then on, as a kubelet would.
+pub fn start_runner(c: &TestCluster, host: &str) -> Result<()> {
+    let runner = shell_quote(RUNNER);
+    run(
+        c,
+        host,
+        &format!(
+            "set -e; mkdir -p /run/bundle-testbed {runner_dir}
+printf '%s' {runner} > {RUNNER_PATH}; chmod 0755 {RUNNER_PATH}
+setsid {RUNNER_PATH} {MANIFEST} /var/log/etcd.log > /dev/null 2>&1 < /dev/null &
+echo $! > {RUNNER_PID}",
+            runner_dir = RUNNER_PATH.rsplit_once('/').expect("a path").0,
+        ),
+    )?;
+    Ok(())
+}
+
 /// Stops `host`'s member as an operator stops a static pod: its manifest moved out of
 /// the manifests folder (to `/etc/kubernetes/etcd.yaml.stopped`); returns once no
 /// `etcd` process runs there.
