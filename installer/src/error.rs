@@ -289,6 +289,15 @@ pub enum Error {
         left: usize,
     },
 
+    /// A lifecycle operation this release does not carry out with external etcd.
+    #[error("{operation} does not handle external etcd (`spec.etcd.external`) yet")]
+    NotWithExternalEtcd {
+        /// What was asked (`` `bundle restore` ``, `` `bundle nodes add` of the etcd host `e4` ``).
+        operation: String,
+        /// How to do it by hand.
+        by_hand: String,
+    },
+
     /// The host is the cluster's only master.
     #[error("`{host}` is the cluster's last master and cannot be removed")]
     LastMaster {
@@ -555,7 +564,8 @@ impl bundle_format::Hint for Error {
             Error::UpgradeUnfinished { target, state, .. } => Some(format!("finish it first: run `bundle upgrade` again with the `{target}` bundle (the nodes it upgraded are skipped), then upgrade further; `{}/upgrade.json` records it", state.display())),
             Error::NoRelease { .. } => Some("run `bundle install` once more with the bundle the cluster was installed from: it records the release and changes nothing that is in place".into()),
             Error::LastMaster { .. } => Some("to take the whole cluster down, use `bundle reset`".into()),
-            Error::NoHealthyEtcd { .. } => Some("check etcd on the masters (`crictl ps --name etcd`, `crictl logs` of it); a cluster that lost etcd's quorum is restored from an earlier backup".into()),
+            Error::NotWithExternalEtcd { by_hand, .. } => Some(by_hand.clone()),
+            Error::NoHealthyEtcd { .. } => Some("check etcd on the masters, or on the etcd hosts with external etcd (`crictl ps --name etcd`, `crictl logs` of it); a cluster that lost etcd's quorum is restored from an earlier backup".into()),
             Error::BackupFailed { .. } => Some("run `bundle backup` again; the failed attempt's folder was removed".into()),
             Error::BackupUnreadable { .. } => Some("pass the folder `bundle backup` wrote (it holds backup.json, etcd-snapshot.db and kubernetes-pki.tar.gz); backups are under `backups/` in the state folder".into()),
             Error::BackupDamaged { .. } => Some("use another backup: a damaged manifest cannot vouch for the snapshot".into()),

@@ -201,3 +201,43 @@ fn external_etcd_hosts_must_be_etcd_only_listed_and_an_odd_number() {
         "{warnings:#?}"
     );
 }
+
+#[test]
+fn an_upgrade_checks_the_external_members_and_leaves_the_etcd_hosts_alone() {
+    let cluster = cluster_from(&external_etcd_inventory());
+    let up = bundle_installer::plan::upgrade(
+        &cluster,
+        &facts_with("v1.30.1", Some("1.7.13"), "calico"),
+        &inputs(),
+        1,
+    )
+    .unwrap();
+    let e1 = ids(&up, "etcd1");
+    assert_eq!(e1[0], "preflight/etcd-health", "{e1:?}");
+    // Checked and recorded, never drained, upgraded or pulled onto.
+    for e in ["etcd1", "etcd2", "etcd3"] {
+        let ids = ids(&up, e);
+        assert!(
+            ids.iter().all(|i| !i.starts_with("nodes/")
+                && !i.starts_with("upgrade/")
+                && i != "preflight/pull"),
+            "{e}: {ids:?}"
+        );
+        assert!(ids.contains(&"verify/release".to_string()), "{e}: {ids:?}");
+    }
+    let health = up
+        .host_steps("etcd1")
+        .find_map(|(_, s)| match &s.action {
+            HostStep::Run { command, .. } => Some(command.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert!(
+        health.contains("crictl exec \"$id\" etcdctl")
+            && health.ends_with("endpoint health --cluster"),
+        "{health}"
+    );
+    // The first master no longer asks a stacked member that does not exist.
+    assert!(!ids(&up, "server5").contains(&"preflight/etcd-health".to_string()));
+    assert!(ids(&up, "server8").iter().any(|i| i.starts_with("nodes/")));
+}

@@ -1,6 +1,8 @@
 //! `bundle backup`: an etcd snapshot of the installed cluster, taken on a master whose
-//! etcd is healthy, with the cluster's PKI and kubeadm configuration, copied to the
-//! deploy node into a folder named by cluster and time (mode 0700, files 0600).
+//! etcd is healthy (with external etcd: on an etcd host whose member is), with the
+//! cluster's PKI and kubeadm configuration from a master, copied to the deploy node
+//! into a folder named by cluster and time (mode 0700, files 0600). The external
+//! etcd's own certificates and CA are in the state folder's `secrets.json`.
 //!
 //! etcd runs as kubeadm's static pod, so `etcdctl` runs in its container
 //! (`crictl exec`, which needs neither the API server nor an `etcdctl` on the host);
@@ -142,6 +144,19 @@ pub(crate) async fn backup_installed(
     let (state, plan) = (&installed.state, &installed.plan);
     let release = Release::read(state.root())?;
     let masters = installed.masters();
+    // External etcd: the snapshot comes from an etcd host, the kubeadm PKI from the
+    // first master that answers.
+    let etcd_hosts = installed.etcd_hosts();
+    let members = if etcd_hosts.is_empty() {
+        masters.clone()
+    } else {
+        etcd_hosts
+    };
+    let everyone: Vec<String> = members
+        .iter()
+        .chain(masters.iter().filter(|m| !members.contains(m)))
+        .cloned()
+        .collect();
     let output = job
         .output
         .clone()
@@ -150,10 +165,14 @@ pub(crate) async fn backup_installed(
         inventory: &installed.inventory,
         path: job.inventory_path,
     };
-    let connected = connect(book, &masters, job.become_password.clone(), None, reporter).await?;
+    let connected = connect(book, &everyone, job.become_password.clone(), None, reporter).await?;
     let result = async {
-        let host = healthy_master(&connected.hosts, &masters, reporter).await?;
-        let taken = take(host, &plan.cluster, &output, reporter).await?;
+        let host = healthy_member(&connected.hosts, &members, reporter).await?;
+        let pki_host = match members == masters {
+            true => host,
+            false => &connected.hosts[&masters[0]],
+        };
+        let taken = take(host, pki_host, &plan.cluster, &output, reporter).await?;
         Ok::<_, Error>(taken)
     }
     .await;
@@ -172,8 +191,9 @@ pub(crate) async fn backup_installed(
     })
 }
 
-/// The first master, in inventory order, whose etcd answers healthy.
-async fn healthy_master<'h>(
+/// The first of `masters` (the hosts running etcd members), in inventory order, whose
+/// member answers healthy.
+async fn healthy_member<'h>(
     hosts: &'h std::collections::BTreeMap<String, SshHost>,
     masters: &[String],
     reporter: &dyn Reporter,
@@ -205,6 +225,7 @@ async fn healthy_master<'h>(
 /// left behind. Returns the folder and the manifest (without the release).
 async fn take(
     host: &SshHost,
+    pki_host: &SshHost,
     cluster: &str,
     output: &Path,
     reporter: &dyn Reporter,
@@ -216,7 +237,7 @@ async fn take(
         .expect("formats");
     let dir = output.join(format!("{cluster}-{stamp}"));
     make_private_dir(&dir)?;
-    match take_into(host, cluster, &dir, &stamp, reporter).await {
+    match take_into(host, pki_host, cluster, &dir, &stamp, reporter).await {
         Ok(manifest) => Ok((dir, manifest)),
         Err(e) => {
             let _ = std::fs::remove_dir_all(&dir);
@@ -228,6 +249,7 @@ async fn take(
 /// Snapshot, status, copy and check on `host`; the PKI beside it.
 async fn take_into(
     host: &SshHost,
+    pki_host: &SshHost,
     cluster: &str,
     dir: &Path,
     stamp: &str,
@@ -282,7 +304,7 @@ async fn take_into(
             ),
         });
     }
-    let pki = copy_pki(host, dir).await?;
+    let pki = copy_pki(pki_host, dir).await?;
     let manifest = BackupManifest {
         cluster: cluster.into(),
         created: crate::state::now(),

@@ -72,10 +72,19 @@ impl Installed {
 
     /// The masters, in inventory order.
     pub fn masters(&self) -> Vec<String> {
+        self.with_role("master")
+    }
+
+    /// The external etcd hosts (none when etcd is stacked on the masters).
+    pub fn etcd_hosts(&self) -> Vec<String> {
+        self.with_role("etcd")
+    }
+
+    fn with_role(&self, role: &str) -> Vec<String> {
         self.plan
             .hosts
             .iter()
-            .filter(|h| h.roles.iter().any(|r| r == "master"))
+            .filter(|h| h.roles.iter().any(|r| r == role))
             .map(|h| h.name.clone())
             .collect()
     }

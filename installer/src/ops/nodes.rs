@@ -103,6 +103,12 @@ fn check_new_host(
             inventory: opts.install.inventory.clone(),
         });
     };
+    if new.roles.iter().any(|r| r == "etcd") {
+        return Err(Error::NotWithExternalEtcd {
+            operation: format!("`bundle nodes add` of the etcd host `{}`", opts.host),
+            by_hand: "add the member with `etcdctl member add` on a healthy etcd host, then start it with --initial-cluster-state=existing (etcd's runtime reconfiguration guide); its certificates come from the same CA (`etcd-pki/ca.*` in the state folder's secrets.json)".into(),
+        });
+    }
     let master = new.roles.iter().any(|r| r == "master");
     Ok((cluster.first_master().name.clone(), master))
 }

@@ -117,6 +117,12 @@ fn check_removable<'p>(installed: &'p Plan, opts: &RemoveOptions) -> Result<&'p 
             inventory: opts.inventory.clone(),
         });
     };
+    if host.roles.iter().any(|r| r == "etcd") {
+        return Err(Error::NotWithExternalEtcd {
+            operation: format!("`bundle nodes remove` of the etcd host `{}`", opts.host),
+            by_hand: "remove its member with `etcdctl member remove ID` on another etcd host, stop the member (move /etc/kubernetes/manifests/etcd.yaml away), then update every master's `etcd.external.endpoints` in the kubeadm-config ConfigMap and kube-apiserver's --etcd-servers".into(),
+        });
+    }
     let is_master = |h: &PlanHost| h.roles.iter().any(|r| r == "master");
     if is_master(host) {
         let left = installed.hosts.iter().filter(|h| is_master(h)).count() - 1;

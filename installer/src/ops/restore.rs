@@ -109,6 +109,12 @@ async fn restore_async(
     opts: &RestoreOptions,
     reporter: &dyn Reporter,
 ) -> Result<RestoreOutcome, Error> {
+    if !installed.etcd_hosts().is_empty() {
+        return Err(Error::NotWithExternalEtcd {
+            operation: "`bundle restore`".into(),
+            by_hand: format!("restore the snapshot ({}) on every etcd host as etcd's disaster recovery guide says (`etcdutl snapshot restore` with each member's --name and --initial-cluster, then its data dir swapped in), then restart the kube-apiservers", opts.backup.join(super::backup::SNAPSHOT_FILE).display()),
+        });
+    }
     let snapshot = snapshot_entry(manifest, &opts.backup)?.sha256.clone();
     let record = begin(&installed.state, &snapshot, reporter)?;
     let masters = installed.masters();

@@ -177,6 +177,7 @@ async fn status_async(
         .map(|h| h.name.clone())
         .collect();
     let masters = installed.masters();
+    let etcd_hosts = installed.etcd_hosts();
     let book = HostBook {
         inventory: &installed.inventory,
         path: &opts.inventory,
@@ -186,7 +187,8 @@ async fn status_async(
         ..StatusReport::default()
     };
     report.release.state = Release::read(installed.state.root())?;
-    let connected = connect_each(book, &nodes, opts.become_password.clone(), reporter).await;
+    let everyone: Vec<String> = nodes.iter().chain(&etcd_hosts).cloned().collect();
+    let connected = connect_each(book, &everyone, opts.become_password.clone(), reporter).await;
     let mut hosts = BTreeMap::new();
     for (name, c) in &connected {
         match c {
@@ -201,7 +203,19 @@ async fn status_async(
         .filter_map(|m| hosts.get(m.as_str()).copied())
         .collect();
     look(&mut report, &cluster, &up_masters, &hosts).await;
-    report.problems.extend(problems(&report, &nodes, &masters));
+    let members = if etcd_hosts.is_empty() {
+        &masters
+    } else {
+        let up: Vec<&SshHost> = etcd_hosts
+            .iter()
+            .filter_map(|m| hosts.get(m.as_str()).copied())
+            .collect();
+        report.etcd = external_etcd_members(&up).await;
+        &etcd_hosts
+    };
+    report
+        .problems
+        .extend(problems(&report, &nodes, &masters, members));
     join_all(
         connected
             .into_iter()
@@ -299,9 +313,27 @@ fn etcdctl(node: &str) -> String {
 }
 
 async fn etcd_members(host: &SshHost, node: &str) -> Vec<EtcdMember> {
-    let e = etcdctl(node);
-    let script =
-        format!("{e} member list; echo '--- health'; {e} endpoint health --cluster 2>&1; true");
+    members_via(host, "true", &etcdctl(node)).await
+}
+
+/// The external members, asked on the first etcd host whose member answers.
+async fn external_etcd_members(hosts: &[&SshHost]) -> Vec<EtcdMember> {
+    let find = crate::plan::ETCD_CONTAINER;
+    for host in hosts {
+        let members = members_via(host, find, crate::plan::CRICTL_ETCDCTL).await;
+        if !members.is_empty() {
+            return members;
+        }
+    }
+    vec![]
+}
+
+/// `etcdctl member list` and `endpoint health --cluster` through `etcdctl` after
+/// `setup` (a shell statement).
+async fn members_via(host: &SshHost, setup: &str, e: &str) -> Vec<EtcdMember> {
+    let script = format!(
+        "{setup}; {e} member list; echo '--- health'; {e} endpoint health --cluster 2>&1; true"
+    );
     let Ok(out) = host.run(&script, None).await else {
         return vec![];
     };
@@ -391,11 +423,20 @@ async fn registry_reach(host: &SshHost, cluster: &Cluster) -> RegistryReach {
 }
 
 /// The problems in what was found: `nodes` and `masters` are the installed plan's.
-fn problems(r: &StatusReport, nodes: &[String], masters: &[String]) -> Vec<StatusProblem> {
+/// What is wrong; `members` are the hosts that should each run an etcd member (the
+/// masters, or the external etcd hosts).
+fn problems(
+    r: &StatusReport,
+    nodes: &[String],
+    masters: &[String],
+    members: &[String],
+) -> Vec<StatusProblem> {
     let mut p = Vec::new();
     if r.api_host.is_some() {
         node_problems(&mut p, &r.nodes, nodes);
-        etcd_problems(&mut p, &r.etcd, masters);
+    }
+    if r.api_host.is_some() || members != masters {
+        etcd_problems(&mut p, &r.etcd, members);
     }
     release_problems(&mut p, &r.release);
     vip_problems(&mut p, &r.vip);
@@ -466,7 +507,7 @@ fn node_problems(p: &mut Vec<StatusProblem>, found: &[NodeStatus], expected: &[S
     }
 }
 
-fn etcd_problems(p: &mut Vec<StatusProblem>, members: &[EtcdMember], masters: &[String]) {
+fn etcd_problems(p: &mut Vec<StatusProblem>, members: &[EtcdMember], hosts: &[String]) {
     for m in members
         .iter()
         .filter(|m| !m.healthy || m.status != "started")
@@ -484,14 +525,14 @@ fn etcd_problems(p: &mut Vec<StatusProblem>, members: &[EtcdMember], masters: &[
             ),
         ));
     }
-    for m in masters
+    for m in hosts
         .iter()
         .filter(|m| !members.iter().any(|e| &e.name == *m))
     {
         p.push(problem(
             m,
-            "the master has no etcd member".into(),
-            "remove the node (`bundle nodes remove`) and join it again (`bundle install`)".into(),
+            "no etcd member runs here (or none answered)".into(),
+            format!("look at the etcd container on `{m}` (`crictl ps -a --name etcd`); a master without a member: remove the node (`bundle nodes remove`) and join it again (`bundle install`)"),
         ));
     }
 }
@@ -691,10 +732,15 @@ mod tests {
     #[test]
     fn each_unhealthy_finding_is_a_problem_naming_its_host() {
         let names = |r: &StatusReport| -> Vec<(Option<String>, String)> {
-            problems(r, &["m1".into(), "w1".into()], &["m1".into()])
-                .into_iter()
-                .map(|p| (p.host, p.problem))
-                .collect()
+            problems(
+                r,
+                &["m1".into(), "w1".into()],
+                &["m1".into()],
+                &["m1".into()],
+            )
+            .into_iter()
+            .map(|p| (p.host, p.problem))
+            .collect()
         };
         assert_eq!(names(&healthy_report()), []);
         let mut r = healthy_report();
@@ -737,6 +783,24 @@ mod tests {
             Some("w1".into()),
             "the node is not registered with the API server".into()
         )));
-        assert!(found.contains(&(Some("m1".into()), "the master has no etcd member".into())));
+        assert!(found.contains(&(
+            Some("m1".into()),
+            "no etcd member runs here (or none answered)".into()
+        )));
+
+        // External etcd: the members expected are the etcd hosts, and they are judged
+        // even when no API server answered.
+        let mut r = healthy_report();
+        r.api_host = None;
+        r.etcd[0].name = "e1".into();
+        let found = problems(
+            &r,
+            &["m1".into()],
+            &["m1".into()],
+            &["e1".into(), "e2".into()],
+        );
+        let hosts: Vec<Option<String>> = found.into_iter().map(|p| p.host).collect();
+        assert!(hosts.contains(&Some("e2".into())), "{hosts:?}");
+        assert!(!hosts.contains(&Some("e1".into())), "{hosts:?}");
     }
 }

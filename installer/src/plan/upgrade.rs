@@ -20,6 +20,7 @@
 //! same upgrade and carried out again by the next.
 
 use super::checks::{self, PlanContext, PlanInputs};
+use super::commands::{CRICTL_ETCDCTL, ETCD_CONTAINER};
 use super::phases::{self, cni, containerd, host, repo};
 use super::steps::{completion, kubeconfigs, run, step, wait, write};
 use super::{HostStep, HostSteps, OnFailure, Phase, PhaseName, Plan, Step};
@@ -122,9 +123,25 @@ impl Target {
 
 fn preflight(ctx: &PlanContext, t: &Target) -> Vec<HostSteps> {
     let kubectl = &ctx.kubectl;
+    // External etcd hosts are not upgraded (their member keeps its image); their
+    // members must be healthy all the same.
+    let external = ctx.cluster.etcd_hosts().next().map(|e| {
+        host(
+            e,
+            0,
+            vec![run(
+                "preflight/etcd-health",
+                &format!(
+                    "every external etcd member is healthy before the upgrade {}",
+                    t.label
+                ),
+                format!("{ETCD_CONTAINER}; {CRICTL_ETCDCTL} endpoint health --cluster"),
+                None,
+            )],
+        )
+    });
     ctx.cluster
-        .nodes
-        .iter()
+        .kube_nodes()
         .map(|n| {
             let mut s = Vec::new();
             if n.name == ctx.first.name {
@@ -134,12 +151,14 @@ fn preflight(ctx: &PlanContext, t: &Target) -> Vec<HostSteps> {
                     format!("bad=$({kubectl} get nodes --no-headers | awk '$2 !~ /^Ready/ {{print $1 \" is \" $2}}'); [ -z \"$bad\" ] || {{ echo \"$bad\" >&2; exit 1; }}"),
                     None,
                 ));
-                s.push(run(
-                    "preflight/etcd-health",
-                    &format!("every etcd member is healthy before the upgrade {}", t.label),
-                    format!("{} endpoint health --cluster", ctx.etcdctl),
-                    None,
-                ));
+                if !ctx.cluster.external_etcd() {
+                    s.push(run(
+                        "preflight/etcd-health",
+                        &format!("every etcd member is healthy before the upgrade {}", t.label),
+                        format!("{} endpoint health --cluster", ctx.etcdctl),
+                        None,
+                    ));
+                }
             }
             s.push(run(
                 "preflight/free-space",
@@ -150,6 +169,7 @@ fn preflight(ctx: &PlanContext, t: &Target) -> Vec<HostSteps> {
             s.push(pull(ctx, t, n));
             host(n, 0, s)
         })
+        .chain(external)
         .collect()
 }
 
