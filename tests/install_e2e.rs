@@ -1850,8 +1850,9 @@ fn install_with_external_etcd_runs_the_members_on_their_own_hosts_with_the_deplo
     ]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(
-        String::from_utf8_lossy(&o.stderr)
-            .contains("error: `bundle nodes remove` of the etcd host `w3` does not handle external etcd"),
+        String::from_utf8_lossy(&o.stderr).contains(
+            "error: `bundle nodes remove` of the etcd host `w3` does not handle external etcd"
+        ),
         "{}",
         text(&o)
     );

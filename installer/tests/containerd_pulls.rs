@@ -121,6 +121,14 @@ fn write_hosts_dir(cluster: &Cluster, ca: Option<&Path>, root: &Path) {
     }
 }
 
+/// The client certificate and key where the `containerd` phase writes them.
+fn write_client_identity(cluster: &Cluster, cert: &Path, key: &Path, root: &Path) {
+    let (cert_path, key_path) = containerd::client_paths(cluster);
+    let moved = |p: &str| PathBuf::from(p.replace(containerd::CERTS_D, root.to_str().unwrap()));
+    std::fs::copy(cert, moved(&cert_path)).unwrap();
+    std::fs::copy(key, moved(&key_path)).unwrap();
+}
+
 /// A small image at `k8s/pause:3.9`, where `bundle push` puts `registry.k8s.io/pause`.
 fn seed_pause(registry: &Registry, work: &Path) -> SeededImage {
     let image = TestImage::new(
@@ -252,6 +260,65 @@ fn containerd_still_refuses_a_certificate_nobody_gave_and_a_plain_http_file_for_
             "{blob} arrived although every fetch failed"
         );
     }
+}
+
+#[test]
+fn containerd_presents_the_client_certificate_a_registry_requires() {
+    let work = tempfile::tempdir().unwrap();
+    let tls = real_registry::test_tls(&work.path().join("tls"), "127.0.0.1").unwrap();
+    let registry = Registry::start_with(&RegistryOptions {
+        tls: Some((tls.cert.clone(), tls.key.clone())),
+        client_ca: Some(tls.ca.clone()),
+        ..RegistryOptions::default()
+    })
+    .unwrap();
+    let client = work.path().join("client");
+    let (cert, key) = real_registry::client_cert(&tls, &client).unwrap();
+    // skopeo seeds it with the same identity (and the CA) from one folder.
+    std::fs::copy(&tls.ca, client.join("ca.crt")).unwrap();
+    let image = TestImage::new(
+        "k8s/pause",
+        "3.9",
+        &[Layer {
+            seed: 9,
+            size: 32 * 1024,
+        }],
+    );
+    let layout = work.path().join("layout");
+    let seeded = bundle_testbed::images::write_layout(&image, &layout).unwrap();
+    let o = Command::new("skopeo")
+        .args(["copy", "--quiet", "--preserve-digests", "--dest-cert-dir"])
+        .arg(&client)
+        .arg(format!("oci:{}:3.9", layout.display()))
+        .arg(format!("docker://{}/k8s/pause:3.9", registry.addr))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+
+    let cluster = cluster_with_registry(&format!(
+        "{{host: \"{}\", caFile: ca.crt, clientCertFile: client.cert, clientKeyFile: client.key}}",
+        registry.addr
+    ));
+    let own = &containerd::hosts_files(&cluster, true)[0].1;
+    assert!(
+        own.contains("  client = [[\"/etc/containerd/certs.d/"),
+        "{own}"
+    );
+    let ctr = Containerd::start();
+
+    // The CA alone is not enough: the registry wants the certificate.
+    let ca_only =
+        cluster_with_registry(&format!("{{host: \"{}\", caFile: ca.crt}}", registry.addr));
+    let without = work.path().join("without");
+    write_hosts_dir(&ca_only, Some(&tls.ca), &without);
+    let o = ctr.fetch(&without, &format!("{}/k8s/pause:3.9", registry.addr));
+    assert!(!o.status.success(), "fetched without a client certificate");
+    assert!(!ctr.holds(&seeded.digest));
+
+    let hosts = work.path().join("certs.d");
+    write_hosts_dir(&cluster, Some(&tls.ca), &hosts);
+    write_client_identity(&cluster, &cert, &key, &hosts);
+    assert_pulls_through_hosts_toml(&ctr, &hosts, &registry, &seeded);
 }
 
 fn registry_serving(cert: &Path, key: &Path) -> Registry {

@@ -464,7 +464,7 @@ fn plain_http_beside_a_ca_file_is_refused_as_one_of_two_mistakes() {
     assert_problem(
         &problems(&yaml),
         "spec.registry.plainHttp",
-        "`caFile` is set too: a registry without TLS has no certificate (remove one of the two)",
+        "`caFile` or `clientCertFile` is set too: a registry without TLS has no certificates (remove one or the other)",
     );
 }
 
@@ -518,4 +518,33 @@ fn admin_users_must_be_login_names_other_than_root_and_listed_once() {
         );
         assert_problem(&problems(&yaml), field, needle);
     }
+}
+
+#[test]
+fn a_client_certificate_needs_its_key_and_tls() {
+    let with = |extra: &str| {
+        inventory_yaml(3, 1).replace(
+            "caFile: harbor-ca.crt}",
+            &format!("caFile: harbor-ca.crt, {extra}}}"),
+        )
+    };
+    assert_problem(
+        &problems(&with("clientCertFile: c.cert")),
+        "spec.registry.clientKeyFile",
+        "missing: `clientCertFile` needs its key",
+    );
+    assert_problem(
+        &problems(&with("clientKeyFile: c.key")),
+        "spec.registry.clientCertFile",
+        "missing: `clientKeyFile` needs its certificate",
+    );
+    let plain = inventory_yaml(3, 1).replace(
+        "{host: harbor.example.com, caFile: harbor-ca.crt}",
+        "{host: harbor.example.com, plainHttp: true, clientCertFile: c.cert, clientKeyFile: c.key}",
+    );
+    assert_problem(
+        &problems(&plain),
+        "spec.registry.plainHttp",
+        "a registry without TLS has no certificates",
+    );
 }

@@ -313,3 +313,33 @@ fn admin_users_get_the_kubeconfig_on_every_master_wherever_root_does() {
         .any(|i| i.ends_with("/completion")));
     assert!(!bundle_installer::ops::reset::reset_script(&p, "server5").contains("bash_completion"));
 }
+
+#[test]
+fn the_nodes_client_key_is_a_placeholder_in_the_plan_and_the_certificate_is_trusted_by_hosts_toml()
+{
+    let yaml = inventory_yaml(3, 1).replace(
+        "caFile: harbor-ca.crt}",
+        "caFile: harbor-ca.crt, clientCertFile: c.cert, clientKeyFile: c.key}",
+    );
+    let mut i = inputs();
+    i.registry_client_cert = Some(CA_PEM.replace("TestOnly", "ClientOnly"));
+    let p = plan(&cluster_from(&yaml), &facts(), &i).unwrap();
+    let dir = "/etc/containerd/certs.d/harbor.example.com";
+    assert_eq!(
+        file_of(&p, "server8", &format!("{dir}/client.key")),
+        "<secret:registry-client-key>"
+    );
+    assert!(file_of(&p, "server8", &format!("{dir}/client.cert")).contains("ClientOnly"));
+    let hosts = file_of(&p, "server8", &format!("{dir}/hosts.toml"));
+    assert!(
+        hosts.contains(&format!(
+            "  client = [[\"{dir}/client.cert\", \"{dir}/client.key\"]]"
+        )),
+        "{hosts}"
+    );
+    let text = p.to_text();
+    assert!(
+        text.contains(&format!("--cert {dir}/client.cert --key {dir}/client.key")),
+        "{text}"
+    );
+}

@@ -7,7 +7,8 @@
 #   info                 the CRI status as JSON, once the real containerd answers on its
 #                        socket (`ctr version`); fails like crictl when it does not
 #   pull IMAGE           fetches IMAGE's manifest from its registry over HTTPS, with the
-#                        CA containerd is given (/etc/containerd/certs.d/HOST/*.crt), as
+#                        CA containerd is given (/etc/containerd/certs.d/HOST/*.crt) and
+#                        its client certificate (client.cert, client.key) there, as
 #                        containerd would; remembers the image; fails like crictl when the
 #                        registry does not have it or its certificate is not trusted
 #   inspecti IMAGE       succeeds for an image pulled before
@@ -95,6 +96,8 @@ pull)
     for c in /etc/containerd/certs.d/"$host"/*.crt; do
         [ -f "$c" ] && ca=(--cacert "$c")
     done
+    d=/etc/containerd/certs.d/$host
+    [ -f "$d/client.cert" ] && ca+=(--cert "$d/client.cert" --key "$d/client.key")
     accept="application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json"
     err=$(curl -sS -f --max-time 20 "${ca[@]}" -H "Accept: $accept" -o "$STATE/last-manifest" \
         "https://$host/v2/$repo/manifests/$ref" 2>&1) ||

@@ -227,6 +227,14 @@ pub struct RegistrySpec {
     /// nodes' pulls go unencrypted and unauthenticated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plain_http: Option<bool>,
+    /// Client certificate (PEM) the registry requires (mutual TLS), relative to the
+    /// inventory's folder; with `clientKeyFile`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_cert_file: Option<String>,
+    /// Its private key (PEM), relative to the inventory's folder; it reaches the nodes
+    /// only when the install writes it (never in a plan).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_key_file: Option<String>,
 }
 
 /// `spec.network`.
@@ -440,6 +448,8 @@ pub struct Cluster {
     pub registry_pull_username: Option<String>,
     /// The registry is spoken to over plain HTTP (`spec.registry.plainHttp`).
     pub registry_plain_http: bool,
+    /// Client certificate and key files as written (mutual TLS), resolved by the caller.
+    pub registry_client_files: Option<(String, String)>,
     /// The image mapping (same as `bundle push`).
     #[serde(skip)]
     pub mapping: ImageMapping,

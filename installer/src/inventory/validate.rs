@@ -63,6 +63,7 @@ pub(super) fn validate(
     let ep = c.endpoint(&hosts, pod, svc);
     let registry = c.registry();
     warnings.extend(c.plain_http());
+    c.client_certificate();
     let (dns_domain, proxy_mode) = c.network_options();
     let (ipvs_scheduler, ipvs_strict_arp) = c.ipvs(&proxy_mode);
     let cni_options = c.cni_options();
@@ -92,6 +93,11 @@ pub(super) fn validate(
         registry_address: registry.address,
         registry_pull_username: spec.registry.pull_username.clone(),
         registry_plain_http: spec.registry.plain_http.unwrap_or(false),
+        registry_client_files: spec
+            .registry
+            .client_cert_file
+            .clone()
+            .zip(spec.registry.client_key_file.clone()),
         mapping,
         cni: spec.network.cni.clone(),
         pod_subnet,
@@ -447,6 +453,22 @@ impl Check<'_> {
         }
     }
 
+    /// `spec.registry.clientCertFile` and `clientKeyFile`: both or neither.
+    fn client_certificate(&mut self) {
+        let spec = &self.inv.spec.registry;
+        match (&spec.client_cert_file, &spec.client_key_file) {
+            (Some(_), None) => self.p(
+                "spec.registry.clientKeyFile",
+                "missing: `clientCertFile` needs its key".into(),
+            ),
+            (None, Some(_)) => self.p(
+                "spec.registry.clientCertFile",
+                "missing: `clientKeyFile` needs its certificate".into(),
+            ),
+            _ => {}
+        }
+    }
+
     /// `spec.registry.plainHttp`: a problem beside a CA file (one of the two is a
     /// mistake), otherwise a warning that says what it gives up.
     fn plain_http(&mut self) -> Option<Problem> {
@@ -454,10 +476,10 @@ impl Check<'_> {
         if spec.plain_http != Some(true) {
             return None;
         }
-        if spec.ca_file.is_some() {
+        if spec.ca_file.is_some() || spec.client_cert_file.is_some() {
             self.p(
                 "spec.registry.plainHttp",
-                "`caFile` is set too: a registry without TLS has no certificate (remove one of the two)".into(),
+                "`caFile` or `clientCertFile` is set too: a registry without TLS has no certificates (remove one or the other)".into(),
             );
             return None;
         }

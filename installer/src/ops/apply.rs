@@ -89,6 +89,7 @@ async fn apply_async(opts: &ApplyOptions, reporter: &dyn Reporter) -> Result<App
     let inventory = crate::Inventory::load(&opts.inventory)?;
     // Before the bundle's verification, which can take minutes.
     let pull_password = pull_password(&inventory)?;
+    let client_key = super::common::registry_client_key(&inventory, &opts.inventory)?;
     let (state, _lock) = open_state(opts.state.as_deref(), &opts.inventory, &inventory)?;
     let prepared = prepare_blocking(opts, &state).await?;
     let plan = &prepared.plan;
@@ -106,6 +107,7 @@ async fn apply_async(opts: &ApplyOptions, reporter: &dyn Reporter) -> Result<App
     };
     let mut engine = connect(&prepared, &state, &secrets, &run, reporter).await?;
     engine.set_pull_password(pull_password.as_deref());
+    engine.set_registry_client_key(client_key.as_deref());
     let job = ImagePush {
         bundle: &opts.bundle,
         pubkey: &opts.pubkey,

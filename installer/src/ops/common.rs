@@ -121,6 +121,16 @@ pub(crate) fn confirm_plan_change(
     }
 }
 
+/// The key of `spec.registry.clientCertFile` (`clientKeyFile`, relative to the
+/// inventory), read before any host is touched.
+pub(crate) fn registry_client_key(
+    inventory: &Inventory,
+    path: &Path,
+) -> Result<Option<String>, Error> {
+    let key = inventory.spec.registry.client_key_file.as_deref();
+    super::prepare::pem_file(path, "clientKeyFile", key, "PRIVATE KEY")
+}
+
 /// The nodes' pull password when the inventory names a pull account: from
 /// `BUNDLE_REGISTRY_PULL_PASSWORD`, checked before any host is touched. It goes into
 /// containerd's TOML as a basic string, so quotes, backslashes and control characters

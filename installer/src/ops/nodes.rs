@@ -42,6 +42,7 @@ async fn add_async(opts: &AddOptions, reporter: &dyn Reporter) -> Result<AddOutc
     let o = &opts.install;
     let installed = Installed::open(&o.inventory, o.state.as_deref())?;
     let pull_password = pull_password(&installed.inventory)?;
+    let client_key = super::common::registry_client_key(&installed.inventory, &o.inventory)?;
     let state = &installed.state;
     let src = Sources {
         inventory: &o.inventory,
@@ -71,6 +72,7 @@ async fn add_async(opts: &AddOptions, reporter: &dyn Reporter) -> Result<AddOutc
     };
     let mut engine = connect(&prepared, state, &secrets, &run, reporter).await?;
     engine.set_pull_password(pull_password.as_deref());
+    engine.set_registry_client_key(client_key.as_deref());
     let result = async {
         fresh_token(&mut engine, &first, state).await?;
         if master {

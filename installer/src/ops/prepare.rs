@@ -126,10 +126,22 @@ pub(crate) fn prepare(src: Sources<'_>, extract_to: Option<&Path>) -> Result<Pre
         problems: Problems(problems),
     };
     let (cluster, warnings) = inventory.validate(src.force).map_err(inventory_problems)?;
-    let registry_ca = registry_ca(src.inventory, &cluster)?;
+    let registry_ca = pem_file(
+        src.inventory,
+        "caFile",
+        cluster.registry_ca_file.as_deref(),
+        "CERTIFICATE",
+    )?;
+    let client_cert = cluster
+        .registry_client_files
+        .as_ref()
+        .map(|(c, _)| c.as_str());
+    let registry_client_cert =
+        pem_file(src.inventory, "clientCertFile", client_cert, "CERTIFICATE")?;
     let (facts, entries_verified) = verify_bundle(src, extract_to)?;
     let inputs = PlanInputs {
         registry_ca,
+        registry_client_cert,
         warnings: warnings.clone(),
     };
     let plan = plan(&cluster, &facts, &inputs).map_err(inventory_problems)?;
@@ -146,24 +158,33 @@ pub(crate) fn prepare(src: Sources<'_>, extract_to: Option<&Path>) -> Result<Pre
     })
 }
 
-/// The text of `spec.registry.caFile`, which must hold a PEM certificate.
-fn registry_ca(inventory: &Path, cluster: &crate::Cluster) -> Result<Option<String>, Error> {
-    let Some(file) = &cluster.registry_ca_file else {
+/// The text of `spec.registry.FIELD` (`file`, relative to the inventory), which must
+/// hold a PEM block of `kind` (`CERTIFICATE`, `PRIVATE KEY`: any `… PRIVATE KEY`).
+pub(crate) fn pem_file(
+    inventory: &Path,
+    field: &str,
+    file: Option<&str>,
+    kind: &str,
+) -> Result<Option<String>, Error> {
+    let Some(file) = file else {
         return Ok(None);
     };
     let path = resolve_relative(inventory, file);
-    let field = "spec.registry.caFile".to_string();
+    let field = format!("spec.registry.{field}");
     let text = std::fs::read_to_string(&path).map_err(|source| Error::InventoryFile {
         field: field.clone(),
         path: path.clone(),
         source,
     })?;
-    if !text.contains("-----BEGIN CERTIFICATE-----") {
+    let found = text
+        .lines()
+        .any(|l| l.starts_with("-----BEGIN ") && l.trim_end().ends_with(&format!("{kind}-----")));
+    if !found {
         return Err(Error::Inventory {
             path: inventory.to_path_buf(),
             problems: Problems(vec![Problem::new(
                 field,
-                format!("`{}` holds no PEM certificate", path.display()),
+                format!("`{}` holds no PEM {}", path.display(), kind.to_lowercase()),
             )]),
         });
     }

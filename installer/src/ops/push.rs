@@ -60,7 +60,14 @@ pub(crate) async fn push_images(job: &ImagePush<'_>, reporter: &dyn Reporter) ->
         .iter()
         .map(|f| resolve_relative(job.inventory, f))
         .collect();
-    let node = node_connection(cluster, ca_files.clone(), job.pull_password);
+    let identity = client_identity(job.inventory, cluster)?;
+    let cert_dir = identity.as_ref().map(|d| d.path().to_path_buf());
+    let node = node_connection(
+        cluster,
+        ca_files.clone(),
+        cert_dir.clone(),
+        job.pull_password,
+    );
     if job.skip_push {
         reporter.event(&Event::Note {
             message: "images not pushed (`--skip-push`)".into(),
@@ -86,7 +93,7 @@ pub(crate) async fn push_images(job: &ImagePush<'_>, reporter: &dyn Reporter) ->
         ),
     });
     let options = PushOptions {
-        connection: connection(cluster, ca_files, credentials),
+        connection: connection(cluster, ca_files, cert_dir, credentials),
         key: Some(key),
         public_projects: cluster.registry_pull_username.is_none(),
         ..PushOptions::default()
@@ -110,6 +117,7 @@ pub(crate) async fn push_images(job: &ImagePush<'_>, reporter: &dyn Reporter) ->
 fn node_connection(
     cluster: &Cluster,
     ca_files: Vec<PathBuf>,
+    cert_dir: Option<PathBuf>,
     pull_password: Option<&str>,
 ) -> Connection {
     let credentials = cluster
@@ -120,22 +128,55 @@ fn node_connection(
             username,
             password: password.to_string(),
         });
-    connection(cluster, ca_files, credentials)
+    connection(cluster, ca_files, cert_dir, credentials)
 }
 
-/// The registry as the inventory describes it (scheme, CA), with `credentials`.
+/// The registry as the inventory describes it (scheme, CA, client certificate in
+/// `cert_dir`), with `credentials`.
 fn connection(
     cluster: &Cluster,
     ca_files: Vec<PathBuf>,
+    cert_dir: Option<PathBuf>,
     credentials: Option<bundle_registry::Credentials>,
 ) -> Connection {
     Connection {
         host: cluster.registry_host.clone(),
         plain_http: cluster.registry_plain_http,
         ca_files,
-        cert_dir: None,
+        cert_dir,
         credentials,
     }
+}
+
+/// `spec.registry.clientCertFile` and `clientKeyFile` as the push's TLS reads a client
+/// identity (`client.cert` and `client.key` in a certificate folder, the docker
+/// convention), copied into a private temporary folder removed when dropped.
+fn client_identity(
+    inventory: &Path,
+    cluster: &Cluster,
+) -> Result<Option<tempfile::TempDir>, Error> {
+    let Some((cert, key)) = &cluster.registry_client_files else {
+        return Ok(None);
+    };
+    let dir = tempfile::Builder::new()
+        .prefix("bundle-client-cert")
+        .tempdir()
+        .map_err(|source| Error::Write {
+            path: std::env::temp_dir(),
+            source,
+        })?;
+    for (field, file, name) in [
+        ("spec.registry.clientCertFile", cert, "client.cert"),
+        ("spec.registry.clientKeyFile", key, "client.key"),
+    ] {
+        let from = resolve_relative(inventory, file);
+        std::fs::copy(&from, dir.path().join(name)).map_err(|source| Error::InventoryFile {
+            field: field.into(),
+            path: from.clone(),
+            source,
+        })?;
+    }
+    Ok(Some(dir))
 }
 
 /// Pulls one image of every target project the way the nodes will (their account, or
@@ -211,14 +252,14 @@ mod tests {
         let seeded = seed(&registry.addr, &image, work.path()).unwrap();
 
         let plain = cluster_for(&format!("{{host: \"{}\", plainHttp: true}}", registry.addr));
-        let node = node_connection(&plain, vec![], None);
+        let node = node_connection(&plain, vec![], None, None);
         check_pull(&node, "k8s/pause", &seeded.digest)
             .await
             .unwrap();
 
         let tls = cluster_for(&format!("{{host: \"{}\"}}", registry.addr));
         let err = check_pull(
-            &node_connection(&tls, vec![], None),
+            &node_connection(&tls, vec![], None, None),
             "k8s/pause",
             &seeded.digest,
         )
@@ -226,5 +267,77 @@ mod tests {
         .unwrap_err();
         let shown = bundle_registry::Error::to_string(&err);
         assert!(shown.contains(&registry.addr), "{shown}");
+    }
+
+    /// A registry that wants a client certificate: the install presents the
+    /// inventory's (`clientCertFile`/`clientKeyFile`, relative to the inventory), and
+    /// without it the same pull is refused.
+    #[tokio::test]
+    async fn the_inventorys_client_certificate_is_what_the_install_presents() {
+        use bundle_testbed::real::registry::{client_cert, test_tls, RegistryOptions};
+        let work = tempfile::tempdir().unwrap();
+        let tls = test_tls(&work.path().join("tls"), "127.0.0.1").unwrap();
+        let registry = Registry::start_with(&RegistryOptions {
+            tls: Some((tls.cert.clone(), tls.key.clone())),
+            client_ca: Some(tls.ca.clone()),
+            ..RegistryOptions::default()
+        })
+        .unwrap();
+        let site = work.path().join("site");
+        client_cert(&tls, &site).unwrap();
+        std::fs::copy(&tls.ca, site.join("ca.crt")).unwrap();
+        // Seeded by skopeo, which presents the same files (`--dest-cert-dir`).
+        let image = TestImage::new(
+            "k8s/pause",
+            "3.9",
+            &[Layer {
+                seed: 5,
+                size: 4096,
+            }],
+        );
+        let layout = work.path().join("layout");
+        let seeded = bundle_testbed::images::write_layout(&image, &layout).unwrap();
+        let o = std::process::Command::new("skopeo")
+            .args(["copy", "--quiet", "--preserve-digests", "--dest-cert-dir"])
+            .arg(&site)
+            .arg(format!("oci:{}:3.9", layout.display()))
+            .arg(format!("docker://{}/k8s/pause:3.9", registry.addr))
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let inventory = site.join("cluster.yaml");
+        let cluster = cluster_for(&format!(
+            "{{host: \"{}\", caFile: ca.crt, clientCertFile: client.cert, clientKeyFile: client.key}}",
+            registry.addr
+        ));
+        let ca = vec![site.join("ca.crt")];
+        let identity = client_identity(&inventory, &cluster).unwrap().unwrap();
+        let with = node_connection(&cluster, ca.clone(), Some(identity.path().into()), None);
+        check_pull(&with, "k8s/pause", &seeded.digest)
+            .await
+            .unwrap();
+
+        let without = node_connection(&cluster, ca, None, None);
+        let err = check_pull(&without, "k8s/pause", &seeded.digest)
+            .await
+            .unwrap_err();
+        let shown = format!(
+            "{err} {}",
+            bundle_format::Hint::hint(&err).unwrap_or_default()
+        );
+        assert!(shown.contains("certificate"), "{shown}");
+
+        // A key file that is not there names its field and path.
+        let missing = cluster_for(&format!(
+            "{{host: \"{}\", caFile: ca.crt, clientCertFile: client.cert, clientKeyFile: nope.key}}",
+            registry.addr
+        ));
+        let e = client_identity(&inventory, &missing)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("spec.registry.clientKeyFile") && e.contains("nope.key"),
+            "{e}"
+        );
     }
 }

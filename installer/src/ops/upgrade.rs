@@ -99,6 +99,8 @@ async fn upgrade_async(
 ) -> Result<UpgradeOutcome, Error> {
     let installed = Installed::open(&opts.inventory, opts.state.as_deref())?;
     let pull_password = pull_password(&installed.inventory)?;
+    // Read now, so that a missing key stops the upgrade before anything else.
+    super::common::registry_client_key(&installed.inventory, &opts.inventory)?;
     let state = &installed.state;
     let from = Release::read(state.root())?.ok_or_else(|| Error::NoRelease {
         state: state.root().to_path_buf(),
@@ -247,6 +249,7 @@ async fn carry_out(
     reporter: &dyn Reporter,
 ) -> Result<(), Error> {
     let state = &installed.state;
+    let client_key = super::common::registry_client_key(&installed.inventory, &opts.inventory)?;
     let mut under_way = read_under_way(state)?.unwrap_or(UnderWay {
         to: outcome.to.clone(),
         backup: None,
@@ -274,6 +277,7 @@ async fn carry_out(
     };
     let mut engine = Engine::connect(parts, book, &run).await?;
     engine.set_pull_password(pull_password.as_deref());
+    engine.set_registry_client_key(client_key.as_deref());
     let job = ImagePush {
         bundle: &opts.bundle,
         pubkey: &opts.pubkey,

@@ -18,6 +18,9 @@ use crate::Problem;
 pub struct PlanInputs {
     /// The registry's CA certificate (PEM), from `spec.registry.caFile`.
     pub registry_ca: Option<String>,
+    /// The client certificate (PEM) the nodes present, from
+    /// `spec.registry.clientCertFile` (its key is filled in when written).
+    pub registry_client_cert: Option<String>,
     /// Warnings from validation (non-HA control plane with `--force`), for the notes.
     pub warnings: Vec<Problem>,
 }
@@ -53,6 +56,8 @@ pub struct PlanContext<'a> {
     pub facts: &'a BundleFacts,
     /// The registry's CA certificate, when the inventory names one.
     pub registry_ca: Option<&'a str>,
+    /// The nodes' client certificate, when the registry wants one.
+    pub registry_client_cert: Option<&'a str>,
     /// `kubeadm.k8s.io/v1beta3` or `v1beta4`.
     pub kubeadm_api: &'static str,
     /// containerd's configuration version (2 or 3).
@@ -233,6 +238,7 @@ pub(super) fn check<'a>(
         cluster,
         facts,
         registry_ca: inputs.registry_ca.as_deref(),
+        registry_client_cert: inputs.registry_client_cert.as_deref(),
         kubeadm_api,
         containerd_config_version,
         image_repository,

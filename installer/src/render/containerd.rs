@@ -138,14 +138,33 @@ pub fn ca_path(cluster: &Cluster) -> String {
     format!("{CERTS_D}/{}/ca.crt", cluster.registry_host)
 }
 
-fn host_entry(s: &mut String, url: &str, override_path: bool, ca: Option<&str>) {
+/// Paths of the client certificate and key the nodes present (mutual TLS).
+pub fn client_paths(cluster: &Cluster) -> (String, String) {
+    let dir = format!("{CERTS_D}/{}", cluster.registry_host);
+    (format!("{dir}/client.cert"), format!("{dir}/client.key"))
+}
+
+/// Placeholder of the client key, filled in from `spec.registry.clientKeyFile` when
+/// the file is written on a host.
+pub const CLIENT_KEY: &str = "<secret:registry-client-key>";
+
+/// What a `[host."…"]` entry trusts and presents.
+struct HostTls {
+    ca: Option<String>,
+    client: Option<(String, String)>,
+}
+
+fn host_entry(s: &mut String, url: &str, override_path: bool, tls: &HostTls) {
     let _ = writeln!(s, "[host.\"{url}\"]");
     let _ = writeln!(s, "  capabilities = [\"pull\", \"resolve\"]");
     if override_path {
         let _ = writeln!(s, "  override_path = true");
     }
-    if let Some(ca) = ca {
+    if let Some(ca) = &tls.ca {
         let _ = writeln!(s, "  ca = \"{ca}\"");
+    }
+    if let Some((cert, key)) = &tls.client {
+        let _ = writeln!(s, "  client = [[\"{cert}\", \"{key}\"]]");
     }
 }
 
@@ -155,20 +174,26 @@ fn host_entry(s: &mut String, url: &str, override_path: bool, ca: Option<&str>) 
 pub fn hosts_files(cluster: &Cluster, with_ca: bool) -> Vec<(String, String)> {
     let host = &cluster.registry_host;
     let root = cluster.registry_url();
-    let ca = with_ca.then(|| ca_path(cluster));
+    let tls = HostTls {
+        ca: with_ca.then(|| ca_path(cluster)),
+        client: cluster
+            .registry_client_files
+            .is_some()
+            .then(|| client_paths(cluster)),
+    };
     let mut out = Vec::new();
     let mut s = format!("# Written by bundle: the cluster's registry.\nserver = \"{root}\"\n\n");
-    host_entry(&mut s, &root, false, ca.as_deref());
+    host_entry(&mut s, &root, false, &tls);
     out.push((format!("{CERTS_D}/{host}/hosts.toml"), s));
     for (upstream, server) in MIRRORED {
         let prefix = cluster.mapping.mirror_prefix(upstream);
         let mut s = format!("# Written by bundle: `{upstream}` images are served by {host}.\nserver = \"{server}\"\n\n");
         if prefix.is_empty() {
-            host_entry(&mut s, &root, false, ca.as_deref());
+            host_entry(&mut s, &root, false, &tls);
         } else {
             // The mapping puts `{upstream}/NAME` at `{host}/{prefix}/NAME`: the API
             // root of this mirror is `/v2/{prefix}`, which needs override_path.
-            host_entry(&mut s, &format!("{root}/v2/{prefix}"), true, ca.as_deref());
+            host_entry(&mut s, &format!("{root}/v2/{prefix}"), true, &tls);
         }
         out.push((format!("{CERTS_D}/{upstream}/hosts.toml"), s));
     }
@@ -178,10 +203,14 @@ pub fn hosts_files(cluster: &Cluster, with_ca: bool) -> Vec<(String, String)> {
 /// A shell command that prints the HTTP status the registry's `/v2/` answers with,
 /// as the nodes reach it (their CA file, their scheme); curl's error on stderr.
 pub fn registry_probe(cluster: &Cluster) -> String {
-    let cacert = match &cluster.registry_ca_file {
+    let mut cacert = match &cluster.registry_ca_file {
         Some(_) => format!(" --cacert {}", ca_path(cluster)),
         None => String::new(),
     };
+    if cluster.registry_client_files.is_some() {
+        let (cert, key) = client_paths(cluster);
+        cacert.push_str(&format!(" --cert {cert} --key {key}"));
+    }
     format!(
         "curl -sS -o /dev/null -w '%{{http_code}}'{cacert} {}/v2/",
         cluster.registry_url()

@@ -196,6 +196,15 @@ impl<'a> Engine<'a> {
         }
     }
 
+    /// The key of the nodes' registry client certificate, written where the plan has
+    /// its placeholder.
+    pub(crate) fn set_registry_client_key(&mut self, key: Option<&str>) {
+        if let Some(k) = key {
+            self.add_secret("registry-client-key", k);
+            self.fill_in(crate::render::containerd::CLIENT_KEY.into(), k.into());
+        }
+    }
+
     /// Warnings so far (steps with `onFailure: warn` that failed).
     pub(crate) fn warnings(&self) -> Vec<String> {
         self.warnings.lock().expect("not poisoned").clone()

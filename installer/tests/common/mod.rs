@@ -125,6 +125,7 @@ pub fn facts() -> BundleFacts {
 pub fn inputs() -> PlanInputs {
     PlanInputs {
         registry_ca: Some(CA_PEM.into()),
+        registry_client_cert: None,
         warnings: vec![],
     }
 }

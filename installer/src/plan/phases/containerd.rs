@@ -57,6 +57,24 @@ pub(in crate::plan) fn config_files(ctx: &PlanContext) -> (Vec<Step>, Vec<String
         ));
         files.push(ca_path);
     }
+    if let Some(cert) = ctx.registry_client_cert {
+        let (cert_path, key_path) = containerd::client_paths(cluster);
+        s.push(write(
+            "containerd/registry-client-cert",
+            "the certificate the nodes present to the registry",
+            &cert_path,
+            cert.to_string(),
+            "0644",
+        ));
+        s.push(write(
+            "containerd/registry-client-key",
+            "its key (filled in from spec.registry.clientKeyFile)",
+            &key_path,
+            containerd::CLIENT_KEY.to_string(),
+            "0600",
+        ));
+        files.extend([cert_path, key_path]);
+    }
     for (path, content) in containerd::hosts_files(cluster, ctx.registry_ca.is_some()) {
         let dir = path
             .trim_start_matches(containerd::CERTS_D)
