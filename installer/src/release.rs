@@ -60,14 +60,7 @@ impl Release {
 
     /// The record in the state folder `state`, if an install finished there.
     pub fn read(state: &Path) -> Result<Option<Release>, Error> {
-        let path = state.join(STATE_FILE);
-        match std::fs::read(&path) {
-            Ok(data) => serde_json::from_slice(&data)
-                .map(Some)
-                .map_err(|source| Error::StateDamaged { path, source }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(source) => Err(Error::State { path, source }),
-        }
+        crate::state::read_record(&state.join(STATE_FILE))
     }
 
     /// Writes the record into the state folder `state` (atomically).

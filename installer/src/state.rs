@@ -88,6 +88,39 @@ pub fn now() -> String {
         .unwrap_or_default()
 }
 
+/// A record kept as JSON in the state folder (`release.json`, `upgrade.json`,
+/// `restore.json`): `None` when there is none, an error naming the file when it cannot
+/// be read or parsed.
+pub fn read_record<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>, Error> {
+    match std::fs::read(path) {
+        Ok(data) => serde_json::from_slice(&data)
+            .map(Some)
+            .map_err(|source| Error::StateDamaged {
+                path: path.to_path_buf(),
+                source,
+            }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(Error::State {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+/// Writes `record` to `path` as pretty JSON, through a `.tmp` file renamed over it, so
+/// that a crash leaves the old record or the new one.
+pub fn write_record<T: Serialize>(path: &Path, record: &T) -> Result<(), Error> {
+    let mut text = serde_json::to_vec_pretty(record).expect("state records serialize");
+    text.push(b'\n');
+    let tmp = path.with_extension("json.tmp");
+    let err = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| Error::State { path, source }
+    };
+    std::fs::write(&tmp, text).map_err(err(&tmp))?;
+    std::fs::rename(&tmp, path).map_err(err(path))
+}
+
 /// The plan of the last run, in `_state/`.
 const APPLIED_PLAN: &str = "applied-plan.json";
 

@@ -15,8 +15,7 @@ use super::common::{keep_admin_kubeconfig, Installed};
 use crate::exec::{last_lines, SshHost};
 use crate::report::Reporter;
 use crate::run::connect::connect;
-use crate::run::{Engine, EngineParts, HostBook, RunOptions};
-use crate::secrets::Secrets;
+use crate::run::{HostBook, RunOptions};
 use crate::Error;
 
 /// Days of validity under which a certificate is reported as expiring.
@@ -95,7 +94,7 @@ async fn renew_async(
         return Err(Error::NotConfirmed { what });
     }
     let plan = crate::plan::renewal(&installed.plan, &masters);
-    let secrets = Secrets::load_or_create(&installed.state.root().join("secrets.json"))?;
+    let secrets = installed.secrets(&plan)?;
     let run = RunOptions {
         parallel: 1,
         from: None,
@@ -106,17 +105,9 @@ async fn renew_async(
             opts.inventory.display()
         ),
     };
-    let parts = EngineParts {
-        plan: &plan,
-        state: &installed.state,
-        secrets: &secrets,
-        reporter,
-    };
-    let book = HostBook {
-        inventory: &installed.inventory,
-        path: &opts.inventory,
-    };
-    let engine = Engine::connect(parts, book, &run).await?;
+    let engine = installed
+        .engine(&plan, &secrets, &opts.inventory, &run, reporter)
+        .await?;
     let result = engine.execute(None).await;
     if result.is_ok() {
         keep_admin_kubeconfig(&engine, &masters[0], &installed.state, reporter).await;

@@ -70,6 +70,35 @@ impl Installed {
         })
     }
 
+    /// The state folder's secrets, with what `plan` needs made where missing.
+    pub fn secrets(&self, plan: &Plan) -> Result<Secrets, Error> {
+        Secrets::load_for_plan(&self.state.root().join("secrets.json"), plan)
+    }
+
+    /// The executor for `plan` over this installation's hosts (as the inventory at
+    /// `inventory_path` reaches them): what every lifecycle operation carries its
+    /// plan out with.
+    pub async fn engine<'a>(
+        &'a self,
+        plan: &'a Plan,
+        secrets: &'a Secrets,
+        inventory_path: &Path,
+        run: &RunOptions,
+        reporter: &'a dyn Reporter,
+    ) -> Result<Engine<'a>, Error> {
+        let parts = EngineParts {
+            plan,
+            state: &self.state,
+            secrets,
+            reporter,
+        };
+        let book = HostBook {
+            inventory: &self.inventory,
+            path: inventory_path,
+        };
+        Engine::connect(parts, book, run).await
+    }
+
     /// The masters, in inventory order.
     pub fn masters(&self) -> Vec<String> {
         self.with_role("master")

@@ -14,7 +14,7 @@ use crate::inventory::Inventory;
 use crate::plan::{removal, Plan, PlanHost, Removal};
 use crate::report::{Event, Reporter};
 use crate::run::connect::connect;
-use crate::run::{Engine, EngineParts, HostBook, RunOptions};
+use crate::run::{HostBook, RunOptions};
 use crate::state::StateDir;
 use crate::{Error, Problems};
 
@@ -78,7 +78,7 @@ async fn remove_async(
         reachable,
         reset_script: reset_script(installed, &opts.host),
     });
-    let secrets = crate::secrets::Secrets::load_or_create(&state.root().join("secrets.json"))?;
+    let secrets = opened.secrets(&plan)?;
     let run = RunOptions {
         parallel: 10,
         from: None,
@@ -91,13 +91,9 @@ async fn remove_async(
             if opts.force { " --force" } else { "" }
         ),
     };
-    let parts = EngineParts {
-        plan: &plan,
-        state,
-        secrets: &secrets,
-        reporter,
-    };
-    let engine = Engine::connect(parts, book, &run).await?;
+    let engine = opened
+        .engine(&plan, &secrets, &opts.inventory, &run, reporter)
+        .await?;
     let result = engine.execute(None).await;
     engine.close().await;
     let (ran, skipped) = result?;

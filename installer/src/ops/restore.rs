@@ -26,8 +26,7 @@ use crate::exec::{last_lines, shell_quote, SshHost};
 use crate::plan::{restoration, Plan, Restoration, RestoreMember, SNAPSHOT_PATH};
 use crate::release::Release;
 use crate::report::{Event, Reporter};
-use crate::run::{Engine, EngineParts, HostBook, RunOptions};
-use crate::secrets::Secrets;
+use crate::run::{Engine, RunOptions};
 use crate::state::StateDir;
 use crate::Error;
 
@@ -137,7 +136,7 @@ async fn restore_async(
         snapshot_sha256: snapshot.clone(),
         stamp: record.stamp.clone(),
     });
-    let secrets = Secrets::load_or_create(&installed.state.root().join("secrets.json"))?;
+    let secrets = installed.secrets(&plan)?;
     let run = RunOptions {
         // Every master at once: in the second wave each waits for the whole etcd
         // cluster, which needs every member started.
@@ -152,17 +151,9 @@ async fn restore_async(
             if opts.force { " --force" } else { "" }
         ),
     };
-    let parts = EngineParts {
-        plan: &plan,
-        state: &installed.state,
-        secrets: &secrets,
-        reporter,
-    };
-    let book = HostBook {
-        inventory: &installed.inventory,
-        path: &opts.inventory,
-    };
-    let engine = Engine::connect(parts, book, &run).await?;
+    let engine = installed
+        .engine(&plan, &secrets, &opts.inventory, &run, reporter)
+        .await?;
     let result = async {
         upload_everywhere(&engine, &plan, &opts.backup.join(SNAPSHOT_FILE), &snapshot).await?;
         reporter.event(&Event::Note {
@@ -312,16 +303,7 @@ fn minor(version: &str) -> String {
 /// resumed restore keeps its stamp), a new one otherwise.
 fn begin(state: &StateDir, snapshot: &str, reporter: &dyn Reporter) -> Result<Record, Error> {
     let path = state.root().join(RECORD_FILE);
-    let earlier: Option<Record> = match std::fs::read(&path) {
-        Ok(data) => Some(
-            serde_json::from_slice(&data).map_err(|source| Error::StateDamaged {
-                path: path.clone(),
-                source,
-            })?,
-        ),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(source) => return Err(Error::State { path, source }),
-    };
+    let earlier: Option<Record> = crate::state::read_record(&path)?;
     match earlier {
         Some(r) if r.snapshot_sha256 == snapshot => {
             reporter.event(&Event::Note {
@@ -346,16 +328,7 @@ fn begin(state: &StateDir, snapshot: &str, reporter: &dyn Reporter) -> Result<Re
             ))
             .expect("formats"),
     };
-    let tmp = path.with_extension("json.tmp");
-    let text = serde_json::to_vec_pretty(&record).expect("a record serializes");
-    std::fs::write(&tmp, text).map_err(|source| Error::Write {
-        path: tmp.clone(),
-        source,
-    })?;
-    std::fs::rename(&tmp, &path).map_err(|source| Error::Write {
-        path: path.clone(),
-        source,
-    })?;
+    crate::state::write_record(&path, &record)?;
     Ok(record)
 }
 

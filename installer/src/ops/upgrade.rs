@@ -21,8 +21,7 @@ use super::push::{push_images, ImagePush};
 use crate::plan::{PhaseName, Plan};
 use crate::release::Release;
 use crate::report::{Event, Reporter};
-use crate::run::{serve_repo, Engine, EngineParts, HostBook, RunOptions};
-use crate::secrets::Secrets;
+use crate::run::{serve_repo, Engine, RunOptions};
 use crate::state::StateDir;
 use crate::upgrade::{gate, Change, GateOptions};
 use crate::Error;
@@ -257,7 +256,7 @@ async fn carry_out(
     write_under_way(state, &under_way)?;
     let plan = &outcome.plan;
     crate::plan::write_plan_dir(plan, &state.root().join(PLAN_DIR))?;
-    let secrets = Secrets::load_or_create(&state.root().join("secrets.json"))?;
+    let secrets = installed.secrets(plan)?;
     let run = RunOptions {
         parallel: 10,
         from: None,
@@ -265,17 +264,9 @@ async fn carry_out(
         become_password: opts.become_password.clone(),
         resume: resume_command(opts),
     };
-    let parts = EngineParts {
-        plan,
-        state,
-        secrets: &secrets,
-        reporter,
-    };
-    let book = HostBook {
-        inventory: &installed.inventory,
-        path: &opts.inventory,
-    };
-    let mut engine = Engine::connect(parts, book, &run).await?;
+    let mut engine = installed
+        .engine(plan, &secrets, &opts.inventory, &run, reporter)
+        .await?;
     engine.set_pull_password(pull_password.as_deref());
     engine.set_registry_client_key(client_key.as_deref());
     let job = ImagePush {
@@ -382,24 +373,11 @@ fn finish(state: &StateDir, prepared: &Prepared) -> Result<(), Error> {
 }
 
 fn read_under_way(state: &StateDir) -> Result<Option<UnderWay>, Error> {
-    let path = state.root().join(UPGRADE_FILE);
-    match std::fs::read(&path) {
-        Ok(data) => serde_json::from_slice(&data)
-            .map(Some)
-            .map_err(|source| Error::StateDamaged { path, source }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(Error::State { path, source }),
-    }
+    crate::state::read_record(&state.root().join(UPGRADE_FILE))
 }
 
 fn write_under_way(state: &StateDir, under_way: &UnderWay) -> Result<(), Error> {
-    let path = state.root().join(UPGRADE_FILE);
-    let tmp = state.root().join(format!("{UPGRADE_FILE}.tmp"));
-    let mut text = serde_json::to_string_pretty(under_way).expect("serializes");
-    text.push('\n');
-    std::fs::write(&tmp, text)
-        .and_then(|()| std::fs::rename(&tmp, &path))
-        .map_err(|source| Error::State { path, source })
+    crate::state::write_record(&state.root().join(UPGRADE_FILE), under_way)
 }
 
 /// The command that goes on with this upgrade.
