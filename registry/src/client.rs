@@ -457,3 +457,34 @@ fn partial_path(dest: &Path) -> PathBuf {
     s.push(".partial");
     PathBuf::from(s)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_debug_names_accounts_but_never_passwords() {
+        let opts = ClientOptions {
+            credentials: BTreeMap::from([(
+                "mirror.corp:5000".to_string(),
+                Credentials {
+                    username: "ci".into(),
+                    password: "s3cret-Pa55".into(),
+                },
+            )]),
+            ..Default::default()
+        };
+        let shown = format!("{opts:?}");
+        assert!(
+            shown.contains("mirror.corp:5000") && shown.contains("\"ci\""),
+            "{shown}"
+        );
+        assert!(!shown.contains("s3cret-Pa55"), "{shown}");
+    }
+
+    #[test]
+    fn docker_hub_is_asked_at_its_api_host() {
+        assert_eq!(api_host("docker.io"), "registry-1.docker.io");
+        assert_eq!(api_host("quay.io"), "quay.io");
+    }
+}
