@@ -261,11 +261,19 @@ fn build_pulls_each_registry_with_its_own_stored_login_from_auths_or_a_credentia
         &[PAUSE, NODE],
         &[("registry.k8s.io", &plain.addr), ("docker.io", &hub.addr)],
         &["--plain-http", &plain.addr, "--plain-http", &hub.addr],
-        &[],
+        // Every log line there is, so that none can carry a secret unseen.
+        &[("BUNDLE_LOG", "trace")],
         None,
     );
     assert_eq!(run.code, 0, "{}", run.transcript());
     assert!(b.bundle().exists());
+    assert_says(
+        &run,
+        &format!(
+            "registry `{}`: account `bob` (docker's or podman's stored login)",
+            hub.addr
+        ),
+    );
     // The helper was asked for the Harbor mirror only: the other registry's login came
     // from `auths`, and docker.io itself was never contacted.
     assert_eq!(b.helper_asked("corp"), vec![hub.addr.clone()]);
