@@ -627,3 +627,47 @@ fn build_trusts_a_self_signed_registry_certificate_given_as_ca_file_cert_dir_or_
     assert_eq!(run.code, 0, "{}", run.transcript());
     assert!(b.bundle().exists());
 }
+
+#[test]
+fn build_through_a_proxy_that_resets_and_503s_every_third_request_still_completes() {
+    let registry = Registry::start().unwrap();
+    seed(&registry.addr, &pause(), None);
+    seed(&registry.addr, &node(), None);
+    let proxy = Proxy::start(
+        &registry.addr,
+        FaultPattern {
+            every: 3,
+            skip: 0,
+            fault: Fault::Both,
+            only: None,
+        },
+    )
+    .unwrap();
+    let b = Builder::new();
+    let run = b.build(
+        &[PAUSE, NODE],
+        &[("registry.k8s.io", &proxy.addr), ("docker.io", &proxy.addr)],
+        &["--plain-http", &proxy.addr],
+        &[],
+        None,
+    );
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    let log = proxy.log();
+    assert!(
+        log.iter()
+            .any(|l| l.starts_with("FAULT Reset GET") && l.contains("/blobs/"))
+            || log
+                .iter()
+                .any(|l| l.starts_with("FAULT Unavailable GET") && l.contains("/blobs/")),
+        "a blob request was failed on purpose: {log:?}"
+    );
+    assert!(proxy.faults() >= 2, "{log:?}");
+    let verify = b.s.run(&[
+        "verify",
+        "bundles/pulls-1.tar.zst",
+        "--pubkey",
+        "builder.pub",
+    ]);
+    assert_eq!(verify.code, 0, "{}", verify.transcript());
+    assert_eq!(partials(&b.s.cache()), Vec::<PathBuf>::new());
+}
