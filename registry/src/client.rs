@@ -33,7 +33,6 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::OnceCell;
 
 use crate::push::http::{Attempt, AttemptResult, Connection, Session, MANIFEST_ACCEPT};
-use crate::retry::Retry;
 use crate::tls::SiteTls;
 use crate::{credentials, Error, RetryPolicy};
 
@@ -201,20 +200,9 @@ impl RegistryClient {
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = AttemptResult<T>>,
     {
-        let retry = |a: &Attempt| match (a.transient, &a.error) {
-            (false, _) => Retry::Stop,
-            (
-                true,
-                Error::Status {
-                    retry_after: Some(wait),
-                    ..
-                },
-            ) => Retry::After(*wait),
-            (true, _) => Retry::Backoff,
-        };
         self.opts
             .retry
-            .run_with(what, retry, op)
+            .run_with(what, Attempt::retry, op)
             .await
             .map_err(|a| a.error)
     }

@@ -106,7 +106,7 @@ impl RetryPolicy {
     /// The wait before the next attempt, or `None` to give up: when the failure is not
     /// transient, the attempts are used up, or the server asked for longer than
     /// `max_retry_after`.
-    fn next_delay(
+    pub(crate) fn next_delay(
         &self,
         retry: Retry,
         waits: &mut impl Iterator<Item = (usize, Duration)>,

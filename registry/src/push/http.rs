@@ -32,7 +32,7 @@ use reqwest::header::{
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 
 use crate::tls::{self, SiteTls};
-use crate::{Credentials, Error};
+use crate::{Credentials, Error, Retry};
 
 /// How to reach the target registry.
 #[derive(Debug, Clone, Default)]
@@ -78,6 +78,24 @@ impl From<Error> for Attempt {
         Attempt {
             error,
             transient: false,
+        }
+    }
+}
+
+impl Attempt {
+    /// What this failure calls for: the wait the registry asked for (`Retry-After` on
+    /// a 429 or 503), the policy's backoff, or giving up. Pulls and pushes both ask.
+    pub fn retry(&self) -> Retry {
+        match (self.transient, &self.error) {
+            (false, _) => Retry::Stop,
+            (
+                true,
+                Error::Status {
+                    retry_after: Some(wait),
+                    ..
+                },
+            ) => Retry::After(*wait),
+            (true, _) => Retry::Backoff,
         }
     }
 }
