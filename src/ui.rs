@@ -39,9 +39,12 @@ impl Ui {
         if !terminal || args.quiet {
             multi.set_draw_target(ProgressDrawTarget::hidden());
         }
+        // rustls-platform-verifier logs every refused certificate at ERROR, also the
+        // self-signed one `bundle_registry::tls` then accepts because the user trusts
+        // it; a refusal that stands reaches the user as an error with a hint.
         let default = match args.verbose {
-            0 => "warn",
-            1 => "info,bundle=info",
+            0 => "warn,rustls_platform_verifier=off",
+            1 => "info,bundle=info,rustls_platform_verifier=off",
             _ => "debug",
         };
         let filter = tracing_subscriber::EnvFilter::try_from_env("BUNDLE_LOG")

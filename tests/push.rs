@@ -865,6 +865,29 @@ fn push_through_a_proxy_that_resets_and_503s_every_fifth_request_still_completes
 }
 
 #[test]
+fn push_waits_as_long_as_a_rate_limited_registry_asks() {
+    let (up, bundle) = default_bundle();
+    let target = Registry::start().unwrap();
+    // Every fourth HEAD answered 429 with `Retry-After: 1`, as Docker Hub's limit does.
+    let proxy = Proxy::start(
+        &target.addr,
+        FaultPattern {
+            every: 4,
+            skip: 0,
+            fault: Fault::TooManyRequests { retry_after: 1 },
+            only: Some(|line| line.starts_with("HEAD ")),
+        },
+    )
+    .unwrap();
+    let run = push(&up.s, &bundle, &proxy.addr, &["--plain-http"]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    assert!(proxy.faults() >= 1, "{:?}", proxy.log());
+    assert_says(&run, "answered 429 to HEAD");
+    assert_says(&run, "retrying in 1s");
+    assert_digests_match(&up, &target.addr, &["--tls-verify=false"]);
+}
+
+#[test]
 fn push_repeats_blob_uploads_cut_mid_stream_from_a_fresh_read_of_the_bundle() {
     // Every other blob upload dies after its request head, part of the body sent.
     // Nothing is spooled: each repeat streams the blob again from its frame.

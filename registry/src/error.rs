@@ -2,31 +2,63 @@ use std::path::{Path, PathBuf};
 
 use crate::tls::TlsProblem;
 use bundle_format::Hint;
-use oci_client::errors::OciDistributionError;
 
 /// Registry failures, each naming the registry and what was asked of it.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The registry could not be reached (connection refused, DNS, TLS).
-    #[error("cannot reach registry `{registry}`")]
+    /// The registry could not be reached while pulling (connection refused, DNS, a
+    /// connection cut mid-transfer).
+    #[error("cannot reach registry `{registry}` ({url})")]
     Unreachable {
         /// Host[:port].
         registry: String,
+        /// The URL asked for.
+        url: String,
         /// Cause.
         #[source]
-        source: Box<OciDistributionError>,
+        source: reqwest::Error,
     },
-    /// The registry refused the credentials or the account lacks a right.
-    #[error("registry `{registry}` refused access to `{repository}`")]
-    Unauthorized {
+    /// A pull was refused: the registry wants credentials, or refused the ones given.
+    #[error("registry `{registry}` refused {} to pull `{repository}`", pull_account_text(.account, .from))]
+    PullRefused {
         /// Host[:port].
         registry: String,
         /// Repository.
         repository: String,
-        /// Cause.
-        #[source]
-        source: Box<OciDistributionError>,
+        /// The account tried, if any.
+        account: Option<String>,
+        /// Where that account's credentials came from (`--registry-login`, a credential
+        /// helper, `config.json`).
+        from: Option<String>,
+    },
+    /// The registry keeps answering `429 Too Many Requests`: its rate limit (Docker
+    /// Hub caps anonymous pulls per IP address).
+    #[error("registry `{registry}` is rate-limiting {}: 429 Too Many Requests to {what}{}; {}", account_text(.account), detail_text(.detail), rate_limit_text(.retry_after, .max_wait))]
+    RateLimited {
+        /// Host[:port] as the manifest or mirror names it.
+        registry: String,
+        /// The request (`GET manifest library/nginx:1.25`).
+        what: String,
+        /// The account pulling, if any.
+        account: Option<String>,
+        /// The registry's own message (`TOOMANYREQUESTS You have reached your pull rate
+        /// limit…`).
+        detail: String,
+        /// The wait the registry asked for last (`Retry-After`), in seconds.
+        retry_after: Option<u32>,
+        /// The longest wait honoured, in seconds.
+        max_wait: u32,
+    },
+    /// A docker credential helper could not give credentials.
+    #[error("credential helper `{helper}` for `{registry}` {problem}")]
+    CredentialHelper {
+        /// Host[:port].
+        registry: String,
+        /// `docker-credential-NAME`.
+        helper: String,
+        /// What went wrong (never the helper's answer on success: it holds the secret).
+        problem: String,
     },
     /// The manifest (tag or digest) does not exist.
     #[error("`{reference}` was not found in registry `{registry}`")]
@@ -35,30 +67,6 @@ pub enum Error {
         reference: String,
         /// Host[:port].
         registry: String,
-    },
-    /// A manifest request failed for another reason.
-    #[error("cannot fetch manifest `{reference}` from `{registry}`")]
-    Manifest {
-        /// What was asked for.
-        reference: String,
-        /// Host[:port].
-        registry: String,
-        /// Cause.
-        #[source]
-        source: Box<OciDistributionError>,
-    },
-    /// A blob request failed.
-    #[error("cannot fetch blob `{digest}` of `{registry}/{repository}`")]
-    Blob {
-        /// Blob digest.
-        digest: String,
-        /// Host[:port].
-        registry: String,
-        /// Repository.
-        repository: String,
-        /// Cause.
-        #[source]
-        source: Box<OciDistributionError>,
     },
     /// Content did not hash to the digest it was asked for.
     #[error("`{what}` from `{registry}` has digest {found}, expected {expected}")]
@@ -131,6 +139,8 @@ pub enum Error {
         status: u16,
         /// The body's error message, shortened.
         detail: String,
+        /// The wait the registry asked for (`Retry-After`), if it did.
+        retry_after: Option<std::time::Duration>,
     },
     /// The bundle failed verification: nothing was tagged.
     #[error("bundle `{path}` failed verification; no manifest or tag was pushed")]
@@ -204,8 +214,8 @@ pub enum Error {
 impl Hint for Error {
     fn hint(&self) -> Option<String> {
         Some(match self {
-            Error::Unreachable { registry, source } => {
-                ConnectFailure::of(source.as_ref()).hint(registry, &format!("--plain-http {registry}"))
+            Error::Unreachable { registry, source, .. } => {
+                ConnectFailure::of(source).hint(registry, &format!("--plain-http {registry}"))
             }
             Error::Connect { registry, source, .. } => {
                 ConnectFailure::of(source).hint(registry, "--plain-http")
@@ -223,10 +233,15 @@ impl Hint for Error {
                 "give {} the Developer (push) role in the Harbor project or registry ACL for `{repository}` on `{registry}`, or push with an account that has it",
                 account_text(account)
             ),
-            Error::Status { status, .. } if *status >= 500 => "the registry failed; its logs say why (disk full, storage backend down); pushing again resumes where this stopped".into(),
+            Error::Status { status, .. } if *status >= 500 => "the registry failed; its logs say why (disk full, storage backend down); running the same command again resumes where this stopped".into(),
             Error::Bundle { .. } => "get a fresh copy of the bundle and check it with `bundle verify`; nothing from this bundle was tagged in the registry".into(),
             Error::DockerConfig { .. } => "fix the docker config.json or credential helper, or pass `--username USER --password-stdin`".into(),
-            Error::Unauthorized { registry, .. } => format!("check the credentials for `{registry}` and that the account may read or write this repository"),
+            Error::PullRefused { registry, account: None, .. } => format!("`{registry}` needs credentials to pull: log in with `docker login {registry}` (or `podman login`), or pass `--registry-login {registry} --username USER --password-stdin`"),
+            Error::PullRefused { registry, repository, account: Some(a), .. } => format!("check the password of `{a}` for `{registry}` and that the account may pull `{repository}`; `--registry-login {registry} --username USER --password-stdin` overrides what docker and podman have stored"),
+            Error::RateLimited { registry, account: None, .. } => format!("credentials lift the anonymous limit: `docker login {registry}` (bundle reads docker's and podman's stored logins and credential helpers), or `--registry-login {registry} --username USER --password-stdin`; or pull through a mirror with `--mirror`; blobs already fetched stay in the cache, so building again later resumes"),
+            Error::RateLimited { .. } => "this account's pull limit is used up: wait and build again (blobs already fetched stay in the cache), use an account with a higher limit, or pull through a mirror with `--mirror`".into(),
+            Error::CredentialHelper { helper, problem, .. } if problem.starts_with("cannot be run") => format!("install `{helper}` on PATH, or remove it from `credHelpers`/`credsStore` in docker's config.json; or give the credentials with `--password-stdin`"),
+            Error::CredentialHelper { helper, .. } => format!("run `echo HOST | {helper} get` to see what it answers (log in again with `docker login HOST` if its store lost the entry); or give the credentials with `--password-stdin`"),
             Error::NotFound { .. } => "check the tag or digest in the manifest; a tag may have been removed upstream".into(),
             Error::DigestMismatch { .. } => "the registry served different content than was pinned; if the tag moved upstream, update the manifest's pin deliberately".into(),
             _ => return None,
@@ -274,6 +289,30 @@ fn paths(paths: &[PathBuf]) -> String {
         .map(|p| format!("`{}`", p.display()))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+fn pull_account_text(account: &Option<String>, from: &Option<String>) -> String {
+    match (account, from) {
+        (Some(a), Some(f)) => format!("account `{a}` (credentials from {f})"),
+        (Some(a), None) => format!("account `{a}`"),
+        (None, _) => "anonymous access".into(),
+    }
+}
+
+fn detail_text(detail: &str) -> String {
+    match detail.is_empty() {
+        true => String::new(),
+        false => format!(" ({detail})"),
+    }
+}
+
+fn rate_limit_text(retry_after: &Option<u32>, max_wait: &u32) -> String {
+    match retry_after {
+        Some(asked) if asked > max_wait => {
+            format!("it asks to wait {asked}s, longer than the {max_wait}s bundle waits")
+        }
+        _ => "still limited after every retry".into(),
+    }
 }
 
 fn account_text(account: &Option<String>) -> String {

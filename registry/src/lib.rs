@@ -1,9 +1,11 @@
 //! OCI distribution for bundle: talking to registries.
 //!
 //! - [`RegistryClient`]: pull manifests raw (bytes kept, so digests survive) and blobs
-//!   streamed to files with their digest checked, over HTTP or HTTPS with extra CAs,
-//!   anonymous or with credentials, with retries and backoff on 5xx, 429 and
-//!   connection errors. Built on `oci-client`.
+//!   streamed to files with their digest checked, from any number of registries, each
+//!   with its own TLS trust (as [`tls`] reads it) and credentials (given for it, else
+//!   docker's or podman's stored login), with retries and backoff on 5xx, 429 (its
+//!   `Retry-After` honoured up to a cap) and connection errors. Talks to registries with
+//!   `reqwest` through the push side's session (see `client.rs` for why not oci-client).
 //! - [`mapping`]: how a source image name maps into a target registry (`bundle push`
 //!   and the installer's manifest rewriting share it).
 //! - [`push`]: a bundle's images into a registry: [`push::plan`] (signature, manifests,
@@ -16,7 +18,7 @@
 //!   `--cert-dir`, docker's and containers' `certs.d` folders) and the client certificate
 //!   offered; accepts a self-signed server certificate the user trusts explicitly.
 //! - [`credentials`]: where registry credentials come from (flags, environment, docker
-//!   `config.json` and credential helpers).
+//!   `config.json` and credential helpers, podman's `auth.json`).
 //!
 //! It knows nothing about bundles beyond the digest and reference types of
 //! `bundle-format`.
@@ -44,4 +46,4 @@ pub mod tls;
 
 pub use client::{ClientOptions, Credentials, RawManifest, RegistryClient};
 pub use error::Error;
-pub use retry::RetryPolicy;
+pub use retry::{Retry, RetryPolicy};

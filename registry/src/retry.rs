@@ -1,4 +1,5 @@
-//! Retries with exponential backoff for transient registry failures.
+//! Retries with exponential backoff for transient registry failures, and the waits a
+//! registry asks for itself (`Retry-After` on a 429 or 503), bounded.
 
 use std::future::Future;
 use std::time::Duration;
@@ -12,6 +13,21 @@ pub struct RetryPolicy {
     pub initial_delay: Duration,
     /// Longest delay between attempts.
     pub max_delay: Duration,
+    /// Longest `Retry-After` honoured: a registry asking for a longer wait fails the
+    /// operation at once (a build should not sit silent for an hour; the error says
+    /// how long the registry asked for).
+    pub max_retry_after: Duration,
+}
+
+/// What a failed attempt calls for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retry {
+    /// Give up: the failure is not transient.
+    Stop,
+    /// Try again after the policy's next backoff.
+    Backoff,
+    /// Try again after the wait the server asked for (`Retry-After`).
+    After(Duration),
 }
 
 impl Default for RetryPolicy {
@@ -20,6 +36,7 @@ impl Default for RetryPolicy {
             attempts: 5,
             initial_delay: Duration::from_millis(200),
             max_delay: Duration::from_secs(5),
+            max_retry_after: Duration::from_secs(60),
         }
     }
 }
@@ -40,6 +57,27 @@ impl RetryPolicy {
         &self,
         what: &str,
         transient: impl Fn(&E) -> bool,
+        op: F,
+    ) -> Result<T, E>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+        E: std::fmt::Display,
+    {
+        let retry = |e: &E| match transient(e) {
+            true => Retry::Backoff,
+            false => Retry::Stop,
+        };
+        self.run_with(what, retry, op).await
+    }
+
+    /// As [`RetryPolicy::run`], with `retry` saying per error whether to stop, back off,
+    /// or wait as long as the server asked; a requested wait counts as an attempt and
+    /// is honoured up to [`RetryPolicy::max_retry_after`].
+    pub async fn run_with<T, E, F, Fut>(
+        &self,
+        what: &str,
+        retry: impl Fn(&E) -> Retry,
         mut op: F,
     ) -> Result<T, E>
     where
@@ -51,10 +89,9 @@ impl RetryPolicy {
         loop {
             let e = match op().await {
                 Ok(v) => return Ok(v),
-                Err(e) if transient(&e) => e,
-                Err(e) => return Err(e),
+                Err(e) => e,
             };
-            let Some((i, delay)) = waits.next() else {
+            let Some((i, delay)) = self.next_delay(retry(&e), &mut waits) else {
                 return Err(e);
             };
             tracing::warn!(
@@ -63,6 +100,22 @@ impl RetryPolicy {
                 self.attempts
             );
             tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// The wait before the next attempt, or `None` to give up: when the failure is not
+    /// transient, the attempts are used up, or the server asked for longer than
+    /// `max_retry_after`.
+    pub(crate) fn next_delay(
+        &self,
+        retry: Retry,
+        waits: &mut impl Iterator<Item = (usize, Duration)>,
+    ) -> Option<(usize, Duration)> {
+        match retry {
+            Retry::Stop => None,
+            Retry::After(asked) if asked > self.max_retry_after => None,
+            Retry::After(asked) => waits.next().map(|(i, _)| (i, asked)),
+            Retry::Backoff => waits.next(),
         }
     }
 }
@@ -77,6 +130,7 @@ mod tests {
             attempts: 6,
             initial_delay: Duration::from_millis(200),
             max_delay: Duration::from_millis(1000),
+            max_retry_after: Duration::from_secs(60),
         };
         let ms: Vec<u128> = policy.backoff().map(|d| d.as_millis()).collect();
         assert_eq!(ms, [200, 400, 800, 1000, 1000]);
@@ -85,5 +139,32 @@ mod tests {
             ..policy
         };
         assert_eq!(once.backoff().count(), 0);
+    }
+
+    #[test]
+    fn a_requested_wait_replaces_the_backoff_up_to_the_cap_and_uses_an_attempt() {
+        let policy = RetryPolicy {
+            attempts: 3,
+            initial_delay: Duration::from_millis(200),
+            max_delay: Duration::from_millis(1000),
+            max_retry_after: Duration::from_secs(60),
+        };
+        let mut waits = policy.backoff().enumerate();
+        let asked = Duration::from_secs(7);
+        assert_eq!(
+            policy.next_delay(Retry::After(asked), &mut waits),
+            Some((0, asked))
+        );
+        let too_long = Duration::from_secs(61);
+        assert_eq!(policy.next_delay(Retry::After(too_long), &mut waits), None);
+        assert_eq!(
+            policy.next_delay(Retry::Backoff, &mut waits),
+            Some((1, Duration::from_millis(400)))
+        );
+        assert_eq!(policy.next_delay(Retry::After(asked), &mut waits), None);
+        assert_eq!(
+            policy.next_delay(Retry::Stop, &mut policy.backoff().enumerate()),
+            None
+        );
     }
 }

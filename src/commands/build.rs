@@ -1,5 +1,6 @@
 //! `bundle build`: the connected side's one command.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
@@ -8,15 +9,34 @@ use bundle_builder::manifest::ManifestSource;
 use bundle_builder::ops::build::{build, BuildOptions};
 use bundle_builder::BuildReporter;
 use bundle_format::write::WriteOptions;
-use bundle_registry::ClientOptions;
+use bundle_registry::credentials::{self, Source};
+use bundle_registry::{ClientOptions, Credentials};
 use indicatif::{HumanBytes, ProgressBar};
 
-use crate::commands::keys;
+use crate::commands::{keys, login};
 use crate::report::hinted;
 use crate::ui::Ui;
 
 /// Arguments of `bundle build`.
 #[derive(clap::Args, Debug)]
+#[command(after_long_help = "\
+Credentials, per registry: for the registry named by --registry-login, --username (or \
+BUNDLE_REGISTRY_USERNAME) with the password from --password-stdin (or \
+BUNDLE_REGISTRY_PASSWORD); for every other registry, what `docker login`, `podman login` \
+or `skopeo login` stored: docker's config.json (auths, credHelpers, credsStore; \
+$DOCKER_CONFIG or ~/.docker), then containers' auth.json ($REGISTRY_AUTH_FILE or \
+$XDG_RUNTIME_DIR/containers/auth.json); else anonymous. An image pulled through --mirror \
+is pulled with the mirror's credentials: name the mirror in --registry-login.
+
+Rate limits: a registry answering 429 Too Many Requests (Docker Hub's anonymous pull \
+limit) is retried after the wait it asks for (Retry-After), up to 60 s per wait; a longer \
+wait fails the build at once, saying so. Blobs already fetched stay in the cache.
+
+TLS: the system's trust store, plus --ca-file and --cert-dir for every registry; without \
+either, each registry's folder in /etc/containers/certs.d and /etc/docker/certs.d \
+(ca.crt and any *.crt; client.cert and client.key for a registry that asks for a client \
+certificate); BUNDLE_CERTS_D replaces those two roots. A self-signed server certificate \
+(openssl req -x509) is accepted when it is itself one of the trusted certificates.")]
 pub struct Args {
     /// Pinned manifest (default: the built-in Kubernetes v1.29.2 + calico manifest)
     #[arg(long, short, value_name = "FILE")]
@@ -36,9 +56,24 @@ pub struct Args {
     /// Registry spoken to over plain HTTP (repeatable)
     #[arg(long, value_name = "HOST:PORT")]
     plain_http: Vec<String>,
-    /// Extra CA certificate(s) to trust, PEM
+    /// Extra CA certificate(s) to trust, PEM (or a registry's own self-signed certificate)
     #[arg(long, value_name = "PEM")]
     ca_file: Vec<PathBuf>,
+    /// Certificates as skopeo's --cert-dir: *.crt are CAs, NAME.cert with NAME.key a client
+    /// certificate
+    #[arg(long, value_name = "DIR")]
+    cert_dir: Option<PathBuf>,
+    /// The registry --username and --password-stdin log in to (a mirror's name when pulling
+    /// through one); other registries use docker's or podman's stored logins
+    #[arg(long, value_name = "HOST[:PORT]")]
+    registry_login: Option<String>,
+    /// Account for --registry-login (or BUNDLE_REGISTRY_USERNAME)
+    #[arg(long, value_name = "USER", requires = "registry_login")]
+    username: Option<String>,
+    /// Read the --registry-login password (or token) from standard input (or set
+    /// BUNDLE_REGISTRY_PASSWORD)
+    #[arg(long, requires = "registry_login")]
+    password_stdin: bool,
     /// Parallel downloads
     #[arg(long, short, default_value_t = 8, value_name = "N")]
     jobs: usize,
@@ -55,6 +90,8 @@ pub struct Args {
 
 pub fn run(args: Args, ui: &Ui) -> anyhow::Result<()> {
     let signer = keys::signing_key(args.key.as_deref(), ui)?;
+    let mirrors = parse_mirrors(&args.mirror)?;
+    let credentials = registry_login(&args, &mirrors, ui)?;
     let opts = BuildOptions {
         manifest: args
             .manifest
@@ -64,10 +101,12 @@ pub fn run(args: Args, ui: &Ui) -> anyhow::Result<()> {
         output_dir: PathBuf::from("bundles"),
         signer,
         cache_dir: args.cache.map(Ok).unwrap_or_else(default_cache)?,
-        mirrors: parse_mirrors(&args.mirror)?,
+        mirrors,
         registry: ClientOptions {
             plain_http: args.plain_http,
             ca_files: args.ca_file,
+            cert_dir: args.cert_dir,
+            credentials,
             ..Default::default()
         },
         jobs: args.jobs,
@@ -126,6 +165,46 @@ fn default_cache() -> anyhow::Result<PathBuf> {
     match std::env::var_os("HOME").filter(|v| !v.is_empty()) {
         Some(h) => Ok(PathBuf::from(h).join(".cache").join("bundle")),
         None => Err(hinted("cannot find a cache folder", "pass `--cache DIR`")),
+    }
+}
+
+/// The credentials given for `--registry-login HOST`, by host. Without that flag the
+/// environment's password is not used: it names no registry, and a build talks to many.
+fn registry_login(
+    args: &Args,
+    mirrors: &Mirrors,
+    ui: &Ui,
+) -> anyhow::Result<BTreeMap<String, Credentials>> {
+    let Some(host) = &args.registry_login else {
+        if std::env::var_os(credentials::PASSWORD_ENV).is_some_and(|v| !v.is_empty()) {
+            ui.warn(format!(
+                "{} is ignored: `bundle build` sends it only to the registry named by `--registry-login HOST`",
+                credentials::PASSWORD_ENV
+            ));
+        }
+        return Ok(BTreeMap::new());
+    };
+    if let Some(mirror) = mirrors.0.get(host) {
+        return Err(hinted(
+            format!("`--registry-login {host}` names a registry pulled through mirror `{mirror}`"),
+            format!("credentials go to the registry pulled from: `--registry-login {mirror}`"),
+        ));
+    }
+    let password = match args.password_stdin {
+        true => Some(login::password_from_stdin("build")?),
+        false => None,
+    };
+    match credentials::resolve(host, args.username.clone(), password)? {
+        (Some(c), Source::Given | Source::Environment) => {
+            Ok(BTreeMap::from([(host.clone(), c)]))
+        }
+        _ => Err(hinted(
+            format!("`--registry-login {host}` was given no password"),
+            format!(
+                "pipe it in with `--password-stdin` or set {}; without `--registry-login`, docker's and podman's stored logins are used",
+                credentials::PASSWORD_ENV
+            ),
+        )),
     }
 }
 

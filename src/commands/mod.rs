@@ -10,6 +10,7 @@ pub mod inspect;
 pub mod install;
 pub mod keygen;
 pub mod keys;
+pub mod login;
 pub mod man;
 pub mod nodes;
 pub mod push;

@@ -1,6 +1,5 @@
 //! `bundle push`: a bundle's images into Harbor or any OCI registry.
 
-use std::io::Read;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
@@ -12,8 +11,7 @@ use bundle_registry::{credentials, RetryPolicy};
 use indicatif::{HumanBytes, ProgressBar};
 
 use crate::args::KeyArgs;
-use crate::commands::keys;
-use crate::report::hinted;
+use crate::commands::{keys, login};
 use crate::ui::Ui;
 
 /// Arguments of `bundle push`.
@@ -101,19 +99,9 @@ pub fn run(args: Args, ui: &Ui) -> anyhow::Result<()> {
         print_plan(&plan, args.json)?;
         return Ok(());
     }
-    let password = if args.password_stdin {
-        let mut p = String::new();
-        std::io::stdin().read_to_string(&mut p)?;
-        let p = p.trim_end_matches(['\r', '\n']).to_string();
-        if p.is_empty() {
-            return Err(hinted(
-                "`--password-stdin` read an empty password",
-                "pipe the password in: `bundle push … --password-stdin < file`",
-            ));
-        }
-        Some(p)
-    } else {
-        None
+    let password = match args.password_stdin {
+        true => Some(login::password_from_stdin("push")?),
+        false => None,
     };
     let (credentials, source) =
         credentials::resolve(&args.registry, args.username.clone(), password)?;

@@ -81,7 +81,7 @@ pub struct Run {
 }
 
 impl Run {
-    fn from(out: Output, s: &Session) -> Self {
+    pub fn from(out: Output, s: &Session) -> Self {
         let norm = |b: &[u8]| {
             let text = String::from_utf8_lossy(b).into_owned();
             text.replace(&s.dir.path().display().to_string(), "[TEMP_DIR]")

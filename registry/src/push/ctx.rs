@@ -59,20 +59,22 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    /// After `failed`: the wait before the next attempt, reported and counted, or the
-    /// error when it is not transient or the attempts are used up.
+    /// After `failed`: the wait before the next attempt (the registry's `Retry-After`
+    /// when it gave one, up to the policy's cap), reported and counted, or the error
+    /// when it is not transient, the attempts are used up or the registry asks for
+    /// longer than the cap.
     pub fn next_wait(
         &self,
         what: &str,
         waits: &mut impl Iterator<Item = (usize, Duration)>,
         failed: Attempt,
     ) -> Result<Duration, Error> {
-        match waits.next() {
-            Some((i, delay)) if failed.transient => {
+        match self.retry.next_delay(failed.retry(), waits) {
+            Some((i, delay)) => {
                 self.note_retry(what, &failed, i as u32 + 1, delay);
                 Ok(delay)
             }
-            _ => Err(failed.error),
+            None => Err(failed.error),
         }
     }
 }

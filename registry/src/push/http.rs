@@ -1,6 +1,7 @@
-//! The push side of the distribution protocol, on `reqwest` directly.
+//! The distribution protocol on `reqwest` directly: the push side, and the session
+//! pulls share (`client.rs` says why pulls do not use oci-client either).
 //!
-//! oci-client (used for pulls) falls short for pushing a bundle: `mount_blob` treats the
+//! oci-client falls short for pushing a bundle: `mount_blob` treats the
 //! spec-allowed 202 as an error and asks a token for the target repository only (a
 //! mount needs `pull` on the source too), `push_blob_stream` cuts streams into 4 MiB
 //! PATCH requests unless told otherwise and cannot start a session over from a fresh
@@ -31,7 +32,7 @@ use reqwest::header::{
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 
 use crate::tls::{self, SiteTls};
-use crate::{Credentials, Error};
+use crate::{Credentials, Error, Retry};
 
 /// How to reach the target registry.
 #[derive(Debug, Clone, Default)]
@@ -77,6 +78,24 @@ impl From<Error> for Attempt {
         Attempt {
             error,
             transient: false,
+        }
+    }
+}
+
+impl Attempt {
+    /// What this failure calls for: the wait the registry asked for (`Retry-After` on
+    /// a 429 or 503), the policy's backoff, or giving up. Pulls and pushes both ask.
+    pub fn retry(&self) -> Retry {
+        match (self.transient, &self.error) {
+            (false, _) => Retry::Stop,
+            (
+                true,
+                Error::Status {
+                    retry_after: Some(wait),
+                    ..
+                },
+            ) => Retry::After(*wait),
+            (true, _) => Retry::Backoff,
         }
     }
 }
@@ -420,8 +439,10 @@ impl Session {
         unreachable!("the loop returns on its second pass")
     }
 
-    /// Turns an unexpected answer into an error; 5xx and 429 are transient.
+    /// Turns an unexpected answer into an error; 5xx and 429 are transient, and keep
+    /// the wait the registry asked for.
     pub async fn status_error(&self, what: &str, resp: Response, status: StatusCode) -> Attempt {
+        let retry_after = retry_after(resp.headers());
         let detail = resp.text().await.unwrap_or_default();
         let detail = registry_message(&detail);
         Attempt {
@@ -433,6 +454,7 @@ impl Session {
                 what: what.to_string(),
                 status: status.as_u16(),
                 detail,
+                retry_after,
             },
         }
     }
@@ -684,6 +706,13 @@ fn is_tls_error(e: &reqwest::Error) -> bool {
         cause = c.source();
     }
     false
+}
+
+/// `Retry-After` in seconds, as distribution and Docker Hub send it. The HTTP-date form
+/// is not read: the caller's own backoff applies then.
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
+    value.trim().parse::<u64>().ok().map(Duration::from_secs)
 }
 
 /// Parses `WWW-Authenticate: Bearer realm="…",service="…"` or `Basic realm="…"`.

@@ -3,8 +3,9 @@
 //!
 //! Every request is counted; by a fixed, deterministic pattern (every Nth request) the
 //! proxy either resets the connection after reading the request head (the client sees
-//! the connection die mid-request, mid-upload for a `PUT`), or answers 503 without
-//! forwarding. Other requests go to the upstream server unchanged, except for
+//! the connection die mid-request, mid-upload for a `PUT`), answers 503 without
+//! forwarding, or answers as Docker Hub does when its pull rate limit is reached (429
+//! `TOOMANYREQUESTS` with a `Retry-After`). Other requests go to the upstream server unchanged, except for
 //! `Connection: close`, so each forwarded request has a connection of its own and
 //! the proxy never has to parse bodies: bytes are copied both ways until the server
 //! closes.
@@ -25,7 +26,16 @@ pub enum Fault {
     Unavailable,
     /// Alternate: reset, then 503, then reset…
     Both,
+    /// Answer `429 Too Many Requests` with `Retry-After: retry_after` (seconds) and
+    /// Docker Hub's error body, without forwarding.
+    TooManyRequests {
+        /// Seconds.
+        retry_after: u64,
+    },
 }
+
+/// Docker Hub's answer when the pull rate limit is reached.
+pub const TOO_MANY_REQUESTS_BODY: &str = r#"{"errors":[{"code":"TOOMANYREQUESTS","message":"You have reached your unauthenticated pull rate limit. https://www.docker.com/increase-rate-limit"}]}"#;
 
 /// Which requests fail: among the requests the pattern counts (all, or those whose
 /// request line `only` accepts), number `n` (counting from 1) fails when
@@ -133,8 +143,18 @@ fn handle(
             .lock()
             .expect("log")
             .push(format!("FAULT {fault:?} {line}"));
-        if fault == Fault::Unavailable {
-            let _ = client.write_all(b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        match fault {
+            Fault::Unavailable => {
+                let _ = client.write_all(b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            }
+            Fault::TooManyRequests { retry_after } => {
+                let _ = write!(
+                    client,
+                    "HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\nRetry-After: {retry_after}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{TOO_MANY_REQUESTS_BODY}",
+                    TOO_MANY_REQUESTS_BODY.len()
+                );
+            }
+            Fault::Reset | Fault::Both => {}
         }
         let _ = client.shutdown(Shutdown::Both);
         return Ok(());
