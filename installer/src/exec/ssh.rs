@@ -414,13 +414,25 @@ impl SshHost {
     async fn exit_255_or_lost(&self, e: openssh::Error) -> Result<Option<i32>, Error> {
         match e {
             openssh::Error::RemoteProcessTerminated | openssh::Error::Disconnected => {
-                match self.session.check().await {
-                    Ok(()) => Ok(Some(255)),
-                    Err(e) => Err(self.lost(e)),
-                }
+                self.check_alive().await.map(|()| Some(255))
             }
             e => Err(self.lost(e)),
         }
+    }
+
+    /// `ssh -O check` on the control master, asked up to three times: under heavy load
+    /// one check can fail while the master is alive, and calling that a lost
+    /// connection stops an install for nothing.
+    async fn check_alive(&self) -> Result<(), Error> {
+        let mut last = None;
+        for wait_ms in [0, 500, 2000] {
+            tokio::time::sleep(std::time::Duration::from_millis(wait_ms)).await;
+            match self.session.check().await {
+                Ok(()) => return Ok(()),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(self.lost(last.expect("checked at least once")))
     }
 
     fn lost(&self, e: openssh::Error) -> Error {
