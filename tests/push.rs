@@ -472,7 +472,8 @@ fn push_to_tls_registry_with_unknown_ca_hints_at_ca_file() {
     );
     assert_says(
         &run,
-        "is not trusted here; pass the CA that signed it (or the certificate itself, if it is self-signed) with `--ca-file PEM`, or put it in `/etc/docker/certs.d/",
+        // Transcripts show the session's folder as [TEMP_DIR]: this run's BUNDLE_CERTS_D.
+        &format!("is not trusted here; pass the CA that signed it (or the certificate itself, if it is self-signed) with `--ca-file PEM`, or put it in `[TEMP_DIR]/certs.d/{}/ca.crt`", target.addr),
     );
     assert_eq!(stored_tags(&target.data_dir()), Vec::<String>::new());
 }
@@ -1267,7 +1268,10 @@ fn push_offers_the_client_certificate_of_the_certs_d_folder_when_the_registry_as
     );
     assert_says(
         &run,
-        "put `client.cert` and `client.key` in `/etc/docker/certs.d/",
+        &format!(
+            "put `client.cert` and `client.key` in `[TEMP_DIR]/certs.d/{}/`",
+            target.addr
+        ),
     );
     assert_nothing_stored(&target);
 

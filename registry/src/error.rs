@@ -255,7 +255,8 @@ fn tls_hint(
     trusted: &[PathBuf],
     client_cert: Option<&Path>,
 ) -> String {
-    let certs_d = format!("/etc/docker/certs.d/{registry}/");
+    // The folder this run reads first, so the hint is right where it is followed.
+    let certs_d = crate::tls::first_certs_d(registry);
     match problem {
         TlsProblem::Untrusted if trusted.is_empty() => format!(
             "the certificate of `{registry}` is not trusted here; pass the CA that signed it (or the certificate itself, if it is self-signed) with `--ca-file PEM`, or put it in `{certs_d}ca.crt`"

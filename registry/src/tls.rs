@@ -160,6 +160,17 @@ impl SiteTls {
     }
 }
 
+/// The folder where a file for `registry` is looked for first (the first certs.d root
+/// in use: `BUNDLE_CERTS_D`'s, or `/etc/containers/certs.d`), for hints.
+pub(crate) fn first_certs_d(registry: &str) -> String {
+    let roots = conventional_roots();
+    let root = roots
+        .first()
+        .map(|r| r.display().to_string())
+        .unwrap_or_else(|| DEFAULT_CERTS_D[0].to_string());
+    format!("{root}/{registry}/")
+}
+
 fn conventional_roots() -> Vec<PathBuf> {
     match std::env::var_os(CERTS_D_ENV) {
         Some(v) if !v.is_empty() => std::env::split_paths(&v).collect(),
