@@ -464,3 +464,39 @@ fn dnf_reads_the_repo_file_against_the_served_repository() {
         text(&o)
     );
 }
+
+#[test]
+fn without_preemption_every_master_is_a_nopreempt_backup_that_keepalived_accepts() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = inventory_yaml(3, 1).replace("interface: eth0}", "interface: eth0, preempt: false}");
+    let plan = plan(&cluster_from(&yaml), &facts(), &inputs()).unwrap();
+    for (i, host) in ["server5", "server6", "server7"].iter().enumerate() {
+        let conf = resolved(&plan, host, keepalived::PATH);
+        assert!(conf.contains("    state BACKUP\n"), "{host}: {conf}");
+        assert!(
+            conf.contains(&format!("    priority {}\n    nopreempt\n", 200 - 10 * i)),
+            "{host}: {conf}"
+        );
+        // A down haproxy puts the instance in FAULT (no weight), which lets the VIP go.
+        assert!(!conf.contains("weight"), "{host}: {conf}");
+        let p = write(dir.path(), &format!("{host}.conf"), &conf);
+        let o = tool("keepalived", &["-t", "-f", p.to_str().unwrap()]);
+        assert!(
+            o.status.success(),
+            "keepalived rejected {host}: {}\n{conf}",
+            text(&o)
+        );
+    }
+    let text = plan.to_text();
+    assert!(text.contains("keepalived BACKUP 200"), "{text}");
+    assert!(
+        text.contains("the VIP 172.25.19.100 answers (held by whichever master won)"),
+        "{text}"
+    );
+    // The default is unchanged: the first master is MASTER and preempts.
+    let default = resolved(&the_plan(3, 1), "server5", keepalived::PATH);
+    assert!(
+        default.contains("    state MASTER\n") && !default.contains("nopreempt"),
+        "{default}"
+    );
+}

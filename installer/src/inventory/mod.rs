@@ -196,6 +196,10 @@ pub struct EndpointSpec {
     /// VRRP over unicast to the other masters (true) instead of multicast.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unicast: Option<bool>,
+    /// A master whose priority is higher takes the VIP back when it returns (true,
+    /// keepalived's default); false: the VIP stays where it is (`nopreempt`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preempt: Option<bool>,
     /// haproxy statistics port, bound on 127.0.0.1 (8404).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stats_port: Option<u16>,
@@ -436,6 +440,8 @@ pub struct Cluster {
     pub virtual_router_id: u8,
     /// VRRP unicast.
     pub unicast: bool,
+    /// VRRP preemption (false: `nopreempt`, every master starts as BACKUP).
+    pub preempt: bool,
     /// haproxy stats port.
     pub stats_port: u16,
     /// Registry host.

@@ -87,6 +87,7 @@ pub(super) fn validate(
         lb_port: ep.lb_port,
         virtual_router_id: ep.vrid,
         unicast: spec.control_plane_endpoint.unicast.unwrap_or(true),
+        preempt: spec.control_plane_endpoint.preempt.unwrap_or(true),
         stats_port: ep.stats_port,
         registry_host: registry.host,
         registry_ca_file: spec.registry.ca_file.clone(),

@@ -157,7 +157,7 @@ impl PlanContext<'_> {
         if let Some(i) = self.masters.iter().position(|m| m.name == n.name) {
             duties.push(format!(
                 "keepalived {} {}",
-                if i == 0 { "MASTER" } else { "BACKUP" },
+                keepalived::initial_state(self.cluster, i),
                 keepalived::priority(i)
             ));
         }

@@ -1,6 +1,12 @@
 //! `/etc/keepalived/keepalived.conf` on every master: the first master starts as
 //! MASTER, the others as BACKUP with falling priorities; a track script lowers a
 //! master's priority below every healthy one when its haproxy is down.
+//!
+//! Without preemption (`controlPlaneEndpoint.preempt: false`) every master starts as
+//! BACKUP with `nopreempt`, so a master that comes back (a reboot, `bundle nodes add`)
+//! does not take the VIP from the one holding it. A priority change would then move
+//! nothing, so the track script has no weight: a master whose haproxy is down goes to
+//! FAULT and lets the VIP go.
 
 use std::fmt::Write as _;
 
@@ -15,6 +21,16 @@ pub fn priority(i: usize) -> u32 {
     200 - 10 * i as u32
 }
 
+/// The `state` the `i`-th master starts in: the first is MASTER, unless nobody
+/// preempts (then all are BACKUP and the election picks the highest priority).
+pub fn initial_state(cluster: &Cluster, i: usize) -> &'static str {
+    if i == 0 && cluster.preempt {
+        "MASTER"
+    } else {
+        "BACKUP"
+    }
+}
+
 /// How much a failing track script lowers the priority: enough to drop any master
 /// below every healthy one.
 pub const TRACK_WEIGHT: i32 = -100;
@@ -22,7 +38,15 @@ pub const TRACK_WEIGHT: i32 = -100;
 /// Renders keepalived.conf for `node`, the `index`-th master.
 pub fn render(cluster: &Cluster, node: &Node, index: usize) -> String {
     let mut s = String::new();
-    let state = if index == 0 { "MASTER" } else { "BACKUP" };
+    let state = initial_state(cluster, index);
+    let weight = match cluster.preempt {
+        true => format!("\n    weight {TRACK_WEIGHT}"),
+        false => String::new(),
+    };
+    let nopreempt = match cluster.preempt {
+        true => "",
+        false => "\n    nopreempt",
+    };
     let _ = write!(
         s,
         "# Written by bundle for cluster `{cluster_name}`: do not edit, `bundle install` rewrites it.
@@ -39,15 +63,14 @@ vrrp_script check_haproxy {{
     interval 2
     timeout 2
     fall 2
-    rise 2
-    weight {TRACK_WEIGHT}
+    rise 2{weight}
 }}
 
 vrrp_instance kube_apiserver {{
     state {state}
     interface {iface}
     virtual_router_id {vrid}
-    priority {prio}
+    priority {prio}{nopreempt}
     advert_int 1
     authentication {{
         auth_type PASS

@@ -27,15 +27,7 @@ pub(super) fn steps(ctx: &PlanContext) -> Vec<HostSteps> {
             ),
         ];
         if i == 0 {
-            s.push(wait(
-                "lb/vip",
-                &format!("the VIP {} is up on this master", cluster.vip),
-                format!(
-                    "ip -o addr show dev {} | grep -qw '{}'",
-                    m.interface, cluster.vip
-                ),
-                60,
-            ));
+            s.push(vip_up(cluster, m));
         }
         hosts.push(host(m, 0, s));
     }
@@ -61,6 +53,31 @@ pub(in crate::plan) fn haproxy_steps(cluster: &Cluster) -> [Step; 2] {
     ]
 }
 
+/// The first master waits for the VIP: on itself, or, without preemption (where the
+/// first keepalived to start may win the election and keep it), on any master.
+fn vip_up(cluster: &Cluster, first: &Node) -> Step {
+    match cluster.preempt {
+        true => wait(
+            "lb/vip",
+            &format!("the VIP {} is up on this master", cluster.vip),
+            format!(
+                "ip -o addr show dev {} | grep -qw '{}'",
+                first.interface, cluster.vip
+            ),
+            60,
+        ),
+        false => wait(
+            "lb/vip",
+            &format!(
+                "the VIP {} answers (held by whichever master won)",
+                cluster.vip
+            ),
+            format!("ping -c 1 -W 1 {} >/dev/null 2>&1", cluster.vip),
+            60,
+        ),
+    }
+}
+
 /// keepalived's configuration on master `m` (the `i`th), and its check.
 pub(in crate::plan) fn keepalived_steps(cluster: &Cluster, m: &Node, i: usize) -> [Step; 2] {
     [
@@ -68,7 +85,7 @@ pub(in crate::plan) fn keepalived_steps(cluster: &Cluster, m: &Node, i: usize) -
             "lb/keepalived-config",
             &format!(
                 "keepalived: {} priority {}",
-                if i == 0 { "MASTER" } else { "BACKUP" },
+                keepalived::initial_state(cluster, i),
                 keepalived::priority(i)
             ),
             keepalived::PATH,
