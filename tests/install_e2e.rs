@@ -1704,7 +1704,9 @@ fn install_with_external_etcd_runs_the_members_on_their_own_hosts_with_the_deplo
         .replace(
             "  admin:",
             "  etcd: {external: {hosts: [w2, w3, w4]}}\n  admin:",
-        );
+        )
+        // And keepalived without preemption (checked at the end).
+        .replace("interface: eth0}", "interface: eth0, preempt: false}");
     std::fs::write(s.path("cluster.yaml"), &inv).unwrap();
     for h in etcd_hosts {
         bundle_testbed::real::etcd::start_runner(&s.c, h).expect("the static pod runner");
@@ -1861,6 +1863,27 @@ fn install_with_external_etcd_runs_the_members_on_their_own_hosts_with_the_deplo
         &format!("{} member list", bundle_testbed::real::etcd::ETCDCTL),
     );
     assert_eq!(list, list_after);
+
+    // Without preemption the VIP stays where it went, even on the master with the
+    // lowest priority (real keepalived): m1 and m2 stopped send it to m3; started
+    // again, neither takes it back, which m1 (priority 200) would with preemption.
+    assert_eq!(vip_holders(&s).len(), 1);
+    for m in ["m1", "m2"] {
+        s.on_host(m, "systemctl stop keepalived");
+    }
+    wait_until("the VIP on m3", Duration::from_secs(30), || {
+        vip_holders(&s) == ["m3"]
+    });
+    for m in ["m1", "m2"] {
+        s.on_host(m, "systemctl start keepalived");
+    }
+    std::thread::sleep(Duration::from_secs(6));
+    assert_eq!(
+        vip_holders(&s),
+        ["m3"],
+        "a returning master took the VIP back"
+    );
+    assert!(vip_answers(&s));
 
     // A second run changes nothing: the PKI is kept, every file is as it was.
     let key_before =
