@@ -23,6 +23,7 @@
 pub mod cache;
 mod error;
 pub mod files;
+pub mod http;
 pub mod images;
 pub mod lock;
 pub mod manifest;
@@ -39,8 +40,12 @@ pub trait BuildReporter: Sync {
     fn fetch_started(&self, _to_fetch: u64, _cached: u64) {}
     /// Bytes arrived.
     fn fetched(&self, _bytes: u64) {}
-    /// Fetching is done.
+    /// Fetching is done (images and files, or one RPM target's packages).
     fn fetch_finished(&self) {}
+    /// Downloading one RPM target's packages starts: how many, bytes to download, bytes
+    /// already in the cache. Bytes then arrive through [`BuildReporter::fetched`], and
+    /// [`BuildReporter::fetch_finished`] ends it.
+    fn rpm_fetch_started(&self, _target: &str, _packages: usize, _to_fetch: u64, _cached: u64) {}
     /// Writing the archive starts (bytes of entry data).
     fn write_started(&self, _total: u64) {}
     /// Entry bytes written so far.

@@ -49,6 +49,8 @@ pub struct ClientOptions {
     pub credentials: Option<Credentials>,
     /// Retry policy; the default retries 5 times.
     pub retry: RetryPolicy,
+    /// Proxies (`HTTPS_PROXY`…), the same for pulls as for every other download.
+    pub proxy: crate::ProxySettings,
 }
 
 /// A manifest as the registry served it.
@@ -109,6 +111,10 @@ impl RegistryClient {
             extra_root_certificates,
             connect_timeout: Some(Duration::from_secs(10)),
             read_timeout: Some(Duration::from_secs(60)),
+            // Explicit, so pulls take the proxies every other download of the build takes.
+            https_proxy: opts.proxy.https.as_ref().map(|p| p.expose().to_string()),
+            http_proxy: opts.proxy.http.as_ref().map(|p| p.expose().to_string()),
+            no_proxy: Some(opts.proxy.no_proxy.clone()).filter(|n| !n.is_empty()),
             ..Default::default()
         };
         let auth = match &opts.credentials {

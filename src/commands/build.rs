@@ -8,7 +8,7 @@ use bundle_builder::manifest::ManifestSource;
 use bundle_builder::ops::build::{build, BuildOptions};
 use bundle_builder::BuildReporter;
 use bundle_format::write::WriteOptions;
-use bundle_registry::ClientOptions;
+use bundle_registry::{ClientOptions, ProxySettings};
 use indicatif::{HumanBytes, ProgressBar};
 
 use crate::commands::keys;
@@ -68,6 +68,7 @@ pub fn run(args: Args, ui: &Ui) -> anyhow::Result<()> {
         registry: ClientOptions {
             plain_http: args.plain_http,
             ca_files: args.ca_file,
+            proxy: ProxySettings::from_env(),
             ..Default::default()
         },
         jobs: args.jobs,
@@ -187,6 +188,17 @@ impl BuildReporter for Reporter<'_> {
             ),
         );
         self.start_bar("Fetching", to_fetch);
+    }
+    fn rpm_fetch_started(&self, target: &str, packages: usize, to_fetch: u64, cached: u64) {
+        self.ui.status(
+            "Fetching",
+            format!(
+                "RPMs for `{target}`: {packages} packages, {} ({} already cached)",
+                HumanBytes(to_fetch),
+                HumanBytes(cached)
+            ),
+        );
+        self.start_bar("RPMs", to_fetch);
     }
     fn fetched(&self, bytes: u64) {
         if let Some(bar) = &*self.bar.lock().expect("bar lock") {
