@@ -193,7 +193,8 @@ impl BuildReporter for Reporter<'_> {
         self.ui.status(
             "Fetching",
             format!(
-                "RPMs for `{target}`: {packages} packages, {} ({} already cached)",
+                "RPMs for `{target}`: {packages} package{}, {} ({} already cached)",
+                if packages == 1 { "" } else { "s" },
                 HumanBytes(to_fetch),
                 HumanBytes(cached)
             ),
