@@ -247,3 +247,88 @@ fn build_names_a_proxy_that_wants_other_credentials_refuses_the_host_or_is_not_t
         assert!(!bundle(&s).exists(), "no bundle: {t}");
     }
 }
+
+#[test]
+fn build_through_a_tls_intercepting_proxy_trusts_its_ca_from_ca_file() {
+    use bundle_testbed::real::registry::RegistryOptions;
+    use bundle_testbed::real::squid::InterceptingSquid;
+    let dir = tempfile::tempdir().unwrap();
+    let tls = test_tls(&dir.path().join("tls"), "127.0.0.1").unwrap();
+    let registry = Registry::start_with(&RegistryOptions {
+        tls: Some((tls.cert.clone(), tls.key.clone())),
+        ..Default::default()
+    })
+    .expect("TLS registry");
+    let image = TestImage::new(
+        "pause",
+        "3.9",
+        &[Layer {
+            seed: 9,
+            size: 128 * 1024,
+        }],
+    );
+    images::seed(&registry.addr, &image, dir.path()).expect("seed");
+    let repo = dir.path().join("repo");
+    RpmSpec::new("foo", "1.0-1", "x86_64")
+        .files(&["/usr/bin/foo"])
+        .build(&dir.path().join("rpmbuild"), &repo)
+        .unwrap();
+    createrepo(&repo).unwrap();
+    let nginx = Nginx::serve(
+        &repo,
+        &NginxOptions {
+            tls: Some((tls.cert.clone(), tls.key.clone())),
+            ..Default::default()
+        },
+    )
+    .expect("nginx");
+    let squid = InterceptingSquid::start(&tls.ca).expect("squid");
+    let ns = ProxyOnlyNetns::new(&squid.addr).expect("namespace");
+    let s = Session::new();
+    s.keygen("builder");
+    s.write(
+        "m.yaml",
+        format!(
+            "apiVersion: bundle/v1alpha1\nkind: BundleManifest\nmetadata: {{name: proxied, version: '1'}}\nspec:\n  platforms: [linux/amd64]\n  images:\n    - {}/pause:3.9\n  rpms:\n    - target: el9-x86_64\n      releasever: \"9\"\n      arch: x86_64\n      repos:\n        - {{name: corp-base, baseurl: '{}/'}}\n      packages: [foo]\n",
+            registry.addr, nginx.url
+        ),
+    );
+    let build = |ca: &PathBuf| {
+        let mut c = ns.command(env!("CARGO_BIN_EXE_bundle"));
+        s.prepare(&mut c);
+        c.args([
+            "build",
+            "--manifest",
+            "m.yaml",
+            "--key",
+            "builder.key",
+            "--ca-file",
+        ])
+        .arg(ca)
+        .env("HTTPS_PROXY", format!("http://{}", squid.addr));
+        s.run_command(c)
+    };
+
+    // Trusting only the upstreams' CA: the proxy's minted certificate is refused.
+    let run = build(&tls.ca);
+    assert_eq!(run.code, 1, "{}", run.transcript());
+    assert!(
+        run.stderr.to_lowercase().contains("certificate"),
+        "{}",
+        run.transcript()
+    );
+    assert!(!bundle(&s).exists());
+
+    // With the proxy's CA in --ca-file: pulls and the RPM repo both go through it.
+    let run = build(&squid.ca);
+    assert_eq!(run.code, 0, "{}\n{}", run.transcript(), squid.log());
+    assert!(bundle(&s).exists());
+    let log = squid.log();
+    for url in [format!("https://{}", registry.addr), nginx.url.clone()] {
+        let hostport = url.trim_start_matches("https://");
+        assert!(
+            log.contains(&format!("CONNECT {hostport}")),
+            "squid bumped {hostport}:\n{log}"
+        );
+    }
+}

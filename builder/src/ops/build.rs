@@ -279,7 +279,9 @@ async fn name_proxy(e: Error, opts: &BuildOptions, http: &reqwest::Client) -> Er
         return e;
     };
     let proxy = &opts.registry.proxy;
-    let registry = reference.split('/').next().unwrap_or_default();
+    let named = reference.split('/').next().unwrap_or_default();
+    // The registry pulled from: the `--mirror` for it, if any.
+    let registry = opts.mirrors.0.get(named).map_or(named, String::as_str);
     let scheme = match opts.registry.plain_http.iter().any(|h| h == registry) {
         true => "http",
         false => "https",

@@ -13,6 +13,7 @@
 //! - [`proxy`]: a fault-injecting HTTP proxy in front of a real server (the registry).
 //! - [`nginx`]: a folder served over TLS requiring a client certificate, or behind
 //!   Basic auth (a protected yum repo).
+//! - [`squid`]: a TLS-intercepting proxy (squid ssl-bump) with a CA of its own.
 //! - [`tinyproxy`]: a real forward proxy (Basic auth, a host filter) and a network
 //!   namespace whose only way out is through it.
 //!
@@ -26,4 +27,5 @@ pub mod nginx;
 pub mod proxy;
 pub mod registry;
 pub mod rpms;
+pub mod squid;
 pub mod tinyproxy;
