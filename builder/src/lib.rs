@@ -5,6 +5,10 @@
 //! into a content-addressed [`cache::Cache`] (in parallel, with retries, resumable), checks
 //! a [`lock::BuildLock`] when asked, and writes the archive with `bundle-format`.
 //!
+//! Every download goes through the build's proxies and trusts its CA files: [`http`]
+//! holds that recipe (registry pulls take the same through `bundle_registry`), and each
+//! RPM repo adds its own certificates and credentials (`rpm`).
+//!
 //! It does not talk to hosts or install anything (`bundle-installer` does), and it
 //! never prints: progress goes through [`BuildReporter`], which the CLI implements.
 //!

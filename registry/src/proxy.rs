@@ -9,6 +9,10 @@
 //! with reqwest's rules, and every client of a build is configured from it: registries
 //! (through oci-client's fields), files and RPM repositories (through [`ProxySettings::apply`]).
 //!
+//! One gap remains: oci-client cannot be told "no proxy", so with
+//! [`ProxySettings::default`] its client still reads the environment. The CLI always
+//! passes [`ProxySettings::from_env`], so both sides see the same variables.
+//!
 //! A proxy URL may carry `user:password@`. [`ProxyUrl`] never shows it: `Display` and
 //! `Debug` print `http://****@host:port`, and [`ProxySettings::redact`] scrubs it from
 //! any text (an error chain) before the text is shown or logged.
