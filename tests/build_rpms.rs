@@ -104,3 +104,143 @@ fn build_carries_rpms_that_dnf_installs_from_the_extracted_bundle() {
         );
     }
 }
+
+/// A yum repo with `foo` behind nginx's Basic auth (user `bob`, `password`).
+struct BasicRepo {
+    server: bundle_testbed::real::nginx::Nginx,
+    _dir: tempfile::TempDir,
+}
+
+const REPO_PASSWORD: &str = "r3po-Pa55";
+
+fn basic_repo() -> BasicRepo {
+    use bundle_testbed::real::nginx::{Nginx, NginxOptions};
+    use bundle_testbed::real::rpms::{createrepo, RpmSpec};
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    RpmSpec::new("foo", "1.0-1", "x86_64")
+        .files(&["/usr/bin/foo"])
+        .build(&dir.path().join("rpmbuild"), &repo)
+        .unwrap();
+    createrepo(&repo).unwrap();
+    let opts = NginxOptions {
+        basic_auth: Some(("bob".into(), REPO_PASSWORD.into())),
+        ..Default::default()
+    };
+    BasicRepo {
+        server: Nginx::serve(&repo, &opts).unwrap(),
+        _dir: dir,
+    }
+}
+
+fn basic_manifest(url: &str, auth: &str) -> String {
+    format!(
+        "apiVersion: bundle/v1alpha1\nkind: BundleManifest\nmetadata: {{name: corp, version: '1'}}\nspec:\n  platforms: [linux/amd64]\n  rpms:\n    - target: el9-x86_64\n      releasever: \"9\"\n      arch: x86_64\n      repos:\n        - {{name: corp, baseurl: '{url}/', {auth}}}\n      packages: [foo]\n"
+    )
+}
+
+fn build_with(s: &Session, password: Option<&str>) -> common::Run {
+    let mut c = s.command(&[
+        "-v",
+        "build",
+        "--manifest",
+        "corp.yaml",
+        "--key",
+        "builder.key",
+    ]);
+    match password {
+        Some(p) => c.env("CORP_REPO_PASSWORD", p),
+        None => c.env_remove("CORP_REPO_PASSWORD"),
+    };
+    s.run_command(c)
+}
+
+#[test]
+fn build_reads_a_repo_password_from_the_variable_the_manifest_names_and_never_shows_it() {
+    let repo = basic_repo();
+    let s = Session::new();
+    s.keygen("builder");
+    let auth = "username: bob, passwordEnv: CORP_REPO_PASSWORD";
+    s.write("corp.yaml", basic_manifest(&repo.server.url, auth));
+    let bundle = s.path("bundles/corp-1.tar.zst");
+
+    // Missing variable: named, with a hint, before any request; nothing written.
+    let run = build_with(&s, None);
+    assert_eq!(run.code, 1, "{}", run.transcript());
+    assert!(run.stderr.contains("error: repo `corp`: environment variable `CORP_REPO_PASSWORD` (its `passwordEnv`) is not set"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("hint: export `CORP_REPO_PASSWORD`"),
+        "{}",
+        run.stderr
+    );
+    assert!(!bundle.exists());
+
+    // Wrong password: the repo's 401, with the user and the variable in the hint.
+    let run = build_with(&s, Some("not-it"));
+    assert_eq!(run.code, 1, "{}", run.transcript());
+    assert!(
+        run.stderr
+            .contains("error: repo `corp` refused access (HTTP 401)"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("hint: check `username: bob` and the password in `CORP_REPO_PASSWORD`"),
+        "{}",
+        run.stderr
+    );
+    assert!(!bundle.exists());
+
+    // Right password: built, the RPM step in the progress output, the password nowhere.
+    let run = build_with(&s, Some(REPO_PASSWORD));
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    assert!(bundle.exists());
+    assert!(
+        run.stderr
+            .contains("Fetching RPMs for `el9-x86_64`: 1 package,"),
+        "{}",
+        run.stderr
+    );
+    for (what, text) in [
+        ("stderr", run.stderr.clone()),
+        (
+            "lock",
+            std::fs::read_to_string(s.path("corp.lock.json")).unwrap(),
+        ),
+        (
+            "manifest",
+            std::fs::read_to_string(s.path("corp.yaml")).unwrap(),
+        ),
+    ] {
+        assert!(
+            !text.contains(REPO_PASSWORD),
+            "{what} shows the password: {text}"
+        );
+    }
+    assert!(
+        repo.server.log().contains("\"bob\"") || repo.server.log().contains(" bob "),
+        "nginx saw user bob:\n{}",
+        repo.server.log()
+    );
+}
+
+#[test]
+fn build_refuses_a_password_written_in_the_manifest() {
+    let s = Session::new();
+    s.keygen("builder");
+    s.write(
+        "corp.yaml",
+        basic_manifest("http://127.0.0.1:9", "username: bob, password: hunter2"),
+    );
+    let run = build_with(&s, None);
+    assert_eq!(run.code, 1, "{}", run.transcript());
+    assert!(
+        run.stderr
+            .contains("error: repo `corp`: `password` is not read from the manifest"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("hint: put the password in an environment variable and name it: `passwordEnv: REPO_PASSWORD`"), "{}", run.stderr);
+    assert!(!run.stderr.contains("hunter2"), "{}", run.stderr);
+}

@@ -739,6 +739,7 @@ fn push_into_harbor_with_public_creates_public_projects_and_leaves_existing_ones
                 username: u.into(),
                 password: p.into(),
             }),
+            proxy: None,
         };
         tokio::runtime::Runtime::new()
             .unwrap()

@@ -70,6 +70,15 @@ pub enum Error {
         /// Parser message.
         detail: String,
     },
+    /// The proxy refused a request for an image or a file.
+    #[error("{what} is unreachable through the proxy")]
+    Proxy {
+        /// `image `…`` or `file `…``.
+        what: String,
+        /// The proxy and the upstream, named.
+        #[source]
+        source: bundle_registry::ProxyRefusal,
+    },
     /// A file did not hash to its pin.
     #[error("file `{name}` from {url} has sha256 {found}, but the manifest pins {expected}")]
     FileChecksum {
@@ -151,6 +160,7 @@ impl Hint for Error {
             Error::FileChecksum { .. } => "if the file changed upstream on purpose, check it and update `sha256` in the manifest".into(),
             Error::LockMismatch { .. } => "upstream changed since the lock was written; build without `--locked` to accept the new content, after checking it".into(),
             Error::LockMissing { .. } => "build once without `--locked` to record it".into(),
+            Error::Proxy { source, .. } => source.hint(),
             Error::Rpm(e) => return e.hint(),
             Error::Image { source, .. } => return source.hint(),
             _ => return None,

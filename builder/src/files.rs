@@ -3,7 +3,7 @@
 
 use bundle_format::digest::Hasher;
 use bundle_format::Sha256Digest;
-use bundle_registry::RetryPolicy;
+use bundle_registry::{ProxySettings, RetryPolicy};
 use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
 
@@ -28,6 +28,7 @@ impl std::fmt::Display for Attempt {
 /// Downloads `file` unless the cache has it; returns its size and whether it was fetched.
 pub async fn fetch(
     http: &reqwest::Client,
+    proxy: &ProxySettings,
     cache: &Cache,
     file: &FileSpec,
     retry: &RetryPolicy,
@@ -44,7 +45,7 @@ pub async fn fetch(
         .run(
             &format!("file {}", file.name),
             |a| matches!(a, Attempt::Transient(_)),
-            || download(http, file, &partial, &expected, on_bytes),
+            || download(http, proxy, file, &partial, &expected, on_bytes),
         )
         .await;
     match result {
@@ -73,6 +74,7 @@ pub async fn fetch(
 
 async fn download(
     http: &reqwest::Client,
+    proxy: &ProxySettings,
     file: &FileSpec,
     partial: &std::path::Path,
     expected: &Sha256Digest,
@@ -85,11 +87,18 @@ async fn download(
             detail,
         })
     };
-    let response = http
-        .get(&file.url)
-        .send()
-        .await
-        .map_err(|e| Attempt::Transient(error_chain(&e)))?;
+    let sent = http.get(&file.url).send().await;
+    let refusal = match &sent {
+        Ok(r) => proxy.diagnose(&file.url, None, Some(r.status().as_u16())),
+        Err(e) => proxy.diagnose(&file.url, Some(&error_chain(e)), None),
+    };
+    if let Some(source) = refusal {
+        return Err(Attempt::Fatal(Error::Proxy {
+            what: format!("file `{}`", file.name),
+            source,
+        }));
+    }
+    let response = sent.map_err(|e| Attempt::Transient(proxy.redact(&error_chain(&e))))?;
     let status = response.status();
     if status.is_server_error() || status.as_u16() == 429 {
         return Err(Attempt::Transient(format!("HTTP {status}")));

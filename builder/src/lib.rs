@@ -5,6 +5,10 @@
 //! into a content-addressed [`cache::Cache`] (in parallel, with retries, resumable), checks
 //! a [`lock::BuildLock`] when asked, and writes the archive with `bundle-format`.
 //!
+//! Every download goes through the build's proxies and trusts its CA files: [`http`]
+//! holds that recipe (registry pulls take the same through `bundle_registry`), and each
+//! RPM repo adds its own certificates and credentials (`rpm`).
+//!
 //! It does not talk to hosts or install anything (`bundle-installer` does), and it
 //! never prints: progress goes through [`BuildReporter`], which the CLI implements.
 //!
@@ -23,6 +27,7 @@
 pub mod cache;
 mod error;
 pub mod files;
+pub mod http;
 pub mod images;
 pub mod lock;
 pub mod manifest;
@@ -39,8 +44,12 @@ pub trait BuildReporter: Sync {
     fn fetch_started(&self, _to_fetch: u64, _cached: u64) {}
     /// Bytes arrived.
     fn fetched(&self, _bytes: u64) {}
-    /// Fetching is done.
+    /// Fetching is done (images and files, or one RPM target's packages).
     fn fetch_finished(&self) {}
+    /// Downloading one RPM target's packages starts: how many, bytes to download, bytes
+    /// already in the cache. Bytes then arrive through [`BuildReporter::fetched`], and
+    /// [`BuildReporter::fetch_finished`] ends it.
+    fn rpm_fetch_started(&self, _target: &str, _packages: usize, _to_fetch: u64, _cached: u64) {}
     /// Writing the archive starts (bytes of entry data).
     fn write_started(&self, _total: u64) {}
     /// Entry bytes written so far.

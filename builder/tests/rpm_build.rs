@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use bundle_builder::rpm::{
     fetch, RpmError, RpmFetchOptions, RpmOutput, RpmTargetSpec, UpstreamRepo,
 };
+use bundle_builder::NoReport;
 use bundle_format::Hint;
 use bundle_testbed::fixtures::ha_repos::{Upstream, HA_PACKAGES};
 use bundle_testbed::real::rpms::dnf_install;
@@ -22,18 +23,21 @@ fn target(up: &Upstream, packages: &[&str]) -> RpmTargetSpec {
         repos: vec![
             UpstreamRepo {
                 name: "kubernetes".into(),
-                baseurl: up.repo_url("kubernetes"),
+                baseurl: Some(up.repo_url("kubernetes")),
                 gpgkey: Some(up.key_url("bundle-test")),
+                ..Default::default()
             },
             UpstreamRepo {
                 name: "docker-ce".into(),
-                baseurl: up.repo_url("docker-ce"),
+                baseurl: Some(up.repo_url("docker-ce")),
                 gpgkey: Some(up.key_url("bundle-test")),
+                ..Default::default()
             },
             UpstreamRepo {
                 name: "base".into(),
-                baseurl: up.repo_url("base"),
+                baseurl: Some(up.repo_url("base")),
                 gpgkey: Some(up.key_url("bundle-test-base")),
+                ..Default::default()
             },
         ],
         packages: packages.iter().map(|s| s.to_string()).collect(),
@@ -45,7 +49,7 @@ fn options(dir: &Path, locked: Option<Vec<bundle_format::RpmRepoRecord>>) -> Rpm
     RpmFetchOptions {
         cache_dir: dir.join("cache"),
         work_dir: dir.join("work"),
-        http: reqwest::Client::new(),
+        http: Default::default(),
         jobs: 4,
         locked,
     }
@@ -74,9 +78,13 @@ async fn rpm_repo_from_three_upstreams_installs_with_dnf_gpgcheck() {
     let tmp = tempfile::tempdir().unwrap();
     let spec = target(&up, HA_PACKAGES);
 
-    let out = fetch(std::slice::from_ref(&spec), &options(tmp.path(), None))
-        .await
-        .expect("fetch");
+    let out = fetch(
+        std::slice::from_ref(&spec),
+        &options(tmp.path(), None),
+        &NoReport,
+    )
+    .await
+    .expect("fetch");
     assert_eq!(out.records.len(), 1);
     let record = &out.records[0];
     let nevras: BTreeSet<String> = record.packages.iter().map(|p| p.nevra.clone()).collect();
@@ -175,9 +183,13 @@ async fn rpm_repo_from_three_upstreams_installs_with_dnf_gpgcheck() {
     // A second build is served from the cache: no package is downloaded again, and the
     // repodata is byte-identical.
     let before = up.server.requests().len();
-    let again = fetch(std::slice::from_ref(&spec), &options(tmp.path(), None))
-        .await
-        .expect("cached fetch");
+    let again = fetch(
+        std::slice::from_ref(&spec),
+        &options(tmp.path(), None),
+        &NoReport,
+    )
+    .await
+    .expect("cached fetch");
     let rpm_gets: Vec<String> = up.server.requests()[before..]
         .iter()
         .filter(|r| r.ends_with(".rpm"))
@@ -200,6 +212,7 @@ async fn rpm_repo_from_three_upstreams_installs_with_dnf_gpgcheck() {
     fetch(
         std::slice::from_ref(&spec),
         &options(tmp.path(), Some(out.records.clone())),
+        &NoReport,
     )
     .await
     .expect("locked fetch");
@@ -210,6 +223,7 @@ async fn rpm_repo_from_three_upstreams_installs_with_dnf_gpgcheck() {
     let err = fetch(
         &[target(&up, &moved)],
         &options(tmp.path(), Some(out.records.clone())),
+        &NoReport,
     )
     .await
     .err()
@@ -225,6 +239,7 @@ async fn rpm_repo_from_three_upstreams_installs_with_dnf_gpgcheck() {
     let err = fetch(
         &[target(&up, &["kubectl-1.28.9"])],
         &options(tmp.path(), None),
+        &NoReport,
     )
     .await
     .err()

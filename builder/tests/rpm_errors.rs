@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use bundle_builder::rpm::{fetch, RpmError, RpmFetchOptions, RpmTargetSpec, UpstreamRepo};
+use bundle_builder::NoReport;
 use bundle_format::Hint;
 use bundle_testbed::real::rpms::{createrepo, GpgKey, RepoServer, RpmSpec};
 
@@ -38,10 +39,14 @@ impl Fixture {
     }
 
     async fn fetch(&self, packages: &[&str], gpgkey: Option<String>) -> RpmError {
-        fetch(&[self.spec(packages, gpgkey)], &options(self.dir.path()))
-            .await
-            .err()
-            .expect("an error")
+        fetch(
+            &[self.spec(packages, gpgkey)],
+            &options(self.dir.path()),
+            &NoReport,
+        )
+        .await
+        .err()
+        .expect("an error")
     }
 
     /// The message with the server address replaced by `[URL]`.
@@ -57,8 +62,9 @@ fn spec_for(baseurl: &str, packages: &[&str], gpgkey: Option<String>) -> RpmTarg
         arch: "x86_64".into(),
         repos: vec![UpstreamRepo {
             name: "base".into(),
-            baseurl: baseurl.into(),
+            baseurl: Some(baseurl.into()),
             gpgkey,
+            ..Default::default()
         }],
         packages: packages.iter().map(|s| s.to_string()).collect(),
         exclude: vec![],
@@ -69,7 +75,7 @@ fn options(dir: &Path) -> RpmFetchOptions {
     RpmFetchOptions {
         cache_dir: dir.join("cache"),
         work_dir: dir.join("work-out"),
-        http: reqwest::Client::new(),
+        http: Default::default(),
         jobs: 2,
         locked: None,
     }
@@ -207,6 +213,7 @@ async fn package_signed_with_another_key_has_a_bad_signature() {
     let out = fetch(
         &[fx.spec(&["foo"], Some(format!("{}/keys/signer.asc", fx.server.url)))],
         &options(fx.dir.path()),
+        &NoReport,
     )
     .await
     .expect("signed with the repo's key");
@@ -236,10 +243,14 @@ async fn unreachable_repo_is_named_with_its_url() {
     let port = bundle_testbed::free_port();
     let url = format!("http://127.0.0.1:{port}/el9/");
     let dir = tempfile::tempdir().unwrap();
-    let err = fetch(&[spec_for(&url, &["foo"], None)], &options(dir.path()))
-        .await
-        .err()
-        .unwrap();
+    let err = fetch(
+        &[spec_for(&url, &["foo"], None)],
+        &options(dir.path()),
+        &NoReport,
+    )
+    .await
+    .err()
+    .unwrap();
     assert!(matches!(err, RpmError::RepoUnreachable { .. }), "{err}");
     let msg = err.to_string().replace(&port.to_string(), "[PORT]");
     assert!(
@@ -282,9 +293,13 @@ async fn malformed_repomd_is_refused() {
 async fn transient_server_errors_are_retried() {
     let fx = Fixture::new(vec![foo()], None, tempfile::tempdir().unwrap());
     fx.server.fail_next(2);
-    let out = fetch(&[fx.spec(&["foo"], None)], &options(fx.dir.path()))
-        .await
-        .expect("retried");
+    let out = fetch(
+        &[fx.spec(&["foo"], None)],
+        &options(fx.dir.path()),
+        &NoReport,
+    )
+    .await
+    .expect("retried");
     assert_eq!(out.records[0].packages[0].nevra, "foo-1.0-1.x86_64");
     let log = fx.server.requests();
     assert_eq!(

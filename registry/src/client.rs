@@ -72,6 +72,8 @@ pub struct ClientOptions {
     pub credentials: BTreeMap<String, Credentials>,
     /// Retry policy; the default retries 5 times.
     pub retry: RetryPolicy,
+    /// Proxies (`HTTPS_PROXY`…), the same for pulls as for every other download.
+    pub proxy: crate::ProxySettings,
 }
 
 /// A manifest as the registry served it.
@@ -260,6 +262,7 @@ impl RegistryClient {
             ca_files: self.opts.ca_files.clone(),
             cert_dir: self.opts.cert_dir.clone(),
             credentials,
+            proxy: Some(self.opts.proxy.clone()),
         };
         Ok(Upstream {
             session: Session::new(&connection)?.read_only(),

@@ -17,6 +17,8 @@
 //! - [`tls`]: which certificates are trusted for the site's registry (`--ca-file`,
 //!   `--cert-dir`, docker's and containers' `certs.d` folders) and the client certificate
 //!   offered; accepts a self-signed server certificate the user trusts explicitly.
+//! - [`proxy`]: `HTTPS_PROXY`/`HTTP_PROXY`/`NO_PROXY` read once and applied to every
+//!   client explicitly; proxy credentials never shown; a refusing proxy named in errors.
 //! - [`credentials`]: where registry credentials come from (flags, environment, docker
 //!   `config.json` and credential helpers, podman's `auth.json`).
 //!
@@ -40,10 +42,12 @@ pub mod credentials;
 mod error;
 pub mod harbor;
 pub mod mapping;
+pub mod proxy;
 pub mod push;
 mod retry;
 pub mod tls;
 
 pub use client::{ClientOptions, Credentials, RawManifest, RegistryClient};
 pub use error::Error;
+pub use proxy::{ProxyRefusal, ProxySettings};
 pub use retry::{Retry, RetryPolicy};

@@ -10,7 +10,7 @@ use bundle_builder::ops::build::{build, BuildOptions};
 use bundle_builder::BuildReporter;
 use bundle_format::write::WriteOptions;
 use bundle_registry::credentials::{self, Source};
-use bundle_registry::{ClientOptions, Credentials};
+use bundle_registry::{ClientOptions, Credentials, ProxySettings};
 use indicatif::{HumanBytes, ProgressBar};
 
 use crate::commands::{keys, login};
@@ -107,6 +107,7 @@ pub fn run(args: Args, ui: &Ui) -> anyhow::Result<()> {
             ca_files: args.ca_file,
             cert_dir: args.cert_dir,
             credentials,
+            proxy: ProxySettings::from_env(),
             ..Default::default()
         },
         jobs: args.jobs,
@@ -266,6 +267,18 @@ impl BuildReporter for Reporter<'_> {
             ),
         );
         self.start_bar("Fetching", to_fetch);
+    }
+    fn rpm_fetch_started(&self, target: &str, packages: usize, to_fetch: u64, cached: u64) {
+        self.ui.status(
+            "Fetching",
+            format!(
+                "RPMs for `{target}`: {packages} package{}, {} ({} already cached)",
+                if packages == 1 { "" } else { "s" },
+                HumanBytes(to_fetch),
+                HumanBytes(cached)
+            ),
+        );
+        self.start_bar("RPMs", to_fetch);
     }
     fn fetched(&self, bytes: u64) {
         if let Some(bar) = &*self.bar.lock().expect("bar lock") {

@@ -115,6 +115,7 @@ pub fn run(args: Args, ui: &Ui) -> anyhow::Result<()> {
             ca_files: args.ca_file.clone(),
             cert_dir: args.cert_dir.clone(),
             credentials,
+            proxy: None,
         },
         jobs: args.jobs as usize,
         retry: RetryPolicy::default(),

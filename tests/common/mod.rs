@@ -37,14 +37,38 @@ impl Session {
     /// The command, ready to run in the work folder.
     pub fn command(&self, args: &[&str]) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_bundle"));
-        c.args(args)
-            .current_dir(self.work())
+        self.prepare(&mut c);
+        c.args(args);
+        c
+    }
+
+    /// Gives `c` (the binary itself, or a wrapper such as `ip netns exec NS bundle`) the
+    /// session's folder and environment.
+    pub fn prepare(&self, c: &mut Command) {
+        c.current_dir(self.work())
             .env("XDG_CONFIG_HOME", self.dir.path().join("config"))
             .env("XDG_CACHE_HOME", self.dir.path().join("cache"))
             .env_remove("BUNDLE_KEY_PASSWORD")
             .env_remove("BUNDLE_LOG")
             .env("NO_COLOR", "1");
-        c
+        for v in [
+            "HTTPS_PROXY",
+            "https_proxy",
+            "HTTP_PROXY",
+            "http_proxy",
+            "ALL_PROXY",
+            "all_proxy",
+            "NO_PROXY",
+            "no_proxy",
+        ] {
+            c.env_remove(v);
+        }
+    }
+
+    /// Runs a prepared command.
+    pub fn run_command(&self, mut c: Command) -> Run {
+        let out = c.output().expect("run bundle");
+        Run::from(out, self)
     }
 
     pub fn run(&self, args: &[&str]) -> Run {

@@ -16,6 +16,7 @@ use bundle_registry::{ClientOptions, RegistryClient};
 use futures_util::{StreamExt, TryStreamExt};
 
 use crate::cache::Cache;
+use crate::http::HttpSettings;
 use crate::images::{self, Mirrors, PullSource, ResolvedImage};
 use crate::lock::{default_lock_path, BuildLock, LockedFile, LockedImage, LOCK_VERSION};
 use crate::manifest::{BundleManifest, ManifestSource};
@@ -98,8 +99,19 @@ pub async fn build(opts: &BuildOptions, report: &dyn BuildReporter) -> Result<Bu
     })?;
     let jobs = opts.jobs.max(1);
 
+    let http_settings = HttpSettings {
+        ca_files: opts.registry.ca_files.clone(),
+        proxy: opts.registry.proxy.clone(),
+    };
+    if http_settings.proxy.is_set() {
+        tracing::info!("proxies: {}", http_settings.proxy.describe());
+    }
+    let http = http_client(&http_settings)?;
     let mut resolved =
-        resolve_images(&client, &cache, &manifest, &opts.mirrors, jobs, report).await?;
+        match resolve_images(&client, &cache, &manifest, &opts.mirrors, jobs, report).await {
+            Ok(r) => r,
+            Err(e) => return Err(name_proxy(e, opts, &http).await),
+        };
     check_lock(
         opts.locked,
         old_lock.as_ref(),
@@ -109,9 +121,11 @@ pub async fn build(opts: &BuildOptions, report: &dyn BuildReporter) -> Result<Bu
         report,
     )?;
 
-    let http = http_client(&opts.registry)?;
     let (blobs, fetch_stats) =
-        fetch_content(&client, &http, &cache, &manifest, &resolved, opts, report).await?;
+        match fetch_content(&client, &http, &cache, &manifest, &resolved, opts, report).await {
+            Ok(r) => r,
+            Err(e) => return Err(name_proxy(e, opts, &http).await),
+        };
     for image in resolved.iter_mut().filter(|i| i.platforms.is_empty()) {
         image
             .platforms
@@ -122,7 +136,7 @@ pub async fn build(opts: &BuildOptions, report: &dyn BuildReporter) -> Result<Bu
         &RpmFetchOptions {
             cache_dir: opts.cache_dir.clone(),
             work_dir: opts.cache_dir.join("work").join(&manifest.metadata.name),
-            http,
+            http: http_settings,
             jobs,
             locked: if opts.locked {
                 old_lock.as_ref().map(|l| l.rpms.clone())
@@ -130,6 +144,7 @@ pub async fn build(opts: &BuildOptions, report: &dyn BuildReporter) -> Result<Bu
                 None
             },
         },
+        report,
     )
     .await?;
 
@@ -239,26 +254,53 @@ fn write_in_background(
     })
 }
 
-fn http_client(opts: &ClientOptions) -> Result<reqwest::Client, Error> {
-    let mut b = reqwest::Client::builder()
-        .connect_timeout(std::time::Duration::from_secs(10))
-        .user_agent(concat!("bundle/", env!("CARGO_PKG_VERSION")));
-    for path in &opts.ca_files {
-        let pem = std::fs::read(path).map_err(|e| Error::Lock {
-            path: path.clone(),
-            detail: e.to_string(),
-        })?;
-        let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| Error::Lock {
-            path: path.clone(),
-            detail: e.to_string(),
-        })?;
-        b = b.add_root_certificate(cert);
-    }
-    b.build().map_err(|e| Error::FileDownload {
+fn http_client(settings: &HttpSettings) -> Result<reqwest::Client, Error> {
+    let setup = |detail: String| Error::FileDownload {
         name: "(client setup)".into(),
         url: String::new(),
-        detail: e.to_string(),
-    })
+        detail,
+    };
+    let b = settings.builder().map_err(|e| match e.path {
+        Some(path) => Error::Lock {
+            path,
+            detail: e.reason,
+        },
+        None => setup(e.reason),
+    })?;
+    b.build().map_err(|e| setup(e.to_string()))
+}
+
+/// A registry error that is the proxy's doing, told as such. oci-client's errors do not
+/// say whether the proxy or the registry answered (a proxy's 407 reads "Not
+/// authorized"), so when a proxy carries the registry's traffic, one probe of `/v2/`
+/// through the same proxy asks it.
+async fn name_proxy(e: Error, opts: &BuildOptions, http: &reqwest::Client) -> Error {
+    let Error::Image { reference, source } = e else {
+        return e;
+    };
+    let proxy = &opts.registry.proxy;
+    let named = reference.split('/').next().unwrap_or_default();
+    // The registry pulled from: the `--mirror` for it, if any.
+    let registry = opts.mirrors.0.get(named).map_or(named, String::as_str);
+    let scheme = match opts.registry.plain_http.iter().any(|h| h == registry) {
+        true => "http",
+        false => "https",
+    };
+    let url = format!("{scheme}://{registry}/v2/");
+    if proxy.for_url(&url).is_none() {
+        return Error::Image { reference, source };
+    }
+    let refusal = match http.get(&url).send().await {
+        Ok(resp) => proxy.diagnose(&url, None, Some(resp.status().as_u16())),
+        Err(e) => proxy.diagnose(&url, Some(&crate::rpm::error_chain(&e)), None),
+    };
+    match refusal {
+        Some(refusal) => Error::Proxy {
+            what: format!("image `{reference}`"),
+            source: refusal,
+        },
+        None => Error::Image { reference, source },
+    }
 }
 
 async fn resolve_images(
@@ -399,8 +441,15 @@ async fn fetch_content(
         .await?;
     let mut stats = (count, to_fetch, cached);
     for f in &manifest.spec.files {
-        let (size, fetched) =
-            files::fetch(http, cache, f, &opts.registry.retry, &|n| report.fetched(n)).await?;
+        let (size, fetched) = files::fetch(
+            http,
+            &opts.registry.proxy,
+            cache,
+            f,
+            &opts.registry.retry,
+            &|n| report.fetched(n),
+        )
+        .await?;
         if fetched {
             stats.0 += 1;
             stats.1 += size;

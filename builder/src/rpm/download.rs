@@ -4,7 +4,10 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
+
+use bundle_registry::{ProxyRefusal, ProxySettings};
 
 use bundle_format::digest::Hasher;
 use bundle_format::Sha256Digest;
@@ -68,9 +71,33 @@ pub(crate) fn blob_path(cache_dir: &Path, digest: &Sha256Digest) -> PathBuf {
     cache_dir.join("blobs").join("sha256").join(digest.hex())
 }
 
+/// One repo's way to the network: its client (TLS roots, client certificate, proxies
+/// set), the build's proxies to name in errors, and its Basic credentials. No `Debug`:
+/// it holds a password.
+#[derive(Clone)]
+pub(crate) struct Http {
+    pub client: reqwest::Client,
+    pub proxy: Arc<ProxySettings>,
+    /// `username` and the password read from `passwordEnv`.
+    pub basic: Option<(String, String)>,
+}
+
+impl Http {
+    fn request(&self, url: &str) -> reqwest::RequestBuilder {
+        let req = self.client.get(url);
+        match &self.basic {
+            // reqwest marks the header sensitive: it is never logged.
+            Some((user, password)) => req.basic_auth(user, Some(password)),
+            None => req,
+        }
+    }
+}
+
 /// What went wrong with one download, before the caller names the subject.
 #[derive(Debug)]
 pub(crate) enum DownloadError {
+    /// The proxy refused the request (it is named; no retry).
+    Proxy(ProxyRefusal),
     /// Connection failed or the server answered with an error status (after retries).
     Unreachable(String),
     /// The server answered 404 / 403 / … (no retry).
@@ -89,15 +116,21 @@ fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(200 * 2u64.pow(attempt))
 }
 
-/// GETs `url`, retrying with backoff on 5xx, 429 and connection errors.
-pub(crate) async fn get(
-    http: &reqwest::Client,
-    url: &str,
-) -> Result<reqwest::Response, DownloadError> {
+/// GETs `url`, retrying with backoff on 5xx, 429 and connection errors. A proxy's
+/// refusal is not retried: it names the proxy instead.
+pub(crate) async fn get(http: &Http, url: &str) -> Result<reqwest::Response, DownloadError> {
     let mut attempt = 0;
     loop {
         let last = attempt + 1 >= ATTEMPTS;
-        match http.get(url).send().await {
+        let sent = http.request(url).send().await;
+        let refusal = match &sent {
+            Ok(resp) => http.proxy.diagnose(url, None, Some(resp.status().as_u16())),
+            Err(e) => http.proxy.diagnose(url, Some(&error_chain(e)), None),
+        };
+        if let Some(refusal) = refusal {
+            return Err(DownloadError::Proxy(refusal));
+        }
+        match sent {
             Ok(resp) if resp.status().is_success() => return Ok(resp),
             Ok(resp) if retryable(resp.status()) && !last => {
                 tracing::debug!(url, status = %resp.status(), attempt, "retrying");
@@ -112,7 +145,11 @@ pub(crate) async fn get(
             Err(e) if !last && (e.is_connect() || e.is_timeout() || e.is_request()) => {
                 tracing::debug!(url, error = %e, attempt, "retrying");
             }
-            Err(e) => return Err(DownloadError::Unreachable(error_chain(&e))),
+            Err(e) => {
+                return Err(DownloadError::Unreachable(
+                    http.proxy.redact(&error_chain(&e)),
+                ))
+            }
         }
         tokio::time::sleep(backoff(attempt)).await;
         attempt += 1;
@@ -121,7 +158,7 @@ pub(crate) async fn get(
 
 /// A small body (repomd.xml, a GPG key) into memory, with retries.
 pub(crate) async fn get_small(
-    http: &reqwest::Client,
+    http: &Http,
     url: &str,
     limit: u64,
 ) -> Result<Vec<u8>, DownloadError> {
@@ -150,7 +187,11 @@ pub(crate) async fn get_small(
             Err(e) if attempt + 1 < ATTEMPTS => {
                 tracing::debug!(url, error = %e, attempt, "body failed, retrying")
             }
-            Err(e) => return Err(DownloadError::Unreachable(error_chain(&e))),
+            Err(e) => {
+                return Err(DownloadError::Unreachable(
+                    http.proxy.redact(&error_chain(&e)),
+                ))
+            }
         }
         tokio::time::sleep(backoff(attempt)).await;
         attempt += 1;
@@ -212,10 +253,11 @@ impl OtherHasher {
 /// when a blob with the expected SHA-256 is already cached. Retries on transient errors,
 /// also when the connection drops mid-body.
 pub(crate) async fn to_cache(
-    http: &reqwest::Client,
+    http: &Http,
     cache_dir: &Path,
     url: &str,
     expected: &Expected,
+    on_bytes: &(dyn Fn(u64) + Sync),
 ) -> Result<Blob, DownloadError> {
     if let Expected::Sha256(d) = expected {
         let path = blob_path(cache_dir, d);
@@ -241,7 +283,7 @@ pub(crate) async fn to_cache(
     let mut attempt = 0;
     let (sha256, size, other) = loop {
         let resp = get(http, url).await?;
-        match stream_body(resp, &partial, expected).await {
+        match stream_body(resp, &partial, expected, on_bytes).await {
             Ok(done) => break done,
             Err(StreamError::Io(e)) => {
                 let _ = tokio::fs::remove_file(&partial).await;
@@ -252,7 +294,9 @@ pub(crate) async fn to_cache(
             }
             Err(StreamError::Net(e)) => {
                 let _ = tokio::fs::remove_file(&partial).await;
-                return Err(DownloadError::Unreachable(error_chain(&e)));
+                return Err(DownloadError::Unreachable(
+                    http.proxy.redact(&error_chain(&e)),
+                ));
             }
         }
         tokio::time::sleep(backoff(attempt)).await;
@@ -286,6 +330,7 @@ async fn stream_body(
     mut resp: reqwest::Response,
     partial: &Path,
     expected: &Expected,
+    on_bytes: &(dyn Fn(u64) + Sync),
 ) -> Result<(Sha256Digest, u64, String), StreamError> {
     let file = tokio::fs::File::create(partial)
         .await
@@ -297,6 +342,7 @@ async fn stream_body(
         sha.update(&chunk);
         other.update(&chunk);
         out.write_all(&chunk).await.map_err(StreamError::Io)?;
+        on_bytes(chunk.len() as u64);
     }
     out.flush().await.map_err(StreamError::Io)?;
     out.into_inner().sync_all().await.map_err(StreamError::Io)?;

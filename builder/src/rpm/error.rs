@@ -8,6 +8,91 @@ use bundle_format::Hint;
 /// RPM step errors. Each names its subject (target, repo, package, URL) in backticks.
 #[derive(Debug, thiserror::Error)]
 pub enum RpmError {
+    /// The proxy refused a request for the repo.
+    #[error("repo `{repo}` is unreachable through the proxy")]
+    Proxy {
+        /// Repo name.
+        repo: String,
+        /// The proxy and the upstream, named.
+        #[source]
+        source: bundle_registry::ProxyRefusal,
+    },
+    /// The repo entry itself is wrong (which source, which credentials).
+    #[error("repo `{repo}`: {reason}")]
+    RepoConfig {
+        /// Repo name.
+        repo: String,
+        /// What is wrong.
+        reason: String,
+        /// What to change.
+        hint: String,
+    },
+    /// `passwordEnv` names a variable that is not set.
+    #[error("repo `{repo}`: environment variable `{var}` (its `passwordEnv`) is not set")]
+    PasswordEnvMissing {
+        /// Repo name.
+        repo: String,
+        /// The variable.
+        var: String,
+    },
+    /// The repo answered 401 or 403.
+    #[error("repo `{repo}` refused access (HTTP {status}) to `{url}`")]
+    AccessDenied {
+        /// Repo name.
+        repo: String,
+        /// URL requested.
+        url: String,
+        /// 401 or 403.
+        status: u16,
+        /// What the repo was given: `username`/`passwordEnv`, client certificate.
+        auth: RepoAuth,
+    },
+    /// A client certificate (or its key) cannot be used.
+    #[error("repo `{repo}`: client certificate `{path}` {reason}")]
+    ClientCert {
+        /// Repo name.
+        repo: String,
+        /// `sslclientcert` or `sslclientkey`.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The server ended the TLS handshake on the client certificate.
+    #[error("repo `{repo}` rejected client certificate `{cert}` at `{url}`: {reason}")]
+    ClientCertRejected {
+        /// Repo name.
+        repo: String,
+        /// URL requested.
+        url: String,
+        /// `sslclientcert`.
+        cert: PathBuf,
+        /// The TLS alert.
+        reason: String,
+    },
+    /// No mirror of a mirrorlist or metalink served the repo.
+    #[error("repo `{repo}`: no mirror listed by `{list}` works (tried {}: {})", tried.len(), tried.join("; "))]
+    NoWorkingMirror {
+        /// Repo name.
+        repo: String,
+        /// The mirrorlist or metalink URL.
+        list: String,
+        /// `mirror: why`, in the order tried.
+        tried: Vec<String>,
+    },
+    /// Every mirror's repomd.xml differs from the checksums the metalink gives.
+    #[error("repo `{repo}`: `{url}` does not match the metalink `{metalink}` (it lists {expected}; got `{actual}`)")]
+    MetalinkChecksum {
+        /// Repo name.
+        repo: String,
+        /// The metalink URL.
+        metalink: String,
+        /// The repomd.xml fetched (the last mirror tried).
+        url: String,
+        /// The checksums the metalink lists.
+        expected: String,
+        /// The checksum of what the mirror served.
+        actual: String,
+    },
     /// A repo's metadata or a package could not be downloaded.
     #[error("repo `{repo}` is unreachable: GET `{url}` failed: {reason}")]
     RepoUnreachable {
@@ -220,6 +305,16 @@ pub enum RpmError {
 impl Hint for RpmError {
     fn hint(&self) -> Option<String> {
         Some(match self {
+            RpmError::Proxy { source, .. } => source.hint(),
+            RpmError::RepoConfig { hint, .. } => hint.clone(),
+            RpmError::PasswordEnvMissing { var, .. } => format!(
+                "export `{var}` with the repo's password before `bundle build` (it is read from there only, and never written to the bundle, the lock or the logs)"
+            ),
+            RpmError::AccessDenied { auth, status, .. } => auth.hint(*status),
+            RpmError::ClientCert { .. } => "renew the entitlement certificate (`subscription-manager refresh` on a registered host) and point `sslclientcert`/`sslclientkey` at the new files".into(),
+            RpmError::ClientCertRejected { .. } => "the server does not accept this certificate: check that `sslclientcert` and `sslclientkey` are the entitlement for this repo, not expired or revoked (`subscription-manager refresh`)".into(),
+            RpmError::NoWorkingMirror { .. } => "check the mirrorlist/metalink URL and that this machine reaches the mirrors (proxy, TLS roots), or set a `baseurl` you know works".into(),
+            RpmError::MetalinkChecksum { .. } => "the mirrors are out of date or tampered with: retry later (mirrors catch up within hours), or set a `baseurl` you trust".into(),
             RpmError::RepoUnreachable { .. } => {
                 "check the repo's `baseurl` in the manifest and that this machine reaches it (proxy, DNS, TLS roots)".into()
             }
@@ -266,4 +361,29 @@ fn nevra_name(nevra: &str) -> &str {
     let nevr = nevra.rsplit_once('.').map_or(nevra, |(n, _)| n);
     let nev = nevr.rsplit_once('-').map_or(nevr, |(n, _)| n);
     nev.rsplit_once('-').map_or(nev, |(n, _)| n)
+}
+
+/// What a repo was given to authenticate with, for the hint when it refuses access.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepoAuth {
+    /// `username`, with the `passwordEnv` variable its password came from.
+    pub basic: Option<(String, String)>,
+    /// `sslclientcert`.
+    pub client_cert: Option<PathBuf>,
+}
+
+impl RepoAuth {
+    fn hint(&self, status: u16) -> String {
+        match (&self.basic, &self.client_cert, status) {
+            (Some((user, var)), _, 401) => format!(
+                "check `username: {user}` and the password in `{var}`: the repo did not accept them"
+            ),
+            (None, None, 401) => "the repo asks for a password: set `username` and `passwordEnv` on it in the manifest".into(),
+            (_, Some(cert), _) => format!(
+                "the client certificate `{}` does not entitle this repo: check it is the entitlement for this content (`subscription-manager refresh`)",
+                cert.display()
+            ),
+            _ => "check the credentials the repo expects (`username`/`passwordEnv`, `sslclientcert`/`sslclientkey`)".into(),
+        }
+    }
 }

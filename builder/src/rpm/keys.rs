@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use rpm::signature::pgp::Verifier;
 
-use super::download::{self, DownloadError};
+use super::download::{self, DownloadError, Http};
 use super::error::RpmError;
 use super::gpg;
 use super::repo::LoadedRepo;
@@ -17,15 +17,12 @@ pub(crate) struct RepoKey {
 }
 
 /// The key of each repo, in repo order (`None` for a repo without `gpgkey`).
-pub(crate) async fn load_all(
-    http: &reqwest::Client,
-    repos: &[LoadedRepo],
-) -> Result<Vec<Option<RepoKey>>, RpmError> {
+pub(crate) async fn load_all(repos: &[LoadedRepo]) -> Result<Vec<Option<RepoKey>>, RpmError> {
     let mut keys = Vec::new();
     for r in repos {
         keys.push(match &r.spec.gpgkey {
             None => None,
-            Some(urls) => Some(load(http, &r.spec.name, urls).await?),
+            Some(urls) => Some(load(&r.http, &r.spec.name, urls).await?),
         });
     }
     Ok(keys)
@@ -33,7 +30,7 @@ pub(crate) async fn load_all(
 
 /// Downloads each key URL (a `gpgkey` may list several, separated by spaces, as in a
 /// `.repo` file) and concatenates the armored blocks into one key file.
-async fn load(http: &reqwest::Client, repo: &str, urls: &str) -> Result<RepoKey, RpmError> {
+async fn load(http: &Http, repo: &str, urls: &str) -> Result<RepoKey, RpmError> {
     let mut armored = Vec::new();
     for url in urls.split_whitespace() {
         let bytes = download::get_small(http, url, 1024 * 1024)
@@ -43,6 +40,7 @@ async fn load(http: &reqwest::Client, repo: &str, urls: &str) -> Result<RepoKey,
                 url: url.into(),
                 reason: match e {
                     DownloadError::Unreachable(r) => r,
+                    DownloadError::Proxy(r) => r.to_string(),
                     DownloadError::Status(s) => format!("HTTP {s}"),
                     other => format!("{other:?}"),
                 },

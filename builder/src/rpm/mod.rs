@@ -2,15 +2,20 @@
 //! ready yum repository per target (`rpms/<target>/`).
 //!
 //! For each [`RpmTargetSpec`], [`fetch`]:
-//! 1. reads every upstream repo's `repodata/repomd.xml` and `primary` (checked against the
-//!    checksum repomd gives; `filelists` only when a file requirement needs it) — `repo`;
-//!    and the keys of repos with a `gpgkey` — `keys`;
+//! 1. gives each upstream repo a client of its own (the build's proxies and CA files,
+//!    the repo's `sslcacert`, client certificate and Basic credentials) — `client`;
+//!    finds its `repodata/` (`baseurl`, or the first working mirror of a `mirrorlist` or
+//!    a `metalink`, whose repomd checksum is checked) — `mirrors`; reads
+//!    `repodata/repomd.xml` and `primary` (checked against the checksum repomd gives;
+//!    `filelists` only when a file requirement needs it) — `repo`; and the keys of
+//!    repos with a `gpgkey` — `keys`;
 //! 2. picks the newest package matching each spec in RPM version order (`vercmp`) and
 //!    follows every requirement to a provider, deterministically (`solve`, rich
 //!    dependencies parsed by `rich`, run off the runtime by `resolve`, with `-v`
 //!    explaining each choice); with `--locked`, the picks must be the lock's (`lock`);
 //! 3. downloads each RPM streamed into the content-addressed cache, checked against the
-//!    upstream checksum, `jobs` at a time, with retries (`package`, `download`);
+//!    upstream checksum, `jobs` at a time, with retries (`package`, `download`), its
+//!    bytes reported to the [`BuildReporter`];
 //! 4. for repos with a `gpgkey`, checks each package's signature and payload digest in
 //!    fixed memory (`gpg`);
 //! 5. lays the target out as entries: the packages, a fresh gzip repodata written from
@@ -21,12 +26,14 @@
 //! with the files holding their bytes. With [`RpmFetchOptions::locked`], the picks must
 //! equal the lock.
 
+mod client;
 mod download;
 mod error;
 mod gpg;
 mod keys;
 mod layout;
 mod lock;
+mod mirrors;
 mod package;
 mod repo;
 mod repodata;
@@ -40,7 +47,10 @@ use std::path::PathBuf;
 
 use bundle_format::{EntryRecord, RpmRepoRecord};
 
-pub use error::RpmError;
+use crate::BuildReporter;
+
+pub(crate) use download::error_chain;
+pub use error::{RepoAuth, RpmError};
 pub use spec::{RpmFetchOptions, RpmTargetSpec, UpstreamRepo};
 
 /// What the RPM step adds to the bundle.
@@ -56,10 +66,11 @@ pub struct RpmOutput {
 pub async fn fetch(
     targets: &[RpmTargetSpec],
     opts: &RpmFetchOptions,
+    report: &dyn BuildReporter,
 ) -> Result<RpmOutput, RpmError> {
     let mut out = RpmOutput::default();
     for t in targets {
-        let (record, entries) = fetch_target(t, opts).await?;
+        let (record, entries) = fetch_target(t, opts, report).await?;
         out.records.push(record);
         out.entries.extend(entries);
     }
@@ -70,14 +81,15 @@ pub async fn fetch(
 async fn fetch_target(
     t: &RpmTargetSpec,
     opts: &RpmFetchOptions,
+    report: &dyn BuildReporter,
 ) -> Result<(RpmRepoRecord, Vec<layout::Entry>), RpmError> {
     layout::check_target_name(&t.target)?;
-    let (http, cache) = (&opts.http, opts.cache_dir.as_path());
-    let (repos, all) = repo::load_all(http, cache, &t.repos).await?;
-    let keys = keys::load_all(http, &repos).await?;
+    let cache = opts.cache_dir.as_path();
+    let (repos, all) = repo::load_all(&opts.http, cache, t).await?;
+    let keys = keys::load_all(&repos).await?;
     let lock = lock::record_for(opts.locked.as_deref(), &t.target)?;
     let prefs = lock::preferences(lock.as_ref());
-    let picks = resolve::resolve(t, http, cache.to_path_buf(), repos.clone(), all, prefs).await?;
+    let picks = resolve::resolve(t, cache.to_path_buf(), repos.clone(), all, prefs).await?;
     tracing::info!(
         target = %t.target,
         packages = picks.len(),
@@ -87,8 +99,13 @@ async fn fetch_target(
     if let Some(lock) = &lock {
         lock::check_nevras(&t.target, lock, &picks)?;
     }
+    let (to_fetch, cached) = package::split_cached(cache, &picks);
+    report.rpm_fetch_started(&t.target, picks.len(), to_fetch, cached);
+    let on_bytes = |n| report.fetched(n);
     let fetched =
-        package::fetch_all(http, cache, &t.target, &repos, &keys, picks, opts.jobs).await?;
+        package::fetch_all(cache, &t.target, &repos, &keys, picks, opts.jobs, &on_bytes).await;
+    report.fetch_finished();
+    let fetched = fetched?;
     let (packages, mut entries) = layout::packages(&t.target, &fetched, &repos)?;
     if let Some(lock) = &lock {
         lock::check_digests(&t.target, lock, &packages)?;

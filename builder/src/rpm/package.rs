@@ -30,19 +30,19 @@ pub(crate) struct Fetched {
 /// Downloads and checks every pick, `jobs` at a time, in NEVRA order. `keys` are the
 /// repos' keys in repo order.
 pub(crate) async fn fetch_all(
-    http: &reqwest::Client,
     cache: &Path,
     target: &str,
     repos: &[LoadedRepo],
     keys: &[Option<RepoKey>],
     picks: Vec<Candidate>,
     jobs: usize,
+    on_bytes: &(dyn Fn(u64) + Sync),
 ) -> Result<Vec<Fetched>, RpmError> {
     let results: Vec<Result<Fetched, RpmError>> =
         futures_util::stream::iter(picks.into_iter().map(|cand| {
             let repo = &repos[cand.repo];
             let key = keys[cand.repo].as_ref().map(|k| k.verifier.clone());
-            fetch(http, cache, repo, cand, key)
+            fetch(cache, repo, cand, key, on_bytes)
         }))
         .buffer_unordered(jobs.max(1))
         .collect()
@@ -51,6 +51,18 @@ pub(crate) async fn fetch_all(
     fetched.sort_by_key(|f| f.cand.nevra());
     check_file_names(target, &fetched)?;
     Ok(fetched)
+}
+
+/// Bytes of `picks` to download, and bytes already in the cache.
+pub(crate) fn split_cached(cache: &Path, picks: &[Candidate]) -> (u64, u64) {
+    picks
+        .iter()
+        .fold((0, 0), |(fetch, cached), c| match &c.checksum {
+            Ok(download::Expected::Sha256(d)) if download::blob_path(cache, d).is_file() => {
+                (fetch, cached + c.size)
+            }
+            _ => (fetch + c.size, cached),
+        })
 }
 
 /// Two packages that would share a file name in `Packages/` cannot both be carried.
@@ -72,13 +84,13 @@ fn check_file_names(target: &str, fetched: &[Fetched]) -> Result<(), RpmError> {
 }
 
 async fn fetch(
-    http: &reqwest::Client,
     cache: &Path,
     repo: &LoadedRepo,
     cand: Candidate,
     key: Option<Arc<Verifier>>,
+    on_bytes: &(dyn Fn(u64) + Sync),
 ) -> Result<Fetched, RpmError> {
-    let blob = download_checked(http, cache, repo, &cand).await?;
+    let blob = download_checked(cache, repo, &cand, on_bytes).await?;
     tracing::debug!(package = %cand.nevra(), size = blob.size, "downloaded");
     let file_name = format!(
         "{}-{}-{}.{}.rpm",
@@ -105,10 +117,10 @@ async fn fetch(
 /// Downloads `cand` into the cache, checked against the checksum its repo's metadata
 /// gives (a file that does not match is not cached).
 async fn download_checked(
-    http: &reqwest::Client,
     cache: &Path,
     repo: &LoadedRepo,
     cand: &Candidate,
+    on_bytes: &(dyn Fn(u64) + Sync),
 ) -> Result<Blob, RpmError> {
     let repo_name = &repo.spec.name;
     let expected = cand
@@ -123,7 +135,7 @@ async fn download_checked(
         Some(b) if !b.is_empty() => format!("{}{}", repo::base_url(b), cand.location),
         _ => format!("{}{}", repo.base, cand.location),
     };
-    download::to_cache(http, cache, &url, &expected)
+    download::to_cache(&repo.http, cache, &url, &expected, on_bytes)
         .await
         .map_err(|e| match e {
             DownloadError::Mismatch { expected, actual } => RpmError::PackageChecksum {
@@ -133,7 +145,7 @@ async fn download_checked(
                 expected,
                 actual,
             },
-            other => repo::unreachable(repo_name, &url, other),
+            other => repo::unreachable(&repo.spec, &url, other),
         })
 }
 

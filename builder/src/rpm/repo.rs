@@ -12,13 +12,13 @@ use std::sync::Arc;
 
 use rpmrepo_metadata::{FilelistsXml, Package, PrimaryXml, RepomdData, RepomdXml, RequirementType};
 
-use super::download::{self, DownloadError, Expected};
-use super::error::RpmError;
-use super::spec::UpstreamRepo;
+use super::client;
+use super::download::{self, DownloadError, Expected, Http};
+use super::error::{RepoAuth, RpmError};
+use super::mirrors::{self, Repomd};
+use super::spec::{RpmTargetSpec, UpstreamRepo};
 use super::vercmp::Evr;
-
-/// repomd.xml larger than this is not a repomd.
-const REPOMD_LIMIT: u64 = 8 * 1024 * 1024;
+use crate::http::HttpSettings;
 
 /// Comparison in a dependency.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -185,10 +185,12 @@ type MetadataRef = (String, Result<Expected, String>);
 /// An upstream repo, loaded.
 pub(crate) struct LoadedRepo {
     pub spec: UpstreamRepo,
-    /// `baseurl` with a trailing slash.
+    /// The base URL in use (`baseurl`, or the mirror chosen), with a trailing slash.
     pub base: String,
     /// The cached filelists, when repomd lists one: `(url, expected checksum)`.
     pub filelists: Option<MetadataRef>,
+    /// Its client (certificates, credentials, proxies).
+    pub http: Http,
 }
 
 pub(crate) fn base_url(baseurl: &str) -> String {
@@ -201,20 +203,54 @@ pub(crate) fn base_url(baseurl: &str) -> String {
 
 /// The error for a failed download of `url` from `repo`; a checksum mismatch is the
 /// metadata's (callers downloading packages map that one themselves).
-pub(crate) fn unreachable(repo: &str, url: &str, e: DownloadError) -> RpmError {
+pub(crate) fn unreachable(repo: &UpstreamRepo, url: &str, e: DownloadError) -> RpmError {
+    let name = || repo.name.clone();
     match e {
-        DownloadError::Unreachable(reason) => RpmError::RepoUnreachable {
-            repo: repo.into(),
+        DownloadError::Proxy(source) => RpmError::Proxy {
+            repo: name(),
+            source,
+        },
+        DownloadError::Unreachable(reason) => match &repo.sslclientcert {
+            // The server ends the handshake with an alert when it refuses the client's
+            // certificate (TLS 1.3 sends it after the handshake, on the first read).
+            Some(cert) if reason.contains("received fatal alert") => RpmError::ClientCertRejected {
+                repo: name(),
+                url: url.into(),
+                cert: cert.clone(),
+                reason,
+            },
+            _ => RpmError::RepoUnreachable {
+                repo: name(),
+                url: url.into(),
+                reason,
+            },
+        },
+        // nginx (and others) finish the handshake and answer 400 to a client
+        // certificate they do not accept.
+        DownloadError::Status(status) if status == 400 && repo.sslclientcert.is_some() => {
+            RpmError::ClientCertRejected {
+                repo: name(),
+                url: url.into(),
+                cert: repo.sslclientcert.clone().unwrap_or_default(),
+                reason: "HTTP 400: the server did not accept the certificate".into(),
+            }
+        }
+        DownloadError::Status(status) if status == 401 || status == 403 => RpmError::AccessDenied {
+            repo: name(),
             url: url.into(),
-            reason,
+            status: status.as_u16(),
+            auth: RepoAuth {
+                basic: repo.username.clone().zip(repo.password_env.clone()),
+                client_cert: repo.sslclientcert.clone(),
+            },
         },
         DownloadError::Status(status) => RpmError::RepoUnreachable {
-            repo: repo.into(),
+            repo: name(),
             url: url.into(),
             reason: format!("HTTP {status}"),
         },
         DownloadError::Mismatch { expected, actual } => RpmError::MetadataChecksum {
-            repo: repo.into(),
+            repo: name(),
             url: url.into(),
             expected,
             actual,
@@ -223,19 +259,19 @@ pub(crate) fn unreachable(repo: &str, url: &str, e: DownloadError) -> RpmError {
     }
 }
 
-/// Loads every repo of a target at once. Returns them in order, with all their packages.
+/// Loads every repo of a target at once, each with its own client. Returns them in
+/// order, with all their packages.
 pub(crate) async fn load_all(
-    http: &reqwest::Client,
+    settings: &HttpSettings,
     cache_dir: &Path,
-    specs: &[UpstreamRepo],
+    t: &RpmTargetSpec,
 ) -> Result<(Arc<Vec<LoadedRepo>>, Vec<Candidate>), RpmError> {
-    let loads = futures_util::future::join_all(
-        specs
-            .iter()
-            .enumerate()
-            .map(|(i, r)| load(http, cache_dir, i, r)),
-    )
-    .await;
+    let loads =
+        futures_util::future::join_all(t.repos.iter().enumerate().map(|(i, r)| async move {
+            let http = client::for_repo(settings, r)?;
+            load(http, cache_dir, i, r, t).await
+        }))
+        .await;
     let mut repos = Vec::new();
     let mut all = Vec::new();
     for l in loads {
@@ -248,16 +284,17 @@ pub(crate) async fn load_all(
 
 /// Downloads and parses one repo's repomd and primary. Returns the repo and its packages.
 pub(crate) async fn load(
-    http: &reqwest::Client,
+    http: Http,
     cache_dir: &Path,
     index: usize,
     spec: &UpstreamRepo,
+    t: &RpmTargetSpec,
 ) -> Result<(LoadedRepo, Vec<Candidate>), RpmError> {
-    let base = base_url(&spec.baseurl);
-    let repomd_url = format!("{base}repodata/repomd.xml");
-    let bytes = download::get_small(http, &repomd_url, REPOMD_LIMIT)
-        .await
-        .map_err(|e| unreachable(&spec.name, &repomd_url, e))?;
+    let Repomd {
+        base,
+        url: repomd_url,
+        bytes,
+    } = mirrors::repomd(&http, spec, t).await?;
     let malformed = |reason: String| RpmError::MalformedRepomd {
         repo: spec.name.clone(),
         url: repomd_url.clone(),
@@ -295,9 +332,9 @@ pub(crate) async fn load(
     let primary_sum = primary_sum.map_err(|r| malformed(format!("`primary` checksum: {r}")))?;
     let filelists = record("filelists")?;
 
-    let blob = download::to_cache(http, cache_dir, &primary_url, &primary_sum)
+    let blob = download::to_cache(&http, cache_dir, &primary_url, &primary_sum, &|_| {})
         .await
-        .map_err(|e| unreachable(&spec.name, &primary_url, e))?;
+        .map_err(|e| unreachable(spec, &primary_url, e))?;
 
     let repo_name = spec.name.clone();
     let url = primary_url.clone();
@@ -309,13 +346,14 @@ pub(crate) async fn load(
             url,
             reason,
         })?;
-    tracing::info!(repo = %spec.name, packages = candidates.len(), "read upstream metadata");
+    tracing::info!(repo = %spec.name, base = %base, packages = candidates.len(), "read upstream metadata");
 
     Ok((
         LoadedRepo {
             spec: spec.clone(),
             base,
             filelists,
+            http,
         },
         candidates,
     ))
@@ -363,7 +401,6 @@ fn read_primary(index: usize, path: &Path) -> Result<Vec<Candidate>, String> {
 
 /// Downloads (once, cached) a repo's filelists and returns where it is.
 pub(crate) async fn fetch_filelists(
-    http: &reqwest::Client,
     cache_dir: &Path,
     repo: &LoadedRepo,
 ) -> Result<Option<PathBuf>, RpmError> {
@@ -375,9 +412,9 @@ pub(crate) async fn fetch_filelists(
         url: format!("{}repodata/repomd.xml", repo.base),
         reason: format!("`filelists` checksum: {reason}"),
     })?;
-    let blob = download::to_cache(http, cache_dir, url, &sum)
+    let blob = download::to_cache(&repo.http, cache_dir, url, &sum, &|_| {})
         .await
-        .map_err(|e| unreachable(&repo.spec.name, url, e))?;
+        .map_err(|e| unreachable(&repo.spec, url, e))?;
     Ok(Some(blob.path))
 }
 

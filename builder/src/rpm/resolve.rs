@@ -15,7 +15,6 @@ use super::spec::RpmTargetSpec;
 /// their closure, preferring the `locked` NEVRAs (name → NEVRA).
 pub(crate) async fn resolve(
     t: &RpmTargetSpec,
-    http: &reqwest::Client,
     cache: PathBuf,
     repos: Arc<Vec<LoadedRepo>>,
     all: Vec<Candidate>,
@@ -29,12 +28,11 @@ pub(crate) async fn resolve(
         &t.exclude,
     );
     let specs = t.packages.clone();
-    let http = http.clone();
     let handle = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || {
         let by_pkgid = universe.by_pkgid();
         let mut owners = |path: &str| -> Result<Vec<usize>, RpmError> {
-            let found = file_owners(&handle, &http, &cache, &repos, &by_pkgid, path)?;
+            let found = file_owners(&handle, &cache, &repos, &by_pkgid, path)?;
             tracing::debug!(path, owners = found.len(), "looked up in filelists");
             Ok(found)
         };
@@ -49,7 +47,6 @@ pub(crate) async fn resolve(
 /// hold `path`, in repo order. Runs on a blocking thread: downloads go through `handle`.
 fn file_owners(
     handle: &tokio::runtime::Handle,
-    http: &reqwest::Client,
     cache: &std::path::Path,
     repos: &[LoadedRepo],
     by_pkgid: &HashMap<(usize, String), usize>,
@@ -57,7 +54,7 @@ fn file_owners(
 ) -> Result<Vec<usize>, RpmError> {
     let mut out = Vec::new();
     for (ri, r) in repos.iter().enumerate() {
-        let Some(file) = handle.block_on(repo::fetch_filelists(http, cache, r))? else {
+        let Some(file) = handle.block_on(repo::fetch_filelists(cache, r))? else {
             continue;
         };
         let found = repo::scan_filelists(&file, &[path.to_string()]).map_err(|reason| {

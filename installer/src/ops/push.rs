@@ -145,6 +145,8 @@ fn connection(
         ca_files,
         cert_dir,
         credentials,
+        // The site's proxies as reqwest reads them from the environment.
+        proxy: None,
     }
 }
 

@@ -50,6 +50,9 @@ pub struct Connection {
     pub cert_dir: Option<PathBuf>,
     /// Credentials, when the registry needs them.
     pub credentials: Option<Credentials>,
+    /// Proxies set explicitly (`bundle build` reads the environment once for all its
+    /// downloads); `None`: reqwest's own reading of `HTTPS_PROXY` and the rest.
+    pub proxy: Option<crate::ProxySettings>,
 }
 
 #[derive(Debug, Clone)]
@@ -149,6 +152,13 @@ impl Session {
             .user_agent(concat!("bundle-registry/", env!("CARGO_PKG_VERSION")));
         let mut trusted = Vec::new();
         let mut client_cert = None;
+        if let Some(proxy) = &conn.proxy {
+            builder = proxy.apply(builder).map_err(|detail| Error::Protocol {
+                registry: conn.host.clone(),
+                what: "proxy settings".into(),
+                detail,
+            })?;
+        }
         if !conn.plain_http {
             let tls = SiteTls::load(&conn.host, &conn.ca_files, conn.cert_dir.as_deref())?;
             trusted = tls.trusted.clone();

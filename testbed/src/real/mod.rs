@@ -11,6 +11,11 @@
 //! - [`hosts`]: test hosts from Linux namespaces, each with its own root and a real
 //!   `sshd`.
 //! - [`proxy`]: a fault-injecting HTTP proxy in front of a real server (the registry).
+//! - [`nginx`]: a folder served over TLS requiring a client certificate, or behind
+//!   Basic auth (a protected yum repo).
+//! - [`squid`]: a TLS-intercepting proxy (squid ssl-bump) with a CA of its own.
+//! - [`tinyproxy`]: a real forward proxy (Basic auth, a host filter) and a network
+//!   namespace whose only way out is through it.
 //!
 //! `files`, `rpms` and `proxy` are small servers of ours, but what they serve or forward
 //! is real: files, yum repos built by the real tools, a real registry's answers.
@@ -18,6 +23,9 @@
 pub mod etcd;
 pub mod files;
 pub mod hosts;
+pub mod nginx;
 pub mod proxy;
 pub mod registry;
 pub mod rpms;
+pub mod squid;
+pub mod tinyproxy;
