@@ -284,16 +284,13 @@ fn containerd_presents_the_client_certificate_a_registry_requires() {
             size: 32 * 1024,
         }],
     );
-    let layout = work.path().join("layout");
-    let seeded = bundle_testbed::images::write_layout(&image, &layout).unwrap();
-    let o = Command::new("skopeo")
-        .args(["copy", "--quiet", "--preserve-digests", "--dest-cert-dir"])
-        .arg(&client)
-        .arg(format!("oci:{}:3.9", layout.display()))
-        .arg(format!("docker://{}/k8s/pause:3.9", registry.addr))
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", text(&o));
+    let seeded = bundle_testbed::images::seed_with(
+        &registry.addr,
+        &image,
+        work.path(),
+        &["--dest-cert-dir", client.to_str().unwrap()],
+    )
+    .unwrap();
 
     let cluster = cluster_with_registry(&format!(
         "{{host: \"{}\", caFile: ca.crt, clientCertFile: client.cert, clientKeyFile: client.key}}",

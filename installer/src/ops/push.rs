@@ -297,16 +297,13 @@ mod tests {
                 size: 4096,
             }],
         );
-        let layout = work.path().join("layout");
-        let seeded = bundle_testbed::images::write_layout(&image, &layout).unwrap();
-        let o = std::process::Command::new("skopeo")
-            .args(["copy", "--quiet", "--preserve-digests", "--dest-cert-dir"])
-            .arg(&site)
-            .arg(format!("oci:{}:3.9", layout.display()))
-            .arg(format!("docker://{}/k8s/pause:3.9", registry.addr))
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let seeded = bundle_testbed::images::seed_with(
+            &registry.addr,
+            &image,
+            work.path(),
+            &["--dest-cert-dir", site.to_str().unwrap()],
+        )
+        .unwrap();
         let inventory = site.join("cluster.yaml");
         let cluster = cluster_for(&format!(
             "{{host: \"{}\", caFile: ca.crt, clientCertFile: client.cert, clientKeyFile: client.key}}",
