@@ -604,3 +604,68 @@ fn keygen_protects_the_key_and_build_needs_its_password() {
     );
     assert_eq!(code, 0, "{text}");
 }
+
+#[test]
+fn build_dry_run_resolves_and_sizes_everything_but_fetches_no_blob_and_writes_nothing() {
+    let up = upstream();
+    let refs = default_images();
+    let manifest = up.manifest(&refs.iter().map(String::as_str).collect::<Vec<_>>());
+    let run = up.build(&manifest, &["--dry-run", "--json"]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    let plan: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(up.registry.blob_gets(), 0, "a dry run fetched blobs");
+    assert!(!up.bundle_path().exists());
+    assert!(!up.s.path("m.lock.json").exists(), "a dry run wrote a lock");
+    let files = &plan["files"][0];
+    assert_eq!(files["name"], "calico.yaml");
+    assert!(files["cached_bytes"].is_null(), "{files}");
+
+    // Shared layers count once; only the manifests (read to resolve) are cached, so
+    // every blob is still to download.
+    let image_bytes = plan["image_bytes"].as_u64().unwrap();
+    let per_image: u64 = plan["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["bytes"].as_u64().unwrap())
+        .sum();
+    assert!(image_bytes < per_image, "{image_bytes} >= {per_image}");
+    let manifests_cached = plan["image_bytes_cached"].as_u64().unwrap();
+    assert!(
+        manifests_cached > 0 && manifests_cached < 64 * 1024,
+        "{plan}"
+    );
+    assert_eq!(
+        plan["to_download"].as_u64().unwrap(),
+        image_bytes - manifests_cached
+    );
+
+    // The build that follows carries exactly what the dry run named.
+    let run = up.build(&manifest, &[]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    let index = inspect_json(&up);
+    for image in plan["images"].as_array().unwrap() {
+        let reference = image["reference"].as_str().unwrap();
+        let record = image_record(&index, reference);
+        assert_eq!(image["digest"], record["digest"], "{reference}");
+    }
+    // Everything is cached now: nothing to download, and still no blob fetched by a
+    // second dry run.
+    let gets = up.registry.blob_gets();
+    let run = up.build(&manifest, &["--dry-run", "--json"]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    let again: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(again["to_download"], 0, "{again}");
+    assert_eq!(again["image_bytes_cached"].as_u64().unwrap(), image_bytes);
+    assert!(again["files"][0]["cached_bytes"].as_u64().unwrap() > 0);
+    assert_eq!(up.registry.blob_gets(), gets);
+
+    // Without --json: one line per image and the totals, for people.
+    let run = up.build(&manifest, &["--dry-run"]);
+    assert!(
+        run.stdout.contains("to download now: 0 B"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains(&refs[0]), "{}", run.stdout);
+}

@@ -24,6 +24,28 @@ fn build_carries_rpms_that_dnf_installs_from_the_extracted_bundle() {
         bkey = up.key_url("bundle-test-base"),
     );
     s.write("rpms.yaml", manifest);
+    // The dry run resolves the same closure and downloads none of it.
+    let run = s.run(&["build", "--manifest", "rpms.yaml", "--dry-run", "--json"]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    let plan: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let planned = &plan["rpms"][0];
+    assert_eq!(planned["target"], "el9-x86_64", "{plan}");
+    assert_eq!(planned["cached_bytes"], 0, "{plan}");
+    assert!(!s.path("bundles").exists(), "a dry run wrote a bundle");
+    // Packages are cached by digest, without a name: look for the RPM lead's magic.
+    let is_rpm = |p: &std::path::PathBuf| {
+        let mut magic = [0u8; 4];
+        std::fs::File::open(p)
+            .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic))
+            .is_ok()
+            && magic == [0xed, 0xab, 0xee, 0xdb]
+    };
+    let cached_rpms = walk_files(&s.dir.path().join("cache"))
+        .iter()
+        .filter(|p| is_rpm(p))
+        .count();
+    assert_eq!(cached_rpms, 0, "a dry run downloaded packages");
+
     let run = s.run(&["build", "--manifest", "rpms.yaml", "--key", "builder.key"]);
     assert_eq!(run.code, 0, "{}", run.transcript());
     let bundle = s.path("bundles/rpms-only-1.tar.zst");
@@ -61,6 +83,19 @@ fn build_carries_rpms_that_dnf_installs_from_the_extracted_bundle() {
         .iter()
         .map(|p| p["nevra"].as_str().unwrap())
         .collect();
+    assert_eq!(
+        planned["packages"].as_u64().unwrap() as usize,
+        locked.len(),
+        "the dry run's closure is the build's"
+    );
+    assert!(
+        walk_files(&s.dir.path().join("cache"))
+            .iter()
+            .filter(|p| is_rpm(p))
+            .count()
+            >= locked.len(),
+        "the magic check finds the packages a build caches"
+    );
     assert!(
         locked.iter().any(|n| n.starts_with("kubelet-1.29.2-")),
         "{locked:?}"
@@ -243,4 +278,21 @@ fn build_refuses_a_password_written_in_the_manifest() {
     );
     assert!(run.stderr.contains("hint: put the password in an environment variable and name it: `passwordEnv: REPO_PASSWORD`"), "{}", run.stderr);
     assert!(!run.stderr.contains("hunter2"), "{}", run.stderr);
+}
+
+/// Every file under `dir`, recursively (none when it does not exist).
+fn walk_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return vec![];
+    };
+    rd.flatten()
+        .flat_map(|e| {
+            let p = e.path();
+            if p.is_dir() {
+                walk_files(&p)
+            } else {
+                vec![p]
+            }
+        })
+        .collect()
 }

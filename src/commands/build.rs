@@ -7,6 +7,7 @@ use std::sync::Mutex;
 use bundle_builder::images::{Mirrors, ResolvedImage};
 use bundle_builder::manifest::ManifestSource;
 use bundle_builder::ops::build::{build, BuildOptions};
+use bundle_builder::ops::dry_run::{dry_run, DryRun, DryRunOptions};
 use bundle_builder::BuildReporter;
 use bundle_format::write::WriteOptions;
 use bundle_registry::credentials::{self, Source};
@@ -86,9 +87,20 @@ pub struct Args {
     /// zstd level (1-19); layers and RPMs are already compressed, so low is fast and as small
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=19))]
     level: i32,
+    /// Resolve everything (image digests and sizes, the RPM closure) and say what would be
+    /// fetched and how big the bundle will be; download no blob, file or package, write no
+    /// bundle or lock
+    #[arg(long, conflicts_with_all = ["locked", "output"])]
+    dry_run: bool,
+    /// With --dry-run: the plan as JSON on stdout
+    #[arg(long, requires = "dry_run")]
+    json: bool,
 }
 
 pub fn run(args: Args, ui: &Ui) -> anyhow::Result<()> {
+    if args.dry_run {
+        return run_dry(args, ui);
+    }
     let signer = keys::signing_key(args.key.as_deref(), ui)?;
     let mirrors = parse_mirrors(&args.mirror)?;
     let credentials = registry_login(&args, &mirrors, ui)?;
@@ -157,6 +169,85 @@ pub fn run(args: Args, ui: &Ui) -> anyhow::Result<()> {
     ui.status("Locked", format!("`{}`", s.lock_path.display()));
     println!("{}", s.bundle.path.display());
     Ok(())
+}
+
+/// `--dry-run`: the same inputs, resolved and reported; no key is needed.
+fn run_dry(args: Args, ui: &Ui) -> anyhow::Result<()> {
+    let mirrors = parse_mirrors(&args.mirror)?;
+    let credentials = registry_login(&args, &mirrors, ui)?;
+    let opts = DryRunOptions {
+        manifest: args
+            .manifest
+            .map(ManifestSource::File)
+            .unwrap_or(ManifestSource::Default),
+        cache_dir: args.cache.map(Ok).unwrap_or_else(default_cache)?,
+        mirrors,
+        registry: ClientOptions {
+            plain_http: args.plain_http,
+            ca_files: args.ca_file,
+            cert_dir: args.cert_dir,
+            credentials,
+            proxy: ProxySettings::from_env(),
+            ..Default::default()
+        },
+        jobs: args.jobs,
+    };
+    ui.status("Resolving", opts.manifest.display());
+    let reporter = Reporter {
+        ui,
+        bar: Mutex::new(None),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let plan = runtime.block_on(dry_run(&opts, &reporter))?;
+    if args.json {
+        println!("{}", serde_json::to_string(&plan)?);
+        return Ok(());
+    }
+    print_dry_run(&plan);
+    Ok(())
+}
+
+fn print_dry_run(p: &DryRun) {
+    println!("{}", p.bundle);
+    println!(
+        "images ({}, {} once shared layers count once, {} cached):",
+        p.images.len(),
+        HumanBytes(p.image_bytes),
+        HumanBytes(p.image_bytes_cached)
+    );
+    for i in &p.images {
+        println!(
+            "  {}  {}  {}  from {}",
+            i.reference,
+            i.digest,
+            HumanBytes(i.bytes),
+            i.source
+        );
+    }
+    println!("files ({}):", p.files.len());
+    for f in &p.files {
+        let size = f.cached_bytes.map_or("not cached".to_string(), |b| {
+            format!("{} cached", HumanBytes(b))
+        });
+        println!("  {}  {}  {}", f.name, size, f.url);
+    }
+    println!("rpms:");
+    for t in &p.rpms {
+        println!(
+            "  {}  {} packages  {}  ({} cached)",
+            t.target,
+            t.packages,
+            HumanBytes(t.bytes),
+            HumanBytes(t.cached_bytes)
+        );
+    }
+    println!(
+        "bundle: about {} of entries; to download now: {}",
+        HumanBytes(p.bundle_bytes),
+        HumanBytes(p.to_download)
+    );
 }
 
 fn default_cache() -> anyhow::Result<PathBuf> {

@@ -110,7 +110,7 @@ pub async fn build(opts: &BuildOptions, report: &dyn BuildReporter) -> Result<Bu
     let mut resolved =
         match resolve_images(&client, &cache, &manifest, &opts.mirrors, jobs, report).await {
             Ok(r) => r,
-            Err(e) => return Err(name_proxy(e, opts, &http).await),
+            Err(e) => return Err(name_proxy(e, &opts.registry, &opts.mirrors, &http).await),
         };
     check_lock(
         opts.locked,
@@ -124,7 +124,7 @@ pub async fn build(opts: &BuildOptions, report: &dyn BuildReporter) -> Result<Bu
     let (blobs, fetch_stats) =
         match fetch_content(&client, &http, &cache, &manifest, &resolved, opts, report).await {
             Ok(r) => r,
-            Err(e) => return Err(name_proxy(e, opts, &http).await),
+            Err(e) => return Err(name_proxy(e, &opts.registry, &opts.mirrors, &http).await),
         };
     for image in resolved.iter_mut().filter(|i| i.platforms.is_empty()) {
         image
@@ -254,7 +254,7 @@ fn write_in_background(
     })
 }
 
-fn http_client(settings: &HttpSettings) -> Result<reqwest::Client, Error> {
+pub(super) fn http_client(settings: &HttpSettings) -> Result<reqwest::Client, Error> {
     let setup = |detail: String| Error::FileDownload {
         name: "(client setup)".into(),
         url: String::new(),
@@ -274,15 +274,20 @@ fn http_client(settings: &HttpSettings) -> Result<reqwest::Client, Error> {
 /// say whether the proxy or the registry answered (a proxy's 407 reads "Not
 /// authorized"), so when a proxy carries the registry's traffic, one probe of `/v2/`
 /// through the same proxy asks it.
-async fn name_proxy(e: Error, opts: &BuildOptions, http: &reqwest::Client) -> Error {
+pub(super) async fn name_proxy(
+    e: Error,
+    client: &ClientOptions,
+    mirrors: &Mirrors,
+    http: &reqwest::Client,
+) -> Error {
     let Error::Image { reference, source } = e else {
         return e;
     };
-    let proxy = &opts.registry.proxy;
+    let proxy = &client.proxy;
     let named = reference.split('/').next().unwrap_or_default();
     // The registry pulled from: the `--mirror` for it, if any.
-    let registry = opts.mirrors.0.get(named).map_or(named, String::as_str);
-    let scheme = match opts.registry.plain_http.iter().any(|h| h == registry) {
+    let registry = mirrors.0.get(named).map_or(named, String::as_str);
+    let scheme = match client.plain_http.iter().any(|h| h == registry) {
         true => "http",
         false => "https",
     };
@@ -303,7 +308,7 @@ async fn name_proxy(e: Error, opts: &BuildOptions, http: &reqwest::Client) -> Er
     }
 }
 
-async fn resolve_images(
+pub(super) async fn resolve_images(
     client: &RegistryClient,
     cache: &Cache,
     manifest: &BundleManifest,

@@ -77,6 +77,47 @@ pub async fn fetch(
     Ok(out)
 }
 
+/// What one target's repository will hold, resolved without downloading a package
+/// (`bundle build --dry-run`): only the repositories' metadata is fetched.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TargetPlan {
+    /// `el9-x86_64`.
+    pub target: String,
+    /// Packages in the closure.
+    pub packages: usize,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Of which already in the cache.
+    pub cached_bytes: u64,
+}
+
+/// Every target's closure, as [`fetch`] would resolve it.
+pub async fn plan(
+    targets: &[RpmTargetSpec],
+    opts: &RpmFetchOptions,
+) -> Result<Vec<TargetPlan>, RpmError> {
+    let mut out = Vec::new();
+    for t in targets {
+        layout::check_target_name(&t.target)?;
+        let cache = opts.cache_dir.as_path();
+        let (repos, all) = repo::load_all(&opts.http, cache, t).await?;
+        let lock = lock::record_for(opts.locked.as_deref(), &t.target)?;
+        let prefs = lock::preferences(lock.as_ref());
+        let picks = resolve::resolve(t, cache.to_path_buf(), repos, all, prefs).await?;
+        if let Some(lock) = &lock {
+            lock::check_nevras(&t.target, lock, &picks)?;
+        }
+        let (to_fetch, cached) = package::split_cached(cache, &picks);
+        out.push(TargetPlan {
+            target: t.target.clone(),
+            packages: picks.len(),
+            bytes: to_fetch + cached,
+            cached_bytes: cached,
+        });
+    }
+    Ok(out)
+}
+
 /// One target's yum repo: the steps above, in order.
 async fn fetch_target(
     t: &RpmTargetSpec,
