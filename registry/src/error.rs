@@ -11,7 +11,7 @@ pub enum Error {
     /// connection cut mid-transfer).
     #[error("cannot reach registry `{registry}` ({url})")]
     Unreachable {
-        /// Host[:port].
+        /// `HOST[:PORT]`.
         registry: String,
         /// The URL asked for.
         url: String,
@@ -22,7 +22,7 @@ pub enum Error {
     /// A pull was refused: the registry wants credentials, or refused the ones given.
     #[error("registry `{registry}` refused {} to pull `{repository}`", pull_account_text(.account, .from))]
     PullRefused {
-        /// Host[:port].
+        /// `HOST[:PORT]`.
         registry: String,
         /// Repository.
         repository: String,
@@ -36,7 +36,7 @@ pub enum Error {
     /// Hub caps anonymous pulls per IP address).
     #[error("registry `{registry}` is rate-limiting {}: 429 Too Many Requests to {what}{}; {}", account_text(.account), detail_text(.detail), rate_limit_text(.retry_after, .max_wait))]
     RateLimited {
-        /// Host[:port] as the manifest or mirror names it.
+        /// `HOST[:PORT]` as the manifest or mirror names it.
         registry: String,
         /// The request (`GET manifest library/nginx:1.25`).
         what: String,
@@ -53,7 +53,7 @@ pub enum Error {
     /// A docker credential helper could not give credentials.
     #[error("credential helper `{helper}` for `{registry}` {problem}")]
     CredentialHelper {
-        /// Host[:port].
+        /// `HOST[:PORT]`.
         registry: String,
         /// `docker-credential-NAME`.
         helper: String,
@@ -65,7 +65,7 @@ pub enum Error {
     NotFound {
         /// What was asked for.
         reference: String,
-        /// Host[:port].
+        /// `HOST[:PORT]`.
         registry: String,
     },
     /// Content did not hash to the digest it was asked for.
@@ -73,7 +73,7 @@ pub enum Error {
     DigestMismatch {
         /// What was fetched.
         what: String,
-        /// Host[:port].
+        /// `HOST[:PORT]`.
         registry: String,
         /// Expected digest.
         expected: String,
@@ -83,7 +83,7 @@ pub enum Error {
     /// A response was not what the distribution spec says.
     #[error("registry `{registry}` sent an unusable response for `{what}`: {detail}")]
     Protocol {
-        /// Host[:port].
+        /// `HOST[:PORT]`.
         registry: String,
         /// What was fetched.
         what: String,
@@ -93,7 +93,7 @@ pub enum Error {
     /// The registry could not be reached while pushing (connection refused, DNS, TLS).
     #[error("cannot reach registry `{registry}` ({url})")]
     Connect {
-        /// Host[:port].
+        /// `HOST[:PORT]`.
         registry: String,
         /// The URL asked for.
         url: String,
@@ -104,7 +104,7 @@ pub enum Error {
     /// The registry or its token service refused the credentials (or needs some).
     #[error("registry `{registry}` refused {}", account_text(.account))]
     BadCredentials {
-        /// Host[:port].
+        /// `HOST[:PORT]`.
         registry: String,
         /// The account tried, if any.
         account: Option<String>,
@@ -117,7 +117,7 @@ pub enum Error {
     /// The account is known but lacks a right.
     #[error("{} may not {action} `{repository}` in registry `{registry}`", account_text(.account))]
     Denied {
-        /// Host[:port].
+        /// `HOST[:PORT]`.
         registry: String,
         /// The account, if any.
         account: Option<String>,
@@ -131,7 +131,7 @@ pub enum Error {
     /// The registry answered something unexpected.
     #[error("registry `{registry}` answered {status} to {what}{}", if .detail.is_empty() { String::new() } else { format!(": {}", .detail) })]
     Status {
-        /// Host[:port].
+        /// `HOST[:PORT]`.
         registry: String,
         /// The request (`PUT manifest k8s/pause@sha256:…`).
         what: String,
@@ -162,7 +162,7 @@ pub enum Error {
     /// Credentials could not be read from the docker configuration.
     #[error("cannot read credentials for `{registry}` from the docker configuration: {detail}")]
     DockerConfig {
-        /// Host[:port].
+        /// `HOST[:PORT]`.
         registry: String,
         /// What went wrong.
         detail: String,
@@ -179,7 +179,7 @@ pub enum Error {
     /// The TLS handshake failed for a reason the operator can act on.
     #[error("TLS with registry `{registry}` failed ({url}): {problem}")]
     Tls {
-        /// Host[:port].
+        /// `HOST[:PORT]`.
         registry: String,
         /// The URL asked for.
         url: String,

@@ -42,7 +42,7 @@ pub struct Args {
     /// Pinned manifest (default: the built-in Kubernetes v1.29.2 + calico manifest)
     #[arg(long, short, value_name = "FILE")]
     manifest: Option<PathBuf>,
-    /// Output file (default: bundles/<name>-<version>.tar.zst)
+    /// Output file (default: bundles/NAME-VERSION.tar.zst)
     #[arg(long, short, value_name = "PATH")]
     output: Option<PathBuf>,
     /// Secret key to sign with (default: your key pair under ~/.config/bundle, created on first use)

@@ -4,7 +4,7 @@
 //! index) and maps names; no network. [`push`] then:
 //!
 //! 1. pings the registry (challenge, credentials) and, for a Harbor, makes sure every
-//!    target project exists ([`connect`]);
+//!    target project exists (`connect`);
 //! 2. asks `HEAD` for every blob in every repository that needs it (in parallel):
 //!    a blob present in one repository is mounted into the others without reading it
 //!    from the bundle; present everywhere, it is skipped (`presence`);
