@@ -6,8 +6,8 @@ use std::sync::Mutex;
 
 use bundle_builder::images::{Mirrors, ResolvedImage};
 use bundle_builder::manifest::ManifestSource;
-use bundle_builder::ops::build::{build, BuildOptions};
-use bundle_builder::ops::dry_run::{dry_run, DryRun, DryRunOptions};
+use bundle_builder::ops::build::{build, BuildOptions, ResolveOptions};
+use bundle_builder::ops::dry_run::{dry_run, DryRun};
 use bundle_builder::BuildReporter;
 use bundle_format::write::WriteOptions;
 use bundle_registry::credentials::{self, Source};
@@ -102,27 +102,11 @@ pub fn run(args: Args, ui: &Ui) -> anyhow::Result<()> {
         return run_dry(args, ui);
     }
     let signer = keys::signing_key(args.key.as_deref(), ui)?;
-    let mirrors = parse_mirrors(&args.mirror)?;
-    let credentials = registry_login(&args, &mirrors, ui)?;
     let opts = BuildOptions {
-        manifest: args
-            .manifest
-            .map(ManifestSource::File)
-            .unwrap_or(ManifestSource::Default),
+        resolve: resolve_options(&args, ui)?,
         output: args.output,
         output_dir: PathBuf::from("bundles"),
         signer,
-        cache_dir: args.cache.map(Ok).unwrap_or_else(default_cache)?,
-        mirrors,
-        registry: ClientOptions {
-            plain_http: args.plain_http,
-            ca_files: args.ca_file,
-            cert_dir: args.cert_dir,
-            credentials,
-            proxy: ProxySettings::from_env(),
-            ..Default::default()
-        },
-        jobs: args.jobs,
         locked: args.locked,
         lock_path: args.lock,
         write: WriteOptions {
@@ -131,7 +115,7 @@ pub fn run(args: Args, ui: &Ui) -> anyhow::Result<()> {
         },
         created: None,
     };
-    ui.status("Building", opts.manifest.display());
+    ui.status("Building", opts.resolve.manifest.display());
     let reporter = Reporter {
         ui,
         bar: Mutex::new(None),
@@ -171,27 +155,33 @@ pub fn run(args: Args, ui: &Ui) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `--dry-run`: the same inputs, resolved and reported; no key is needed.
-fn run_dry(args: Args, ui: &Ui) -> anyhow::Result<()> {
+/// The manifest, cache and upstreams a build and a dry run both resolve from.
+fn resolve_options(args: &Args, ui: &Ui) -> anyhow::Result<ResolveOptions> {
     let mirrors = parse_mirrors(&args.mirror)?;
-    let credentials = registry_login(&args, &mirrors, ui)?;
-    let opts = DryRunOptions {
+    let credentials = registry_login(args, &mirrors, ui)?;
+    Ok(ResolveOptions {
         manifest: args
             .manifest
+            .clone()
             .map(ManifestSource::File)
             .unwrap_or(ManifestSource::Default),
-        cache_dir: args.cache.map(Ok).unwrap_or_else(default_cache)?,
+        cache_dir: args.cache.clone().map(Ok).unwrap_or_else(default_cache)?,
         mirrors,
         registry: ClientOptions {
-            plain_http: args.plain_http,
-            ca_files: args.ca_file,
-            cert_dir: args.cert_dir,
+            plain_http: args.plain_http.clone(),
+            ca_files: args.ca_file.clone(),
+            cert_dir: args.cert_dir.clone(),
             credentials,
             proxy: ProxySettings::from_env(),
             ..Default::default()
         },
         jobs: args.jobs,
-    };
+    })
+}
+
+/// `--dry-run`: the same inputs, resolved and reported; no key is needed.
+fn run_dry(args: Args, ui: &Ui) -> anyhow::Result<()> {
+    let opts = resolve_options(&args, ui)?;
     ui.status("Resolving", opts.manifest.display());
     let reporter = Reporter {
         ui,

@@ -23,24 +23,30 @@ use crate::manifest::{BundleManifest, ManifestSource};
 use crate::rpm::{self, RpmFetchOptions};
 use crate::{files, BuildReporter, Error};
 
-/// Everything `bundle build` needs.
-pub struct BuildOptions {
+/// What to resolve and where from: the inputs a build and a dry run share.
+pub struct ResolveOptions {
     /// The manifest.
     pub manifest: ManifestSource,
+    /// Content-addressed cache.
+    pub cache_dir: PathBuf,
+    /// Registry mirrors.
+    pub mirrors: Mirrors,
+    /// TLS, plain HTTP, credentials, proxies, retries.
+    pub registry: ClientOptions,
+    /// Parallel transfers.
+    pub jobs: usize,
+}
+
+/// Everything `bundle build` needs.
+pub struct BuildOptions {
+    /// The manifest, cache and upstreams.
+    pub resolve: ResolveOptions,
     /// Output file; default `<output_dir>/<name>-<version>.tar.zst`.
     pub output: Option<PathBuf>,
     /// Folder for the default output name.
     pub output_dir: PathBuf,
     /// Key that signs `bundle.json`.
     pub signer: SecretKey,
-    /// Content-addressed cache.
-    pub cache_dir: PathBuf,
-    /// Registry mirrors.
-    pub mirrors: Mirrors,
-    /// TLS, plain HTTP, credentials, retries.
-    pub registry: ClientOptions,
-    /// Parallel transfers.
-    pub jobs: usize,
     /// Fail when upstream differs from the lock.
     pub locked: bool,
     /// Lock path; default beside the manifest (or the output, for the built-in one).
@@ -72,12 +78,12 @@ pub struct BuildSummary {
 
 /// Runs a build.
 pub async fn build(opts: &BuildOptions, report: &dyn BuildReporter) -> Result<BuildSummary, Error> {
-    let manifest = opts.manifest.load()?;
+    let manifest = opts.resolve.manifest.load()?;
     let output = opts
         .output
         .clone()
         .unwrap_or_else(|| manifest.default_output(&opts.output_dir));
-    let manifest_file = match &opts.manifest {
+    let manifest_file = match &opts.resolve.manifest {
         ManifestSource::File(p) => Some(p.as_path()),
         ManifestSource::Default => None,
     };
@@ -92,26 +98,9 @@ pub async fn build(opts: &BuildOptions, report: &dyn BuildReporter) -> Result<Bu
             detail: "`--locked` needs a lock, and there is none".into(),
         });
     }
-    let cache = Cache::open(&opts.cache_dir)?;
-    let client = RegistryClient::new(&opts.registry).map_err(|source| Error::Image {
-        reference: "(client setup)".into(),
-        source: Box::new(source),
-    })?;
-    let jobs = opts.jobs.max(1);
-
-    let http_settings = HttpSettings {
-        ca_files: opts.registry.ca_files.clone(),
-        proxy: opts.registry.proxy.clone(),
-    };
-    if http_settings.proxy.is_set() {
-        tracing::info!("proxies: {}", http_settings.proxy.describe());
-    }
-    let http = http_client(&http_settings)?;
-    let mut resolved =
-        match resolve_images(&client, &cache, &manifest, &opts.mirrors, jobs, report).await {
-            Ok(r) => r,
-            Err(e) => return Err(name_proxy(e, &opts.registry, &opts.mirrors, &http).await),
-        };
+    let up = Upstream::open(&opts.resolve)?;
+    let (cache, client, http) = (&up.cache, &up.client, &up.http);
+    let mut resolved = up.resolve_images(&opts.resolve, &manifest, report).await?;
     check_lock(
         opts.locked,
         old_lock.as_ref(),
@@ -122,28 +111,25 @@ pub async fn build(opts: &BuildOptions, report: &dyn BuildReporter) -> Result<Bu
     )?;
 
     let (blobs, fetch_stats) =
-        match fetch_content(&client, &http, &cache, &manifest, &resolved, opts, report).await {
+        match fetch_content(client, http, cache, &manifest, &resolved, opts, report).await {
             Ok(r) => r,
-            Err(e) => return Err(name_proxy(e, &opts.registry, &opts.mirrors, &http).await),
+            Err(e) => return Err(up.name_proxy(e, &opts.resolve).await),
         };
     for image in resolved.iter_mut().filter(|i| i.platforms.is_empty()) {
         image
             .platforms
-            .extend(images::platform_from_config(&cache, image));
+            .extend(images::platform_from_config(cache, image));
     }
     let rpm_output = rpm::fetch(
         &manifest.spec.rpms,
-        &RpmFetchOptions {
-            cache_dir: opts.cache_dir.clone(),
-            work_dir: opts.cache_dir.join("work").join(&manifest.metadata.name),
-            http: http_settings,
-            jobs,
-            locked: if opts.locked {
-                old_lock.as_ref().map(|l| l.rpms.clone())
-            } else {
-                None
+        &up.rpm_options(
+            &opts.resolve,
+            &manifest,
+            match opts.locked {
+                true => old_lock.as_ref().map(|l| l.rpms.clone()),
+                false => None,
             },
-        },
+        ),
         report,
     )
     .await?;
@@ -152,7 +138,7 @@ pub async fn build(opts: &BuildOptions, report: &dyn BuildReporter) -> Result<Bu
         &manifest,
         &resolved,
         &blobs,
-        &cache,
+        cache,
         rpm_output.entries,
         rpm_output.records,
         opts.created.clone(),
@@ -254,7 +240,121 @@ fn write_in_background(
     })
 }
 
-pub(super) fn http_client(settings: &HttpSettings) -> Result<reqwest::Client, Error> {
+/// The cache and the clients a build or a dry run talks to upstream with, made once
+/// from the [`ResolveOptions`].
+pub(super) struct Upstream {
+    pub cache: Cache,
+    pub client: RegistryClient,
+    /// Files' and RPM repositories' TLS roots and proxies.
+    pub http_settings: HttpSettings,
+    pub http: reqwest::Client,
+}
+
+impl Upstream {
+    pub fn open(opts: &ResolveOptions) -> Result<Self, Error> {
+        let cache = Cache::open(&opts.cache_dir)?;
+        let client = RegistryClient::new(&opts.registry).map_err(|source| Error::Image {
+            reference: "(client setup)".into(),
+            source: Box::new(source),
+        })?;
+        let http_settings = HttpSettings {
+            ca_files: opts.registry.ca_files.clone(),
+            proxy: opts.registry.proxy.clone(),
+        };
+        if http_settings.proxy.is_set() {
+            tracing::info!("proxies: {}", http_settings.proxy.describe());
+        }
+        let http = http_client(&http_settings)?;
+        Ok(Self {
+            cache,
+            client,
+            http_settings,
+            http,
+        })
+    }
+
+    /// Every image of `manifest` resolved to what the bundle stores (manifests cached,
+    /// no blob fetched); a failure behind a proxy is told as the proxy's when it is.
+    pub async fn resolve_images(
+        &self,
+        opts: &ResolveOptions,
+        manifest: &BundleManifest,
+        report: &dyn BuildReporter,
+    ) -> Result<Vec<ResolvedImage>, Error> {
+        let (client, cache, mirrors) = (&self.client, &self.cache, &opts.mirrors);
+        let resolved = futures_util::stream::iter(&manifest.spec.images)
+            .map(|r| async move {
+                let image = images::resolve(
+                    client,
+                    cache,
+                    r,
+                    mirrors.source_of(r),
+                    &manifest.spec.platforms,
+                )
+                .await?;
+                report.resolved(&image);
+                Ok::<_, Error>(image)
+            })
+            .buffered(opts.jobs.max(1))
+            .try_collect()
+            .await;
+        match resolved {
+            Ok(r) => Ok(r),
+            Err(e) => Err(self.name_proxy(e, opts).await),
+        }
+    }
+
+    /// The RPM step's options: this cache, these TLS roots and proxies.
+    pub fn rpm_options(
+        &self,
+        opts: &ResolveOptions,
+        manifest: &BundleManifest,
+        locked: Option<Vec<bundle_format::index::RpmRepoRecord>>,
+    ) -> RpmFetchOptions {
+        RpmFetchOptions {
+            cache_dir: opts.cache_dir.clone(),
+            work_dir: opts.cache_dir.join("work").join(&manifest.metadata.name),
+            http: self.http_settings.clone(),
+            jobs: opts.jobs.max(1),
+            locked,
+        }
+    }
+
+    /// A registry error that is the proxy's doing, told as such. A pull's error does not
+    /// say whether the proxy or the registry answered (a proxy refusing `CONNECT` reads
+    /// as a failed connection), so when a proxy carries the registry's traffic, one
+    /// probe of `/v2/` through the same proxy asks it.
+    pub async fn name_proxy(&self, e: Error, opts: &ResolveOptions) -> Error {
+        let Error::Image { reference, source } = e else {
+            return e;
+        };
+        let proxy = &opts.registry.proxy;
+        let named = reference.split('/').next().unwrap_or_default();
+        // The registry pulled from: the `--mirror` for it, if any.
+        let registry = opts.mirrors.0.get(named).map_or(named, String::as_str);
+        let scheme = match opts.registry.plain_http.iter().any(|h| h == registry) {
+            true => "http",
+            false => "https",
+        };
+        let url = format!("{scheme}://{registry}/v2/");
+        if proxy.for_url(&url).is_none() {
+            return Error::Image { reference, source };
+        }
+        let refusal = match self.http.get(&url).send().await {
+            Ok(resp) => proxy.diagnose(&url, None, Some(resp.status().as_u16())),
+            Err(e) => proxy.diagnose(&url, Some(&crate::rpm::error_chain(&e)), None),
+        };
+        match refusal {
+            Some(refusal) => Error::Proxy {
+                what: format!("image `{reference}`"),
+                source: refusal,
+            },
+            None => Error::Image { reference, source },
+        }
+    }
+}
+
+fn http_client(settings: &HttpSettings) -> Result<reqwest::Client, Error> {
     let setup = |detail: String| Error::FileDownload {
         name: "(client setup)".into(),
         url: String::new(),
@@ -268,70 +368,6 @@ pub(super) fn http_client(settings: &HttpSettings) -> Result<reqwest::Client, Er
         None => setup(e.reason),
     })?;
     b.build().map_err(|e| setup(e.to_string()))
-}
-
-/// A registry error that is the proxy's doing, told as such. oci-client's errors do not
-/// say whether the proxy or the registry answered (a proxy's 407 reads "Not
-/// authorized"), so when a proxy carries the registry's traffic, one probe of `/v2/`
-/// through the same proxy asks it.
-pub(super) async fn name_proxy(
-    e: Error,
-    client: &ClientOptions,
-    mirrors: &Mirrors,
-    http: &reqwest::Client,
-) -> Error {
-    let Error::Image { reference, source } = e else {
-        return e;
-    };
-    let proxy = &client.proxy;
-    let named = reference.split('/').next().unwrap_or_default();
-    // The registry pulled from: the `--mirror` for it, if any.
-    let registry = mirrors.0.get(named).map_or(named, String::as_str);
-    let scheme = match client.plain_http.iter().any(|h| h == registry) {
-        true => "http",
-        false => "https",
-    };
-    let url = format!("{scheme}://{registry}/v2/");
-    if proxy.for_url(&url).is_none() {
-        return Error::Image { reference, source };
-    }
-    let refusal = match http.get(&url).send().await {
-        Ok(resp) => proxy.diagnose(&url, None, Some(resp.status().as_u16())),
-        Err(e) => proxy.diagnose(&url, Some(&crate::rpm::error_chain(&e)), None),
-    };
-    match refusal {
-        Some(refusal) => Error::Proxy {
-            what: format!("image `{reference}`"),
-            source: refusal,
-        },
-        None => Error::Image { reference, source },
-    }
-}
-
-pub(super) async fn resolve_images(
-    client: &RegistryClient,
-    cache: &Cache,
-    manifest: &BundleManifest,
-    mirrors: &Mirrors,
-    jobs: usize,
-    report: &dyn BuildReporter,
-) -> Result<Vec<ResolvedImage>, Error> {
-    futures_util::stream::iter(&manifest.spec.images)
-        .map(|r| async move {
-            let image = images::resolve(
-                client,
-                cache,
-                r,
-                mirrors.source_of(r),
-                &manifest.spec.platforms,
-            )
-            .await?;
-            report.resolved(&image);
-            Ok::<_, Error>(image)
-        })
-        .buffered(jobs)
-        .try_collect()
-        .await
 }
 
 fn check_lock(
@@ -441,17 +477,17 @@ async fn fetch_content(
             report.fetched(*size);
             Ok::<_, Error>(())
         })
-        .buffer_unordered(opts.jobs.max(1))
+        .buffer_unordered(opts.resolve.jobs.max(1))
         .try_collect::<()>()
         .await?;
     let mut stats = (count, to_fetch, cached);
     for f in &manifest.spec.files {
         let (size, fetched) = files::fetch(
             http,
-            &opts.registry.proxy,
+            &opts.resolve.registry.proxy,
             cache,
             f,
-            &opts.registry.retry,
+            &opts.resolve.registry.retry,
             &|n| report.fetched(n),
         )
         .await?;

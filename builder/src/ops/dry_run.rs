@@ -5,33 +5,13 @@
 //! closure, what is already cached and how big the bundle will be.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 use bundle_format::Sha256Digest;
-use bundle_registry::{ClientOptions, RegistryClient};
 use serde::Serialize;
 
-use super::build::{http_client, name_proxy, resolve_images};
-use crate::cache::Cache;
-use crate::http::HttpSettings;
-use crate::images::Mirrors;
-use crate::manifest::ManifestSource;
-use crate::rpm::{self, RpmFetchOptions, TargetPlan};
+use super::build::{ResolveOptions, Upstream};
+use crate::rpm::{self, TargetPlan};
 use crate::{BuildReporter, Error};
-
-/// What a dry run needs: a build's inputs without the key, the output and the lock.
-pub struct DryRunOptions {
-    /// The manifest.
-    pub manifest: ManifestSource,
-    /// Content-addressed cache (what is in it counts as cached).
-    pub cache_dir: PathBuf,
-    /// Registry mirrors.
-    pub mirrors: Mirrors,
-    /// TLS, plain HTTP, credentials, proxies, retries.
-    pub registry: ClientOptions,
-    /// Parallel requests.
-    pub jobs: usize,
-}
 
 /// One image as the bundle would carry it.
 #[derive(Debug, Clone, Serialize)]
@@ -82,24 +62,11 @@ pub struct DryRun {
 }
 
 /// Resolves everything; downloads no blob, file or package.
-pub async fn dry_run(opts: &DryRunOptions, report: &dyn BuildReporter) -> Result<DryRun, Error> {
+pub async fn dry_run(opts: &ResolveOptions, report: &dyn BuildReporter) -> Result<DryRun, Error> {
     let manifest = opts.manifest.load()?;
-    let cache = Cache::open(&opts.cache_dir)?;
-    let client = RegistryClient::new(&opts.registry).map_err(|source| Error::Image {
-        reference: "(client setup)".into(),
-        source: Box::new(source),
-    })?;
-    let jobs = opts.jobs.max(1);
-    let http_settings = HttpSettings {
-        ca_files: opts.registry.ca_files.clone(),
-        proxy: opts.registry.proxy.clone(),
-    };
-    let http = http_client(&http_settings)?;
-    let resolved =
-        match resolve_images(&client, &cache, &manifest, &opts.mirrors, jobs, report).await {
-            Ok(r) => r,
-            Err(e) => return Err(name_proxy(e, &opts.registry, &opts.mirrors, &http).await),
-        };
+    let up = Upstream::open(opts)?;
+    let cache = &up.cache;
+    let resolved = up.resolve_images(opts, &manifest, report).await?;
     let mut unique: BTreeMap<Sha256Digest, u64> = BTreeMap::new();
     for image in &resolved {
         unique.extend(image.manifests.iter().chain(&image.blobs).copied());
@@ -132,14 +99,7 @@ pub async fn dry_run(opts: &DryRunOptions, report: &dyn BuildReporter) -> Result
                 .and_then(|d| cache.blob_size(&d)),
         })
         .collect();
-    let rpm_opts = RpmFetchOptions {
-        cache_dir: opts.cache_dir.clone(),
-        work_dir: opts.cache_dir.join("work").join(&manifest.metadata.name),
-        http: http_settings,
-        jobs,
-        locked: None,
-    };
-    let rpms = rpm::plan(&manifest.spec.rpms, &rpm_opts).await?;
+    let rpms = rpm::plan(&manifest.spec.rpms, &up.rpm_options(opts, &manifest, None)).await?;
     let file_bytes: u64 = files.iter().filter_map(|f| f.cached_bytes).sum();
     let rpm_bytes: u64 = rpms.iter().map(|t| t.bytes).sum();
     let rpm_cached: u64 = rpms.iter().map(|t| t.cached_bytes).sum();
