@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::common::{confirm_plan_change, connect, open_state, pull_password, record_plan};
+use super::common::{confirm_plan_change, connect, open_state, record_plan, NodeSecrets};
 use super::prepare::{prepare, Prepared, Sources};
 use super::push::{push_images, ImagePush};
 use crate::plan::{PhaseName, Plan};
@@ -88,8 +88,7 @@ async fn apply_async(opts: &ApplyOptions, reporter: &dyn Reporter) -> Result<App
     // yum repository into it.
     let inventory = crate::Inventory::load(&opts.inventory)?;
     // Before the bundle's verification, which can take minutes.
-    let pull_password = pull_password(&inventory)?;
-    let client_key = super::common::registry_client_key(&inventory, &opts.inventory)?;
+    let node_secrets = NodeSecrets::read(&inventory, &opts.inventory)?;
     let (state, _lock) = open_state(opts.state.as_deref(), &opts.inventory, &inventory)?;
     let prepared = prepare_blocking(opts, &state).await?;
     let plan = &prepared.plan;
@@ -106,14 +105,13 @@ async fn apply_async(opts: &ApplyOptions, reporter: &dyn Reporter) -> Result<App
         resume: resume_command(opts, state.root()),
     };
     let mut engine = connect(&prepared, &state, &secrets, &run, reporter).await?;
-    engine.set_pull_password(pull_password.as_deref());
-    engine.set_registry_client_key(client_key.as_deref());
+    node_secrets.give_to(&mut engine);
     let job = ImagePush {
         bundle: &opts.bundle,
         pubkey: &opts.pubkey,
         inventory: &opts.inventory,
         cluster: &prepared.cluster,
-        pull_password: pull_password.as_deref(),
+        pull_password: node_secrets.pull_password.as_deref(),
         skip_push: opts.skip_push,
     };
     let result = async {

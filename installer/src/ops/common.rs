@@ -150,14 +150,30 @@ pub(crate) fn confirm_plan_change(
     }
 }
 
-/// The key of `spec.registry.clientCertFile` (`clientKeyFile`, relative to the
-/// inventory), read before any host is touched.
-pub(crate) fn registry_client_key(
-    inventory: &Inventory,
-    path: &Path,
-) -> Result<Option<String>, Error> {
-    let key = inventory.spec.registry.client_key_file.as_deref();
-    super::prepare::pem_file(path, "clientKeyFile", key, "PRIVATE KEY")
+/// What the operator gives the nodes' containerd and no plan holds: the pull password
+/// and the key of the registry's client certificate. Read before any host is touched;
+/// every operation that writes containerd's files hands both to its executor.
+pub(crate) struct NodeSecrets {
+    pub pull_password: Option<String>,
+    pub client_key: Option<String>,
+}
+
+impl NodeSecrets {
+    /// From the environment (`BUNDLE_REGISTRY_PULL_PASSWORD`) and `clientKeyFile`
+    /// (relative to the inventory at `path`).
+    pub fn read(inventory: &Inventory, path: &Path) -> Result<Self, Error> {
+        let key = inventory.spec.registry.client_key_file.as_deref();
+        Ok(Self {
+            pull_password: pull_password(inventory)?,
+            client_key: super::prepare::pem_file(path, "clientKeyFile", key, "PRIVATE KEY")?,
+        })
+    }
+
+    /// Filled in where the plan has their placeholders, and hidden from every output.
+    pub fn give_to(&self, engine: &mut Engine<'_>) {
+        engine.set_pull_password(self.pull_password.as_deref());
+        engine.set_registry_client_key(self.client_key.as_deref());
+    }
 }
 
 /// The nodes' pull password when the inventory names a pull account: from

@@ -4,7 +4,7 @@
 //! every master's load balancer is configured again for it (see [`crate::plan::addition`]).
 
 use super::apply::ApplyOptions;
-use super::common::{confirm_plan_change, connect, pull_password, record_plan, Installed};
+use super::common::{confirm_plan_change, connect, record_plan, Installed, NodeSecrets};
 use super::prepare::{prepare, Sources};
 use crate::inventory::Cluster;
 use crate::plan::{addition, Plan};
@@ -41,8 +41,7 @@ pub fn add(opts: &AddOptions, reporter: &dyn Reporter) -> Result<AddOutcome, Err
 async fn add_async(opts: &AddOptions, reporter: &dyn Reporter) -> Result<AddOutcome, Error> {
     let o = &opts.install;
     let installed = Installed::open(&o.inventory, o.state.as_deref())?;
-    let pull_password = pull_password(&installed.inventory)?;
-    let client_key = super::common::registry_client_key(&installed.inventory, &o.inventory)?;
+    let node_secrets = NodeSecrets::read(&installed.inventory, &o.inventory)?;
     let state = &installed.state;
     let src = Sources {
         inventory: &o.inventory,
@@ -71,8 +70,7 @@ async fn add_async(opts: &AddOptions, reporter: &dyn Reporter) -> Result<AddOutc
         ),
     };
     let mut engine = connect(&prepared, state, &secrets, &run, reporter).await?;
-    engine.set_pull_password(pull_password.as_deref());
-    engine.set_registry_client_key(client_key.as_deref());
+    node_secrets.give_to(&mut engine);
     let result = async {
         fresh_token(&mut engine, &first, state).await?;
         if master {

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::backup::{backup_installed, BackupJob};
-use super::common::{pull_password, Installed};
+use super::common::{Installed, NodeSecrets};
 use super::prepare::{prepare, Prepared, Sources};
 use super::push::{push_images, ImagePush};
 use crate::plan::{PhaseName, Plan};
@@ -97,9 +97,7 @@ async fn upgrade_async(
     reporter: &dyn Reporter,
 ) -> Result<UpgradeOutcome, Error> {
     let installed = Installed::open(&opts.inventory, opts.state.as_deref())?;
-    let pull_password = pull_password(&installed.inventory)?;
-    // Read now, so that a missing key stops the upgrade before anything else.
-    super::common::registry_client_key(&installed.inventory, &opts.inventory)?;
+    let node_secrets = NodeSecrets::read(&installed.inventory, &opts.inventory)?;
     let state = &installed.state;
     let from = Release::read(state.root())?.ok_or_else(|| Error::NoRelease {
         state: state.root().to_path_buf(),
@@ -149,7 +147,7 @@ async fn upgrade_async(
         &prepared,
         &mut outcome,
         opts,
-        pull_password,
+        &node_secrets,
         reporter,
     )
     .await?;
@@ -244,11 +242,10 @@ async fn carry_out(
     prepared: &Prepared,
     outcome: &mut UpgradeOutcome,
     opts: &UpgradeOptions,
-    pull_password: Option<String>,
+    node_secrets: &NodeSecrets,
     reporter: &dyn Reporter,
 ) -> Result<(), Error> {
     let state = &installed.state;
-    let client_key = super::common::registry_client_key(&installed.inventory, &opts.inventory)?;
     let mut under_way = read_under_way(state)?.unwrap_or(UnderWay {
         to: outcome.to.clone(),
         backup: None,
@@ -267,14 +264,13 @@ async fn carry_out(
     let mut engine = installed
         .engine(plan, &secrets, &opts.inventory, &run, reporter)
         .await?;
-    engine.set_pull_password(pull_password.as_deref());
-    engine.set_registry_client_key(client_key.as_deref());
+    node_secrets.give_to(&mut engine);
     let job = ImagePush {
         bundle: &opts.bundle,
         pubkey: &opts.pubkey,
         inventory: &opts.inventory,
         cluster: &prepared.cluster,
-        pull_password: pull_password.as_deref(),
+        pull_password: node_secrets.pull_password.as_deref(),
         skip_push: opts.skip_push,
     };
     let result = async {
