@@ -53,6 +53,7 @@ pub struct Spec {
     #[serde(default)]
     pub cni: Option<CniSpec>,
     /// Platforms to keep from multi-arch indexes (`linux/amd64`).
+    #[serde(default)]
     pub platforms: Vec<String>,
     /// Images: `name:tag`, `name:tag@sha256:…` or `name@sha256:…`.
     #[serde(default)]
@@ -176,11 +177,12 @@ impl BundleManifest {
                 "must be non-empty [A-Za-z0-9._+-]",
             ));
         }
-        if self.spec.platforms.is_empty() {
+        // Platforms choose images' children: a bundle of files and RPMs needs none.
+        if self.spec.platforms.is_empty() && !self.spec.images.is_empty() {
             return Err(invalid(
                 origin,
                 "spec.platforms".into(),
-                "list at least one platform, e.g. `linux/amd64`",
+                "list at least one platform for the images, e.g. `linux/amd64`",
             ));
         }
         for (i, p) in self.spec.platforms.iter().enumerate() {
@@ -302,5 +304,25 @@ mod tests {
             matches!(&err, Error::ManifestInvalid { field, .. } if field == "spec.files[0].sha256"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn platforms_are_needed_only_with_images() {
+        let base = "apiVersion: bundle/v1alpha1\nkind: BundleManifest\nmetadata: {name: n, version: '1'}\nspec:\n";
+        let files = format!(
+            "{base}  files: [{{name: a, url: 'http://x/a', sha256: {}}}]\n",
+            "a".repeat(64)
+        );
+        parse(&files, "m.yaml").unwrap();
+        let err = parse(
+            &format!("{base}  images: [registry.k8s.io/pause:3.9]\n"),
+            "m.yaml",
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&err, Error::ManifestInvalid { field, .. } if field == "spec.platforms"),
+            "{err}"
+        );
+        assert!(err.to_string().contains("e.g. `linux/amd64`"), "{err}");
     }
 }

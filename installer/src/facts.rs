@@ -19,6 +19,8 @@ pub struct BundleFacts {
     pub containerd_version: Option<String>,
     /// Every image carried, as the manifest named it.
     pub images: Vec<ImageReference>,
+    /// The platforms (`linux/arm64`) every image is there for; empty without images.
+    pub image_platforms: Vec<String>,
     /// The CNI and its manifest text.
     pub cni: Option<CniFacts>,
     /// The yum repositories carried.
@@ -106,6 +108,7 @@ impl BundleFacts {
             index.images.iter().map(|i| i.reference.clone()).collect();
         images.sort();
         images.dedup();
+        let image_platforms = common_platforms(index.images.iter().map(|i| &i.platforms));
         let release = Release {
             bundle: index.name.clone(),
             version: index.version.clone(),
@@ -118,6 +121,7 @@ impl BundleFacts {
             kubernetes_version,
             containerd_version,
             images,
+            image_platforms,
             cni,
             rpm_repos,
             release,
@@ -137,6 +141,20 @@ impl BundleFacts {
             .map(|(m, _)| m)
             .unwrap_or(1)
     }
+}
+
+/// The platforms every one of these lists has, sorted.
+fn common_platforms<'a>(mut lists: impl Iterator<Item = &'a Vec<String>>) -> Vec<String> {
+    let Some(first) = lists.next() else {
+        return vec![];
+    };
+    let mut common: Vec<String> = first.clone();
+    for l in lists {
+        common.retain(|p| l.contains(p));
+    }
+    common.sort();
+    common.dedup();
+    common
 }
 
 /// One of the bundle's yum repositories, its packages sorted by NEVRA and its GPG

@@ -162,7 +162,7 @@ fn unknown_fields_are_refused_naming_the_field() {
     assert_problem(
         &p,
         "spec.hosts[3].gpu",
-        "unknown field `gpu`; expected one of address, interface, name, roles",
+        "unknown field `gpu`; expected one of address, arch, interface, name, roles",
     );
     assert_problem(
         &p,

@@ -125,6 +125,11 @@ pub struct HostSpec {
     /// How to reach this host when it differs from `spec.ssh` (fields given here win).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ssh: Option<SshSpec>,
+    /// The host's CPU architecture as `uname -m` prints it (`x86_64`, the default, or
+    /// `aarch64`; `amd64` and `arm64` are read as those). It picks the bundle's RPM
+    /// target the host installs from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arch: Option<String>,
 }
 
 /// `spec.ssh`.
@@ -422,6 +427,39 @@ pub struct Node {
     pub etcd: bool,
     /// Interface for the VIP (masters).
     pub interface: String,
+    /// CPU architecture as `uname -m` prints it (`x86_64`, `aarch64`).
+    #[serde(skip_serializing_if = "is_default_arch")]
+    pub arch: String,
+}
+
+/// The architecture a host has when the inventory does not say.
+pub const DEFAULT_ARCH: &str = "x86_64";
+
+/// Architectures a host may have: `uname -m`'s name, the RPM architecture and the
+/// OCI image platform's.
+pub const ARCHES: &[(&str, &str)] = &[
+    ("x86_64", "linux/amd64"),
+    ("aarch64", "linux/arm64"),
+    ("ppc64le", "linux/ppc64le"),
+    ("s390x", "linux/s390x"),
+];
+
+/// `amd64` and `arm64` (Debian's and Go's names) as `uname -m` prints them.
+pub fn normalize_arch(arch: &str) -> &str {
+    match arch {
+        "amd64" => "x86_64",
+        "arm64" => "aarch64",
+        other => other,
+    }
+}
+
+/// The OCI platform (`linux/arm64`) of a host architecture (`aarch64`).
+pub fn image_platform(arch: &str) -> Option<&'static str> {
+    ARCHES.iter().find(|(a, _)| *a == arch).map(|(_, p)| *p)
+}
+
+fn is_default_arch(arch: &str) -> bool {
+    arch == DEFAULT_ARCH
 }
 
 /// A checked inventory with defaults filled in: the planner's input.

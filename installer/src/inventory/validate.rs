@@ -7,9 +7,9 @@ use std::net::IpAddr;
 use bundle_registry::mapping::{ImageMapping, Override};
 
 use super::{
-    is_dns_label, is_dns_subdomain, is_interface, parse_cidr, Cluster, CniOptions, Encapsulation,
-    Inventory, Node, SshSpec, API_VERSION, DEPLOY, FLANNEL_BACKENDS, IPVS_SCHEDULERS, KIND,
-    MTU_MAX, MTU_MIN, RESERVED_PORTS,
+    is_dns_label, is_dns_subdomain, is_interface, normalize_arch, parse_cidr, Cluster, CniOptions,
+    Encapsulation, Inventory, Node, SshSpec, API_VERSION, ARCHES, DEFAULT_ARCH, DEPLOY,
+    FLANNEL_BACKENDS, IPVS_SCHEDULERS, KIND, MTU_MAX, MTU_MIN, RESERVED_PORTS,
 };
 use crate::error::Problem;
 use crate::net::Cidr;
@@ -185,6 +185,7 @@ impl Check<'_> {
                     );
                 }
             }
+            let arch = self.host_arch(i);
             if let Some(address) = address {
                 nodes.push(Node {
                     name: h.name.clone(),
@@ -196,10 +197,30 @@ impl Check<'_> {
                         .interface
                         .clone()
                         .unwrap_or_else(|| spec.control_plane_endpoint.interface.clone()),
+                    arch,
                 });
             }
         }
         Hosts { nodes, addresses }
+    }
+
+    /// `spec.hosts[i].arch`: one Kubernetes runs on, `x86_64` when not given.
+    fn host_arch(&mut self, i: usize) -> String {
+        let Some(raw) = self.inv.spec.hosts[i].arch.as_deref() else {
+            return DEFAULT_ARCH.into();
+        };
+        let arch = normalize_arch(raw);
+        if !ARCHES.iter().any(|(a, _)| *a == arch) {
+            let known: Vec<&str> = ARCHES.iter().map(|(a, _)| *a).collect();
+            self.p(
+                &format!("spec.hosts[{i}].arch"),
+                format!(
+                    "`{raw}` is not an architecture Kubernetes runs on: use one of {} (as `uname -m` prints it)",
+                    known.join(", ")
+                ),
+            );
+        }
+        arch.to_string()
     }
 
     /// `spec.hosts[i].address`: a usable address no other host has.

@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 use bundle_format::ImageReference;
 
 use super::commands::{etcdctl, kubectl};
+use super::repos::{arch_repos, ArchRepo};
 use super::{DeployRepo, Phase, Plan, PlanHost, PLAN_VERSION};
 use crate::facts::{BundleFacts, CniFacts, RpmRepoFacts};
 use crate::inventory::{Cluster, Node};
@@ -73,14 +74,9 @@ pub struct PlanContext<'a> {
     pub cni: &'a CniFacts,
     /// Its manifest, rewritten for the registry and the pod network.
     pub cni_manifest: String,
-    /// The RPM repository installed from.
-    pub rpm_repo: &'a RpmRepoFacts,
-    /// NEVRAs every node installs.
-    pub node_packages: Vec<String>,
-    /// NEVRAs masters install in addition.
-    pub lb_packages: Vec<String>,
-    /// The repository's URL as the hosts see it (trailing `/`).
-    pub repo_base: String,
+    /// The RPM repositories installed from, one per architecture in use, the first
+    /// master's first.
+    pub repos: Vec<ArchRepo<'a>>,
     /// `VIP:PORT`.
     pub endpoint: String,
     /// The first master: `kubeadm init`, keepalived MASTER.
@@ -96,6 +92,20 @@ pub struct PlanContext<'a> {
 }
 
 impl PlanContext<'_> {
+    /// The repository `n` installs from (its architecture's).
+    pub fn repo(&self, n: &Node) -> &ArchRepo<'_> {
+        self.repos
+            .iter()
+            .find(|r| r.arch == n.arch)
+            // The checks found one for every host's architecture.
+            .unwrap_or(&self.repos[0])
+    }
+
+    /// The first master's repository: the plan's summary names it.
+    pub fn primary_repo(&self) -> &ArchRepo<'_> {
+        &self.repos[0]
+    }
+
     /// Whether `node` serves the yum repository (`spec.repo.servedBy`).
     pub fn serves_repo(&self, node: &Node) -> bool {
         self.cluster
@@ -107,6 +117,13 @@ impl PlanContext<'_> {
     pub(super) fn into_plan(self, phases: Vec<Phase>) -> Plan {
         let cluster = self.cluster;
         let hosts = cluster.nodes.iter().map(|n| self.plan_host(n)).collect();
+        let primary = self.primary_repo();
+        let repo_url = primary.base.clone();
+        let entries = format!(
+            "{}{}/",
+            bundle_format::layout::RPMS,
+            primary.rpm_repo.target
+        );
         let mut notes = self.notes;
         notes.push("secrets appear as <secret:NAME> and are filled in from secrets.json when files are written on the hosts".into());
         let mut seen = BTreeSet::new();
@@ -120,11 +137,11 @@ impl PlanContext<'_> {
             containerd_config_version: self.containerd_config_version,
             control_plane_endpoint: self.endpoint,
             registry: cluster.registry_host.clone(),
-            repo_url: self.repo_base,
+            repo_url,
             repo_served_by_deploy: cluster.repo_node().is_none().then(|| DeployRepo {
                 bind: cluster.repo_address.to_string(),
                 port: cluster.repo_port,
-                entries: format!("{}{}/", bundle_format::layout::RPMS, self.rpm_repo.target),
+                entries,
             }),
             hosts,
             notes,
@@ -178,13 +195,13 @@ impl PlanContext<'_> {
 
 /// Problems and notes gathered by the checks.
 #[derive(Default)]
-struct Findings {
+pub(super) struct Findings {
     problems: Vec<Problem>,
-    notes: Vec<String>,
+    pub(super) notes: Vec<String>,
 }
 
 impl Findings {
-    fn problem(&mut self, field: &str, message: String) {
+    pub(super) fn problem(&mut self, field: &str, message: String) {
         self.problems.push(Problem::new(field, message));
     }
 }
@@ -215,20 +232,14 @@ pub(super) fn check<'a>(
         .then(|| newest_k8s_image(cluster, facts, "etcd"))
         .flatten();
     let cni = check_cni(cluster, facts, &mut f);
-    let rpm_repo = rpm_repo(cluster, facts, &mut f);
-    let node_packages = pick(rpm_repo, NODE_PACKAGES, REQUIRED_NODE_PACKAGES, &mut f);
-    let lb_packages = pick(rpm_repo, LB_PACKAGES, LB_PACKAGES, &mut f);
-    if let Some(r) = rpm_repo.filter(|r| r.gpg_keys.is_empty()) {
-        f.notes.push(format!("the bundle ships no GPG keys for `{}`: gpgcheck is off; the bundle's signature and checksums vouch for the packages", r.target));
-    }
+    let repos = arch_repos(cluster, facts, &mut f);
     if inputs.registry_ca.is_none() {
         f.notes.push(format!(
             "no `spec.registry.caFile`: the hosts must already trust the certificate of `{}`",
             cluster.registry_host
         ));
     }
-    let (Some(rpm_repo), Some((cni, cni_manifest)), true) = (rpm_repo, cni, f.problems.is_empty())
-    else {
+    let (Some(repos), Some((cni, cni_manifest)), true) = (repos, cni, f.problems.is_empty()) else {
         return Err(f.problems);
     };
     let first = cluster.first_master();
@@ -246,14 +257,7 @@ pub(super) fn check<'a>(
         etcd_image,
         cni,
         cni_manifest,
-        rpm_repo,
-        node_packages,
-        lb_packages,
-        repo_base: format!(
-            "http://{}/{}/",
-            render::host_port(&cluster.repo_address, cluster.repo_port),
-            rpm_repo.target
-        ),
+        repos,
         endpoint: render::host_port(&cluster.vip, cluster.lb_port),
         first,
         masters: cluster.masters().collect(),
@@ -410,45 +414,9 @@ fn check_cni<'a>(
     }
 }
 
-/// The RPM repository to install from: the only one, or `spec.repo.target`'s.
-fn rpm_repo<'a>(
-    cluster: &Cluster,
-    facts: &'a BundleFacts,
-    f: &mut Findings,
-) -> Option<&'a RpmRepoFacts> {
-    let names = || {
-        let names: Vec<&str> = facts.rpm_repos.iter().map(|r| r.target.as_str()).collect();
-        names.join(", ")
-    };
-    match (&cluster.repo_target, facts.rpm_repos.as_slice()) {
-        (_, []) => {
-            let message = "the bundle carries no RPM repository (`rpms/`)".to_string();
-            f.problem("bundle", message);
-            None
-        }
-        (None, [only]) => Some(only),
-        (None, _) => {
-            let message = format!(
-                "the bundle carries several RPM targets ({}); say which to install",
-                names()
-            );
-            f.problem("spec.repo.target", message);
-            None
-        }
-        (Some(t), all) => {
-            let found = all.iter().find(|r| &r.target == t);
-            if found.is_none() {
-                let message = format!("`{t}` is not among the bundle's RPM targets ({})", names());
-                f.problem("spec.repo.target", message);
-            }
-            found
-        }
-    }
-}
-
 /// The newest NEVRA of each of `names` in `repo`; a missing `required` one is a
 /// problem.
-fn pick(
+pub(super) fn pick(
     repo: Option<&RpmRepoFacts>,
     names: &[&str],
     required: &[&str],

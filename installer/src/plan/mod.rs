@@ -25,6 +25,7 @@ mod commands;
 mod phases;
 mod remove;
 mod renew;
+mod repos;
 mod restore;
 mod steps;
 mod text;

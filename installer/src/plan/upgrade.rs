@@ -75,8 +75,6 @@ struct Target {
     version: String,
     /// `to BUNDLE VERSION`, ending the description of every step without a check.
     label: String,
-    /// The kubeadm package's NEVRA.
-    kubeadm: String,
     /// The upgrade configuration (v1beta4 only).
     config: Option<String>,
 }
@@ -84,21 +82,10 @@ struct Target {
 impl Target {
     fn of(ctx: &PlanContext) -> Target {
         let version = ctx.facts.kubernetes_version.clone();
-        let kubeadm = ctx
-            .node_packages
-            .iter()
-            .find(|p| {
-                p.strip_prefix("kubeadm-")
-                    .is_some_and(|v| v.starts_with(|c: char| c.is_ascii_digit()))
-            })
-            .cloned()
-            // Checked with the bundle: every node package is carried.
-            .unwrap_or_else(|| "kubeadm".into());
         Target {
             label: format!("to {}", ctx.facts.bundle),
             config: kubeadm::upgrade_config(ctx.kubeadm_api, &version),
             version,
-            kubeadm,
         }
     }
 
@@ -204,19 +191,19 @@ fn repository(ctx: &PlanContext) -> Vec<HostSteps> {
         .iter()
         .map(|n| {
             let mut s = repo::served(ctx, n);
-            s.push(repo::repo_file(ctx));
+            s.push(repo::repo_file(ctx, n));
             host(n, if ctx.serves_repo(n) { 0 } else { 1 }, s)
         })
         .collect()
 }
 
 /// The new kubeadm and, when kubeadm reads one, the upgrade configuration.
-fn kubeadm_package(ctx: &PlanContext, t: &Target, phase: &str) -> Vec<Step> {
-    let pkgs = [t.kubeadm.clone()];
+fn kubeadm_package(ctx: &PlanContext, t: &Target, n: &Node, phase: &str) -> Vec<Step> {
+    let pkgs = [kubeadm_nevra(ctx, n)];
     let mut s = vec![run(
         &format!("{phase}/kubeadm"),
-        &format!("install {}", t.kubeadm),
-        repo::dnf_install(ctx, &pkgs, true),
+        &format!("install {}", pkgs[0]),
+        repo::dnf_install(ctx, n, &pkgs, true),
         Some(repo::rpm_q(&pkgs)),
     )];
     if let Some(config) = &t.config {
@@ -231,6 +218,20 @@ fn kubeadm_package(ctx: &PlanContext, t: &Target, phase: &str) -> Vec<Step> {
     s
 }
 
+/// The NEVRA of the new kubeadm for `n`'s architecture.
+fn kubeadm_nevra(ctx: &PlanContext, n: &Node) -> String {
+    ctx.repo(n)
+        .node_packages
+        .iter()
+        .find(|p| {
+            p.strip_prefix("kubeadm-")
+                .is_some_and(|v| v.starts_with(|c: char| c.is_ascii_digit()))
+        })
+        .cloned()
+        // Checked with the bundle: every node package is carried.
+        .unwrap_or_else(|| "kubeadm".into())
+}
+
 /// Masters one at a time: `upgrade plan` and `apply` on the first, `upgrade node` on
 /// the others.
 fn control_plane(ctx: &PlanContext, t: &Target) -> Vec<HostSteps> {
@@ -238,7 +239,7 @@ fn control_plane(ctx: &PlanContext, t: &Target) -> Vec<HostSteps> {
         .iter()
         .enumerate()
         .map(|(i, m)| {
-            let mut s = kubeadm_package(ctx, t, "upgrade");
+            let mut s = kubeadm_package(ctx, t, m, "upgrade");
             if i == 0 {
                 s.push(upgrade_plan(t));
                 s.push(run(
@@ -332,7 +333,7 @@ fn drain(ctx: &PlanContext, t: &Target, n: &Node) -> Step {
 fn drained_window(ctx: &PlanContext, t: &Target, n: &Node) -> Vec<Step> {
     let mut s = Vec::new();
     if !n.master {
-        s.extend(kubeadm_package(ctx, t, "nodes"));
+        s.extend(kubeadm_package(ctx, t, n, "nodes"));
         s.push(run(
             "nodes/kubeadm-node",
             &format!(
@@ -349,7 +350,7 @@ fn drained_window(ctx: &PlanContext, t: &Target, n: &Node) -> Vec<Step> {
     s.push(run(
         "nodes/packages",
         "install the new bundle's exact package versions (kubelet, kubectl, containerd, …)",
-        repo::dnf_install(ctx, &pkgs, true),
+        repo::dnf_install(ctx, n, &pkgs, true),
         Some(repo::rpm_q(&pkgs)),
     ));
     s.push(step(

@@ -92,6 +92,7 @@ pub fn facts_with(k8s: &str, containerd: Option<&str>, cni: &str) -> BundleFacts
         kubernetes_version: kv.into(),
         containerd_version: containerd.map(String::from),
         images,
+        image_platforms: vec!["linux/amd64".into()],
         cni: Some(CniFacts {
             name: cni.into(),
             file: format!("{cni}.yaml"),

@@ -24,7 +24,7 @@ pub(super) fn steps(ctx: &PlanContext) -> Vec<HostSteps> {
 
 /// Release, kernel, and a master's CPUs and memory.
 fn system(ctx: &PlanContext, n: &Node) -> Vec<Step> {
-    let releasever = &ctx.rpm_repo.releasever;
+    let releasever = &ctx.repo(n).rpm_repo.releasever;
     let mut s = vec![
         run(
             "preflight/os",
@@ -32,6 +32,15 @@ fn system(ctx: &PlanContext, n: &Node) -> Vec<Step> {
             format!(
                 ". /etc/os-release && case \" $ID $ID_LIKE \" in *\" rhel \"*|*\" centos \"*|*\" fedora \"*) ;; *) echo \"$PRETTY_NAME is not Enterprise Linux\" >&2; exit 1;; esac && {}",
                 or_fail(&format!("[ \"${{VERSION_ID%%.*}}\" = \"{releasever}\" ]"), &format!("$PRETTY_NAME: the bundle's packages are for release {releasever}"))
+            ),
+            None,
+        ),
+        run(
+            "preflight/arch",
+            &format!("an {arch} machine, whose packages it installs (`arch` in cluster.yaml)", arch = n.arch),
+            or_fail(
+                &format!("[ \"$(uname -m)\" = {} ]", n.arch),
+                &format!("this host is $(uname -m), but cluster.yaml says {}: correct this host's arch in cluster.yaml", n.arch),
             ),
             None,
         ),

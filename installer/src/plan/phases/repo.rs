@@ -1,5 +1,6 @@
 //! Phase `repo`: the host serving the yum repository first (wave 0), then every host
-//! installs the bundle's exact package versions from it (wave 1).
+//! installs the bundle's exact package versions from it (wave 1), each from its own
+//! architecture's target.
 
 use super::super::checks::PlanContext;
 use super::super::steps::{run, step, wait, write};
@@ -30,7 +31,7 @@ pub(in crate::plan) fn served(ctx: &PlanContext, n: &Node) -> Vec<Step> {
             "the deploy node's repository answers (served while `bundle` runs)",
             format!(
                 "curl -fsS -o /dev/null {}repodata/repomd.xml",
-                ctx.repo_base
+                ctx.repo(n).base
             ),
             60,
         ));
@@ -41,19 +42,23 @@ pub(in crate::plan) fn served(ctx: &PlanContext, n: &Node) -> Vec<Step> {
     s
 }
 
-/// The repository copied from the bundle and served over HTTP.
+/// The repository copied from the bundle (every architecture's target in use) and
+/// served over HTTP.
 fn serve(ctx: &PlanContext, n: &Node) -> Vec<Step> {
     let port = ctx.cluster.repo_port;
-    let target = &ctx.rpm_repo.target;
-    vec![
+    let copies = ctx.repos.iter().map(|r| {
+        let target = &r.rpm_repo.target;
         step(
-            "repo/copy",
-            "the bundle's yum repository, copied from the verified bundle",
+            &per_target(ctx, "repo/copy", target),
+            &format!("the bundle's yum repository for {target}, copied from the verified bundle"),
             HostStep::CopyFromBundle {
                 entries: format!("{}{target}/", bundle_format::layout::RPMS),
                 dest: format!("{}/{target}", repo::SERVE_ROOT),
             },
-        ),
+        )
+    });
+    let mut s: Vec<Step> = copies.collect();
+    s.extend([
         write(
             "repo/unit",
             "systemd unit serving the repository over HTTP",
@@ -83,48 +88,61 @@ fn serve(ctx: &PlanContext, n: &Node) -> Vec<Step> {
                 on_failure: OnFailure::Stop,
             },
         ),
+    ]);
+    s.extend(ctx.repos.iter().map(|r| {
         wait(
-            "repo/ready",
-            "the repository answers",
-            format!(
-                "curl -fsS -o /dev/null {}repodata/repomd.xml",
-                ctx.repo_base
-            ),
+            &per_target(ctx, "repo/ready", &r.rpm_repo.target),
+            &format!("the repository answers ({})", r.rpm_repo.target),
+            format!("curl -fsS -o /dev/null {}repodata/repomd.xml", r.base),
             60,
-        ),
-    ]
+        )
+    }));
+    s
+}
+
+/// `id`, with the target in it when the repository has several (step ids are unique
+/// per host).
+fn per_target(ctx: &PlanContext, id: &str, target: &str) -> String {
+    if ctx.repos.len() == 1 {
+        id.into()
+    } else {
+        format!("{id}-{target}")
+    }
 }
 
 /// The `.repo` file and the packages.
 fn install(ctx: &PlanContext, n: &Node) -> Vec<Step> {
     let pkgs = packages(ctx, n);
     vec![
-        repo_file(ctx),
+        repo_file(ctx, n),
         run(
             "repo/install",
             "install the exact package versions the bundle carries",
-            dnf_install(ctx, &pkgs, false),
+            dnf_install(ctx, n, &pkgs, false),
             Some(rpm_q(&pkgs)),
         ),
     ]
 }
 
-/// The packages `n` installs: every node's, and the load balancer's on masters.
+/// The packages `n` installs: every node's, and the load balancer's on masters, of
+/// its architecture.
 pub(in crate::plan) fn packages(ctx: &PlanContext, n: &Node) -> Vec<String> {
-    let mut pkgs = ctx.node_packages.clone();
+    let r = ctx.repo(n);
+    let mut pkgs = r.node_packages.clone();
     if n.master {
-        pkgs.extend(ctx.lb_packages.iter().cloned());
+        pkgs.extend(r.lb_packages.iter().cloned());
     }
     pkgs
 }
 
-/// The `.repo` file naming the bundle's repository.
-pub(in crate::plan) fn repo_file(ctx: &PlanContext) -> Step {
+/// The `.repo` file naming the bundle's repository for `n`'s architecture.
+pub(in crate::plan) fn repo_file(ctx: &PlanContext, n: &Node) -> Step {
+    let r = ctx.repo(n);
     write(
         "repo/file",
         "the bundle's repository for dnf",
         repo::REPO_FILE,
-        repo::repo_file(ctx.rpm_repo, &ctx.facts.bundle, &ctx.repo_base),
+        repo::repo_file(r.rpm_repo, &ctx.facts.bundle, &r.base),
         "0644",
     )
 }
@@ -132,11 +150,16 @@ pub(in crate::plan) fn repo_file(ctx: &PlanContext) -> Step {
 /// `dnf install` of exactly `pkgs` from the bundle's repository only. `refresh`: the
 /// repository's metadata read again (an upgrade serves a new repository under the
 /// same id, which dnf's cache would otherwise hide).
-pub(in crate::plan) fn dnf_install(ctx: &PlanContext, pkgs: &[String], refresh: bool) -> String {
+pub(in crate::plan) fn dnf_install(
+    ctx: &PlanContext,
+    n: &Node,
+    pkgs: &[String],
+    refresh: bool,
+) -> String {
     format!(
         "dnf install -y{} --disablerepo='*' --enablerepo={} {}",
         if refresh { " --refresh" } else { "" },
-        repo::repo_id(&ctx.rpm_repo.target),
+        repo::repo_id(&ctx.repo(n).rpm_repo.target),
         pkgs.join(" ")
     )
 }
