@@ -42,7 +42,12 @@ struct Site {
     c: TestCluster,
     work: tempfile::TempDir,
     _registry: Registry,
+    /// The host standing in for an arm64 machine (`arch: aarch64` in the inventory).
+    arm64: Option<&'static str>,
 }
+
+/// The worker of [`Site::start`] that stands in for an arm64 machine.
+const ARM64_HOST: &str = "w2";
 
 fn ok(o: &Output, what: &str) -> String {
     assert!(
@@ -130,16 +135,26 @@ fn build_bundle(work: &Path, r: &Release) {
     let upstream = Registry::start().expect("upstream registry");
     let v = format!("v{}", r.kubernetes);
     for img in images::manifest_images_at(&v, 1) {
+        let img = img.multi_arch(&["amd64", "arm64"]);
         images::seed(&upstream.addr, &img, &scratch).expect("seeding an image");
     }
     let calico = format!("{CALICO}{}", r.calico_suffix);
     let files = FileServer::start().expect("file server");
     files.put("calico.yaml", calico.as_bytes());
 
-    let repo = scratch.join("repo");
-    packages::build_install_repo_at(&scratch.join("rpm-work"), &repo, r.kubernetes, r.stand_ins)
+    // One upstream repo per architecture, the same packages built for each.
+    let repos = scratch.join("repos");
+    for arch in ["x86_64", "aarch64"] {
+        packages::build_install_repo_for(
+            &scratch.join("rpm-work"),
+            &repos.join(arch),
+            r.kubernetes,
+            r.stand_ins,
+            arch,
+        )
         .expect("fake kube RPMs and stand-ins");
-    let rpms = RepoServer::serve(&repo).expect("repo server");
+    }
+    let rpms = RepoServer::serve(&repos).expect("repo server");
 
     let packages = packages::install_packages_at(r.kubernetes);
     let images: String = images::default_images_at(&v)
@@ -147,12 +162,13 @@ fn build_bundle(work: &Path, r: &Release) {
         .map(|i| format!("    - {i}\n"))
         .collect();
     let manifest = format!(
-        "apiVersion: bundle/v1alpha1\nkind: BundleManifest\nmetadata:\n  name: e2e\n  version: {}\nspec:\n  kubernetesVersion: {v}\n  cni: {{name: calico, manifest: calico.yaml}}\n  platforms: [linux/amd64]\n  images:\n{images}  files:\n    - name: calico.yaml\n      url: {}/calico.yaml\n      sha256: {}\n  rpms:\n    - target: el9-x86_64\n      releasever: \"9\"\n      arch: x86_64\n      repos:\n        - {{name: test, baseurl: '{}/'}}\n      packages: [{}]\n",
+        "apiVersion: bundle/v1alpha1\nkind: BundleManifest\nmetadata:\n  name: e2e\n  version: {}\nspec:\n  kubernetesVersion: {v}\n  cni: {{name: calico, manifest: calico.yaml}}\n  platforms: [linux/amd64, linux/arm64]\n  images:\n{images}  files:\n    - name: calico.yaml\n      url: {}/calico.yaml\n      sha256: {}\n  rpms:\n{}",
         r.version,
         files.url,
         sha256_hex(calico.as_bytes()),
-        rpms.url,
-        packages.join(", ")
+        ["x86_64", "aarch64"]
+            .map(|arch| format!("    - target: el9-{arch}\n      releasever: \"9\"\n      arch: {arch}\n      repos:\n        - {{name: test, baseurl: '{}/{arch}/'}}\n      packages: [{}]\n", rpms.url, packages.join(", ")))
+            .concat()
     );
     std::fs::write(work.join("manifest.yaml"), manifest).unwrap();
     let bundle = |args: &[&str]| {
@@ -194,13 +210,18 @@ fn build_bundle(work: &Path, r: &Release) {
 }
 
 impl Site {
-    /// 3 masters and 3 workers, of which the inventory lists `workers`.
+    /// 3 masters and 3 workers, of which the inventory lists `workers`; `w2` is an
+    /// arm64 machine (a stand-in: see [`TestCluster::pose_as_aarch64`]).
     fn start(workers: usize) -> Site {
-        Site::start_with_hosts(3, workers)
+        Site::start_site(3, workers, Some(ARM64_HOST))
     }
 
     /// 3 masters and `hosts` more (`w1`…), of which the inventory lists `workers`.
     fn start_with_hosts(hosts: usize, workers: usize) -> Site {
+        Site::start_site(hosts, workers, None)
+    }
+
+    fn start_site(hosts: usize, workers: usize, arm64: Option<&'static str>) -> Site {
         let c = TestCluster::start(&ClusterSpec {
             masters: 3,
             workers: hosts,
@@ -222,10 +243,14 @@ impl Site {
             },
         )
         .expect("the TLS registry in the deploy namespace");
+        if let Some(h) = arm64 {
+            c.pose_as_aarch64(h).expect("an arm64 stand-in");
+        }
         let s = Site {
             c,
             work,
             _registry: registry,
+            arm64,
         };
         s.write_inventory("cluster.yaml", workers, &s.c.known_hosts());
         // The masters' administrator, as a site has one (`spec.admin.users`).
@@ -251,8 +276,13 @@ impl Site {
             ));
         }
         for h in self.c.workers().take(workers) {
+            let arch = if self.arm64 == Some(h.name.as_str()) {
+                ", arch: aarch64"
+            } else {
+                ""
+            };
             hosts.push_str(&format!(
-                "    - {{name: {}, address: {}, roles: [worker]}}\n",
+                "    - {{name: {}, address: {}, roles: [worker]{arch}}}\n",
                 h.name, h.address
             ));
         }
@@ -604,6 +634,29 @@ fn install_builds_an_ha_cluster_resumes_after_a_kill_and_changes_nothing_the_sec
         assert!(
             completes.contains("complete -o default -F __start_kubeadm kubeadm"),
             "{m}: {completes}"
+        );
+    }
+
+    // Each host installed its own architecture's packages from its own target: the
+    // arm64 worker the aarch64 ones (dnf on an x86_64 host refuses them), the others
+    // the x86_64 ones.
+    for h in INVENTORY_HOSTS {
+        let arch = if *h == ARM64_HOST {
+            "aarch64"
+        } else {
+            "x86_64"
+        };
+        let q = s.on_host(
+            h,
+            "rpm -q --qf '%{ARCH}\\n' kubeadm kubelet kubectl cri-tools containerd.io | sort -u && grep ^baseurl= /etc/yum.repos.d/bundle.repo",
+        );
+        assert_eq!(
+            q,
+            format!(
+                "{arch}\nbaseurl=http://{}:{REPO_PORT}/el9-{arch}/\n",
+                s.c.deploy_address()
+            ),
+            "{h}"
         );
     }
 
@@ -1312,6 +1365,29 @@ fn install_errors_name_the_host_and_say_how_to_go_on() {
     );
     assert!(s.records("m1").is_empty(), "a step ran");
 
+    // The arm64 worker listed without its `arch`: preflight finds it is not the
+    // x86_64 machine the inventory says, before any package is installed.
+    let inv = s
+        .inventory_text(2, &s.c.known_hosts(), "")
+        .replace(", arch: aarch64}", "}");
+    std::fs::write(s.path("cluster.yaml"), &inv).unwrap();
+    let o = s.install(&[]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("error: preflight found 1 problem; nothing was changed:"),
+        "{err}"
+    );
+    assert!(
+        err.contains("this host is aarch64, but cluster.yaml says x86_64: correct this host's arch in cluster.yaml"),
+        "{err}"
+    );
+    assert!(err.contains("w2"), "{err}");
+    assert!(
+        !s.records(ARM64_HOST).iter().any(|r| r["phase"] == "repo"),
+        "a package step ran"
+    );
+
     // An unreachable host: w2 is down.
     s.write_inventory("cluster.yaml", 2, &s.c.known_hosts());
     let mut c = s.c;
@@ -1624,6 +1700,7 @@ fn upgrade_carries_the_cluster_to_the_next_minor_node_by_node_and_goes_on_after_
     // dnf installed the new versions from the served repository.
     for n in nodes {
         let q = s.on_host(n, "rpm -q kubeadm kubelet kubectl containerd.io");
+        let arch = if n == ARM64_HOST { "aarch64" } else { "x86_64" };
         for want in [
             "kubeadm-1.30.1",
             "kubelet-1.30.1",
@@ -1632,6 +1709,7 @@ fn upgrade_carries_the_cluster_to_the_next_minor_node_by_node_and_goes_on_after_
         ] {
             assert!(q.contains(want), "{n}: {q}");
         }
+        assert_eq!(q.matches(&format!(".{arch}\n")).count(), 4, "{n}: {q}");
         let record = s.on_host(n, "cat /etc/bundle/release.json");
         assert!(
             record.contains("\"version\": \"1.30.1-1\""),

@@ -8,6 +8,9 @@
 pub const FAKE_SYSTEMCTL: &str = include_str!("../../assets/fake-systemctl.sh");
 /// The `modprobe`/`swapoff` test double (see the script's header); `@TOOL@` is its name.
 pub const FAKE_KERNEL_TOOL: &str = include_str!("../../assets/fake-kernel-tool.sh");
+/// The `uname` test double of a host standing in for an arm64 machine (see the
+/// script's header and [`crate::real::hosts::TestCluster::pose_as_aarch64`]).
+pub const FAKE_UNAME_AARCH64: &str = include_str!("../../assets/fake-uname-aarch64.sh");
 /// Programs replaced by [`FAKE_KERNEL_TOOL`] in every host: they would act on the
 /// machine's own kernel (modules) or swap.
 pub const KERNEL_TOOL_DOUBLES: &[&str] = &["modprobe", "swapoff"];

@@ -679,6 +679,26 @@ impl TestCluster {
             .expect("running ssh")
     }
 
+    /// Makes `host` stand in for an arm64 machine: the `uname` double of
+    /// [`crate::doubles::host_tools::FAKE_UNAME_AARCH64`] first on `PATH`, and dnf told
+    /// the architecture is `aarch64` (`arch=`), installing such packages on the
+    /// machine's x86_64 (`ignorearch=`), which it refuses otherwise. The packages' payloads
+    /// are scripts and text, so they run all the same.
+    pub fn pose_as_aarch64(&self, host: &str) -> Result<()> {
+        let script = format!(
+            "cat > /usr/local/bin/uname <<'UNAME'\n{}UNAME\nchmod 0755 /usr/local/bin/uname && printf 'arch=aarch64\\nignorearch=True\\n' >> /etc/dnf/dnf.conf && [ \"$(uname -m)\" = aarch64 ]",
+            crate::doubles::host_tools::FAKE_UNAME_AARCH64
+        );
+        let out = self.run_in_host(host, &script);
+        if !out.status.success() {
+            bail!(
+                "making `{host}` an arm64 stand-in: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(())
+    }
+
     /// Runs `sh -c script` directly inside `host` (its namespaces and root), without SSH:
     /// for checks and set-up that must not depend on sshd.
     pub fn run_in_host(&self, host: &str, script: &str) -> Output {

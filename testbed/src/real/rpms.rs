@@ -27,7 +27,7 @@ pub struct RpmSpec {
     pub version: String,
     /// Release.
     pub release: String,
-    /// `x86_64` or `noarch`.
+    /// `x86_64`, `aarch64` (built with `rpmbuild --target` on any machine) or `noarch`.
     pub arch: String,
     /// `Requires:` lines.
     pub requires: Vec<String>,
@@ -81,9 +81,14 @@ impl RpmSpec {
     /// The spec file's preamble: name, version, release, arch, epoch, requires, provides.
     pub fn preamble(&self, summary: &str) -> String {
         let mut spec = format!(
-            "Name: {}\nVersion: {}\nRelease: {}\nSummary: {summary}\nLicense: MIT\nBuildArch: {}\nAutoReqProv: no\n",
-            self.name, self.version, self.release, self.arch
+            "Name: {}\nVersion: {}\nRelease: {}\nSummary: {summary}\nLicense: MIT\nAutoReqProv: no\n",
+            self.name, self.version, self.release
         );
+        // `BuildArch: aarch64` is refused on an x86_64 machine; `--target` (see
+        // `rpmbuild`) builds for any architecture, as the payload is only text.
+        if self.arch == "noarch" {
+            spec.push_str("BuildArch: noarch\n");
+        }
         if self.epoch != 0 {
             spec.push_str(&format!("Epoch: {}\n", self.epoch));
         }
@@ -144,7 +149,13 @@ impl RpmSpec {
         let out = Command::new("rpmbuild")
             .arg("--define")
             .arg(format!("_topdir {}", top.display()))
-            .args(["--define", "_build_id_links none", "--quiet", "-bb"])
+            .args(["--define", "_build_id_links none", "--quiet"])
+            .args(if self.arch == "noarch" {
+                vec![]
+            } else {
+                vec!["--target", self.arch.as_str()]
+            })
+            .arg("-bb")
             .arg(&spec_path)
             .env("HOME", work)
             .output()
