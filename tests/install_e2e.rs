@@ -24,14 +24,12 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use bundle_testbed::doubles::kube_fakes;
-use bundle_testbed::fixtures::images;
 use bundle_testbed::fixtures::packages;
+use bundle_testbed::fixtures::releases::{self, Release};
 use bundle_testbed::real::hosts::{ClusterSpec, TestCluster};
 use bundle_testbed::real::registry::{test_tls, RegistryOptions};
-use bundle_testbed::real::rpms::RepoServer;
-use bundle_testbed::{FileServer, Registry};
+use bundle_testbed::Registry;
 
-const CALICO: &str = include_str!("../installer/tests/fixtures/calico.yaml");
 const REGISTRY_PORT: u16 = 5000;
 const REPO_PORT: u16 = 8081;
 const CALLS: &str = kube_fakes::CALLS_LOG;
@@ -68,29 +66,9 @@ fn text(o: &Output) -> String {
     )
 }
 
-fn sha256_hex(data: &[u8]) -> String {
-    bundle_format::Sha256Digest::of(data).hex()
-}
-
-/// Builds the bundle on the "connected side" (127.0.0.1 servers), in `work`.
-/// A release the test builds a bundle of.
-struct Release {
-    /// The bundle's version.
-    version: &'static str,
-    /// Kubernetes, without the `v`.
-    kubernetes: &'static str,
-    /// The stand-in packages at their versions.
-    stand_ins: &'static [(&'static str, &'static str)],
-    /// Appended to the calico manifest (a new release's manifest differs).
-    calico_suffix: &'static str,
-    /// The bundle's file in the work folder.
-    output: &'static str,
-    /// The key pair signing it (`builder`: the one the install trusts).
-    key: &'static str,
-}
-
 /// What the install tests install.
 const INSTALLED: Release = Release {
+    name: "e2e",
     version: "1.29.2-1",
     kubernetes: kube_fakes::VERSION,
     stand_ins: packages::STAND_INS,
@@ -102,6 +80,7 @@ const INSTALLED: Release = Release {
 /// The next minor, which the upgrade test upgrades to: new Kubernetes packages and
 /// images, containerd one patch on, a changed calico manifest.
 const NEXT: Release = Release {
+    name: "e2e",
     version: "1.30.1-1",
     kubernetes: "1.30.1",
     stand_ins: packages::NEXT_STAND_INS,
@@ -112,6 +91,7 @@ const NEXT: Release = Release {
 
 /// Two minors on from the installed release: refused ("upgrade to 1.30 first").
 const SKIPPING: Release = Release {
+    name: "e2e",
     version: "1.31.0-1",
     kubernetes: "1.31.0",
     stand_ins: packages::NEXT_STAND_INS,
@@ -122,6 +102,7 @@ const SKIPPING: Release = Release {
 
 /// The next minor, signed by another key than the installed release's.
 const FOREIGN: Release = Release {
+    name: "e2e",
     version: "1.30.1-1",
     kubernetes: "1.30.1",
     stand_ins: packages::NEXT_STAND_INS,
@@ -130,83 +111,11 @@ const FOREIGN: Release = Release {
     key: "other",
 };
 
+/// Builds `r`'s bundle on the "connected side" (127.0.0.1 servers), in `work`.
 fn build_bundle(work: &Path, r: &Release) {
-    let scratch = work.join(format!("upstream-{}", r.version));
-    let upstream = Registry::start().expect("upstream registry");
-    let v = format!("v{}", r.kubernetes);
-    for img in images::manifest_images_at(&v, 1) {
-        let img = img.multi_arch(&["amd64", "arm64"]);
-        images::seed(&upstream.addr, &img, &scratch).expect("seeding an image");
-    }
-    let calico = format!("{CALICO}{}", r.calico_suffix);
-    let files = FileServer::start().expect("file server");
-    files.put("calico.yaml", calico.as_bytes());
-
-    // One upstream repo per architecture, the same packages built for each.
-    let repos = scratch.join("repos");
-    for arch in ["x86_64", "aarch64"] {
-        packages::build_install_repo_for(
-            &scratch.join("rpm-work"),
-            &repos.join(arch),
-            r.kubernetes,
-            r.stand_ins,
-            arch,
-        )
-        .expect("fake kube RPMs and stand-ins");
-    }
-    let rpms = RepoServer::serve(&repos).expect("repo server");
-
-    let packages = packages::install_packages_at(r.kubernetes);
-    let images: String = images::default_images_at(&v)
-        .iter()
-        .map(|i| format!("    - {i}\n"))
-        .collect();
-    let manifest = format!(
-        "apiVersion: bundle/v1alpha1\nkind: BundleManifest\nmetadata:\n  name: e2e\n  version: {}\nspec:\n  kubernetesVersion: {v}\n  cni: {{name: calico, manifest: calico.yaml}}\n  platforms: [linux/amd64, linux/arm64]\n  images:\n{images}  files:\n    - name: calico.yaml\n      url: {}/calico.yaml\n      sha256: {}\n  rpms:\n{}",
-        r.version,
-        files.url,
-        sha256_hex(calico.as_bytes()),
-        ["x86_64", "aarch64"]
-            .map(|arch| format!("    - target: el9-{arch}\n      releasever: \"9\"\n      arch: {arch}\n      repos:\n        - {{name: test, baseurl: '{}/{arch}/'}}\n      packages: [{}]\n", rpms.url, packages.join(", ")))
-            .concat()
-    );
-    std::fs::write(work.join("manifest.yaml"), manifest).unwrap();
-    let bundle = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_bundle"))
-            .args(args)
-            .current_dir(work)
-            .env("XDG_CONFIG_HOME", work.join("config"))
-            .env("XDG_CACHE_HOME", work.join("cache"))
-            .env("NO_COLOR", "1")
-            .env_remove("BUNDLE_KEY_PASSWORD")
-            .output()
-            .expect("bundle runs")
-    };
-    let key = format!("{}.key", r.key);
-    if !work.join(&key).exists() {
-        ok(
-            &bundle(&["keygen", "--unencrypted", "--output", r.key]),
-            "keygen",
-        );
-    }
-    let addr = upstream.addr.as_str();
-    let out = bundle(&[
-        "build",
-        "--manifest",
-        "manifest.yaml",
-        "--key",
-        &key,
-        "--plain-http",
-        addr,
-        "--mirror",
-        &format!("registry.k8s.io={addr}"),
-        "--mirror",
-        &format!("docker.io={addr}"),
-        "--output",
-        r.output,
-    ]);
-    ok(&out, "bundle build");
-    assert!(work.join(r.output).is_file(), "{}", text(&out));
+    let bin = Path::new(env!("CARGO_BIN_EXE_bundle"));
+    releases::build(bin, work, r, &["x86_64", "aarch64"]).expect("bundle build");
+    assert!(work.join(r.output).is_file());
 }
 
 impl Site {

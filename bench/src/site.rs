@@ -7,13 +7,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::bail;
-use bundle_testbed::fixtures::{images, packages};
+use bundle_testbed::fixtures::packages;
+use bundle_testbed::fixtures::releases::{self, Release};
 use bundle_testbed::real::hosts::{ClusterSpec, TestCluster};
 use bundle_testbed::real::registry::{test_tls, RegistryOptions};
-use bundle_testbed::real::rpms::RepoServer;
-use bundle_testbed::{FileServer, Registry};
+use bundle_testbed::Registry;
 
-const CALICO: &str = include_str!("../../installer/tests/fixtures/calico.yaml");
 /// Masters of the benchmark cluster.
 pub const MASTERS: usize = 3;
 /// Workers of the benchmark cluster.
@@ -21,32 +20,26 @@ pub const WORKERS: usize = 6;
 const REGISTRY_PORT: u16 = 5000;
 const REPO_PORT: u16 = 8081;
 
-/// A release to build a bundle of.
-pub struct Release {
-    /// The bundle's version (`1.29.2-1`).
-    pub version: &'static str,
-    /// Kubernetes, without the `v`.
-    pub kubernetes: &'static str,
-    /// The stand-in packages at their versions.
-    pub stand_ins: &'static [(&'static str, &'static str)],
-    /// The bundle's file in the work folder.
-    pub output: &'static str,
-}
-
 /// What the install benchmark installs (and the upgrade benchmark starts from).
 pub const INSTALLED: Release = Release {
+    name: "bench",
     version: "1.29.2-1",
     kubernetes: "1.29.2",
     stand_ins: packages::STAND_INS,
+    calico_suffix: "",
     output: "e2e.tar.zst",
+    key: "builder",
 };
 
 /// The next minor, which the upgrade benchmark goes to.
 pub const NEXT: Release = Release {
+    name: "bench",
     version: "1.30.1-1",
     kubernetes: "1.30.1",
     stand_ins: packages::NEXT_STAND_INS,
+    calico_suffix: "",
     output: "next.tar.zst",
+    key: "builder",
 };
 
 /// `sh -c script` in `dir`; its standard output, or an error with both outputs.
@@ -65,53 +58,10 @@ pub fn sh(dir: &Path, script: &str) -> anyhow::Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// Builds `r`'s bundle into `work` with `bundle` (the key pair `builder` made once).
+/// Builds `r`'s bundle (x86_64 only) into `work` with `bundle` (the key pair
+/// `builder` made once).
 pub fn build_bundle(bundle: &str, work: &Path, r: &Release) -> anyhow::Result<()> {
-    let scratch = work.join(format!("upstream-{}", r.version));
-    let upstream = Registry::start()?;
-    let v = format!("v{}", r.kubernetes);
-    for img in images::manifest_images_at(&v, 1) {
-        images::seed(&upstream.addr, &img, &scratch)?;
-    }
-    let files = FileServer::start()?;
-    files.put("calico.yaml", CALICO.as_bytes());
-    std::fs::write(work.join("calico.yaml"), CALICO)?;
-    let calico_sha = sh(work, "sha256sum calico.yaml | cut -d' ' -f1")?;
-
-    let repo = scratch.join("repo");
-    packages::build_install_repo_at(&scratch.join("rpm-work"), &repo, r.kubernetes, r.stand_ins)?;
-    let rpms = RepoServer::serve(&repo)?;
-
-    let packages = packages::install_packages_at(r.kubernetes);
-    let images: String = images::default_images_at(&v)
-        .iter()
-        .map(|i| format!("    - {i}\n"))
-        .collect();
-    std::fs::write(
-        work.join("manifest.yaml"),
-        format!(
-            "apiVersion: bundle/v1alpha1\nkind: BundleManifest\nmetadata:\n  name: bench\n  version: {}\nspec:\n  kubernetesVersion: {v}\n  cni: {{name: calico, manifest: calico.yaml}}\n  platforms: [linux/amd64]\n  images:\n{images}  files:\n    - name: calico.yaml\n      url: {}/calico.yaml\n      sha256: {}\n  rpms:\n    - target: el9-x86_64\n      releasever: \"9\"\n      arch: x86_64\n      repos:\n        - {{name: test, baseurl: '{}/'}}\n      packages: [{}]\n",
-            r.version,
-            files.url,
-            calico_sha.trim(),
-            rpms.url,
-            packages.join(", ")
-        ),
-    )?;
-    let addr = &upstream.addr;
-    let env = format!(
-        "XDG_CONFIG_HOME={w}/config XDG_CACHE_HOME={w}/cache",
-        w = work.display()
-    );
-    if !work.join("builder.key").exists() {
-        sh(
-            work,
-            &format!("{env} {bundle} -q keygen --unencrypted --output builder"),
-        )?;
-    }
-    sh(work, &format!("{env} {bundle} -q build --manifest manifest.yaml --key builder.key --plain-http {addr} --mirror registry.k8s.io={addr} --mirror docker.io={addr} --output {}", r.output))?;
-    std::fs::remove_dir_all(&scratch)?;
-    Ok(())
+    releases::build(Path::new(bundle), work, r, &["x86_64"])
 }
 
 /// Fresh test hosts, a TLS registry in the deploy namespace and `cluster.yaml` for
