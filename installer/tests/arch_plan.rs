@@ -259,3 +259,20 @@ fn a_single_architecture_plan_keeps_its_step_ids() {
         ]
     );
 }
+
+#[test]
+fn an_el8_repository_host_serves_with_the_python_dnf_runs_on() {
+    // A minimal EL8 has no python3; its dnf runs on platform-python (3.6, without
+    // http.server's --directory).
+    let mut f = facts();
+    f.rpm_repos = vec![repo_for("el8-x86_64", "8", "x86_64")];
+    let p = plan(&cluster(3, 1), &f, &inputs()).unwrap();
+    let unit = file_of(&p, "server5", "/etc/systemd/system/bundle-repo.service");
+    assert!(
+        unit.contains("WorkingDirectory=/var/lib/bundle/repo\nExecStart=/usr/libexec/platform-python -m http.server --bind 172.25.19.5 8081\n"),
+        "{unit}"
+    );
+    let el9 = plan(&cluster(3, 1), &facts(), &inputs()).unwrap();
+    let unit = file_of(&el9, "server5", "/etc/systemd/system/bundle-repo.service");
+    assert!(unit.contains("ExecStart=/usr/bin/python3 -m http.server"), "{unit}");
+}

@@ -11,7 +11,8 @@
 #   pid's liveness; reload is the units' ExecReload (keepalived: SIGHUP; haproxy: a new
 #   process over the old with -sf).
 # - A unit file in /etc/systemd/system (the units `bundle install` writes, such as
-#   bundle-repo.service) runs its ExecStart= line in the background the same way.
+#   bundle-repo.service) runs its ExecStart= line in the background the same way, in its
+#   WorkingDirectory=.
 # - Every other unit only has its state recorded: start/restart make it "active" until
 #   stop or a host restart (/run is a tmpfs), enable/disable make it (not) "enabled".
 # - Every call is appended to /var/log/fake-systemd/calls.log; daemon-reload and unknown
@@ -132,9 +133,10 @@ start() {
     *)
         f=$(unit_file "$u")
         if [ -n "$f" ]; then
-            local cmd
+            local cmd dir
             cmd=$(sed -n 's/^ExecStart=-\{0,1\}//p' "$f" | head -n 1)
-            setsid sh -c "exec $cmd" </dev/null >>"$LOG/$u.log" 2>&1 &
+            dir=$(sed -n 's/^WorkingDirectory=//p' "$f" | head -n 1)
+            setsid sh -c "cd \"\$0\" && exec $cmd" "${dir:-/}" </dev/null >>"$LOG/$u.log" 2>&1 &
             echo $! >"$RUN/$u.pid"
             sleep 0.2
             wait_pidfile "$u"

@@ -652,13 +652,14 @@ fn keepalived_vip_moves_and_haproxy_serves_through_the_systemctl_double() {
         "{calls}"
     );
 
-    // a unit `bundle install` writes runs its ExecStart (the repo server on a master)
+    // a unit `bundle install` writes runs its ExecStart in its WorkingDirectory (the repo
+    // server on a master, serving /etc)
     let m1 = c.host("m1").address;
     put(
         &c,
         "m1",
         "/etc/systemd/system/bundle-repo.service",
-        &format!("[Service]\nExecStart=/usr/bin/python3 -m http.server --bind {m1} --directory /etc 8081\n"),
+        &format!("[Service]\nWorkingDirectory=/etc\nExecStart=/usr/bin/python3 -m http.server --bind {m1} 8081\n"),
     );
     ok(c.ssh("m1", "systemctl daemon-reload && systemctl enable bundle-repo.service && systemctl restart bundle-repo.service"));
     ok(c.ssh("m1", "systemctl is-active --quiet bundle-repo.service"));

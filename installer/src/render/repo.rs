@@ -49,9 +49,11 @@ pub fn repo_file(repo: &RpmRepoFacts, bundle: &str, base_url: &str) -> String {
     s
 }
 
-/// The systemd unit serving `SERVE_ROOT` on `bind:port` with Python's HTTP server
-/// (python3 is on every EL host: dnf needs it).
-pub fn unit(bind: &str, port: u16) -> String {
+/// The systemd unit serving `SERVE_ROOT` on `bind:port` with Python's HTTP server,
+/// run by the Python dnf itself runs on (see [`python_for`]).
+pub fn unit(bind: &str, port: u16, python: &str) -> String {
+    // `WorkingDirectory` rather than `--directory`: EL8's platform-python is 3.6, which
+    // has no `--directory` (3.7 added it).
     format!(
         "# Written by bundle: serves the bundle's yum repository to the cluster's hosts.
 [Unit]
@@ -60,7 +62,8 @@ After=network-online.target
 Wants=network-online.target
 
 [Service]
-ExecStart=/usr/bin/python3 -m http.server --bind {bind} --directory {SERVE_ROOT} {port}
+WorkingDirectory={SERVE_ROOT}
+ExecStart={python} -m http.server --bind {bind} {port}
 Restart=on-failure
 DynamicUser=yes
 ProtectSystem=strict
@@ -72,4 +75,15 @@ NoNewPrivileges=yes
 WantedBy=multi-user.target
 "
     )
+}
+
+/// The Python every host of release `releasever` has, because dnf runs on it: EL8's
+/// dnf runs on `/usr/libexec/platform-python` (a minimal EL8 has no `python3`), EL9's
+/// and later on `/usr/bin/python3`.
+pub fn python_for(releasever: &str) -> &'static str {
+    if releasever == "8" {
+        "/usr/libexec/platform-python"
+    } else {
+        "/usr/bin/python3"
+    }
 }

@@ -63,7 +63,11 @@ fn serve(ctx: &PlanContext, n: &Node) -> Vec<Step> {
             "repo/unit",
             "systemd unit serving the repository over HTTP",
             repo::UNIT_PATH,
-            repo::unit(&n.address.to_string(), port),
+            repo::unit(
+                &n.address.to_string(),
+                port,
+                repo::python_for(&ctx.repo(n).rpm_repo.releasever),
+            ),
             "0644",
         ),
         run(
