@@ -569,6 +569,22 @@ fn install_builds_an_ha_cluster_resumes_after_a_kill_and_changes_nothing_the_sec
         );
     }
 
+    // The pushed images are there for both platforms: skopeo, as an arm64 node's
+    // containerd would, resolves kube-proxy's index to its arm64 image.
+    let certs = s.path("skopeo-certs");
+    std::fs::create_dir_all(&certs).unwrap();
+    std::fs::copy(s.path("registry-ca.crt"), certs.join("ca.crt")).unwrap();
+    for (arch, want) in [("arm64", "arm64"), ("amd64", "amd64")] {
+        let o = s.c.run_in_deploy(&format!(
+            "skopeo inspect --override-os linux --override-arch {arch} --cert-dir {} docker://{}:{REGISTRY_PORT}/k8s/kube-proxy:v{}",
+            certs.display(),
+            s.c.deploy_address(),
+            kube_fakes::VERSION
+        ));
+        let inspected: serde_json::Value = serde_json::from_str(&ok(&o, "skopeo inspect")).unwrap();
+        assert_eq!(inspected["Architecture"], want, "{inspected}");
+    }
+
     // containerd really runs on every host, with the plan's config.
     for h in INVENTORY_HOSTS {
         let v = s.on_host(

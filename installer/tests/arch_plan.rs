@@ -274,5 +274,8 @@ fn an_el8_repository_host_serves_with_the_python_dnf_runs_on() {
     );
     let el9 = plan(&cluster(3, 1), &facts(), &inputs()).unwrap();
     let unit = file_of(&el9, "server5", "/etc/systemd/system/bundle-repo.service");
-    assert!(unit.contains("ExecStart=/usr/bin/python3 -m http.server"), "{unit}");
+    assert!(
+        unit.contains("ExecStart=/usr/bin/python3 -m http.server"),
+        "{unit}"
+    );
 }
