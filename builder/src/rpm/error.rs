@@ -269,6 +269,59 @@ pub enum RpmError {
         /// Further differences not shown.
         more: usize,
     },
+    /// A `modules:` entry that is not `module:stream`.
+    #[error("target `{target}`: `{spec}` in `modules` is not `module:stream`")]
+    ModuleSpec {
+        /// Target name.
+        target: String,
+        /// The entry.
+        spec: String,
+    },
+    /// A `modules:` entry names a module no repo of the target has.
+    #[error(
+        "target `{target}`: no repo of the target has module `{module}` (repos: {})",
+        quoted(repos)
+    )]
+    UnknownModule {
+        /// Target name.
+        target: String,
+        /// The module.
+        module: String,
+        /// The target's repos.
+        repos: Vec<String>,
+    },
+    /// A `modules:` entry names a stream the module does not have.
+    #[error(
+        "target `{target}`: module `{module}` has no stream `{stream}` in repo {} (streams: {})",
+        quoted(repos),
+        quoted(streams)
+    )]
+    UnknownModuleStream {
+        /// Target name.
+        target: String,
+        /// The module.
+        module: String,
+        /// The stream asked for.
+        stream: String,
+        /// The streams that exist.
+        streams: Vec<String>,
+        /// The repos offering the module.
+        repos: Vec<String>,
+    },
+    /// With `--locked`, the module streams differ from the lock's.
+    #[error(
+        "target `{target}`: the lock carries module streams [{}] but this build chooses [{}]",
+        quoted(locked),
+        quoted(chosen)
+    )]
+    ModuleLockMismatch {
+        /// Target name.
+        target: String,
+        /// `name:stream` in the lock.
+        locked: Vec<String>,
+        /// `name:stream` chosen now.
+        chosen: Vec<String>,
+    },
     /// With `--locked`, the lock has no record for a target.
     #[error("target `{target}` is not in the lock")]
     TargetNotLocked {
@@ -347,6 +400,15 @@ impl Hint for RpmError {
                 "the package was not signed with the repo's `gpgkey`: check the key URL, or the mirror serves a tampered package".into()
             }
             RpmError::BadPackage { .. } => "the mirror serves a damaged package: retry later or use another mirror".into(),
+            RpmError::ModuleSpec { .. } => "write each `spec.rpms[].modules` entry as `name:stream`, like `container-tools:rhel8`".into(),
+            RpmError::UnknownModule { module, .. } => format!(
+                "remove `{module}` from `spec.rpms[].modules`, or add the repo whose repodata lists it (`modules` in repomd.xml; AppStream on EL8) to `repos`"
+            ),
+            RpmError::UnknownModuleStream { module, streams, .. } => format!(
+                "choose one of {} in `spec.rpms[].modules`",
+                quoted(&streams.iter().map(|s| format!("{module}:{s}")).collect::<Vec<_>>())
+            ),
+            RpmError::ModuleLockMismatch { .. } |
             RpmError::LockMismatch { .. } | RpmError::TargetNotLocked { .. } => {
                 "build without `--locked` to update the lock, and review the change".into()
             }
@@ -354,6 +416,15 @@ impl Hint for RpmError {
             RpmError::Repodata { .. } | RpmError::Io { .. } => return None,
         })
     }
+}
+
+/// `` `a`, `b` ``.
+fn quoted(items: &[String]) -> String {
+    items
+        .iter()
+        .map(|i| format!("`{i}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// `kubeadm` from `kubeadm-1.29.2-1.x86_64`.
