@@ -228,8 +228,30 @@ async fn module_streams_decide_the_packages_and_dnf_installs_the_chosen_stream()
     .await
     .err()
     .expect("hidden package");
-    assert!(matches!(err, RpmError::UnknownPackage { .. }), "{err}");
-    assert!(!err.to_string().contains(TOOL_NON_MODULAR), "{err}");
+    assert_eq!(
+        err.to_string(),
+        format!("target `el8-x86_64`: no package matches `tool-3.0` (`tool` is available as `1.0-1.module_el8+1+a1b2`); non-modular `{TOOL_NON_MODULAR}` is hidden by module stream `tools:1`")
+    );
+    assert!(
+        err.hint().unwrap().contains("`spec.rpms[].modules`"),
+        "{:?}",
+        err.hint()
+    );
+    // So is the other stream's package while stream 1 is active.
+    let err = fetch(
+        &[target(&up, &["tool-2.0"], &[])],
+        &options(tmp.path(), None),
+        &NoReport,
+    )
+    .await
+    .err()
+    .expect("package of an inactive stream");
+    assert!(
+        err.to_string().ends_with(&format!(
+            "; `{TOOL_STREAM_2}` is in module stream `tools:2`, which is not active"
+        )),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

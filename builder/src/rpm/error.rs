@@ -160,7 +160,7 @@ pub enum RpmError {
         reason: String,
     },
     /// No package matches a spec of the package list.
-    #[error("target `{target}`: no package matches `{spec}` ({available})")]
+    #[error("target `{target}`: no package matches `{spec}` ({available}){}", hidden_by_modules.iter().map(|h| format!("; {h}")).collect::<String>())]
     UnknownPackage {
         /// Target name.
         target: String,
@@ -168,6 +168,8 @@ pub enum RpmError {
         spec: String,
         /// What the repos do offer.
         available: String,
+        /// Packages of that name the module streams hide, and why.
+        hidden_by_modules: Vec<String>,
     },
     /// No repo offers what a package requires.
     #[error("target `{target}`: `{package}` requires `{requirement}`, which no repo of the target provides")]
@@ -381,6 +383,9 @@ impl Hint for RpmError {
                 "the mirror serves a package that differs from its metadata: retry later or use another mirror; the bad file was not cached".into()
             }
             RpmError::UnsupportedChecksum { .. } => "use a mirror that publishes sha256 checksums".into(),
+            RpmError::UnknownPackage { hidden_by_modules, .. } if !hidden_by_modules.is_empty() => {
+                "`spec.rpms[].modules` chooses the module streams packages come from: name the stream that has the version you pin (`module:stream`), or pin a version the active stream has".into()
+            }
             RpmError::UnknownPackage { .. } => {
                 "check the spelling and version in `spec.rpms[].packages` (`name`, `name-version`, `name-version-release`, `name-epoch:version-release`) and that a repo listing it is in `repos`".into()
             }

@@ -180,9 +180,11 @@ async fn choose(
     lock: Option<&RpmRepoRecord>,
 ) -> Result<(Vec<repo::Candidate>, Vec<modules::ModuleBuild>), RpmError> {
     let selection = modules::select(&t.target, &t.modules, &repos)?;
-    let visible = selection.filter(&t.target, all);
+    let (visible, hidden) = selection.split(&t.target, all);
     let prefs = lock::preferences(lock);
-    let picks = resolve::resolve(t, cache.to_path_buf(), repos, visible, prefs).await?;
+    let picks = resolve::resolve(t, cache.to_path_buf(), repos, visible, prefs)
+        .await
+        .map_err(|e| selection.explain_hidden(e, &hidden))?;
     let carried = selection.carried(&picks);
     if let Some(lock) = lock {
         lock::check_modules(&t.target, lock, &modules::stream_ids(&carried))?;

@@ -21,6 +21,7 @@ use serde::Deserialize;
 
 use super::error::RpmError;
 use super::repo::{Candidate, LoadedRepo};
+use super::solve;
 use super::vercmp::Evr;
 
 /// Largest `modules.yaml` read, uncompressed (Rocky 8 AppStream's is about 10 MB).
@@ -386,18 +387,81 @@ impl Selection {
         !self.visible_names.contains(&c.name)
     }
 
-    /// Drops what the module streams hide, logging how much.
-    pub(crate) fn filter(&self, target: &str, all: Vec<Candidate>) -> Vec<Candidate> {
-        let before = all.len();
-        let kept: Vec<Candidate> = all.into_iter().filter(|c| self.visible(c)).collect();
-        if before != kept.len() {
+    /// Splits off what the module streams hide: `(visible, hidden)`.
+    pub(crate) fn split(
+        &self,
+        target: &str,
+        all: Vec<Candidate>,
+    ) -> (Vec<Candidate>, Vec<Candidate>) {
+        let (visible, hidden): (Vec<Candidate>, Vec<Candidate>) =
+            all.into_iter().partition(|c| self.visible(c));
+        if !hidden.is_empty() {
             tracing::info!(
                 target,
-                hidden = before - kept.len(),
+                hidden = hidden.len(),
                 "module streams hide packages of other streams and non-modular packages they replace"
             );
         }
-        kept
+        (visible, hidden)
+    }
+
+    /// A pin that matches no visible package may match a hidden one: say which and why,
+    /// since the fix is in `modules:`, not in the package list.
+    pub(crate) fn explain_hidden(&self, err: RpmError, hidden: &[Candidate]) -> RpmError {
+        let RpmError::UnknownPackage {
+            target,
+            spec,
+            available,
+            ..
+        } = err
+        else {
+            return err;
+        };
+        let mut reasons: Vec<String> = hidden
+            .iter()
+            .filter(|c| solve::spec_matches(&spec, c))
+            .map(|c| self.hidden_reason(c))
+            .collect();
+        reasons.sort();
+        reasons.dedup();
+        reasons.truncate(5);
+        RpmError::UnknownPackage {
+            target,
+            spec,
+            available,
+            hidden_by_modules: reasons,
+        }
+    }
+
+    /// Why `c` is hidden: the streams that list it (none active), or the active stream
+    /// whose package of the same name replaces it.
+    fn hidden_reason(&self, c: &Candidate) -> String {
+        let nevra = c.nevra();
+        let ids = |pred: &dyn Fn(&ModuleBuild) -> bool| -> Vec<String> {
+            let ids: BTreeSet<String> = self
+                .builds
+                .iter()
+                .filter(|b| pred(b))
+                .map(|b| format!("`{}`", b.stream_id()))
+                .collect();
+            ids.into_iter().collect()
+        };
+        let listing = ids(&|b| b.artifacts.contains(&nevra));
+        if listing.is_empty() {
+            let replacing = ids(&|b| {
+                self.active.get(&b.name) == Some(&b.stream)
+                    && b.artifacts.iter().any(|a| nevra_name(a) == c.name)
+            });
+            format!(
+                "non-modular `{nevra}` is hidden by module stream {}",
+                replacing.join(", ")
+            )
+        } else {
+            format!(
+                "`{nevra}` is in module stream {}, which is not active",
+                listing.join(", ")
+            )
+        }
     }
 
     /// The selected builds the bundle needs: those with a package among `picks`, and
