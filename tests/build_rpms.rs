@@ -193,6 +193,13 @@ fn build_names_el8_module_streams_and_stops_on_one_that_does_not_exist() {
     let run = build(&s, &[]);
     assert_eq!(run.code, 0, "{}", run.transcript());
     assert!(bundle.exists());
+    let run = s.run(&["inspect", bundle.to_str().unwrap()]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    assert!(
+        run.stdout.contains("\nmodule streams: tools:2\n"),
+        "{}",
+        run.stdout
+    );
     let locked: serde_json::Value = serde_json::from_slice(&std::fs::read(&lock).unwrap()).unwrap();
     assert_eq!(
         locked["rpms"][0]["moduleStreams"],
