@@ -179,7 +179,7 @@ async fn choose(
     all: Vec<repo::Candidate>,
     lock: Option<&RpmRepoRecord>,
 ) -> Result<(Vec<repo::Candidate>, Vec<modules::ModuleBuild>), RpmError> {
-    let selection = modules::select(&t.target, &t.modules, &repos)?;
+    let selection = modules::select(&t.target, &t.modules, &modules::views(&repos))?;
     let (visible, hidden) = selection.split(&t.target, all);
     let prefs = lock::preferences(lock);
     let picks = resolve::resolve(t, cache.to_path_buf(), repos, visible, prefs)

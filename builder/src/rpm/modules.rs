@@ -40,8 +40,9 @@ pub(crate) struct ModuleBuild {
     /// Its packages as `name-[epoch:]version-release.arch` (epoch 0 left out, as
     /// [`Candidate::nevra`] writes them).
     pub artifacts: Vec<String>,
-    /// Modules it needs at run time (`dependencies[].requires`), `platform` left out.
-    pub requires: BTreeSet<String>,
+    /// Modules it needs at run time (`dependencies[].requires`: module → streams, any
+    /// when empty, `-stream` excluding one), `platform` left out.
+    pub requires: BTreeMap<String, Vec<String>>,
     /// The document as upstream wrote it, without its `---`/`...` markers.
     pub text: String,
 }
@@ -99,7 +100,7 @@ struct Artifacts {
 #[derive(Deserialize, Default)]
 struct Dependencies {
     #[serde(default)]
-    requires: BTreeMap<String, serde::de::IgnoredAny>,
+    requires: BTreeMap<String, Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -146,9 +147,9 @@ fn build(repo: usize, d: ModulemdData, text: &str) -> Result<ModuleBuild, String
     let requires = d
         .dependencies
         .iter()
-        .flat_map(|dep| dep.requires.keys())
-        .filter(|m| *m != "platform")
-        .cloned()
+        .flat_map(|dep| dep.requires.iter())
+        .filter(|(m, _)| *m != "platform")
+        .map(|(m, s)| (m.clone(), s.clone()))
         .collect();
     Ok(ModuleBuild {
         repo,
@@ -267,11 +268,11 @@ fn parse_request(target: &str, spec: &str) -> Result<(String, String), RpmError>
 pub(crate) fn select(
     target: &str,
     requested: &[String],
-    repos: &[LoadedRepo],
+    repos: &[RepoView<'_>],
 ) -> Result<Selection, RpmError> {
     let builds: Vec<ModuleBuild> = repos
         .iter()
-        .flat_map(|r| r.modules.builds.iter().cloned())
+        .flat_map(|(_, m)| m.builds.iter().cloned())
         .collect();
     let mut active = merged_defaults(repos);
     for spec in requested {
@@ -281,6 +282,7 @@ pub(crate) fn select(
     }
     // A default for a module no repo has a build of selects nothing.
     active.retain(|m, _| builds.iter().any(|b| &b.name == m));
+    activate_requirements(target, &builds, &mut active);
     let selected = newest_per_context(&builds, &active);
     let modular = builds
         .iter()
@@ -304,12 +306,68 @@ pub(crate) fn select(
     })
 }
 
+/// A repo's name and its module metadata.
+pub(crate) type RepoView<'a> = (&'a str, &'a RepoModules);
+
+/// The views of loaded repos, in order.
+pub(crate) fn views(repos: &[LoadedRepo]) -> Vec<RepoView<'_>> {
+    repos
+        .iter()
+        .map(|r| (r.spec.name.as_str(), &r.modules))
+        .collect()
+}
+
+/// A selected build that requires a module with no active stream activates one, as
+/// dnf enables the dependencies of the streams it enables: the first stream the
+/// requirement allows (all, when it names none) that a repo has.
+fn activate_requirements(
+    target: &str,
+    builds: &[ModuleBuild],
+    active: &mut BTreeMap<String, String>,
+) {
+    while let Some((by, module, stream)) = first_unmet_requirement(builds, active) {
+        tracing::info!(
+            target,
+            "module `{by}` requires `{module}`: stream `{stream}` activated"
+        );
+        active.insert(module, stream);
+    }
+}
+
+/// `(requiring build, module, stream to activate)` for the first requirement of a
+/// selected build on a module without an active stream that a repo can meet.
+fn first_unmet_requirement(
+    builds: &[ModuleBuild],
+    active: &BTreeMap<String, String>,
+) -> Option<(String, String, String)> {
+    for i in newest_per_context(builds, active) {
+        for (module, streams) in &builds[i].requires {
+            if active.contains_key(module) {
+                continue;
+            }
+            let excluded: Vec<&str> = streams.iter().filter_map(|s| s.strip_prefix('-')).collect();
+            let allowed: Vec<&String> = streams.iter().filter(|s| !s.starts_with('-')).collect();
+            let offered = builds
+                .iter()
+                .filter(|b| &b.name == module)
+                .map(|b| &b.stream)
+                .filter(|s| !excluded.contains(&s.as_str()))
+                .filter(|s| allowed.is_empty() || allowed.contains(s))
+                .min();
+            if let Some(stream) = offered {
+                return Some((builds[i].stream_id(), module.clone(), stream.clone()));
+            }
+        }
+    }
+    None
+}
+
 /// Each module's default stream across the repos. When repos disagree there is no
 /// default, as libmodulemd merges them.
-fn merged_defaults(repos: &[LoadedRepo]) -> BTreeMap<String, String> {
+fn merged_defaults(repos: &[RepoView<'_>]) -> BTreeMap<String, String> {
     let mut all: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
-    for r in repos {
-        for (m, s) in &r.modules.defaults {
+    for (_, modules) in repos {
+        for (m, s) in &modules.defaults {
             all.entry(m).or_default().insert(s);
         }
     }
@@ -330,7 +388,7 @@ fn check_exists(
     module: &str,
     stream: &str,
     builds: &[ModuleBuild],
-    repos: &[LoadedRepo],
+    repos: &[RepoView<'_>],
 ) -> Result<(), RpmError> {
     let of_module: Vec<&ModuleBuild> = builds.iter().filter(|b| b.name == module).collect();
     if of_module.iter().any(|b| b.stream == stream) {
@@ -338,15 +396,13 @@ fn check_exists(
     }
     let repo_names = |bs: &[&ModuleBuild]| -> Vec<String> {
         let idx: BTreeSet<usize> = bs.iter().map(|b| b.repo).collect();
-        idx.into_iter()
-            .map(|i| repos[i].spec.name.clone())
-            .collect()
+        idx.into_iter().map(|i| repos[i].0.to_string()).collect()
     };
     if of_module.is_empty() {
         return Err(RpmError::UnknownModule {
             target: target.into(),
             module: module.into(),
-            repos: repos.iter().map(|r| r.spec.name.clone()).collect(),
+            repos: repos.iter().map(|(name, _)| name.to_string()).collect(),
         });
     }
     let streams: BTreeSet<String> = of_module.iter().map(|b| b.stream.clone()).collect();
@@ -482,7 +538,7 @@ impl Selection {
                 .iter()
                 .map(|&i| &self.builds[i])
                 .filter(|b| names.contains(b.name.as_str()))
-                .flat_map(|b| b.requires.iter().map(String::as_str))
+                .flat_map(|b| b.requires.keys().map(String::as_str))
                 .filter(|m| self.active.contains_key(*m) && !names.contains(m))
                 .collect();
             if required.is_empty() {
@@ -638,7 +694,7 @@ data:
                 "tool-1:1.1-1.module_el8.src"
             ]
         );
-        assert_eq!(b.requires.iter().collect::<Vec<_>>(), ["base"]);
+        assert_eq!(b.requires.keys().collect::<Vec<_>>(), ["base"]);
         assert!(b.text.starts_with("document: modulemd\n"), "{}", b.text);
         assert!(b.text.ends_with("src\n"), "{}", b.text);
         assert_eq!(m.defaults.get("tools").map(String::as_str), Some("1"));
@@ -660,6 +716,143 @@ data:
     fn document_markers_split_exactly() {
         let docs = documents("%YAML 1.2\n---\na: 1\n...\n# c\n--- {b: 2}\n---\nc: '---'\n");
         assert_eq!(docs, ["a: 1\n", " {b: 2}\n", "c: '---'\n"]);
+    }
+
+    fn module(
+        repo: usize,
+        id: &str,
+        version: u64,
+        context: &str,
+        artifacts: &[&str],
+        requires: &[(&str, &[&str])],
+    ) -> ModuleBuild {
+        let (name, stream) = id.split_once(':').unwrap();
+        ModuleBuild {
+            repo,
+            name: name.into(),
+            stream: stream.into(),
+            version,
+            context: context.into(),
+            arch: "x86_64".into(),
+            artifacts: artifacts.iter().map(|a| a.to_string()).collect(),
+            requires: requires
+                .iter()
+                .map(|(m, s)| (m.to_string(), s.iter().map(|x| x.to_string()).collect()))
+                .collect(),
+            text: format!("data: {{name: {name}}}\n"),
+        }
+    }
+
+    fn cand(nevra: &str) -> Candidate {
+        let (nevr, arch) = nevra.rsplit_once('.').unwrap();
+        let (nv, release) = nevr.rsplit_once('-').unwrap();
+        let (name, version) = nv.rsplit_once('-').unwrap();
+        Candidate {
+            repo: 0,
+            name: name.into(),
+            evr: Evr::new(0, version, release),
+            arch: arch.into(),
+            checksum: Err("none".into()),
+            pkgid: nevra.into(),
+            location: String::new(),
+            location_base: None,
+            size: 1,
+            provides: vec![],
+            requires: vec![],
+            files: vec![],
+        }
+    }
+
+    fn visible_of(sel: &Selection, nevras: &[&str]) -> Vec<String> {
+        nevras
+            .iter()
+            .map(|n| cand(n))
+            .filter(|c| sel.visible(c))
+            .map(|c| c.nevra())
+            .collect()
+    }
+
+    #[test]
+    fn repos_that_disagree_on_a_default_leave_the_module_without_one() {
+        let a = RepoModules {
+            builds: vec![module(0, "m:1", 1, "c", &["x-1.0-1.x86_64"], &[])],
+            defaults: [("m".to_string(), "1".to_string())].into(),
+        };
+        let b = RepoModules {
+            builds: vec![module(1, "m:2", 1, "c", &["x-2.0-1.x86_64"], &[])],
+            defaults: [("m".to_string(), "2".to_string())].into(),
+        };
+        let sel = select("t", &[], &[("a", &a), ("b", &b)]).unwrap();
+        assert_eq!(
+            visible_of(
+                &sel,
+                &["x-1.0-1.x86_64", "x-2.0-1.x86_64", "x-3.0-1.x86_64"]
+            ),
+            ["x-3.0-1.x86_64"],
+            "no stream active: modular packages hidden, the non-modular one seen"
+        );
+        let sel = select("t", &["m:2".into()], &[("a", &a), ("b", &b)]).unwrap();
+        assert_eq!(
+            visible_of(
+                &sel,
+                &["x-1.0-1.x86_64", "x-2.0-1.x86_64", "x-3.0-1.x86_64"]
+            ),
+            ["x-2.0-1.x86_64"]
+        );
+    }
+
+    #[test]
+    fn the_newest_version_of_each_context_is_selected() {
+        let r = RepoModules {
+            builds: vec![
+                // Newest first: the order of the metadata must not decide.
+                module(0, "m:1", 2, "a", &["x-1.1-1.x86_64"], &[]),
+                module(0, "m:1", 1, "a", &["x-1.0-1.x86_64"], &[]),
+                module(0, "m:1", 1, "b", &["y-0.9-1.x86_64"], &[]),
+            ],
+            defaults: [("m".to_string(), "1".to_string())].into(),
+        };
+        let sel = select("t", &[], &[("r", &r)]).unwrap();
+        assert_eq!(
+            visible_of(
+                &sel,
+                &["x-1.0-1.x86_64", "x-1.1-1.x86_64", "y-0.9-1.x86_64"]
+            ),
+            ["x-1.1-1.x86_64", "y-0.9-1.x86_64"]
+        );
+    }
+
+    #[test]
+    fn a_required_module_gets_a_stream_and_is_carried_with_its_dependent() {
+        let r = RepoModules {
+            builds: vec![
+                module(
+                    0,
+                    "app:1",
+                    1,
+                    "a",
+                    &["app-1.0-1.x86_64"],
+                    &[("lib", &["2"])],
+                ),
+                module(0, "lib:1", 1, "a", &["lib-1.0-1.x86_64"], &[]),
+                module(0, "lib:2", 1, "a", &["lib-2.0-1.x86_64"], &[]),
+            ],
+            defaults: BTreeMap::new(),
+        };
+        let sel = select("t", &["app:1".into()], &[("r", &r)]).unwrap();
+        assert_eq!(
+            visible_of(
+                &sel,
+                &["app-1.0-1.x86_64", "lib-1.0-1.x86_64", "lib-2.0-1.x86_64"]
+            ),
+            ["app-1.0-1.x86_64", "lib-2.0-1.x86_64"]
+        );
+        let carried = sel.carried(&[cand("app-1.0-1.x86_64")]);
+        assert_eq!(stream_ids(&carried), ["app:1", "lib:2"]);
+        assert_eq!(
+            stream_ids(&sel.carried(&[cand("other-1-1.x86_64")])),
+            Vec::<String>::new()
+        );
     }
 
     #[test]
