@@ -701,6 +701,17 @@ data:
     }
 
     #[test]
+    fn unquoted_streams_keep_their_text() {
+        let m = parse(
+            0,
+            "---\ndocument: modulemd\nversion: 2\ndata: {name: ruby, stream: 3.10, version: 1, context: 00000123}\n",
+        )
+        .unwrap();
+        assert_eq!(m.builds[0].stream, "3.10");
+        assert_eq!(m.builds[0].context, "00000123");
+    }
+
+    #[test]
     fn malformed_documents_are_named() {
         let err = parse(0, "---\ndocument: modulemd\nversion: 2\ndata: {name: x}\n").unwrap_err();
         assert!(err.starts_with("document 1:"), "{err}");
