@@ -5,6 +5,7 @@
 
 mod common;
 
+use bundle_testbed::fixtures::el8_modules::ModularUpstream;
 use bundle_testbed::fixtures::ha_repos::{Upstream, HA_PACKAGES};
 use bundle_testbed::real::rpms::dnf_install;
 use common::{tool, Session};
@@ -138,6 +139,76 @@ fn build_carries_rpms_that_dnf_installs_from_the_extracted_bundle() {
             "{pinned} installed: {installed:?}"
         );
     }
+}
+
+fn el8_manifest(up: &ModularUpstream, modules: &str) -> String {
+    format!(
+        "apiVersion: bundle/v1alpha1\nkind: BundleManifest\nmetadata: {{name: el8, version: '1'}}\nspec:\n  platforms: [linux/amd64]\n  rpms:\n    - target: el8-x86_64\n      releasever: \"8\"\n      arch: x86_64\n      repos:\n        - {{name: appstream, baseurl: '{}'}}\n      packages: [tool]\n{modules}",
+        up.repo_url()
+    )
+}
+
+#[test]
+fn build_names_el8_module_streams_and_stops_on_one_that_does_not_exist() {
+    let up = ModularUpstream::build().expect("EL8 upstream");
+    let s = Session::new();
+    s.keygen("builder");
+    let bundle = s.path("bundles/el8-1.tar.zst");
+    let lock = s.path("el8.lock.json");
+    let build = |s: &Session, extra: &[&str]| {
+        let mut args = vec!["build", "--manifest", "el8.yaml", "--key", "builder.key"];
+        args.extend_from_slice(extra);
+        s.run(&args)
+    };
+
+    // A stream that does not exist: named with the module, the streams there are and
+    // the repo, with a hint; no bundle, no lock.
+    s.write("el8.yaml", el8_manifest(&up, "      modules: [tools:9]\n"));
+    let run = build(&s, &[]);
+    assert_eq!(run.code, 1, "{}", run.transcript());
+    assert!(run.stderr.contains("error: target `el8-x86_64`: module `tools` has no stream `9` in repo `appstream` (streams: `1`, `2`)"), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("hint: choose one of `tools:1`, `tools:2` in `spec.rpms[].modules`"),
+        "{}",
+        run.stderr
+    );
+    assert!(!bundle.exists(), "a failed build wrote a bundle");
+    assert!(!lock.exists(), "a failed build wrote a lock");
+
+    // The dry run names the stream chosen.
+    s.write("el8.yaml", el8_manifest(&up, "      modules: [tools:2]\n"));
+    let run = s.run(&["build", "--manifest", "el8.yaml", "--dry-run"]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    assert!(
+        run.stdout.contains("    module streams: tools:2\n"),
+        "{}",
+        run.stdout
+    );
+    let run = s.run(&["build", "--manifest", "el8.yaml", "--dry-run", "--json"]);
+    let plan: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(plan["rpms"][0]["module_streams"][0], "tools:2", "{plan}");
+
+    // Built, the lock records the stream; `--locked` refuses another one.
+    let run = build(&s, &[]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    assert!(bundle.exists());
+    let run = s.run(&["inspect", bundle.to_str().unwrap()]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    assert!(
+        run.stdout.contains("\nmodule streams: tools:2\n"),
+        "{}",
+        run.stdout
+    );
+    let locked: serde_json::Value = serde_json::from_slice(&std::fs::read(&lock).unwrap()).unwrap();
+    assert_eq!(
+        locked["rpms"][0]["moduleStreams"],
+        serde_json::json!(["tools:2"])
+    );
+    s.write("el8.yaml", el8_manifest(&up, ""));
+    let run = build(&s, &["--locked"]);
+    assert_eq!(run.code, 1, "{}", run.transcript());
+    assert!(run.stderr.contains("error: target `el8-x86_64`: the lock carries module streams [`tools:2`] but this build chooses [`tools:1`]"), "{}", run.stderr);
 }
 
 /// A yum repo with `foo` behind nginx's Basic auth (user `bob`, `password`).

@@ -150,6 +150,7 @@ fn manifest_schema_accepts_the_shipped_manifests_and_rejects_an_unknown_field() 
     for name in [
         "kubernetes-v1.29.2-calico.yaml",
         "kubernetes-v1.29.2-flannel.yaml",
+        "kubernetes-v1.29.2-calico-el8.yaml",
     ] {
         let text = std::fs::read_to_string(root.join(name)).unwrap();
         bundle_builder::manifest::parse(&text, name).expect("the loader accepts it");

@@ -42,6 +42,7 @@ fn target(up: &Upstream, packages: &[&str]) -> RpmTargetSpec {
         ],
         packages: packages.iter().map(|s| s.to_string()).collect(),
         exclude: vec![],
+        modules: vec![],
     }
 }
 

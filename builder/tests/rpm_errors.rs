@@ -68,6 +68,7 @@ fn spec_for(baseurl: &str, packages: &[&str], gpgkey: Option<String>) -> RpmTarg
         }],
         packages: packages.iter().map(|s| s.to_string()).collect(),
         exclude: vec![],
+        modules: vec![],
     }
 }
 

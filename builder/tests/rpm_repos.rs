@@ -34,6 +34,7 @@ fn target(repo: UpstreamRepo) -> RpmTargetSpec {
         repos: vec![repo],
         packages: vec!["foo".into()],
         exclude: vec![],
+        modules: vec![],
     }
 }
 

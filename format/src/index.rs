@@ -105,6 +105,11 @@ pub struct RpmRepoRecord {
     /// Entries holding the GPG keys that signed the packages (for `gpgkey=`).
     #[serde(default)]
     pub gpg_keys: Vec<EntryPath>,
+    /// EL8 module streams (`container-tools:rhel8`) the packages come from. The repo's
+    /// `modules` metadata makes each the default stream of its module; an installer
+    /// enables them (`dnf module enable`) where a host may already have another enabled.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub module_streams: Vec<String>,
 }
 
 /// One RPM package in a bundle's yum repository.

@@ -232,6 +232,9 @@ fn print_dry_run(p: &DryRun) {
             HumanBytes(t.bytes),
             HumanBytes(t.cached_bytes)
         );
+        if !t.module_streams.is_empty() {
+            println!("    module streams: {}", t.module_streams.join(", "));
+        }
     }
     println!(
         "bundle: about {} of entries; to download now: {}",

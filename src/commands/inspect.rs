@@ -81,6 +81,10 @@ pub fn run(args: Args, _ui: &Ui) -> anyhow::Result<()> {
             shown(&r.arch),
             r.packages.len()
         );
+        if !r.module_streams.is_empty() {
+            let streams: Vec<String> = r.module_streams.iter().map(|m| shown(m)).collect();
+            println!("module streams: {}", streams.join(", "));
+        }
         print_table(r.packages.iter().map(|p| {
             vec![
                 p.nevra.clone(),

@@ -160,7 +160,7 @@ pub enum RpmError {
         reason: String,
     },
     /// No package matches a spec of the package list.
-    #[error("target `{target}`: no package matches `{spec}` ({available})")]
+    #[error("target `{target}`: no package matches `{spec}` ({available}){}", hidden_by_modules.iter().map(|h| format!("; {h}")).collect::<String>())]
     UnknownPackage {
         /// Target name.
         target: String,
@@ -168,6 +168,8 @@ pub enum RpmError {
         spec: String,
         /// What the repos do offer.
         available: String,
+        /// Packages of that name the module streams hide, and why.
+        hidden_by_modules: Vec<String>,
     },
     /// No repo offers what a package requires.
     #[error("target `{target}`: `{package}` requires `{requirement}`, which no repo of the target provides")]
@@ -269,6 +271,59 @@ pub enum RpmError {
         /// Further differences not shown.
         more: usize,
     },
+    /// A `modules:` entry that is not `module:stream`.
+    #[error("target `{target}`: `{spec}` in `modules` is not `module:stream`")]
+    ModuleSpec {
+        /// Target name.
+        target: String,
+        /// The entry.
+        spec: String,
+    },
+    /// A `modules:` entry names a module no repo of the target has.
+    #[error(
+        "target `{target}`: no repo of the target has module `{module}` (repos: {})",
+        quoted(repos)
+    )]
+    UnknownModule {
+        /// Target name.
+        target: String,
+        /// The module.
+        module: String,
+        /// The target's repos.
+        repos: Vec<String>,
+    },
+    /// A `modules:` entry names a stream the module does not have.
+    #[error(
+        "target `{target}`: module `{module}` has no stream `{stream}` in repo {} (streams: {})",
+        quoted(repos),
+        quoted(streams)
+    )]
+    UnknownModuleStream {
+        /// Target name.
+        target: String,
+        /// The module.
+        module: String,
+        /// The stream asked for.
+        stream: String,
+        /// The streams that exist.
+        streams: Vec<String>,
+        /// The repos offering the module.
+        repos: Vec<String>,
+    },
+    /// With `--locked`, the module streams differ from the lock's.
+    #[error(
+        "target `{target}`: the lock carries module streams [{}] but this build chooses [{}]",
+        quoted(locked),
+        quoted(chosen)
+    )]
+    ModuleLockMismatch {
+        /// Target name.
+        target: String,
+        /// `name:stream` in the lock.
+        locked: Vec<String>,
+        /// `name:stream` chosen now.
+        chosen: Vec<String>,
+    },
     /// With `--locked`, the lock has no record for a target.
     #[error("target `{target}` is not in the lock")]
     TargetNotLocked {
@@ -328,6 +383,9 @@ impl Hint for RpmError {
                 "the mirror serves a package that differs from its metadata: retry later or use another mirror; the bad file was not cached".into()
             }
             RpmError::UnsupportedChecksum { .. } => "use a mirror that publishes sha256 checksums".into(),
+            RpmError::UnknownPackage { hidden_by_modules, .. } if !hidden_by_modules.is_empty() => {
+                "`spec.rpms[].modules` chooses the module streams packages come from: name the stream that has the version you pin (`module:stream`), or pin a version the active stream has".into()
+            }
             RpmError::UnknownPackage { .. } => {
                 "check the spelling and version in `spec.rpms[].packages` (`name`, `name-version`, `name-version-release`, `name-epoch:version-release`) and that a repo listing it is in `repos`".into()
             }
@@ -347,6 +405,15 @@ impl Hint for RpmError {
                 "the package was not signed with the repo's `gpgkey`: check the key URL, or the mirror serves a tampered package".into()
             }
             RpmError::BadPackage { .. } => "the mirror serves a damaged package: retry later or use another mirror".into(),
+            RpmError::ModuleSpec { .. } => "write each `spec.rpms[].modules` entry as `name:stream`, like `container-tools:rhel8`".into(),
+            RpmError::UnknownModule { module, .. } => format!(
+                "remove `{module}` from `spec.rpms[].modules`, or add the repo whose repodata lists it (`modules` in repomd.xml; AppStream on EL8) to `repos`"
+            ),
+            RpmError::UnknownModuleStream { module, streams, .. } => format!(
+                "choose one of {} in `spec.rpms[].modules`",
+                quoted(&streams.iter().map(|s| format!("{module}:{s}")).collect::<Vec<_>>())
+            ),
+            RpmError::ModuleLockMismatch { .. } |
             RpmError::LockMismatch { .. } | RpmError::TargetNotLocked { .. } => {
                 "build without `--locked` to update the lock, and review the change".into()
             }
@@ -354,6 +421,15 @@ impl Hint for RpmError {
             RpmError::Repodata { .. } | RpmError::Io { .. } => return None,
         })
     }
+}
+
+/// `` `a`, `b` ``.
+fn quoted(items: &[String]) -> String {
+    items
+        .iter()
+        .map(|i| format!("`{i}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// `kubeadm` from `kubeadm-1.29.2-1.x86_64`.

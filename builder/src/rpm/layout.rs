@@ -62,18 +62,20 @@ pub(crate) fn packages(
     Ok((records, entries))
 }
 
-/// Writes the repodata of `fetched` into `dir` (the target's scratch folder) and returns
-/// its files as entries.
+/// Writes the repodata of `fetched` (and the `modules.yaml` of the streams they come
+/// from, if any) into `dir` (the target's scratch folder) and returns its files as
+/// entries.
 pub(crate) async fn repodata(
     target: &str,
     dir: &Path,
     fetched: Vec<Fetched>,
+    modules_yaml: Option<String>,
 ) -> Result<Vec<Entry>, RpmError> {
     create_dir(dir)?;
     let metas: Vec<rpmrepo_metadata::Package> = fetched.into_iter().map(|f| f.meta).collect();
     let files = {
         let dir = dir.to_path_buf();
-        tokio::task::spawn_blocking(move || repodata::write(&dir, metas))
+        tokio::task::spawn_blocking(move || repodata::write(&dir, metas, modules_yaml.as_deref()))
             .await
             .expect("repodata writer panicked")
             .map_err(|e| RpmError::Repodata {

@@ -60,6 +60,22 @@ pub(crate) fn check_nevras(
     lock_result(target, diffs)
 }
 
+/// The module streams chosen must be the lock's.
+pub(crate) fn check_modules(
+    target: &str,
+    lock: &RpmRepoRecord,
+    chosen: &[String],
+) -> Result<(), RpmError> {
+    if lock.module_streams == chosen {
+        return Ok(());
+    }
+    Err(RpmError::ModuleLockMismatch {
+        target: target.into(),
+        locked: lock.module_streams.clone(),
+        chosen: chosen.to_vec(),
+    })
+}
+
 /// A package locked at this NEVRA must still have the locked digest.
 pub(crate) fn check_digests(
     target: &str,

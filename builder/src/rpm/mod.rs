@@ -21,6 +21,12 @@
 //! 5. lays the target out as entries: the packages, a fresh gzip repodata written from
 //!    their headers (`repodata`) and the keys (`layout`).
 //!
+//! EL8 module streams (`modules`) sit between 1 and 2: a repo's `modules` metadata is
+//! read with its primary, the active stream of each module chosen (the manifest's
+//! `modules:`, else the default), the packages that hides dropped before the closure,
+//! and the streams the picks come from written into the bundle's repodata as the
+//! modules' defaults.
+//!
 //! It returns [`RpmOutput`]: records for `bundle.json` and the lock, and the entries
 //! (`rpms/<target>/Packages/*.rpm`, `rpms/<target>/repodata/*`, `rpms/<target>/keys/*.asc`)
 //! with the files holding their bytes. With [`RpmFetchOptions::locked`], the picks must
@@ -34,6 +40,7 @@ mod keys;
 mod layout;
 mod lock;
 mod mirrors;
+mod modules;
 mod package;
 mod repo;
 mod repodata;
@@ -89,6 +96,8 @@ pub struct TargetPlan {
     pub bytes: u64,
     /// Of which already in the cache.
     pub cached_bytes: u64,
+    /// EL8 module streams the packages come from (`container-tools:rhel8`).
+    pub module_streams: Vec<String>,
 }
 
 /// Every target's closure, as [`fetch`] would resolve it.
@@ -102,17 +111,14 @@ pub async fn plan(
         let cache = opts.cache_dir.as_path();
         let (repos, all) = repo::load_all(&opts.http, cache, t).await?;
         let lock = lock::record_for(opts.locked.as_deref(), &t.target)?;
-        let prefs = lock::preferences(lock.as_ref());
-        let picks = resolve::resolve(t, cache.to_path_buf(), repos, all, prefs).await?;
-        if let Some(lock) = &lock {
-            lock::check_nevras(&t.target, lock, &picks)?;
-        }
+        let (picks, carried) = choose(t, cache, repos, all, lock.as_ref()).await?;
         let (to_fetch, cached) = package::split_cached(cache, &picks);
         out.push(TargetPlan {
             target: t.target.clone(),
             packages: picks.len(),
             bytes: to_fetch + cached,
             cached_bytes: cached,
+            module_streams: modules::stream_ids(&carried),
         });
     }
     Ok(out)
@@ -129,17 +135,13 @@ async fn fetch_target(
     let (repos, all) = repo::load_all(&opts.http, cache, t).await?;
     let keys = keys::load_all(&repos).await?;
     let lock = lock::record_for(opts.locked.as_deref(), &t.target)?;
-    let prefs = lock::preferences(lock.as_ref());
-    let picks = resolve::resolve(t, cache.to_path_buf(), repos.clone(), all, prefs).await?;
+    let (picks, carried) = choose(t, cache, repos.clone(), all, lock.as_ref()).await?;
     tracing::info!(
         target = %t.target,
         packages = picks.len(),
         bytes = picks.iter().map(|c| c.size).sum::<u64>(),
         "resolved the package closure"
     );
-    if let Some(lock) = &lock {
-        lock::check_nevras(&t.target, lock, &picks)?;
-    }
     let (to_fetch, cached) = package::split_cached(cache, &picks);
     report.rpm_fetch_started(&t.target, picks.len(), to_fetch, cached);
     let on_bytes = |n| report.fetched(n);
@@ -152,7 +154,8 @@ async fn fetch_target(
         lock::check_digests(&t.target, lock, &packages)?;
     }
     let dir = opts.work_dir.join("rpms").join(&t.target);
-    entries.extend(layout::repodata(&t.target, &dir, fetched).await?);
+    let modules_yaml = modules::render(&carried);
+    entries.extend(layout::repodata(&t.target, &dir, fetched, modules_yaml).await?);
     let (gpg_keys, key_entries) = layout::keys(&t.target, &dir, &repos, &keys)?;
     entries.extend(key_entries);
     let record = RpmRepoRecord {
@@ -161,6 +164,31 @@ async fn fetch_target(
         arch: t.arch.clone(),
         packages,
         gpg_keys,
+        module_streams: modules::stream_ids(&carried),
     };
     Ok((record, entries))
+}
+
+/// Chooses the target's module streams and resolves the closure among the packages
+/// they leave visible; with a lock, both must be the lock's. Returns the picks and the
+/// module builds the bundle's repo carries.
+async fn choose(
+    t: &RpmTargetSpec,
+    cache: &std::path::Path,
+    repos: std::sync::Arc<Vec<repo::LoadedRepo>>,
+    all: Vec<repo::Candidate>,
+    lock: Option<&RpmRepoRecord>,
+) -> Result<(Vec<repo::Candidate>, Vec<modules::ModuleBuild>), RpmError> {
+    let selection = modules::select(&t.target, &t.modules, &modules::views(&repos))?;
+    let (visible, hidden) = selection.split(&t.target, all);
+    let prefs = lock::preferences(lock);
+    let picks = resolve::resolve(t, cache.to_path_buf(), repos, visible, prefs)
+        .await
+        .map_err(|e| selection.explain_hidden(e, &hidden))?;
+    let carried = selection.carried(&picks);
+    if let Some(lock) = lock {
+        lock::check_modules(&t.target, lock, &modules::stream_ids(&carried))?;
+        lock::check_nevras(&t.target, lock, &picks)?;
+    }
+    Ok((picks, carried))
 }

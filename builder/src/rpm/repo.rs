@@ -16,6 +16,7 @@ use super::client;
 use super::download::{self, DownloadError, Expected, Http};
 use super::error::{RepoAuth, RpmError};
 use super::mirrors::{self, Repomd};
+use super::modules::{self, RepoModules};
 use super::spec::{RpmTargetSpec, UpstreamRepo};
 use super::vercmp::Evr;
 use crate::http::HttpSettings;
@@ -191,6 +192,8 @@ pub(crate) struct LoadedRepo {
     pub filelists: Option<MetadataRef>,
     /// Its client (certificates, credentials, proxies).
     pub http: Http,
+    /// Its module streams (EL8 AppStream), when repomd lists `modules`.
+    pub modules: RepoModules,
 }
 
 pub(crate) fn base_url(baseurl: &str) -> String {
@@ -331,6 +334,7 @@ pub(crate) async fn load(
         record("primary")?.ok_or_else(|| malformed("it lists no `primary` metadata".into()))?;
     let primary_sum = primary_sum.map_err(|r| malformed(format!("`primary` checksum: {r}")))?;
     let filelists = record("filelists")?;
+    let modules_ref = record("modules")?;
 
     let blob = download::to_cache(&http, cache_dir, &primary_url, &primary_sum, &|_| {})
         .await
@@ -346,7 +350,14 @@ pub(crate) async fn load(
             url,
             reason,
         })?;
-    tracing::info!(repo = %spec.name, base = %base, packages = candidates.len(), "read upstream metadata");
+    let modules = match modules_ref {
+        None => RepoModules::default(),
+        Some((url, sum)) => {
+            let sum = sum.map_err(|r| malformed(format!("`modules` checksum: {r}")))?;
+            load_modules(&http, cache_dir, index, spec, &url, &sum).await?
+        }
+    };
+    tracing::info!(repo = %spec.name, base = %base, packages = candidates.len(), module_builds = modules.builds.len(), "read upstream metadata");
 
     Ok((
         LoadedRepo {
@@ -354,9 +365,52 @@ pub(crate) async fn load(
             base,
             filelists,
             http,
+            modules,
         },
         candidates,
     ))
+}
+
+/// Downloads (checked, cached) and reads a repo's `modules.yaml[.gz|.xz|.zst|.bz2]`.
+async fn load_modules(
+    http: &Http,
+    cache_dir: &Path,
+    index: usize,
+    spec: &UpstreamRepo,
+    url: &str,
+    sum: &Expected,
+) -> Result<RepoModules, RpmError> {
+    let blob = download::to_cache(http, cache_dir, url, sum, &|_| {})
+        .await
+        .map_err(|e| unreachable(spec, url, e))?;
+    tokio::task::spawn_blocking(move || {
+        let text = read_bounded(&blob.path, modules::MAX_MODULES_BYTES)?;
+        modules::parse(index, &text)
+    })
+    .await
+    .expect("modules reader panicked")
+    .map_err(|reason| RpmError::MalformedMetadata {
+        repo: spec.name.clone(),
+        url: url.into(),
+        reason,
+    })
+}
+
+/// A (possibly compressed: the magic bytes decide) metadata file as text, decompressed
+/// as a stream and refused beyond `limit` bytes, so a hostile file cannot fill memory.
+fn read_bounded(path: &Path, limit: u64) -> Result<String, String> {
+    use std::io::Read;
+    let reader =
+        rpmrepo_metadata::utils::reader_from_file(path).map_err(|e| download::error_chain(&e))?;
+    let mut text = String::new();
+    reader
+        .take(limit + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| format!("cannot decompress it: {e}"))?;
+    if text.len() as u64 > limit {
+        return Err(format!("it is larger than {limit} bytes uncompressed"));
+    }
+    Ok(text)
 }
 
 /// The name of the first element of an XML document (skipping the declaration, comments

@@ -1,6 +1,8 @@
 //! The bundle's own yum repo metadata (`rpms/<target>/repodata/`): primary, filelists,
 //! other (gzip) and repomd, written by rpmrepo_metadata from each package's header — the
-//! same layout `createrepo_c` writes, read by dnf as it is.
+//! same layout `createrepo_c` writes, read by dnf as it is — and, when the packages come
+//! from EL8 module streams, `modules.yaml.gz` with a `modules` record, as `modifyrepo_c
+//! --mdtype=modules` adds it (rpmrepo_metadata writes no modules itself).
 //!
 //! The output is reproducible: packages are written sorted by NEVRA, file times are the
 //! packages' build times, and repomd's timestamps and revision are the newest build time
@@ -8,13 +10,20 @@
 
 use std::path::{Path, PathBuf};
 
+use std::io::Write;
+
 use rpmrepo_metadata::{
-    ChecksumType, CompressionType, MetadataError, Package, RepomdData, RepomdXml,
+    ChecksumType, CompressionType, MetadataError, Package, RepomdData, RepomdRecord, RepomdXml,
     RepositoryOptions, RepositoryWriter,
 };
 
-/// Writes `<dir>/repodata/` for `packages` and returns the files written (repomd last).
-pub(crate) fn write(dir: &Path, mut packages: Vec<Package>) -> Result<Vec<PathBuf>, MetadataError> {
+/// Writes `<dir>/repodata/` for `packages` (and `modules_yaml`) and returns the files
+/// written (repomd last).
+pub(crate) fn write(
+    dir: &Path,
+    mut packages: Vec<Package>,
+    modules_yaml: Option<&str>,
+) -> Result<Vec<PathBuf>, MetadataError> {
     let repodata = dir.join("repodata");
     if repodata.exists() {
         std::fs::remove_dir_all(&repodata)?;
@@ -36,8 +45,12 @@ pub(crate) fn write(dir: &Path, mut packages: Vec<Package>) -> Result<Vec<PathBu
     let old = RepomdXml::read_data(rpmrepo_metadata::utils::xml_reader_from_file(&repomd_path)?)?;
     let mut new = RepomdData::default();
     new.set_revision(&newest.to_string());
+    let mut records = old.records().to_vec();
+    if let Some(yaml) = modules_yaml {
+        records.push(write_modules(dir, yaml)?);
+    }
     let mut files = Vec::new();
-    for r in old.records() {
+    for r in &records {
         let mut r = r.clone();
         r.timestamp = newest as i64;
         files.push(dir.join(&r.location_href));
@@ -50,4 +63,17 @@ pub(crate) fn write(dir: &Path, mut packages: Vec<Package>) -> Result<Vec<PathBu
     }
     files.push(repomd_path);
     Ok(files)
+}
+
+/// Writes `repodata/modules.yaml.gz` (no time in the gzip header) and returns its repomd
+/// record: checksum, open-checksum, size and open-size, as modifyrepo_c gives them.
+fn write_modules(dir: &Path, yaml: &str) -> Result<RepomdRecord, MetadataError> {
+    let href = Path::new("repodata").join("modules.yaml");
+    let (written, mut w) =
+        rpmrepo_metadata::utils::writer_to_file(&dir.join(&href), CompressionType::Gzip)?;
+    w.write_all(yaml.as_bytes())?;
+    w.flush()?;
+    drop(w);
+    let href = written.strip_prefix(dir).unwrap_or(&written).to_path_buf();
+    RepomdRecord::new("modules", &href, dir, ChecksumType::Sha256)
 }

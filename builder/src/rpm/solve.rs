@@ -147,6 +147,11 @@ fn spec_forms(spec: &str) -> Vec<SpecForm> {
     out
 }
 
+/// Does any reading of `spec` match `c`?
+pub(crate) fn spec_matches(spec: &str, c: &Candidate) -> bool {
+    spec_forms(spec).iter().any(|f| f.matches(c))
+}
+
 impl SpecForm {
     fn matches(&self, c: &Candidate) -> bool {
         c.name == self.name
@@ -386,6 +391,7 @@ impl Run<'_> {
                 target: u.target.clone(),
                 spec: spec.into(),
                 available: "it is listed in `exclude`".into(),
+                hidden_by_modules: vec![],
             }));
         }
         let available = match known_name {
@@ -409,6 +415,7 @@ impl Run<'_> {
             target: u.target.clone(),
             spec: spec.into(),
             available,
+            hidden_by_modules: vec![],
         }))
     }
 

@@ -22,6 +22,10 @@ pub struct RpmTargetSpec {
     /// Names never to carry.
     #[serde(default)]
     pub exclude: Vec<String>,
+    /// EL8 module streams to take packages from (`container-tools:rhel8`), instead of
+    /// each module's default stream.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub modules: Vec<String>,
 }
 
 /// An upstream yum repo, with the options of a `.repo` file that a connected RHEL,

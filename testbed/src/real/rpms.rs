@@ -370,69 +370,117 @@ pub fn dnf_install(
     keys: &[PathBuf],
     packages: &[&str],
 ) -> Result<Vec<String>> {
-    let root = scratch.join("root");
-    let home = scratch.join("home");
-    std::fs::create_dir_all(&root)?;
-    std::fs::create_dir_all(&home)?;
-    // Debian's rpm keeps its database under ~/.rpmdb unless told otherwise.
-    std::fs::write(home.join(".rpmmacros"), "%_dbpath /var/lib/rpm\n")?;
-    let gpgkey: Vec<String> = keys
-        .iter()
-        .map(|k| format!("file://{}", k.display()))
-        .collect();
-    let conf = scratch.join("dnf.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "[main]\nreposdir=/dev/null\ncachedir={cache}\ninstall_weak_deps=False\n\n[bundle]\nname=bundle\nbaseurl=file://{repo}\nenabled=1\ngpgcheck={check}\ngpgkey={keys}\n",
-            cache = scratch.join("cache").display(),
-            repo = repo.display(),
-            check = if keys.is_empty() { 0 } else { 1 },
-            keys = gpgkey.join(" "),
-        ),
-    )?;
-    let out = Command::new("dnf")
-        .env("HOME", &home)
-        .arg("--config")
-        .arg(&conf)
-        .arg("--installroot")
-        .arg(&root)
-        .args([
-            "--releasever=9",
-            "--disablerepo=*",
-            "--enablerepo=bundle",
-            "--setopt=tsflags=nodocs",
-            "-y",
-            "install",
-        ])
-        .args(packages)
-        .output()
-        .context("running dnf (apt-get install dnf)")?;
-    if !out.status.success() {
-        bail!(
-            "dnf install failed:\n{}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+    let root = DnfRoot::new(scratch, repo, keys, "9")?;
+    let mut args = vec!["install"];
+    args.extend_from_slice(packages);
+    root.dnf(&args)?;
+    root.installed()
+}
+
+/// A fresh installroot for dnf with one repo (`bundle`, the folder `repo`) enabled and
+/// gpgcheck=1 against `keys` (off without keys).
+pub struct DnfRoot {
+    /// The installroot.
+    pub root: PathBuf,
+    home: PathBuf,
+    conf: PathBuf,
+    releasever: String,
+}
+
+impl DnfRoot {
+    /// Prepares `scratch/root` for `$releasever` `releasever`.
+    pub fn new(scratch: &Path, repo: &Path, keys: &[PathBuf], releasever: &str) -> Result<Self> {
+        let root = scratch.join("root");
+        let home = scratch.join("home");
+        std::fs::create_dir_all(&root)?;
+        std::fs::create_dir_all(&home)?;
+        // Debian's rpm keeps its database under ~/.rpmdb unless told otherwise.
+        std::fs::write(home.join(".rpmmacros"), "%_dbpath /var/lib/rpm\n")?;
+        let gpgkey: Vec<String> = keys
+            .iter()
+            .map(|k| format!("file://{}", k.display()))
+            .collect();
+        let conf = scratch.join("dnf.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "[main]\nreposdir=/dev/null\ncachedir={cache}\ninstall_weak_deps=False\n\n[bundle]\nname=bundle\nbaseurl=file://{repo}\nenabled=1\ngpgcheck={check}\ngpgkey={keys}\n",
+                cache = scratch.join("cache").display(),
+                repo = repo.display(),
+                check = if keys.is_empty() { 0 } else { 1 },
+                keys = gpgkey.join(" "),
+            ),
+        )?;
+        Ok(DnfRoot {
+            root,
+            home,
+            conf,
+            releasever: releasever.into(),
+        })
     }
-    let out = Command::new("rpm")
-        .env("HOME", &home)
-        .arg("--root")
-        .arg(&root)
-        .args([
-            "-qa",
-            "--qf",
-            "%{NAME}-%|EPOCH?{%{EPOCH}:}|%{VERSION}-%{RELEASE}.%{ARCH}\n",
-        ])
-        .output()?;
-    if !out.status.success() {
-        bail!("rpm -qa failed: {}", String::from_utf8_lossy(&out.stderr));
+
+    /// Makes the root look like an EL host of `platform` (`platform:el8`): dnf reads
+    /// `PLATFORM_ID` from its `/etc/os-release` to resolve module streams.
+    pub fn with_platform(self, platform: &str) -> Result<Self> {
+        let etc = self.root.join("etc");
+        std::fs::create_dir_all(&etc)?;
+        std::fs::write(
+            etc.join("os-release"),
+            format!("NAME=\"Rocky Linux\"\nID=\"rocky\"\nVERSION_ID=\"{}\"\nPLATFORM_ID=\"{platform}\"\n", self.releasever),
+        )?;
+        Ok(self)
     }
-    let mut list: Vec<String> = String::from_utf8(out.stdout)?
-        .lines()
-        .map(str::to_string)
-        .collect();
-    list.retain(|l| !l.starts_with("gpg-pubkey-"));
-    list.sort();
-    Ok(list)
+
+    /// Runs `dnf -y <args>` on the root with only the bundle's repo; returns stdout.
+    pub fn dnf(&self, args: &[&str]) -> Result<String> {
+        let out = Command::new("dnf")
+            .env("HOME", &self.home)
+            .arg("--config")
+            .arg(&self.conf)
+            .arg("--installroot")
+            .arg(&self.root)
+            .arg(format!("--releasever={}", self.releasever))
+            .args([
+                "--disablerepo=*",
+                "--enablerepo=bundle",
+                "--setopt=tsflags=nodocs",
+                "-y",
+            ])
+            .args(args)
+            .output()
+            .context("running dnf (apt-get install dnf)")?;
+        if !out.status.success() {
+            bail!(
+                "dnf {} failed:\n{}\n{}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// `rpm -qa` of the root: sorted NEVRAs, without `gpg-pubkey`.
+    pub fn installed(&self) -> Result<Vec<String>> {
+        let out = Command::new("rpm")
+            .env("HOME", &self.home)
+            .arg("--root")
+            .arg(&self.root)
+            .args([
+                "-qa",
+                "--qf",
+                "%{NAME}-%|EPOCH?{%{EPOCH}:}|%{VERSION}-%{RELEASE}.%{ARCH}\n",
+            ])
+            .output()?;
+        if !out.status.success() {
+            bail!("rpm -qa failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        let mut list: Vec<String> = String::from_utf8(out.stdout)?
+            .lines()
+            .map(str::to_string)
+            .collect();
+        list.retain(|l| !l.starts_with("gpg-pubkey-"));
+        list.sort();
+        Ok(list)
+    }
 }
