@@ -55,6 +55,10 @@ pub struct RpmRepoFacts {
     pub packages: Vec<RpmFact>,
     /// GPG key files, relative to the repository folder (`RPM-GPG-KEY-kubernetes`).
     pub gpg_keys: Vec<String>,
+    /// EL8 module streams the packages come from (`container-tools:rhel8`), enabled on
+    /// the hosts before installing; empty on EL9.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub module_streams: Vec<String>,
 }
 
 /// One package.
@@ -188,6 +192,7 @@ fn rpm_repo_facts(r: &RpmRepoRecord) -> RpmRepoFacts {
         arch: r.arch.clone(),
         packages,
         gpg_keys,
+        module_streams: r.module_streams.clone(),
     }
 }
 

@@ -279,3 +279,28 @@ fn an_el8_repository_host_serves_with_the_python_dnf_runs_on() {
         "{unit}"
     );
 }
+
+#[test]
+fn el8_module_streams_are_enabled_from_the_bundle_before_the_packages() {
+    let mut f = facts();
+    let mut el8 = repo_for("el8-x86_64", "8", "x86_64");
+    el8.module_streams = vec!["container-tools:rhel8".into()];
+    f.rpm_repos = vec![el8];
+    let p = plan(&cluster(3, 1), &f, &inputs()).unwrap();
+    let ids: Vec<&str> = p
+        .host_steps("server8")
+        .map(|(_, s)| s.id.as_str())
+        .filter(|id| id.starts_with("repo/"))
+        .collect();
+    assert_eq!(ids, ["repo/file", "repo/module-container-tools", "repo/install"]);
+    let enable = command(&p, "server8", "repo/module-container-tools");
+    assert_eq!(
+        enable,
+        "dnf -y --disablerepo='*' --enablerepo=bundle-el8-x86_64 module reset container-tools && dnf -y --disablerepo='*' --enablerepo=bundle-el8-x86_64 module enable container-tools:rhel8"
+    );
+    // None on EL9.
+    let el9 = plan(&cluster(3, 1), &facts(), &inputs()).unwrap();
+    assert!(!el9
+        .host_steps("server8")
+        .any(|(_, s)| s.id.starts_with("repo/module-")));
+}

@@ -192,6 +192,7 @@ fn repository(ctx: &PlanContext) -> Vec<HostSteps> {
         .map(|n| {
             let mut s = repo::served(ctx, n);
             s.push(repo::repo_file(ctx, n));
+            s.extend(repo::module_streams(ctx, n));
             host(n, if ctx.serves_repo(n) { 0 } else { 1 }, s)
         })
         .collect()

@@ -108,6 +108,7 @@ pub fn facts_with(k8s: &str, containerd: Option<&str>, cni: &str) -> BundleFacts
             arch: "x86_64".into(),
             packages,
             gpg_keys: vec!["keys/RPM-GPG-KEY-kubernetes".into()],
+            module_streams: vec![],
         }],
         release: Release {
             bundle: "k8s".into(),

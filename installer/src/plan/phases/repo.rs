@@ -117,15 +117,43 @@ fn per_target(ctx: &PlanContext, id: &str, target: &str) -> String {
 /// The `.repo` file and the packages.
 fn install(ctx: &PlanContext, n: &Node) -> Vec<Step> {
     let pkgs = packages(ctx, n);
-    vec![
-        repo_file(ctx, n),
-        run(
-            "repo/install",
-            "install the exact package versions the bundle carries",
-            dnf_install(ctx, n, &pkgs, false),
-            Some(rpm_q(&pkgs)),
-        ),
-    ]
+    let mut s = vec![repo_file(ctx, n)];
+    s.extend(module_streams(ctx, n));
+    s.push(run(
+        "repo/install",
+        "install the exact package versions the bundle carries",
+        dnf_install(ctx, n, &pkgs, false),
+        Some(rpm_q(&pkgs)),
+    ));
+    s
+}
+
+/// EL8: each module stream the bundle's packages come from enabled, from the bundle's
+/// repository alone. The repository makes them its defaults, which is enough on a fresh
+/// host; a host with another stream of the module enabled would hide the packages
+/// (`reset` first: `enable` refuses to switch streams), and the host's record of its
+/// modules then says what is installed.
+pub(in crate::plan) fn module_streams(ctx: &PlanContext, n: &Node) -> Vec<Step> {
+    let r = ctx.repo(n);
+    let only = format!(
+        "--disablerepo='*' --enablerepo={}",
+        repo::repo_id(&r.rpm_repo.target)
+    );
+    r.rpm_repo
+        .module_streams
+        .iter()
+        .filter_map(|ms| ms.split_once(':'))
+        .map(|(module, stream)| {
+            run(
+                &format!("repo/module-{module}"),
+                &format!("the module stream {module}:{stream} the bundle's packages come from, enabled"),
+                format!("dnf -y {only} module reset {module} && dnf -y {only} module enable {module}:{stream}"),
+                Some(format!(
+                    "grep -qx 'stream={stream}' /etc/dnf/modules.d/{module}.module && grep -qx 'state=enabled' /etc/dnf/modules.d/{module}.module"
+                )),
+            )
+        })
+        .collect()
 }
 
 /// The packages `n` installs: every node's, and the load balancer's on masters, of
