@@ -106,7 +106,8 @@ impl ManifestSource {
         }
     }
 
-    /// Reads and checks the manifest.
+    /// Reads and checks the manifest; relative certificate paths in it are taken from
+    /// its folder, as a build run from elsewhere (CI, a script) expects.
     pub fn load(&self) -> Result<BundleManifest, Error> {
         let text = match self {
             ManifestSource::Default => DEFAULT_MANIFEST.to_string(),
@@ -117,7 +118,25 @@ impl ManifestSource {
                 })?
             }
         };
-        parse(&text, &self.display())
+        let mut m = parse(&text, &self.display())?;
+        if let ManifestSource::File(p) = self {
+            m.resolve_paths(p.parent().unwrap_or(Path::new("")));
+        }
+        Ok(m)
+    }
+}
+
+impl BundleManifest {
+    /// The RPM repos' certificate files relative to `dir` (the manifest's folder).
+    fn resolve_paths(&mut self, dir: &Path) {
+        let repos = self.spec.rpms.iter_mut().flat_map(|t| t.repos.iter_mut());
+        for r in repos {
+            for f in [&mut r.sslclientcert, &mut r.sslclientkey, &mut r.sslcacert] {
+                if let Some(path) = f.as_mut().filter(|p| p.is_relative()) {
+                    *path = dir.join(&*path);
+                }
+            }
+        }
     }
 }
 
@@ -303,6 +322,28 @@ mod tests {
         assert!(
             matches!(&err, Error::ManifestInvalid { field, .. } if field == "spec.files[0].sha256"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn certificate_paths_are_taken_from_the_manifests_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = "apiVersion: bundle/v1alpha1\nkind: BundleManifest\nmetadata: {name: n, version: '1'}\nspec:\n  rpms:\n    - target: el9-x86_64\n      releasever: '9'\n      arch: x86_64\n      repos:\n        - {name: cdn, baseurl: 'https://cdn/', sslclientcert: certs/1.pem, sslclientkey: /etc/pki/entitlement/1-key.pem, sslcacert: ca.pem}\n      packages: [kubeadm]\n";
+        let path = dir.path().join("m.yaml");
+        std::fs::write(&path, text).unwrap();
+        let m = ManifestSource::File(path).load().unwrap();
+        let r = &m.spec.rpms[0].repos[0];
+        assert_eq!(
+            r.sslclientcert.as_deref(),
+            Some(dir.path().join("certs/1.pem").as_path())
+        );
+        assert_eq!(
+            r.sslclientkey.as_deref(),
+            Some(Path::new("/etc/pki/entitlement/1-key.pem"))
+        );
+        assert_eq!(
+            r.sslcacert.as_deref(),
+            Some(dir.path().join("ca.pem").as_path())
         );
     }
 

@@ -292,7 +292,10 @@ fn el8_module_streams_are_enabled_from_the_bundle_before_the_packages() {
         .map(|(_, s)| s.id.as_str())
         .filter(|id| id.starts_with("repo/"))
         .collect();
-    assert_eq!(ids, ["repo/file", "repo/module-container-tools", "repo/install"]);
+    assert_eq!(
+        ids,
+        ["repo/file", "repo/module-container-tools", "repo/install"]
+    );
     let enable = command(&p, "server8", "repo/module-container-tools");
     assert_eq!(
         enable,
