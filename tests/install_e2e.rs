@@ -2054,6 +2054,24 @@ fn external_etcd_certificates_are_checked_and_renewed(s: &Site, etcd_hosts: &[&s
             );
         }
     }
+    // The certificates and keys went to the hosts, never into a log or plan.
+    let logs_and_plans = walk(&s.state()).into_iter().filter(|f| {
+        let name = f.to_string_lossy();
+        name.contains("/_state/logs/")
+            || name.ends_with("/plan.json")
+            || name.ends_with("/plan.txt")
+    });
+    let mut read = 0;
+    for f in logs_and_plans {
+        read += 1;
+        let name = f.to_string_lossy();
+        let t = std::fs::read(&f).unwrap_or_default();
+        assert!(
+            !String::from_utf8_lossy(&t).contains("PRIVATE KEY-----"),
+            "a key in {name}"
+        );
+    }
+    assert!(read > hosts.len(), "no logs or plans under {:?}", s.state());
     let mode = std::fs::metadata(&secrets_path).unwrap().permissions();
     assert_eq!(
         std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
