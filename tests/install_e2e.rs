@@ -1907,4 +1907,199 @@ fn install_with_external_etcd_runs_the_members_on_their_own_hosts_with_the_deplo
         again.iter().rev().take(5).all(|(st, _)| st == "skipped"),
         "{again:?}"
     );
+
+    external_etcd_certificates_are_checked_and_renewed(&s, &etcd_hosts);
+}
+
+/// `bundle certs check` and `bundle certs renew` with external etcd, on the installed
+/// site: the members' certificates listed, renewed from the kept CA member by member
+/// (real etcd restarted on them), the API servers' client certificate too; refused
+/// without the CA's key.
+fn external_etcd_certificates_are_checked_and_renewed(s: &Site, etcd_hosts: &[&str]) {
+    let started = std::time::Instant::now();
+    let o = s.bundle(&["certs", "check", "--inventory", "cluster.yaml"]);
+    let table = s.ok(&o, "certs check with external etcd");
+    let row = |host: &str, name: &str| {
+        table
+            .lines()
+            .find(|l| {
+                l.starts_with(&format!("{host} ")) && l.split_whitespace().nth(1) == Some(name)
+            })
+            .unwrap_or_else(|| panic!("no {name} row for {host}: {table}"))
+            .to_string()
+    };
+    for h in etcd_hosts {
+        for leaf in ["etcd-server", "etcd-peer", "etcd-healthcheck-client"] {
+            let r = row(h, leaf);
+            assert!(
+                !r.ends_with("yes") && (r.contains(" 364d") || r.contains(" 365d")),
+                "{r}"
+            );
+        }
+        assert!(row(h, "etcd-ca").ends_with("yes"), "{table}");
+    }
+    for m in ["m1", "m2", "m3"] {
+        assert!(!row(m, "apiserver-etcd-client").ends_with("yes"), "{table}");
+        assert!(row(m, "etcd-ca").ends_with("yes"), "{table}");
+    }
+
+    // The plan first: secrets as placeholders, one member per wave, then the masters.
+    let o = s.bundle(&[
+        "certs",
+        "renew",
+        "--inventory",
+        "cluster.yaml",
+        "--dry-run",
+        "--plan-out",
+        "renew-plan",
+    ]);
+    s.ok(&o, "certs renew --dry-run");
+    let plan = std::fs::read_to_string(s.path("renew-plan/plan.txt")).unwrap();
+    assert!(
+        plan.contains("  w2 (wave 1)\n    [renew/etcd-server-crt]"),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("  w4 (wave 3)\n") && plan.contains("  m1 (wave 4)\n"),
+        "{plan}"
+    );
+    assert!(!plan.contains("BEGIN"), "{plan}");
+
+    // Without the CA's key: refused before any host is touched, saying what to do.
+    let secrets_path = s.state().join("secrets.json");
+    let kept = std::fs::read(&secrets_path).unwrap();
+    let mut without: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&kept).unwrap();
+    without
+        .remove("etcd-pki/ca.key")
+        .expect("the CA key was kept");
+    let without = serde_json::to_vec_pretty(&without).unwrap();
+    std::fs::write(&secrets_path, &without).unwrap();
+    let hosts: Vec<&str> = etcd_hosts
+        .iter()
+        .copied()
+        .chain(["m1", "m2", "m3"])
+        .collect();
+    let before = pki_on_hosts(s, &hosts);
+    let o = s.bundle(&["certs", "renew", "--inventory", "cluster.yaml", "--yes"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("error: `bundle-state/e2e/secrets.json` has no `etcd-pki/ca.key`: the external etcd's CA"),
+        "{err}"
+    );
+    assert!(err.contains("hint: restore `"), "{err}");
+    assert_eq!(std::fs::read(&secrets_path).unwrap(), without);
+    assert_eq!(pki_on_hosts(s, &hosts), before, "a host was touched");
+    std::fs::write(&secrets_path, &kept).unwrap();
+
+    // Renewed twice: each time every member serves a new certificate from the same
+    // CA after a restart, the cluster keeps its three members, and the API servers'
+    // client certificate (new too) still reaches every member.
+    let mut serials = served_serials(s, etcd_hosts);
+    let ca =
+        s.c.read_host_file("w2", "/etc/kubernetes/pki/etcd/ca.crt")
+            .unwrap();
+    for round in ["the first renewal", "the second renewal"] {
+        let pids: Vec<String> = etcd_hosts
+            .iter()
+            .map(|h| s.on_host(h, "pgrep -x etcd"))
+            .collect();
+        let client = s.on_host(
+            "m1",
+            "openssl x509 -noout -serial -in /etc/kubernetes/pki/apiserver-etcd-client.crt",
+        );
+        let o = s.bundle(&["certs", "renew", "--inventory", "cluster.yaml", "--yes"]);
+        s.ok(&o, round);
+        let now = served_serials(s, etcd_hosts);
+        for (i, h) in etcd_hosts.iter().enumerate() {
+            assert_ne!(
+                now[i], serials[i],
+                "{round}: {h} serves its old certificate"
+            );
+            let file = s.on_host(
+                h,
+                "openssl x509 -noout -serial -startdate -in /etc/kubernetes/pki/etcd/server.crt",
+            );
+            assert_eq!(now[i], file, "{round}: {h}");
+            assert_ne!(
+                s.on_host(h, "pgrep -x etcd"),
+                pids[i],
+                "{round}: {h} was not restarted"
+            );
+            s.on_host(h, "openssl verify -CAfile /etc/kubernetes/pki/etcd/ca.crt /etc/kubernetes/pki/etcd/server.crt /etc/kubernetes/pki/etcd/peer.crt /etc/kubernetes/pki/etcd/healthcheck-client.crt");
+        }
+        serials = now;
+        assert_eq!(
+            ca,
+            s.c.read_host_file("w3", "/etc/kubernetes/pki/etcd/ca.crt")
+                .unwrap()
+        );
+        let list = s.on_host(
+            "w3",
+            &format!("{} member list", bundle_testbed::real::etcd::ETCDCTL),
+        );
+        assert_eq!(list.matches(", started, ").count(), 3, "{round}: {list}");
+        assert_ne!(
+            client,
+            s.on_host(
+                "m1",
+                "openssl x509 -noout -serial -in /etc/kubernetes/pki/apiserver-etcd-client.crt"
+            ),
+            "{round}: the API server's etcd client certificate was not renewed"
+        );
+        for h in etcd_hosts {
+            let ip = s.c.host(h).address;
+            let health = s.on_host("m1", &format!("curl -sf --cacert /etc/kubernetes/pki/etcd/ca.crt --cert /etc/kubernetes/pki/apiserver-etcd-client.crt --key /etc/kubernetes/pki/apiserver-etcd-client.key https://{ip}:2379/health"));
+            assert!(
+                health.contains("\"health\":\"true\""),
+                "{round}: {h}: {health}"
+            );
+        }
+    }
+    // The certificates and keys went to the hosts, never into a log or plan.
+    let logs_and_plans = walk(&s.state()).into_iter().filter(|f| {
+        let name = f.to_string_lossy();
+        name.contains("/_state/logs/")
+            || name.ends_with("/plan.json")
+            || name.ends_with("/plan.txt")
+    });
+    let mut read = 0;
+    for f in logs_and_plans {
+        read += 1;
+        let name = f.to_string_lossy();
+        let t = std::fs::read(&f).unwrap_or_default();
+        assert!(
+            !String::from_utf8_lossy(&t).contains("PRIVATE KEY-----"),
+            "a key in {name}"
+        );
+    }
+    assert!(read > hosts.len(), "no logs or plans under {:?}", s.state());
+    let mode = std::fs::metadata(&secrets_path).unwrap().permissions();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+        0o600
+    );
+    eprintln!("external etcd certificates: {:?}", started.elapsed());
+}
+
+/// The serial and start of the certificate each member presents on its client port.
+fn served_serials(s: &Site, etcd_hosts: &[&str]) -> Vec<String> {
+    etcd_hosts
+        .iter()
+        .map(|h| {
+            let ip = s.c.host(h).address;
+            s.on_host(h, &format!("cd /etc/kubernetes/pki/etcd && openssl s_client -connect {ip}:2379 -CAfile ca.crt -cert healthcheck-client.crt -key healthcheck-client.key </dev/null 2>/dev/null | openssl x509 -noout -serial -startdate"))
+        })
+        .collect()
+}
+
+/// Every etcd certificate and key on `hosts`, as checksums.
+fn pki_on_hosts(s: &Site, hosts: &[&str]) -> Vec<String> {
+    hosts
+        .iter()
+        .map(|h| {
+            s.on_host(h, "cd /etc/kubernetes/pki && for f in etcd/* apiserver-etcd-client.*; do [ -f \"$f\" ] && sha256sum \"$f\"; done; true")
+        })
+        .collect()
 }

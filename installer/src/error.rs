@@ -147,6 +147,16 @@ pub enum Error {
         detail: String,
     },
 
+    /// `secrets.json` lacks the external etcd's CA (its certificate or key), which
+    /// signs every member's certificates and is kept nowhere else.
+    #[error("`{path}` has no `{entry}`: the external etcd's CA, which issues its certificates")]
+    EtcdCaMissing {
+        /// The secrets file.
+        path: PathBuf,
+        /// The entry missing.
+        entry: String,
+    },
+
     /// The external etcd's certificates could not be made or read back.
     #[error("cannot make the external etcd's certificates: {0}")]
     Pki(String),
@@ -542,6 +552,7 @@ impl bundle_format::Hint for Error {
             Error::Secrets { .. } => {
                 Some("restore the file from the earlier plan, or remove it to generate new secrets (hosts already installed keep the old ones)".into())
             }
+            Error::EtcdCaMissing { path, .. } => Some(format!("restore `{}` from a backup of the state folder: the CA's key is kept only there (never on a host), and certificates from a new CA would not be trusted by the members that run; nothing was changed on the hosts", path.display())),
             Error::HostKeyUnknown(e) => Some(if e.fingerprints.is_empty() {
                 format!("compare the key with `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` run on the host itself, then add it to `{}` (`ssh-keyscan -p {} {}` run where the host is reachable prints the line for `{}`)", e.known_hosts, e.port, e.ip, e.known_hosts_name)
             } else {

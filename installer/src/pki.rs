@@ -18,7 +18,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose, SanType,
+    KeyUsagePurpose, SanType, SerialNumber,
 };
 use time::{Duration, OffsetDateTime};
 
@@ -59,46 +59,97 @@ pub fn missing_entries(
 ) -> Result<Vec<(String, String)>, Error> {
     let have = |e: &str| existing.contains_key(&format!("{PREFIX}{e}"));
     let mut out = Vec::new();
-    let (ca_params, ca_key) = match (
-        existing.get(&format!("{PREFIX}ca.crt")),
-        existing.get(&format!("{PREFIX}ca.key")),
-    ) {
-        (Some(_), Some(key)) => (ca_params(), KeyPair::from_pem(key).map_err(pki_error)?),
-        _ => {
+    let issuer = match stored_issuer(existing)? {
+        Some(issuer) => issuer,
+        None => {
             let key = KeyPair::generate().map_err(pki_error)?;
-            let params = ca_params();
-            let cert = params.self_signed(&key).map_err(pki_error)?;
+            let cert = ca_params().self_signed(&key).map_err(pki_error)?;
             out.push(("ca.crt".to_string(), cert.pem()));
             out.push(("ca.key".to_string(), key.serialize_pem()));
-            (params, key)
+            Issuer::new(ca_params(), key)
         }
     };
-    // The issuer is rebuilt from the same parameters and key: its name and key
-    // identifier are what the stored CA certificate says.
-    let issuer = Issuer::new(ca_params, ca_key);
-    let mut issue = |entry: &str, params: CertificateParams| -> Result<(), Error> {
+    for (entry, params) in leaves(members)? {
         if have(&format!("{entry}.crt")) && have(&format!("{entry}.key")) {
-            return Ok(());
+            continue;
         }
         let key = KeyPair::generate().map_err(pki_error)?;
         let cert = params.signed_by(&key, &issuer).map_err(pki_error)?;
         out.push((format!("{entry}.crt"), cert.pem()));
         out.push((format!("{entry}.key"), key.serialize_pem()));
-        Ok(())
-    };
+    }
+    Ok(out)
+}
+
+/// Every leaf certificate of `members` and the API servers' client certificate issued
+/// again from the CA in `existing`, valid for a year from now with the same names and
+/// uses: the entries that replace the old ones (`e1/server.crt`, …). The CA is not
+/// touched.
+///
+/// Each keeps the key it had (as `kubeadm certs renew` does), so a certificate and
+/// its key on a host match at every moment of the rewrite, and a run cut between the
+/// two files, or before a member was restarted, leaves a pair that works. A member
+/// without a key yet gets a new one.
+pub fn renewed_entries(
+    existing: &BTreeMap<String, String>,
+    members: &[EtcdMember],
+) -> Result<Vec<(String, String)>, Error> {
+    let issuer = stored_issuer(existing)?.ok_or(Error::Pki(
+        "there is no etcd CA (`etcd-pki/ca.crt` and `etcd-pki/ca.key`) to issue them from".into(),
+    ))?;
+    let mut out = Vec::new();
+    for (entry, params) in leaves(members)? {
+        let (key, new) = match existing.get(&format!("{PREFIX}{entry}.key")) {
+            Some(pem) => (KeyPair::from_pem(pem).map_err(pki_error)?, false),
+            None => (KeyPair::generate().map_err(pki_error)?, true),
+        };
+        let cert = params.signed_by(&key, &issuer).map_err(pki_error)?;
+        out.push((format!("{entry}.crt"), cert.pem()));
+        if new {
+            out.push((format!("{entry}.key"), key.serialize_pem()));
+        }
+    }
+    Ok(out)
+}
+
+/// The CA kept in `existing` as an issuer: rebuilt from the same parameters and key,
+/// so its name and key identifier are what the stored CA certificate says. `None`
+/// when there is none yet; an error when the certificate is there without its key
+/// (a new CA would not be trusted by the members already running).
+fn stored_issuer(
+    existing: &BTreeMap<String, String>,
+) -> Result<Option<Issuer<'static, KeyPair>>, Error> {
+    match (
+        existing.get(&format!("{PREFIX}ca.crt")),
+        existing.get(&format!("{PREFIX}ca.key")),
+    ) {
+        (Some(_), Some(key)) => {
+            let key = KeyPair::from_pem(key).map_err(pki_error)?;
+            Ok(Some(Issuer::new(ca_params(), key)))
+        }
+        (None, None) => Ok(None),
+        (Some(_), None) => Err(Error::Pki("`etcd-pki/ca.key` is missing".into())),
+        (None, Some(_)) => Err(Error::Pki("`etcd-pki/ca.crt` is missing".into())),
+    }
+}
+
+/// The leaf certificates of `members` and the API servers' client certificate, by
+/// entry name (without `.crt`), each with what it is issued with.
+fn leaves(members: &[EtcdMember]) -> Result<Vec<(String, CertificateParams)>, Error> {
+    let mut out = Vec::new();
     for m in members {
         let sans = member_sans(m);
-        issue(&format!("{}/server", m.name), leaf(&m.name, &sans, true))?;
-        issue(&format!("{}/peer", m.name), leaf(&m.name, &sans, true))?;
-        issue(
-            &format!("{}/healthcheck-client", m.name),
-            leaf("kube-etcd-healthcheck-client", &[], false),
-        )?;
+        out.push((format!("{}/server", m.name), leaf(&m.name, &sans, true)?));
+        out.push((format!("{}/peer", m.name), leaf(&m.name, &sans, true)?));
+        out.push((
+            format!("{}/healthcheck-client", m.name),
+            leaf("kube-etcd-healthcheck-client", &[], false)?,
+        ));
     }
-    issue(
-        "apiserver-etcd-client",
-        leaf("kube-apiserver-etcd-client", &[], false),
-    )?;
+    out.push((
+        "apiserver-etcd-client".to_string(),
+        leaf("kube-apiserver-etcd-client", &[], false)?,
+    ));
     Ok(out)
 }
 
@@ -129,8 +180,11 @@ fn member_sans(m: &EtcdMember) -> Vec<SanType> {
 }
 
 /// A certificate for `cn`: server and client use for members, client only otherwise.
-fn leaf(cn: &str, sans: &[SanType], server: bool) -> CertificateParams {
+/// Its serial number is random: rcgen would derive it from the key, and a renewed
+/// certificate keeps its key, while an issuer's serials must differ (RFC 5280).
+fn leaf(cn: &str, sans: &[SanType], server: bool) -> Result<CertificateParams, Error> {
     let mut p = CertificateParams::default();
+    p.serial_number = Some(random_serial()?);
     p.distinguished_name.push(DnType::CommonName, cn);
     p.subject_alt_names = sans.to_vec();
     p.key_usages = vec![
@@ -146,7 +200,16 @@ fn leaf(cn: &str, sans: &[SanType], server: bool) -> CertificateParams {
     };
     p.use_authority_key_identifier_extension = true;
     validity(&mut p, 365);
-    p
+    Ok(p)
+}
+
+/// 16 random bytes, the first bit clear so that the number is positive.
+fn random_serial() -> Result<SerialNumber, Error> {
+    let mut bytes = [0u8; 16];
+    getrandom::getrandom(&mut bytes)
+        .map_err(|e| Error::Random(std::io::Error::other(e.to_string())))?;
+    bytes[0] &= 0x7f;
+    Ok(SerialNumber::from_slice(&bytes))
 }
 
 fn validity(p: &mut CertificateParams, days: i64) {
@@ -203,5 +266,124 @@ mod tests {
                 "e3/healthcheck-client.key"
             ]
         );
+    }
+
+    /// Entries as `secrets.json` keeps them (with [`PREFIX`]).
+    fn stored(entries: Vec<(String, String)>) -> BTreeMap<String, String> {
+        entries
+            .into_iter()
+            .map(|(k, v)| (format!("{PREFIX}{k}"), v))
+            .collect()
+    }
+
+    /// `openssl ARGS` in `dir`; its standard output.
+    fn openssl(dir: &std::path::Path, args: &[&str]) -> String {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "openssl {args:?}: {out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    #[test]
+    fn renewed_leaves_come_from_the_same_ca_with_the_same_names_keys_and_a_later_end() {
+        let first = stored(missing_entries(&BTreeMap::new(), &members()).unwrap());
+        // Whole seconds apart, so that the later notAfter shows in openssl's dates.
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        let renewed = renewed_entries(&first, &members()).unwrap();
+        let names: Vec<&str> = renewed.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "e1/server.crt",
+                "e1/peer.crt",
+                "e1/healthcheck-client.crt",
+                "e2/server.crt",
+                "e2/peer.crt",
+                "e2/healthcheck-client.crt",
+                "apiserver-etcd-client.crt"
+            ],
+            "the CA and the keys are kept"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let put = |name: &str, pem: &str| std::fs::write(dir.path().join(name), pem).unwrap();
+        put("ca.crt", &first[&format!("{PREFIX}ca.crt")]);
+        for (entry, new) in &renewed {
+            let old = &first[&format!("{PREFIX}{entry}")];
+            put("old.crt", old);
+            put("new.crt", new);
+            put(
+                "key",
+                &first[&format!("{PREFIX}{}", entry.replace(".crt", ".key"))],
+            );
+            let verified = openssl(dir.path(), &["verify", "-CAfile", "ca.crt", "new.crt"]);
+            assert_eq!(verified, "new.crt: OK\n", "{entry}");
+            let show =
+                |f: &str, what: &str| openssl(dir.path(), &["x509", "-noout", what, "-in", f]);
+            let names = |f: &str| {
+                openssl(
+                    dir.path(),
+                    &[
+                        "x509",
+                        "-noout",
+                        "-subject",
+                        "-ext",
+                        "subjectAltName,extendedKeyUsage",
+                        "-in",
+                        f,
+                    ],
+                )
+            };
+            assert_eq!(names("new.crt"), names("old.crt"), "{entry}");
+            assert_ne!(
+                show("new.crt", "-serial"),
+                show("old.crt", "-serial"),
+                "{entry}"
+            );
+            let end = |f: &str| {
+                let d = show(f, "-enddate");
+                let d = d.trim().trim_start_matches("notAfter=");
+                time::PrimitiveDateTime::parse(
+                    d.trim_end_matches(" GMT"),
+                    time::macros::format_description!(
+                        "[month repr:short] [day padding:space] [hour]:[minute]:[second] [year]"
+                    ),
+                )
+                .unwrap()
+            };
+            assert!(end("new.crt") > end("old.crt"), "{entry}");
+            // The kept key is the key of the new certificate.
+            assert_eq!(
+                show("new.crt", "-pubkey"),
+                openssl(dir.path(), &["pkey", "-pubout", "-in", "key"]),
+                "{entry}"
+            );
+        }
+        let mut after = first.clone();
+        for (entry, pem) in renewed {
+            after.insert(format!("{PREFIX}{entry}"), pem);
+        }
+        assert_eq!(
+            after[&format!("{PREFIX}ca.crt")],
+            first[&format!("{PREFIX}ca.crt")]
+        );
+        assert_eq!(
+            after[&format!("{PREFIX}ca.key")],
+            first[&format!("{PREFIX}ca.key")]
+        );
+    }
+
+    #[test]
+    fn without_the_ca_key_nothing_is_issued_and_no_new_ca_is_made() {
+        let mut first = stored(missing_entries(&BTreeMap::new(), &members()).unwrap());
+        first.remove(&format!("{PREFIX}ca.key"));
+        let e = renewed_entries(&first, &members()).unwrap_err().to_string();
+        assert!(e.contains("`etcd-pki/ca.key` is missing"), "{e}");
+        // An install would otherwise make a new CA the running members do not trust.
+        first.remove(&format!("{PREFIX}e2/peer.crt"));
+        let e = missing_entries(&first, &members()).unwrap_err().to_string();
+        assert!(e.contains("`etcd-pki/ca.key` is missing"), "{e}");
     }
 }

@@ -165,28 +165,49 @@ impl Secrets {
     /// [`crate::pki`]): what an execution of `plan` needs.
     pub fn load_for_plan(path: &Path, plan: &crate::Plan) -> Result<Self, Error> {
         let mut secrets = Self::load_or_create(path)?;
-        let members: Vec<pki::EtcdMember> = plan
-            .hosts
-            .iter()
-            .filter(|h| h.roles.iter().any(|r| r == "etcd"))
-            .filter_map(|h| {
-                Some(pki::EtcdMember {
-                    name: h.name.clone(),
-                    address: h.address.parse().ok()?,
-                })
-            })
-            .collect();
+        let members = etcd_members(plan);
         if members.is_empty() {
             return Ok(secrets);
         }
+        secrets.check_etcd_ca(path, false)?;
         let added = pki::missing_entries(&secrets.0, &members)?;
         if !added.is_empty() {
-            for (entry, value) in added {
-                secrets.0.insert(format!("{}{entry}", pki::PREFIX), value);
-            }
+            secrets.insert_pki(added);
             secrets.replace(path)?;
         }
         Ok(secrets)
+    }
+
+    /// New leaf certificates for the plan's etcd members and the API servers, from
+    /// the CA kept here (see [`pki::renewed_entries`]), saved to `path` (replaced
+    /// atomically) before they are returned: a run cut afterwards finds them there,
+    /// and hosts only ever get certificates that the file holds.
+    pub fn renew_etcd_pki(&mut self, path: &Path, plan: &crate::Plan) -> Result<(), Error> {
+        self.check_etcd_ca(path, true)?;
+        let renewed = pki::renewed_entries(&self.0, &etcd_members(plan))?;
+        self.insert_pki(renewed);
+        self.replace(path)
+    }
+
+    /// The etcd CA is here whole (`needed`: even when no etcd entry is), or not at
+    /// all: a certificate without its key cannot sign, and a new CA would not be
+    /// trusted by the members that run.
+    fn check_etcd_ca(&self, path: &Path, needed: bool) -> Result<(), Error> {
+        let has = |e: &str| self.0.contains_key(&format!("{}{e}", pki::PREFIX));
+        let any = self.0.keys().any(|k| k.starts_with(pki::PREFIX));
+        match ["ca.crt", "ca.key"].into_iter().find(|e| !has(e)) {
+            Some(e) if any || needed => Err(Error::EtcdCaMissing {
+                path: path.to_path_buf(),
+                entry: format!("{}{e}", pki::PREFIX),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    fn insert_pki(&mut self, entries: Vec<(String, String)>) {
+        for (entry, value) in entries {
+            self.0.insert(format!("{}{entry}", pki::PREFIX), value);
+        }
     }
 
     fn write(&self, path: &Path) -> Result<(), Error> {
@@ -242,6 +263,20 @@ impl Secrets {
         }
         values
     }
+}
+
+/// The plan's external etcd members (hosts with the role `etcd`), in plan order.
+fn etcd_members(plan: &crate::Plan) -> Vec<pki::EtcdMember> {
+    plan.hosts
+        .iter()
+        .filter(|h| h.roles.iter().any(|r| r == "etcd"))
+        .filter_map(|h| {
+            Some(pki::EtcdMember {
+                name: h.name.clone(),
+                address: h.address.parse().ok()?,
+            })
+        })
+        .collect()
 }
 
 /// Replaces the placeholders of `text` found in `values`, in one pass: a value that
@@ -345,5 +380,71 @@ mod tests {
             s.resolve(text, &rt),
             "auth_pass Pa55w0rd\nhash: sha256:ff\n"
         );
+    }
+
+    /// A plan with two external etcd members.
+    fn etcd_plan() -> crate::Plan {
+        let hosts = ["e1", "e2"]
+            .iter()
+            .enumerate()
+            .map(|(i, n)| crate::plan::PlanHost {
+                name: n.to_string(),
+                address: format!("10.0.0.{}", i + 1),
+                roles: vec!["etcd".into()],
+                duties: vec![],
+            })
+            .collect();
+        crate::Plan {
+            plan_version: 1,
+            cluster: "prod".into(),
+            bundle: "b 1".into(),
+            kubernetes_version: "v1.29.2".into(),
+            kubeadm_api_version: "kubeadm.k8s.io/v1beta3".into(),
+            containerd_config_version: 2,
+            control_plane_endpoint: "10.0.0.100:8443".into(),
+            registry: "r".into(),
+            repo_url: "http://r/".into(),
+            repo_served_by_deploy: None,
+            hosts,
+            notes: vec![],
+            admin_users: vec![],
+            unique_captures: vec![],
+            phases: vec![],
+        }
+    }
+
+    #[test]
+    fn renewed_etcd_certificates_are_saved_and_the_ca_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("secrets.json");
+        let mut s = Secrets::load_for_plan(&path, &etcd_plan()).unwrap();
+        let before = s.clone();
+        s.renew_etcd_pki(&path, &etcd_plan()).unwrap();
+        let saved = Secrets::load_or_create(&path).unwrap();
+        assert_eq!(saved, s);
+        let changed: Vec<&String> = s.0.keys().filter(|k| s.0[*k] != before.0[*k]).collect();
+        assert_eq!(changed.len(), 7, "{changed:?}");
+        assert!(changed
+            .iter()
+            .all(|k| k.ends_with(".crt") && !k.ends_with("ca.crt")));
+    }
+
+    #[test]
+    fn without_the_etcd_ca_key_renewal_and_plans_refuse_and_leave_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("secrets.json");
+        let mut s = Secrets::load_for_plan(&path, &etcd_plan()).unwrap();
+        s.0.remove("etcd-pki/ca.key");
+        std::fs::remove_file(&path).unwrap();
+        s.write(&path).unwrap();
+        let on_disk = std::fs::read(&path).unwrap();
+        let e = s.renew_etcd_pki(&path, &etcd_plan()).unwrap_err();
+        assert!(
+            matches!(&e, Error::EtcdCaMissing { entry, .. } if entry == "etcd-pki/ca.key"),
+            "{e}"
+        );
+        let e = Secrets::load_for_plan(&path, &etcd_plan()).unwrap_err();
+        assert!(matches!(e, Error::EtcdCaMissing { .. }), "{e}");
+        assert_eq!(std::fs::read(&path).unwrap(), on_disk);
     }
 }

@@ -241,3 +241,104 @@ fn an_upgrade_checks_the_external_members_and_leaves_the_etcd_hosts_alone() {
     assert!(!ids(&up, "server5").contains(&"preflight/etcd-health".to_string()));
     assert!(ids(&up, "server8").iter().any(|i| i.starts_with("nodes/")));
 }
+
+fn masters() -> Vec<String> {
+    ["server5", "server6", "server7"].map(String::from).to_vec()
+}
+
+#[test]
+fn renewal_plan_with_stacked_etcd() {
+    let stacked = plan(&cluster(3, 1), &facts(), &inputs()).unwrap();
+    insta::assert_snapshot!(bundle_installer::plan::renewal(&stacked, &masters()).to_text());
+}
+
+fn renewal_plan() -> Plan {
+    bundle_installer::plan::renewal(&the_plan(), &masters())
+}
+
+#[test]
+fn renewal_plan_with_external_etcd() {
+    insta::assert_snapshot!(renewal_plan().to_text());
+}
+
+#[test]
+fn renewal_restarts_one_etcd_member_per_wave_in_order_then_one_master_per_wave() {
+    let r = renewal_plan();
+    assert_eq!(r.phases.len(), 1);
+    assert_eq!(r.phases[0].name, PhaseName::Renew);
+    let waves: Vec<(&str, u32)> = r.phases[0]
+        .hosts
+        .iter()
+        .map(|h| (h.host.as_str(), h.wave))
+        .collect();
+    assert_eq!(
+        waves,
+        [
+            ("etcd1", 0),
+            ("etcd2", 1),
+            ("etcd3", 2),
+            ("server5", 3),
+            ("server6", 4),
+            ("server7", 5)
+        ]
+    );
+    // A member: its certificates, its restart, then the whole cluster healthy through
+    // it before the next member's wave.
+    let member = ids(&r, "etcd2");
+    assert_eq!(
+        member,
+        [
+            "renew/etcd-server-crt",
+            "renew/etcd-server-key",
+            "renew/etcd-peer-crt",
+            "renew/etcd-peer-key",
+            "renew/etcd-healthcheck-client-crt",
+            "renew/etcd-healthcheck-client-key",
+            "renew/etcd-restart",
+            "renew/etcd-healthy"
+        ]
+    );
+    assert!(
+        r.to_text()
+            .contains("etcd has 3 started members, every one healthy"),
+        "{}",
+        r.to_text()
+    );
+    // A master: the API server's client certificate before kubeadm's renewal and the
+    // restart that picks both up; the members reached with it afterwards.
+    let master = ids(&r, "server6");
+    assert_eq!(
+        &master[..6],
+        [
+            "renew/etcd-apiserver-client-crt",
+            "renew/etcd-apiserver-client-key",
+            "renew/certs",
+            "renew/restart",
+            "renew/api",
+            "renew/etcd-reached"
+        ]
+    );
+    // The worker is no part of it.
+    assert!(r.host_steps("server8").next().is_none());
+}
+
+#[test]
+fn renewal_plan_holds_placeholders_and_no_secret() {
+    let r = renewal_plan();
+    assert_eq!(
+        file_of(&r, "etcd3", "/etc/kubernetes/pki/etcd/peer.key"),
+        "<secret:etcd-pki/etcd3/peer.key>"
+    );
+    assert_eq!(
+        file_of(
+            &r,
+            "server7",
+            "/etc/kubernetes/pki/apiserver-etcd-client.crt"
+        ),
+        "<secret:etcd-pki/apiserver-etcd-client.crt>"
+    );
+    let json = serde_json::to_string(&r).unwrap();
+    for secret in ["BEGIN", "PRIVATE KEY", "Pa55w0rd"] {
+        assert!(!json.contains(secret), "`{secret}` in the plan");
+    }
+}

@@ -1,6 +1,8 @@
 use std::path::PathBuf;
 
-use bundle_installer::ops::certs::{check, renew, CertExpiry, CertsOptions, DEFAULT_WARN_DAYS};
+use bundle_installer::ops::certs::{
+    check, plan_renewal, renew, CertExpiry, CertsOptions, DEFAULT_WARN_DAYS,
+};
 
 use crate::args::ExecArgs;
 use crate::reporters::CliReporter;
@@ -15,9 +17,10 @@ pub struct Args {
 
 #[derive(clap::Subcommand, Debug)]
 pub enum CertsCommand {
-    /// When every kubeadm certificate expires, on every master (a table, or `--json`)
+    /// When every certificate expires, on every master and external etcd host (a table, or `--json`)
     Check(CheckArgs),
-    /// Renew every kubeadm certificate, one master at a time (its control plane restarted)
+    /// Renew every certificate: external etcd members one at a time (each restarted),
+    /// then kubeadm's, one master at a time (its control plane restarted)
     Renew(RenewArgs),
 }
 
@@ -27,6 +30,12 @@ pub struct RenewArgs {
     /// The cluster inventory the install used
     #[arg(short, long, default_value = "cluster.yaml")]
     pub inventory: PathBuf,
+    /// Contact no host and issue no certificate: write the renewal's plan to `--plan-out`
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Folder for the renewal's plan.json, plan.txt and every host's files
+    #[arg(long, required_if_eq("dry_run", "true"))]
+    pub plan_out: Option<PathBuf>,
     #[command(flatten)]
     pub exec: ExecArgs,
 }
@@ -52,23 +61,34 @@ pub fn run(args: Args, ui: &Ui) -> anyhow::Result<()> {
 }
 
 fn run_renew(r: RenewArgs, ui: &Ui) -> anyhow::Result<()> {
+    let mut opts = CertsOptions {
+        inventory: r.inventory,
+        state: r.exec.state.clone(),
+        become_password: None,
+    };
+    if let Some(dir) = r.plan_out.filter(|_| r.dry_run) {
+        let plan = plan_renewal(&opts, &dir)?;
+        ui.status(
+            "Planned",
+            format!(
+                "the renewal: {} steps on {} hosts: {}",
+                plan.step_count(),
+                plan.hosts.len(),
+                dir.join("plan.txt").display()
+            ),
+        );
+        return Ok(());
+    }
+    opts.become_password = r.exec.become_password()?;
     let reporter = CliReporter::new(ui, r.exec.json);
-    let masters = renew(
-        &CertsOptions {
-            inventory: r.inventory,
-            state: r.exec.state.clone(),
-            become_password: r.exec.become_password()?,
-        },
-        r.exec.yes,
-        &reporter,
-    )?;
+    let hosts = renew(&opts, r.exec.yes, &reporter)?;
     reporter.finish();
     if !r.exec.json {
         ui.status(
             "Renewed",
             format!(
                 "the certificates of {}; `bundle certs check` shows their new dates",
-                masters.join(", ")
+                hosts.join(", ")
             ),
         );
     }

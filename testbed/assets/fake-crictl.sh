@@ -17,6 +17,9 @@
 #                        no containers, except that a real `etcd` process on the host
 #                        (started by a test) stands in for the etcd static pod's
 #                        container: listed under a fixed ID; stop/rm ID: succeed
+#   stop ETCD-ID         stops that etcd process and returns once it is gone, as
+#                        crictl stop does; whatever runs the static pod (the kubelet,
+#                        the testbed's static-pod-runner) starts it again
 #   exec [-i] [-t] ID CMD...
 #                        runs CMD on the host for the etcd stand-in (its data under
 #                        /var/lib/etcd and its certificates are the host's paths, as
@@ -131,7 +134,16 @@ ps)
     need_runtime
     [ -n "$quiet" ] || echo "CONTAINER IMAGE CREATED STATE NAME ATTEMPT POD ID POD"
     ;;
-stop | rm | stopp | rmp)
+stop)
+    if [ "$arg" = "$ETCD_ID" ] && etcd_running; then
+        pkill -x etcd
+        for _ in $(seq 100); do etcd_running || break; sleep 0.1; done
+        echo "$arg"
+        exit 0
+    fi
+    need_runtime
+    ;;
+rm | stopp | rmp)
     need_runtime
     ;;
 version)

@@ -26,7 +26,9 @@
 #   reset [-f]                           undoes init/join on this host
 #   certs renew all                      re-signs every leaf certificate under pki/ with
 #                                        the cluster CA for 365 days, as kubeadm renews,
-#                                        and writes admin.conf anew (a new credential)
+#                                        except those of the etcd CA (pki/etcd/*,
+#                                        apiserver-etcd-client) with external etcd: kubeadm
+#                                        leaves them to the operator; writes admin.conf anew
 #   upgrade plan [V] [--config F]        V (or F's kubernetesVersion) must be this kubeadm's
 #                                        version or lower, at most one minor past the
 #                                        cluster's; prints the plan naming `kubeadm upgrade
@@ -439,6 +441,10 @@ reset)
     for f in "$K"/pki/*.crt "$K"/pki/etcd/*.crt; do
         [ -f "$f" ] || continue
         case $f in "$K/pki/ca.crt" | "$K/pki/front-proxy-ca.crt" | "$K/pki/etcd/ca.crt") continue ;; esac
+        case $f in "$K"/pki/etcd/* | "$K/pki/apiserver-etcd-client.crt")
+            [ -d "$SHARED/pki/external-etcd" ] && continue
+            ;;
+        esac
         key=${f%.crt}.key
         cn=$(openssl x509 -noout -subject -nameopt multiline -in "$f" | sed -n 's/^ *commonName *= *//p')
         [ -f "$key" ] || openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$key" 2>/dev/null

@@ -1,12 +1,20 @@
-//! `bundle certs check`: when every certificate kubeadm issued expires, on every
-//! master of the installed cluster; `bundle certs renew`: all of them renewed. kubeadm signs its certificates for one year; a
-//! cluster nobody upgraded in that time stops answering the day they run out.
+//! `bundle certs check`: when every certificate of the installed cluster expires, on
+//! every master and external etcd host; `bundle certs renew`: all of them renewed.
+//! kubeadm signs its certificates for one year, and so does [`crate::pki`] for an
+//! external etcd; a cluster nobody upgraded in that time stops answering the day they
+//! run out.
 //!
-//! Each master is asked with `openssl` (the files under `/etc/kubernetes/pki` and the
-//! client certificates embedded in the kubeconfigs kubeadm writes), and the time left
-//! is counted by the master's own clock, the one its components judge by.
+//! Each host is asked with `openssl` (the files under `/etc/kubernetes/pki`, where an
+//! external etcd host keeps its member's certificates too, and the client
+//! certificates embedded in the kubeconfigs kubeadm writes), and the time left is
+//! counted by the host's own clock, the one its components judge by.
+//!
+//! kubeadm renews what it issued, and leaves an external etcd's certificates and the
+//! API server's etcd client certificate to the operator: the renewal issues those
+//! from the etcd CA kept in `secrets.json`, saves them there before any host is
+//! touched, and the plan ([`crate::plan::renewal`]) writes them, member by member.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use futures_util::future::join_all;
 use serde::Serialize;
@@ -16,7 +24,7 @@ use crate::exec::{last_lines, SshHost};
 use crate::report::Reporter;
 use crate::run::connect::connect;
 use crate::run::{HostBook, RunOptions};
-use crate::Error;
+use crate::{Error, Plan};
 
 /// Days of validity under which a certificate is reported as expiring.
 pub const DEFAULT_WARN_DAYS: i64 = 30;
@@ -32,11 +40,11 @@ pub struct CertsOptions {
     pub become_password: Option<String>,
 }
 
-/// One certificate on one master.
+/// One certificate on one host.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CertExpiry {
-    /// The master.
+    /// The master or etcd host.
     pub host: String,
     /// kubeadm's name for it: `apiserver`, `etcd-server`, `admin.conf`, `ca`.
     pub name: String,
@@ -46,7 +54,7 @@ pub struct CertExpiry {
     pub authority: bool,
     /// End of validity, seconds since the epoch.
     pub not_after: i64,
-    /// Seconds left by the master's clock (negative: expired).
+    /// Seconds left by the host's clock (negative: expired).
     pub seconds_left: i64,
 }
 
@@ -62,21 +70,32 @@ impl CertExpiry {
     }
 }
 
-/// Every certificate of every master, sorted by host then name.
+/// Every certificate of every master and external etcd host, sorted by host then name.
 #[derive(Debug, Clone, Serialize)]
 pub struct CertsReport {
     /// The certificates.
     pub certificates: Vec<CertExpiry>,
 }
 
-/// Renews every kubeadm certificate, master by master (see [`crate::plan::renewal`]).
-/// Returns the masters renewed, in order.
+/// Renews every certificate: the external etcd's (when there is one) member by
+/// member, then kubeadm's master by master (see [`crate::plan::renewal`]). Returns
+/// the hosts renewed, in order.
 pub fn renew(
     opts: &CertsOptions,
     yes: bool,
     reporter: &dyn Reporter,
 ) -> Result<Vec<String>, Error> {
     crate::run::runtime()?.block_on(renew_async(opts, yes, reporter))
+}
+
+/// `bundle certs renew --dry-run`: the renewal's plan written to `dir` (plan.json,
+/// plan.txt, every host's files, secrets as placeholders); no host contacted, no
+/// certificate issued, `secrets.json` untouched.
+pub fn plan_renewal(opts: &CertsOptions, dir: &Path) -> Result<Plan, Error> {
+    let installed = Installed::open(&opts.inventory, opts.state.as_deref())?;
+    let plan = crate::plan::renewal(&installed.plan, &installed.masters());
+    crate::plan::write_plan_dir(&plan, dir)?;
+    Ok(plan)
 }
 
 async fn renew_async(
@@ -86,19 +105,22 @@ async fn renew_async(
 ) -> Result<Vec<String>, Error> {
     let installed = Installed::open(&opts.inventory, opts.state.as_deref())?;
     let masters = installed.masters();
-    let what = format!(
-        "renewing the certificates of {} (each master's control plane restarted in turn)",
-        masters.join(", ")
-    );
+    let members = installed.etcd_hosts();
+    let plan = crate::plan::renewal(&installed.plan, &masters);
+    // Read (and the etcd CA checked) before asking, so that a refusal comes first.
+    let mut secrets = installed.secrets(&plan)?;
+    let what = renewal_summary(&masters, &members);
     if !yes && !reporter.confirm(&format!("Go ahead with {what}?")) {
         return Err(Error::NotConfirmed { what });
     }
-    let plan = crate::plan::renewal(&installed.plan, &masters);
-    let secrets = installed.secrets(&plan)?;
+    if !members.is_empty() {
+        secrets.renew_etcd_pki(&installed.secrets_path(), &plan)?;
+    }
+    let hosts: Vec<String> = members.into_iter().chain(masters).collect();
     let run = RunOptions {
         parallel: 1,
         from: None,
-        only: masters.clone(),
+        only: hosts.clone(),
         become_password: opts.become_password.clone(),
         resume: format!(
             "bundle certs renew --inventory {} --yes",
@@ -110,27 +132,48 @@ async fn renew_async(
         .await?;
     let result = engine.execute(None).await;
     if result.is_ok() {
-        keep_admin_kubeconfig(&engine, &masters[0], &installed.state, reporter).await;
+        if let Some(first) = installed.masters().first() {
+            keep_admin_kubeconfig(&engine, first, &installed.state, reporter).await;
+        }
     }
     engine.close().await;
     result?;
-    Ok(masters)
+    Ok(hosts)
 }
 
-/// Reads the expiry of every kubeadm certificate on every master of the install
-/// recorded in the state folder.
+/// What the confirmation asks about.
+fn renewal_summary(masters: &[String], members: &[String]) -> String {
+    let kubeadm = format!(
+        "the certificates of {} (each master's control plane restarted in turn)",
+        masters.join(", ")
+    );
+    match members {
+        [] => format!("renewing {kubeadm}"),
+        _ => format!(
+            "renewing the external etcd's certificates on {} (each member restarted in turn), then {kubeadm}",
+            members.join(", ")
+        ),
+    }
+}
+
+/// Reads the expiry of every certificate on every master and external etcd host of
+/// the install recorded in the state folder.
 pub fn check(opts: &CertsOptions, reporter: &dyn Reporter) -> Result<CertsReport, Error> {
     crate::run::runtime()?.block_on(check_async(opts, reporter))
 }
 
 async fn check_async(opts: &CertsOptions, reporter: &dyn Reporter) -> Result<CertsReport, Error> {
     let installed = Installed::open(&opts.inventory, opts.state.as_deref())?;
-    let masters = installed.masters();
+    let hosts: Vec<String> = installed
+        .masters()
+        .into_iter()
+        .chain(installed.etcd_hosts())
+        .collect();
     let book = HostBook {
         inventory: &installed.inventory,
         path: &opts.inventory,
     };
-    let connected = connect(book, &masters, opts.become_password.clone(), None, reporter).await?;
+    let connected = connect(book, &hosts, opts.become_password.clone(), None, reporter).await?;
     let answers = join_all(connected.hosts.values().map(read_expiries)).await;
     connected.close().await;
     let mut certificates = Vec::new();

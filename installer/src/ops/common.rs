@@ -72,7 +72,12 @@ impl Installed {
 
     /// The state folder's secrets, with what `plan` needs made where missing.
     pub fn secrets(&self, plan: &Plan) -> Result<Secrets, Error> {
-        Secrets::load_for_plan(&self.state.root().join("secrets.json"), plan)
+        Secrets::load_for_plan(&self.secrets_path(), plan)
+    }
+
+    /// The state folder's `secrets.json`.
+    pub fn secrets_path(&self) -> PathBuf {
+        self.state.root().join("secrets.json")
     }
 
     /// The executor for `plan` over this installation's hosts (as the inventory at

@@ -36,23 +36,7 @@ pub(super) fn steps(ctx: &PlanContext) -> Vec<HostSteps> {
 /// A member's certificates, kubelet, image and static pod.
 fn member(ctx: &PlanContext, n: &Node, image: &str) -> Vec<Step> {
     let mut s = vec![ca_certificate()];
-    for cert in MEMBER_CERTS {
-        let entry = format!("{}/{cert}", n.name);
-        s.push(write(
-            &format!("etcd/{cert}-crt"),
-            &format!("etcd's {cert} certificate"),
-            &format!("{ETCD_DIR}/{cert}.crt"),
-            pki::placeholder(&format!("{entry}.crt")),
-            "0644",
-        ));
-        s.push(write(
-            &format!("etcd/{cert}-key"),
-            &format!("etcd's {cert} key"),
-            &format!("{ETCD_DIR}/{cert}.key"),
-            pki::placeholder(&format!("{entry}.key")),
-            "0600",
-        ));
-    }
+    s.extend(member_certificates("etcd/", &n.name));
     s.push(run(
         "etcd/pull",
         "pull etcd's image from the registry",
@@ -71,6 +55,31 @@ fn member(ctx: &PlanContext, n: &Node, image: &str) -> Vec<Step> {
         etcd::manifest(ctx.cluster, n, image),
         "0600",
     ));
+    s
+}
+
+/// The member `name`'s server, peer and health-check client certificates and keys,
+/// as `<secret:…>` placeholders, in steps named `{id}CERT-crt` and `{id}CERT-key`
+/// (a renewal writes them again).
+pub(crate) fn member_certificates(id: &str, name: &str) -> Vec<Step> {
+    let mut s = Vec::new();
+    for cert in MEMBER_CERTS {
+        let entry = format!("{name}/{cert}");
+        s.push(write(
+            &format!("{id}{cert}-crt"),
+            &format!("etcd's {cert} certificate"),
+            &format!("{ETCD_DIR}/{cert}.crt"),
+            pki::placeholder(&format!("{entry}.crt")),
+            "0644",
+        ));
+        s.push(write(
+            &format!("{id}{cert}-key"),
+            &format!("etcd's {cert} key"),
+            &format!("{ETCD_DIR}/{cert}.key"),
+            pki::placeholder(&format!("{entry}.key")),
+            "0600",
+        ));
+    }
     s
 }
 
@@ -123,9 +132,13 @@ fn kubelet() -> Vec<Step> {
 /// Every member started and healthy: the members wait for each other to form the
 /// cluster, so this waits once, after all of them were started.
 fn cluster_healthy(ctx: &PlanContext) -> Step {
-    let n = ctx.cluster.etcd_hosts().count();
+    members_healthy("etcd/healthy", ctx.cluster.etcd_hosts().count())
+}
+
+/// `n` members started, every one healthy, asked through this host's member.
+pub(crate) fn members_healthy(id: &str, n: usize) -> Step {
     wait(
-        "etcd/healthy",
+        id,
         &format!("etcd has {n} started members, every one healthy"),
         format!("{ETCD_CONTAINER}; [ \"$({CRICTL_ETCDCTL} member list | grep -c ', started, ')\" -eq {n} ] && {CRICTL_ETCDCTL} endpoint health --cluster"),
         300,
@@ -135,17 +148,23 @@ fn cluster_healthy(ctx: &PlanContext) -> Step {
 /// What the API servers connect to etcd with (kubeadm's `--upload-certs` also hands
 /// them to joining masters; written here so that every master has them first).
 fn client_certificate() -> Vec<Step> {
+    let mut s = vec![ca_certificate()];
+    s.extend(apiserver_client_certificate("etcd/"));
+    s
+}
+
+/// The API server's etcd client certificate and key, in steps `{id}apiserver-client-…`.
+pub(crate) fn apiserver_client_certificate(id: &str) -> Vec<Step> {
     vec![
-        ca_certificate(),
         write(
-            "etcd/apiserver-client-crt",
+            &format!("{id}apiserver-client-crt"),
             "the API server's etcd client certificate",
             APISERVER_CLIENT_CRT,
             pki::placeholder("apiserver-etcd-client.crt"),
             "0644",
         ),
         write(
-            "etcd/apiserver-client-key",
+            &format!("{id}apiserver-client-key"),
             "the API server's etcd client key",
             APISERVER_CLIENT_KEY,
             pki::placeholder("apiserver-etcd-client.key"),
@@ -156,9 +175,15 @@ fn client_certificate() -> Vec<Step> {
 
 /// Every member answers `/health` to the API server's certificate, from this master.
 fn reached_as_apiserver(ctx: &PlanContext) -> Step {
-    let urls = etcd::client_urls(ctx.cluster).join(" ");
+    reached_by_client_certificate("etcd/reached", &etcd::client_urls(ctx.cluster))
+}
+
+/// Every member at `urls` answers `/health` to the API server's certificate, from
+/// this master.
+pub(crate) fn reached_by_client_certificate(id: &str, urls: &[String]) -> Step {
+    let urls = urls.join(" ");
     wait(
-        "etcd/reached",
+        id,
         "every member answers the API server's client certificate from this master",
         format!("for u in {urls}; do curl -sf --max-time 5 --cacert {ETCD_DIR}/ca.crt --cert {APISERVER_CLIENT_CRT} --key {APISERVER_CLIENT_KEY} \"$u/health\" | grep -q '\"health\":\"true\"' || exit 1; done"),
         120,

@@ -3,7 +3,7 @@
 
 pub(super) mod cni;
 pub(super) mod containerd;
-mod etcd;
+pub(super) mod etcd;
 mod init;
 mod join;
 pub(super) mod lb;
