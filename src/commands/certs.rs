@@ -137,7 +137,7 @@ fn run_check(a: CheckArgs, ui: &Ui) -> anyhow::Result<()> {
                 1 => format!("a certificate has expired: {}", expired[0]),
                 n => format!("{n} certificates have expired: {}", expired.join(", ")),
             },
-            "renew them with `bundle certs renew --inventory …`: every master in turn, its control plane restarted on the new certificates",
+            "renew them with `bundle certs renew --inventory …`: the external etcd members one at a time (when the cluster has them), then every master in turn, each restarted on the new certificates",
         ));
     }
     if !a.exec.json {
