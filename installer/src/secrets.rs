@@ -384,33 +384,7 @@ mod tests {
 
     /// A plan with two external etcd members.
     fn etcd_plan() -> crate::Plan {
-        let hosts = ["e1", "e2"]
-            .iter()
-            .enumerate()
-            .map(|(i, n)| crate::plan::PlanHost {
-                name: n.to_string(),
-                address: format!("10.0.0.{}", i + 1),
-                roles: vec!["etcd".into()],
-                duties: vec![],
-            })
-            .collect();
-        crate::Plan {
-            plan_version: 1,
-            cluster: "prod".into(),
-            bundle: "b 1".into(),
-            kubernetes_version: "v1.29.2".into(),
-            kubeadm_api_version: "kubeadm.k8s.io/v1beta3".into(),
-            containerd_config_version: 2,
-            control_plane_endpoint: "10.0.0.100:8443".into(),
-            registry: "r".into(),
-            repo_url: "http://r/".into(),
-            repo_served_by_deploy: None,
-            hosts,
-            notes: vec![],
-            admin_users: vec![],
-            unique_captures: vec![],
-            phases: vec![],
-        }
+        crate::plan::sample_plan(&[("e1", "10.0.0.1", "etcd"), ("e2", "10.0.0.2", "etcd")])
     }
 
     #[test]

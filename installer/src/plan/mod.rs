@@ -381,3 +381,34 @@ impl Plan {
         s
     }
 }
+
+/// A plan with `hosts` (name, address, role) and no phases, for unit tests of what
+/// reads an installed plan.
+#[cfg(test)]
+pub(crate) fn sample_plan(hosts: &[(&str, &str, &str)]) -> Plan {
+    Plan {
+        plan_version: 1,
+        cluster: "prod".into(),
+        bundle: "b 1".into(),
+        kubernetes_version: "v1.29.2".into(),
+        kubeadm_api_version: "kubeadm.k8s.io/v1beta3".into(),
+        containerd_config_version: 2,
+        control_plane_endpoint: "10.0.0.100:8443".into(),
+        registry: "r".into(),
+        repo_url: "http://r/".into(),
+        repo_served_by_deploy: None,
+        hosts: hosts
+            .iter()
+            .map(|(name, address, role)| PlanHost {
+                name: name.to_string(),
+                address: address.to_string(),
+                roles: vec![role.to_string()],
+                duties: vec![],
+            })
+            .collect(),
+        notes: vec![],
+        admin_users: vec![],
+        unique_captures: vec![],
+        phases: vec![],
+    }
+}

@@ -276,33 +276,11 @@ mod tests {
     use super::*;
 
     fn installed() -> Plan {
-        let host = |n: &str, a: &str, role: &str| super::super::PlanHost {
-            name: n.into(),
-            address: a.into(),
-            roles: vec![role.into()],
-            duties: vec![],
-        };
-        Plan {
-            plan_version: 1,
-            cluster: "prod".into(),
-            bundle: "b 1".into(),
-            kubernetes_version: "v1.29.2".into(),
-            kubeadm_api_version: "kubeadm.k8s.io/v1beta3".into(),
-            containerd_config_version: 2,
-            control_plane_endpoint: "10.0.0.100:8443".into(),
-            registry: "r".into(),
-            repo_url: "http://r/".into(),
-            repo_served_by_deploy: None,
-            hosts: vec![
-                host("m1", "10.0.0.1", "master"),
-                host("m2", "10.0.0.2", "master"),
-                host("w1", "10.0.0.9", "worker"),
-            ],
-            notes: vec![],
-            admin_users: vec![],
-            unique_captures: vec![],
-            phases: vec![],
-        }
+        super::super::sample_plan(&[
+            ("m1", "10.0.0.1", "master"),
+            ("m2", "10.0.0.2", "master"),
+            ("w1", "10.0.0.9", "worker"),
+        ])
     }
 
     fn plan(stamp: &str) -> Plan {
