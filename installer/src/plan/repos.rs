@@ -9,7 +9,7 @@
 
 use super::checks::{pick, Findings, LB_PACKAGES, NODE_PACKAGES, REQUIRED_NODE_PACKAGES};
 use crate::facts::{BundleFacts, RpmRepoFacts};
-use crate::inventory::{image_platform, Cluster, Node};
+use crate::inventory::{image_platform, Cluster};
 use crate::render;
 
 /// The yum repository the hosts of one architecture install from.
@@ -123,9 +123,8 @@ fn target_for<'a>(
         [] => {
             let release = asked.map(|a| format!(" release {}", a.releasever));
             let message = format!(
-                "{} {} {arch}, but the bundle carries no{} RPM target for {arch} (it has {}): build the bundle with an `rpms` target for {arch}, or correct `arch`",
-                hosts_of(cluster, arch),
-                if hosts_of_count(cluster, arch) == 1 { "is" } else { "are" },
+                "{} {arch}, but the bundle carries no{} RPM target for {arch} (it has {}): build the bundle with an `rpms` target for {arch}, or correct `arch`",
+                hosts_are(cluster, arch),
                 release.unwrap_or_default(),
                 targets(facts.rpm_repos.iter()),
             );
@@ -153,9 +152,8 @@ fn check_images(cluster: &Cluster, facts: &BundleFacts, arch: &str, f: &mut Find
     };
     if !facts.image_platforms.iter().any(|p| p == platform) {
         let message = format!(
-            "{} {} {arch}, but not every image of the bundle is there for {platform} (all of them are for {}): build the bundle with `{platform}` in `platforms`",
-            hosts_of(cluster, arch),
-            if hosts_of_count(cluster, arch) == 1 { "is" } else { "are" },
+            "{} {arch}, but not every image of the bundle is there for {platform} (all of them are for {}): build the bundle with `{platform}` in `platforms`",
+            hosts_are(cluster, arch),
             if facts.image_platforms.is_empty() {
                 "no platform".to_string()
             } else {
@@ -166,19 +164,16 @@ fn check_images(cluster: &Cluster, facts: &BundleFacts, arch: &str, f: &mut Find
     }
 }
 
-fn hosts_of(cluster: &Cluster, arch: &str) -> String {
-    let names: Vec<String> = arch_nodes(cluster, arch)
+/// "`server9` is" or "`server8`, `server9` are": the hosts of `arch`.
+fn hosts_are(cluster: &Cluster, arch: &str) -> String {
+    let names: Vec<String> = cluster
+        .nodes
+        .iter()
+        .filter(|n| n.arch == arch)
         .map(|n| format!("`{}`", n.name))
         .collect();
-    names.join(", ")
-}
-
-fn hosts_of_count(cluster: &Cluster, arch: &str) -> usize {
-    arch_nodes(cluster, arch).count()
-}
-
-fn arch_nodes<'a>(cluster: &'a Cluster, arch: &'a str) -> impl Iterator<Item = &'a Node> {
-    cluster.nodes.iter().filter(move |n| n.arch == arch)
+    let verb = if names.len() == 1 { "is" } else { "are" };
+    format!("{} {verb}", names.join(", "))
 }
 
 fn targets<'a>(repos: impl Iterator<Item = &'a RpmRepoFacts>) -> String {
