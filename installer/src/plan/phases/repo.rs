@@ -134,12 +134,9 @@ fn install(ctx: &PlanContext, n: &Node) -> Vec<Step> {
 /// (`reset` first: `enable` refuses to switch streams), and the host's record of its
 /// modules then says what is installed.
 pub(in crate::plan) fn module_streams(ctx: &PlanContext, n: &Node) -> Vec<Step> {
-    let r = ctx.repo(n);
-    let only = format!(
-        "--disablerepo='*' --enablerepo={}",
-        repo::repo_id(&r.rpm_repo.target)
-    );
-    r.rpm_repo
+    let only = bundle_repo_only(ctx, n);
+    ctx.repo(n)
+        .rpm_repo
         .module_streams
         .iter()
         .filter_map(|ms| ms.split_once(':'))
@@ -189,10 +186,19 @@ pub(in crate::plan) fn dnf_install(
     refresh: bool,
 ) -> String {
     format!(
-        "dnf install -y{} --disablerepo='*' --enablerepo={} {}",
+        "dnf install -y{} {} {}",
         if refresh { " --refresh" } else { "" },
-        repo::repo_id(&ctx.repo(n).rpm_repo.target),
+        bundle_repo_only(ctx, n),
         pkgs.join(" ")
+    )
+}
+
+/// dnf's options to read the bundle's repository for `n` and no other: the OS
+/// repositories (unreachable offline, or with other versions) stay out.
+fn bundle_repo_only(ctx: &PlanContext, n: &Node) -> String {
+    format!(
+        "--disablerepo='*' --enablerepo={}",
+        repo::repo_id(&ctx.repo(n).rpm_repo.target)
     )
 }
 
