@@ -259,7 +259,8 @@ pub struct DeployRepo {
     pub bind: String,
     /// Port.
     pub port: u16,
-    /// Entry prefix in the bundle (`rpms/el9-x86_64/`); served under its last part.
+    /// The first master's target's entry prefix (`rpms/el9-x86_64/`), served under its
+    /// last part; every other target in the bundle is served beside it the same way.
     pub entries: String,
 }
 
@@ -296,7 +297,8 @@ pub struct Plan {
     pub control_plane_endpoint: String,
     /// Registry host.
     pub registry: String,
-    /// Yum repository URL.
+    /// Yum repository URL of the first master's architecture (each host's `.repo` file
+    /// names its own).
     pub repo_url: String,
     /// Set when the deploy node serves the repository while the install runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
