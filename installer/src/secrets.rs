@@ -267,9 +267,7 @@ impl Secrets {
 
 /// The plan's external etcd members (hosts with the role `etcd`), in plan order.
 fn etcd_members(plan: &crate::Plan) -> Vec<pki::EtcdMember> {
-    plan.hosts
-        .iter()
-        .filter(|h| h.roles.iter().any(|r| r == "etcd"))
+    plan.hosts_with_role("etcd")
         .filter_map(|h| {
             Some(pki::EtcdMember {
                 name: h.name.clone(),

@@ -116,9 +116,7 @@ impl Installed {
 
     fn with_role(&self, role: &str) -> Vec<String> {
         self.plan
-            .hosts
-            .iter()
-            .filter(|h| h.roles.iter().any(|r| r == role))
+            .hosts_with_role(role)
             .map(|h| h.name.clone())
             .collect()
     }

@@ -321,6 +321,13 @@ pub struct Plan {
 pub const PLAN_VERSION: u32 = 1;
 
 impl Plan {
+    /// The hosts with `role` (`master`, `worker`, `etcd`), in plan order.
+    pub fn hosts_with_role<'a>(&'a self, role: &'a str) -> impl Iterator<Item = &'a PlanHost> + 'a {
+        self.hosts
+            .iter()
+            .filter(move |h| h.roles.iter().any(|r| r == role))
+    }
+
     /// Number of steps over all hosts.
     pub fn step_count(&self) -> usize {
         self.phases

@@ -35,7 +35,7 @@ const CONTROL_PLANE: [&str; 4] = [
 /// `installed`, after its external etcd members (in plan order) when it has them.
 /// Pure, as [`super::plan()`] is.
 pub fn renewal(installed: &Plan, masters: &[String]) -> Plan {
-    let members = external_members(installed);
+    let members: Vec<&PlanHost> = installed.hosts_with_role("etcd").collect();
     let mut hosts: Vec<HostSteps> = members
         .iter()
         .enumerate()
@@ -61,15 +61,6 @@ pub fn renewal(installed: &Plan, masters: &[String]) -> Plan {
     }];
     plan.repo_served_by_deploy = None;
     plan
-}
-
-/// The installed cluster's external etcd hosts (role `etcd`), in plan order.
-fn external_members(installed: &Plan) -> Vec<&PlanHost> {
-    installed
-        .hosts
-        .iter()
-        .filter(|h| h.roles.iter().any(|r| r == "etcd"))
-        .collect()
 }
 
 /// `https://ADDRESS:2379`, as the etcd phase gave it to the API servers.
