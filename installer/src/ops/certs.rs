@@ -116,6 +116,7 @@ async fn renew_async(
     if !members.is_empty() {
         secrets.renew_etcd_pki(&installed.secrets_path(), &plan)?;
     }
+    let first_master = masters.first().cloned();
     let hosts: Vec<String> = members.into_iter().chain(masters).collect();
     let run = RunOptions {
         parallel: 1,
@@ -132,7 +133,7 @@ async fn renew_async(
         .await?;
     let result = engine.execute(None).await;
     if result.is_ok() {
-        if let Some(first) = installed.masters().first() {
+        if let Some(first) = &first_master {
             keep_admin_kubeconfig(&engine, first, &installed.state, reporter).await;
         }
     }
